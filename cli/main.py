@@ -1,0 +1,238 @@
+"""`storyboard`: the command line.
+
+Exit status: 0 every scene rendered; 3 written with placeholders; 2 bad usage or
+configuration; 1 nothing could be produced. Errors are one line on stderr; the traceback
+only with STORYBOARD_DEBUG=1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from flows.runtime import configure_environment
+
+configure_environment()
+
+from clients.errors import ConfigurationError, FatalServiceError, StoryboardError  # noqa: E402
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_PLACEHOLDERS = 3
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEMO_STORYBOARD = PROJECT_ROOT / "storyboards" / "demo"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # one line, exit 2, as for every usage error
+        self.exit(EXIT_USAGE, f"storyboard: error: {message} (see storyboard --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="storyboard", description="Narrated scenes in, storyboard video out.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = commands.add_parser("run", help="render a storyboard folder or storyboard file")
+    run.add_argument("source", help="folder of recordings, or storyboards/NAME.yaml")
+    _add_render_options(run)
+    run.add_argument("--config", type=Path, help="settings YAML merged over the defaults")
+    run.add_argument("--backend", choices=("nvidia", "nim", "draft"), help="generation backend")
+    run.add_argument("--only", nargs="+", metavar="SCENE_ID", help="regenerate just these scenes")
+    run.add_argument("--refresh", action="store_true", help="ignore cached generation results")
+    run.add_argument(
+        "--task-runner", default="thread", help="thread (default); dask comes in a later version"
+    )
+
+    demo = commands.add_parser("demo", help="render the bundled demo storyboard, offline")
+    _add_render_options(demo)
+
+    transcribe = commands.add_parser("transcribe", help="transcription only, one JSON per scene")
+    transcribe.add_argument("source", help="folder of recordings, or storyboards/NAME.yaml")
+    transcribe.add_argument("--engine", choices=("faster-whisper", "openai-whisper"))
+    transcribe.add_argument("--model", help="base, tiny.en, or a folder of CTranslate2 weights")
+    transcribe.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    transcribe.add_argument("--config", type=Path, help="settings YAML merged over the defaults")
+    return parser
+
+
+def _add_render_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", dest="target", help="output folder (default output/<name>/)")
+
+
+def _say(message: str) -> None:
+    print(f"storyboard: {message}", file=sys.stderr, flush=True)
+
+
+def _backend_for_run(requested: str | None, configured: str) -> str:
+    from clients.backends import choose_backend, check_backend
+
+    backend = choose_backend(requested or configured)
+    check_backend(backend)
+    if backend == "draft":
+        _say("backend: draft (offline DRAFT panels; set NVIDIA_API_KEY for generated images)")
+    else:
+        _say(f"backend: {backend}")
+    return backend
+
+
+def command_run(
+    source: str,
+    target: str | None,
+    config: Path | None,
+    backend_name: str | None,
+    only: Sequence[str] | None,
+    refresh: bool,
+    task_runner: str,
+) -> int:
+    from configs.settings import load_settings
+    from tasks.ingest import find_recordings, resolve_source
+
+    if task_runner != "thread":
+        raise ConfigurationError(f"--task-runner {task_runner} is not available in this version")
+    folder, spec, name = resolve_source(source)
+    find_recordings(folder)
+    settings = load_settings(config, spec.settings)
+    backend = _backend_for_run(backend_name, settings.generation.backend)
+    target_dir = Path(target) if target else Path("output") / name
+    if str(target_dir).startswith("s3://"):
+        raise ConfigurationError("S3 targets are not supported by this version yet")
+    target_dir = target_dir.expanduser().resolve()
+
+    from flows.runtime import silence_shutdown_noise
+    from flows.storyboard import storyboard
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    silence_shutdown_noise()
+    runner = ThreadPoolTaskRunner(max_workers=settings.generation.concurrency)
+    result = storyboard.with_options(task_runner=runner)(
+        source=source,
+        target=str(target_dir),
+        settings=settings,
+        backend=backend,
+        only=list(only or []),
+        refresh=refresh,
+        task_runner=task_runner,
+    )
+    report = result.report
+    scenes = report.scenes
+    total = sum(scenes.values())
+    summary = ", ".join(f"{count} {status}" for status, count in scenes.items() if count)
+    draft = " (DRAFT panels, not generated images)" if report.draft else ""
+    print(
+        f"Storyboard '{report.title}': {total} scenes ({summary}), backend {report.backend}"
+        f"{draft}, {report.stages.get('total', 0):.1f} s"
+    )
+    print(f"  video:    {_shown(result.video)}")
+    print(f"  manifest: {_shown(result.manifest)}")
+    if scenes.get("ok", 0) == total:
+        return EXIT_OK
+    return EXIT_PLACEHOLDERS
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def command_transcribe(
+    source: str,
+    engine: str | None,
+    model: str | None,
+    device: str | None,
+    config: Path | None,
+) -> int:
+    from clients.whisper import load_engine
+    from configs.settings import load_settings
+    from tasks.ingest import plan_storyboard
+    from tasks.prompt import build_prompt
+    from tasks.transcribe import transcribe_recording
+
+    plan = plan_storyboard(source)
+    chosen = {"engine": engine, "model": model, "device": device}
+    overrides = {"transcription": {key: value for key, value in chosen.items() if value}}
+    settings = load_settings(config, plan.spec.settings, overrides)
+    whisper = load_engine(settings.transcription, settings.cache_dir / "models")
+    language = plan.spec.language or settings.transcription.language
+    failures = 0
+    for recording in plan.recordings:
+        started = time.perf_counter()
+        line: dict[str, Any] = {"scene_id": recording.scene_id}
+        try:
+            transcript = transcribe_recording(whisper, recording, settings.transcription, language)
+        except StoryboardError as exc:
+            failures += 1
+            line.update(error=str(exc), seconds=round(time.perf_counter() - started, 3))
+        else:
+            line.update(
+                language=transcript.language,
+                language_probability=transcript.language_probability,
+                transcript=transcript.text,
+                prompt=build_prompt(
+                    transcript.english_text, plan.spec.style, recording.prompt_override
+                )
+                if not transcript.no_speech
+                else "",
+                no_speech=transcript.no_speech,
+                audio_duration_s=transcript.audio_duration_s,
+                seconds=transcript.seconds,
+            )
+        print(json.dumps(line, ensure_ascii=False), flush=True)
+    return EXIT_PLACEHOLDERS if failures else EXIT_OK
+
+
+def dispatch(arguments: argparse.Namespace) -> int:
+    if arguments.command == "run":
+        return command_run(
+            arguments.source,
+            arguments.target,
+            arguments.config,
+            arguments.backend,
+            arguments.only,
+            arguments.refresh,
+            arguments.task_runner,
+        )
+    if arguments.command == "demo":
+        return command_run(
+            str(DEMO_STORYBOARD), arguments.target, None, "draft", None, False, "thread"
+        )
+    return command_transcribe(
+        arguments.source, arguments.engine, arguments.model, arguments.device, arguments.config
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = build_parser().parse_args(argv)
+    try:
+        return dispatch(arguments)
+    except ConfigurationError as exc:
+        _say(f"error: {exc}")
+        return EXIT_USAGE
+    except FatalServiceError as exc:
+        _say(f"error: {exc}")
+        return EXIT_FAILED
+    except StoryboardError as exc:
+        _say(f"error: {exc}")
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        _say("interrupted")
+        return 130
+    except Exception as exc:
+        if os.environ.get("STORYBOARD_DEBUG"):
+            traceback.print_exc()
+        reason = str(exc).splitlines()[0] if str(exc) else ""
+        _say(f"internal error: {type(exc).__name__}: {reason} (STORYBOARD_DEBUG=1 shows more)")
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

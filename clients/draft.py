@@ -1,0 +1,227 @@
+"""The offline `draft` backend: storyboard panels drawn locally, clearly marked DRAFT.
+
+Deterministic: the same request gives the same bytes. The panel shows the scene label, the
+prompt and a palette drawn from the prompt's words; the clip is a slow zoom over the panel,
+shaped like a Stable Video Diffusion clip (1024x576, 25 frames at 6 fps, H.264).
+"""
+
+from __future__ import annotations
+
+import colorsys
+import hashlib
+import io
+import math
+import random
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from clients.drawing import RGB, draw_lines, fit_text, font, line_height, text_width
+from clients.generation import (
+    SVD_FPS,
+    SVD_FRAMES,
+    SVD_HEIGHT,
+    SVD_WIDTH,
+    ClipRequest,
+    GeneratedClip,
+    GeneratedImage,
+    ImageRequest,
+)
+from clients.media import FfmpegError, ffmpeg_executable
+
+# Hues (degrees) for words that carry a colour; other words get a hue from their hash.
+_WORD_HUES = {
+    "red": 0, "fire": 12, "sunset": 18, "dawn": 30, "orange": 30, "autumn": 28, "desert": 38,
+    "sand": 42, "gold": 45, "golden": 45, "yellow": 52, "sun": 48, "lion": 38, "meadow": 90,
+    "grass": 100, "green": 120, "forest": 130, "jungle": 135, "leaf": 110, "sea": 195,
+    "ocean": 200, "river": 190, "water": 195, "sky": 205, "blue": 220, "ice": 190, "snow": 200,
+    "night": 235, "moon": 240, "purple": 280, "violet": 275, "pink": 330, "rose": 340,
+}
+_GREY_WORDS = frozenset({"misty", "mist", "fog", "foggy", "smoke", "stone", "grey", "gray", "rain"})
+_STOP_WORDS = frozenset(
+    "a an the and or of in on at to with through into over under by for from is are was "
+    "were its it this that as be".split()
+)
+_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+
+
+def prompt_palette(prompt: str, colours: int = 5) -> list[RGB]:
+    """Colours for a prompt: each significant word gives one, in the order the words come."""
+    words = [word for word in _WORD.findall(prompt.casefold()) if word not in _STOP_WORDS]
+    palette: list[RGB] = []
+    for word in words or ["storyboard"]:
+        digest = hashlib.sha256(word.encode()).digest()
+        hue = _WORD_HUES.get(word, digest[0] * 360 / 256)
+        saturation = 0.08 if word in _GREY_WORDS else 0.35 + digest[1] / 255 * 0.35
+        lightness = 0.35 + digest[2] / 255 * 0.35
+        r, g, b = colorsys.hls_to_rgb(hue / 360, lightness, saturation)
+        palette.append((round(r * 255), round(g * 255), round(b * 255)))
+        if len(palette) == colours:
+            break
+    while len(palette) < colours:
+        r, g, b = palette[len(palette) % len(palette)]
+        palette.append((min(255, r + 30), min(255, g + 30), min(255, b + 30)))
+    return palette
+
+
+def _mix(a: RGB, b: RGB, t: float) -> RGB:
+    return (
+        round(a[0] + (b[0] - a[0]) * t),
+        round(a[1] + (b[1] - a[1]) * t),
+        round(a[2] + (b[2] - a[2]) * t),
+    )
+
+
+def draw_panel(prompt: str, seed: int, label: str, width: int, height: int) -> Image.Image:
+    """The draft storyboard panel for a prompt."""
+    rng = random.Random(seed)
+    palette = prompt_palette(prompt)
+    sky_top, sky_bottom = _mix(palette[0], (245, 245, 250), 0.55), _mix(palette[1], (255,) * 3, 0.3)
+    gradient = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None]
+    top, bottom = np.array(sky_top, np.float32), np.array(sky_bottom, np.float32)
+    sky = (top + (bottom - top) * gradient[..., None]).repeat(width, axis=1)
+    panel = Image.fromarray(sky.astype(np.uint8), "RGB")
+    draw = ImageDraw.Draw(panel)
+
+    sun_x, sun_y = rng.uniform(0.15, 0.85) * width, rng.uniform(0.35, 0.5) * height
+    radius = height * 0.08
+    draw.ellipse(
+        (sun_x - radius, sun_y - radius, sun_x + radius, sun_y + radius),
+        fill=_mix(palette[2], (255, 250, 230), 0.6),
+    )
+    for layer, colour in enumerate(palette[2:], start=1):
+        base = height * (0.45 + 0.12 * layer)
+        phase, frequency = rng.uniform(0, math.tau), rng.uniform(1.5, 3.5) / width
+        amplitude = height * rng.uniform(0.03, 0.08)
+        ridge = [
+            (x, base - amplitude * math.sin(x * frequency * math.tau + phase))
+            for x in range(0, width + 16, 16)
+        ]
+        draw.polygon([*ridge, (width, height), (0, height)], fill=_mix(colour, (20, 20, 30), 0.15 * layer))
+
+    overlay = Image.new("RGBA", (width, height), (0, 0, 0, 0))
+    ink = ImageDraw.Draw(overlay)
+    margin = width // 32
+    stamp_font = font(height // 4, bold=True)
+    stamp = "DRAFT"
+    stamp_layer = Image.new("RGBA", (width, height), (0, 0, 0, 0))
+    ImageDraw.Draw(stamp_layer).text(
+        ((width - text_width(stamp, stamp_font)) / 2, height * 0.28),
+        stamp,
+        font=stamp_font,
+        fill=(255, 255, 255, 90),
+        stroke_width=4,
+        stroke_fill=(200, 30, 30, 140),
+    )
+    overlay.alpha_composite(stamp_layer.rotate(12, resample=Image.Resampling.BICUBIC))
+
+    label = label or "SCENE"
+    label_font = font(height // 16, bold=True)
+    label_width = text_width(label, label_font) + margin
+    note_font = font(max(12, height // 40))
+    swatch = width // 36
+    text_left = margin * 2 + label_width
+    text_width_max = width - text_left - margin - len(palette) * (swatch + 4)
+    caption_font, caption_lines = fit_text(
+        prompt, text_width_max, 3, (height // 22, height // 26, height // 32)
+    )
+    box_height = max(
+        line_height(caption_font) * max(1, len(caption_lines)) + line_height(note_font),
+        line_height(label_font),
+    ) + margin
+    ink.rectangle((0, 0, width, box_height), fill=(250, 248, 240, 228))
+    ink.rectangle(
+        (margin, margin / 2, margin + label_width, margin / 2 + line_height(label_font)),
+        fill=(20, 20, 25, 235),
+    )
+    ink.text((margin * 1.5, margin / 2 + 2), label, font=label_font, fill=(255, 255, 255, 255))
+    y = draw_lines(ink, caption_lines, caption_font, text_left, margin / 2, (25, 25, 30))
+    note = f"DRAFT · drawn offline, not AI-generated · seed {seed}"
+    ink.text((text_left, y), note, font=note_font, fill=(150, 30, 30, 255))
+    for index, colour in enumerate(palette):
+        x = width - margin - (len(palette) - index) * (swatch + 4)
+        ink.rectangle(
+            (x, margin / 2, x + swatch, margin / 2 + swatch),
+            fill=(*colour, 255),
+            outline=(30, 30, 30, 255),
+        )
+    ink.rectangle((0, 0, width - 1, height - 1), outline=(15, 15, 15, 255), width=max(3, width // 200))
+    panel = Image.alpha_composite(panel.convert("RGBA"), overlay).convert("RGB")
+    return panel
+
+
+def zoom_frames(image: Image.Image, seed: int, frames: int, width: int, height: int) -> list[bytes]:
+    """A slow push-in from the top edge with a slight sideways drift, as raw RGB24 frames.
+
+    Anchoring at the top keeps the panel's header (label and prompt) in view throughout.
+    """
+    rng = random.Random(seed ^ 0x5EED)
+    source = image.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
+    end_zoom = 1.06
+    drift = rng.uniform(-0.3, 0.3)
+    out: list[bytes] = []
+    for index in range(frames):
+        t = index / max(1, frames - 1)
+        eased = t * t * (3 - 2 * t)
+        zoom = 1 + (end_zoom - 1) * eased
+        crop_w, crop_h = width / zoom, height / zoom
+        left = (width - crop_w) * (0.5 + drift * eased)
+        frame = source.resize(
+            (width, height), Image.Resampling.BILINEAR, box=(left, 0, left + crop_w, crop_h)
+        )
+        out.append(frame.tobytes())
+    return out
+
+
+def encode_h264(frames: list[bytes], width: int, height: int, fps: int) -> bytes:
+    """Raw RGB24 frames to an MP4 (H.264, yuv420p, no audio)."""
+    with tempfile.TemporaryDirectory(prefix="storyboard-draft-") as folder:
+        output = Path(folder) / "clip.mp4"
+        _pipe_to_ffmpeg(frames, width, height, fps, output)
+        return output.read_bytes()
+
+
+def _pipe_to_ffmpeg(frames: list[bytes], width: int, height: int, fps: int, output: Path) -> None:
+    command = [
+        ffmpeg_executable(), "-hide_banner", "-nostdin", "-loglevel", "error",
+        "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(fps),
+        "-i", "pipe:0",
+        "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p",
+        "-threads", "1", "-bitexact", "-movflags", "+faststart", "-y", str(output),
+    ]  # fmt: skip
+    completed = subprocess.run(  # noqa: S603 - argument list, no shell
+        command, input=b"".join(frames), capture_output=True, check=False
+    )
+    if completed.returncode != 0:
+        message = completed.stderr.decode(errors="replace").strip().splitlines()
+        raise FfmpegError(f"ffmpeg failed: {message[-1] if message else completed.returncode}")
+
+
+class DraftBackend:
+    """Offline stand-in for the hosted models; every frame says DRAFT."""
+
+    name = "draft"
+
+    def __init__(self, width: int = SVD_WIDTH, height: int = SVD_HEIGHT) -> None:
+        self.width = width
+        self.height = height
+
+    def image_fingerprint(self, request: ImageRequest) -> dict[str, Any]:
+        return {**request.fingerprint(), "label": request.label, "size": [self.width, self.height]}
+
+    def generate_image(self, request: ImageRequest) -> GeneratedImage:
+        panel = draw_panel(request.prompt, request.seed, request.label, self.width, self.height)
+        buffer = io.BytesIO()
+        panel.save(buffer, format="PNG", optimize=False)
+        return GeneratedImage(data=buffer.getvalue(), media_type="image/png", seed=request.seed, api_calls=0)
+
+    def generate_clip(self, request: ClipRequest) -> GeneratedClip:
+        image = Image.open(io.BytesIO(request.image))
+        frames = zoom_frames(image, request.seed, SVD_FRAMES, SVD_WIDTH, SVD_HEIGHT)
+        data = encode_h264(frames, SVD_WIDTH, SVD_HEIGHT, SVD_FPS)
+        return GeneratedClip(data=data, seed=request.seed, api_calls=0)

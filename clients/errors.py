@@ -1,0 +1,51 @@
+"""The exception hierarchy every stage and client raises.
+
+    StoryboardError                 base of everything below
+    ├── ConfigurationError          bad usage, configuration or storyboard: exit 2
+    ├── FatalServiceError           the service refuses us (bad key, no credits): exit 1
+    ├── TransientServiceError       worth retrying (429, 5xx, timeouts, dropped connections)
+    └── SceneError                  one scene cannot be made; the others go on
+        ├── AudioError              the recording cannot be read or decoded
+        ├── GenerationError         the backend rejected this scene's request
+        └── ContentFilteredError    the backend filtered the prompt or the image
+
+Messages are one line, meant for the user, and never contain secrets.
+"""
+
+from __future__ import annotations
+
+
+class StoryboardError(Exception):
+    """Base class of every error the pipeline raises on purpose."""
+
+
+class ConfigurationError(StoryboardError):
+    """Bad command-line usage, configuration file or storyboard folder."""
+
+
+class FatalServiceError(StoryboardError):
+    """The generation service refuses every request (bad key, exhausted credits)."""
+
+
+class TransientServiceError(StoryboardError):
+    """A failure that may go away when the same request is sent again."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class SceneError(StoryboardError):
+    """One scene cannot be produced; the storyboard goes on without it."""
+
+
+class AudioError(SceneError):
+    """The recording is empty, truncated or not audio."""
+
+
+class GenerationError(SceneError):
+    """The backend rejected this scene's request for good."""
+
+
+class ContentFilteredError(SceneError):
+    """The backend's safety filter refused the prompt or its result."""

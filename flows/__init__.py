@@ -1,0 +1,1 @@
+"""Prefect flows. Import `flows.runtime` first: it settles Prefect's environment."""

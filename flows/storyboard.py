@@ -1,0 +1,210 @@
+"""The `storyboard` flow: recordings in, storyboard video, manifest and captions out.
+
+The flow only orchestrates: each stage is a task from `tasks/`, configuration comes in as
+parameters, and per-scene work fans out over the task runner.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+from prefect.futures import PrefectFuture
+
+from clients.errors import ConfigurationError
+from configs.settings import Settings
+from tasks.assemble import assemble, scene_cut
+from tasks.generate import generate
+from tasks.ingest import ingest
+from tasks.manifest import RunReport, count_statuses, write_manifest, write_run_report
+from tasks.prompt import prompt
+from tasks.scene import (
+    GeneratedMedia,
+    SceneFailure,
+    SceneOutcome,
+    SceneStatus,
+    StoryboardPlan,
+    Transcript,
+)
+from tasks.transcribe import transcribe
+
+VERSIONED_PACKAGES = ("storyboard", "prefect", "faster-whisper", "ctranslate2", "moviepy", "av")
+
+
+@dataclass(frozen=True)
+class StoryboardResult:
+    target: Path
+    video: Path
+    manifest: Path
+    report: RunReport
+
+
+class _StageClock:
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(time.perf_counter() - began, 3)
+
+    def total(self) -> float:
+        return round(time.perf_counter() - self.started, 3)
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for package in VERSIONED_PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def _check_only(plan: StoryboardPlan, only: list[str]) -> None:
+    known = {recording.scene_id for recording in plan.recordings}
+    unknown = [scene_id for scene_id in only if scene_id not in known]
+    if unknown:
+        raise ConfigurationError(f"--only: no scene called {', '.join(unknown)} in this storyboard")
+
+
+def _outcome(
+    plan_index: int,
+    plan: StoryboardPlan,
+    transcript: Transcript | SceneFailure,
+    generated: GeneratedMedia | SceneFailure | None,
+    prompt_text: str,
+    seed: int | None,
+) -> SceneOutcome:
+    recording = plan.recordings[plan_index]
+    if isinstance(transcript, SceneFailure):
+        return SceneOutcome(recording, transcript.status, error=transcript.reason)
+    if transcript.no_speech:
+        return SceneOutcome(recording, SceneStatus.NO_SPEECH, transcript=transcript)
+    if isinstance(generated, SceneFailure):
+        return SceneOutcome(
+            recording,
+            generated.status,
+            transcript=transcript,
+            prompt=prompt_text,
+            seed=seed,
+            error=generated.reason,
+        )
+    return SceneOutcome(
+        recording,
+        SceneStatus.OK,
+        transcript=transcript,
+        prompt=prompt_text,
+        seed=seed,
+        media=generated,
+    )
+
+
+@flow(name="storyboard", log_prints=False)
+def storyboard(
+    source: str,
+    target: str,
+    settings: Settings,
+    backend: str,
+    only: list[str] | None = None,
+    refresh: bool = False,
+    task_runner: str = "thread",
+) -> StoryboardResult:
+    """Render the storyboard at `source` into the folder `target` with the `backend` named."""
+    logger = get_run_logger()
+    clock = _StageClock()
+    target_dir = Path(target)
+    only = only or []
+
+    with clock.stage("ingest"):
+        plan = ingest(source)
+        _check_only(plan, only)
+    logger.info("%s: %d scenes from %s", plan.name, len(plan.recordings), plan.source_uri)
+
+    language = plan.spec.language or settings.transcription.language
+    with clock.stage("transcribe"):
+        transcript_futures = [
+            transcribe.with_options(task_run_name=f"transcribe {recording.scene_id}").submit(
+                recording, settings.transcription, settings.cache_dir, language
+            )
+            for recording in plan.recordings
+        ]
+        transcripts = [future.result() for future in transcript_futures]
+
+    with clock.stage("generate"):
+        requests = {}
+        generate_futures: dict[int, PrefectFuture[GeneratedMedia | SceneFailure]] = {}
+        for index, (recording, transcript) in enumerate(
+            zip(plan.recordings, transcripts, strict=True)
+        ):
+            if isinstance(transcript, SceneFailure) or transcript.no_speech:
+                continue
+            request = prompt.with_options(task_run_name=f"prompt {recording.scene_id}")(
+                recording, transcript, plan.spec, settings.generation
+            )
+            requests[index] = request
+            scene_refresh = recording.scene_id in only if only else refresh
+            generate_futures[index] = generate.with_options(
+                task_run_name=f"generate {recording.scene_id}"
+            ).submit(
+                recording.scene_id,
+                request,
+                backend,
+                settings.generation,
+                settings.cache_dir,
+                scene_refresh,
+            )
+        generated = {index: future.result() for index, future in generate_futures.items()}
+
+    outcomes = [
+        _outcome(
+            index,
+            plan,
+            transcript,
+            generated.get(index),
+            requests[index].prompt if index in requests else "",
+            requests[index].seed if index in requests else None,
+        )
+        for index, transcript in enumerate(transcripts)
+    ]
+
+    video = target_dir / "storyboard.mp4"
+    with clock.stage("assemble"):
+        timeline = assemble([scene_cut(outcome) for outcome in outcomes], settings.assembly, video)
+
+    image_model = plan.spec.image_model or settings.generation.image_model
+    with clock.stage("manifest"):
+        write_manifest(outcomes, timeline, target_dir, backend, image_model)
+
+    media = [outcome.media for outcome in outcomes if outcome.media is not None]
+    report = RunReport(
+        storyboard=plan.name,
+        title=plan.title,
+        source=plan.source_uri,
+        target=str(target_dir),
+        backend=backend,
+        draft=backend == "draft",
+        engine=settings.transcription.engine,
+        model=settings.transcription.model,
+        task_runner=task_runner,
+        stages={**clock.seconds, "total": clock.total()},
+        scenes=count_statuses(outcomes),
+        api_calls=sum(item.api_calls for item in media),
+        cache_hits=sum(item.cache_hits for item in media),
+        versions=package_versions(),
+    )
+    write_run_report(report, target_dir)
+    return StoryboardResult(
+        target=target_dir, video=video, manifest=target_dir / "manifest.csv", report=report
+    )

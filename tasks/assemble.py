@@ -1,0 +1,301 @@
+"""Assemble: every scene, in order, with its narration, into one H.264/AAC storyboard video.
+
+Each scene is composed with moviepy into its own short video-only segment (its clip fitted to
+the narration, captions and label drawn on the clip's few source frames rather than on every
+output frame). The segments are joined by stream copy and the narration track, built once as
+PCM, is muxed in as AAC. Memory stays flat whatever the number of scenes, and scene
+boundaries fall on frame boundaries rounded from the audio timeline, so they never drift.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import wave
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+from moviepy import VideoClip
+from PIL import Image, ImageDraw
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from clients.drawing import draw_lines, fit_text, font, line_height, placeholder_card, text_width
+from clients.errors import AudioError
+from clients.media import decode_audio, run_ffmpeg
+from configs.settings import AssemblySettings, FitMethod
+from tasks.scene import SceneOutcome, SceneStatus, Segment, TimelineEntry
+
+Frame = np.ndarray[Any, np.dtype[np.uint8]]
+CAPTION_LINGER_S = 1.0
+
+
+@dataclass(frozen=True)
+class SceneCut:
+    """What the assembler needs to know about one scene."""
+
+    scene_id: str
+    label: str
+    narration: Path
+    segments: tuple[Segment, ...] = ()
+    clip_path: Path | None = None
+    placeholder_heading: str = ""
+    placeholder_detail: str = ""
+    duration_override_s: float | None = None
+
+
+def source_frame_index(
+    output_index: int,
+    output_frames: int,
+    output_fps: float,
+    source_frames: int,
+    source_fps: float,
+    method: FitMethod,
+) -> int:
+    """Which source frame shows at an output frame when a clip is fitted to a longer span."""
+    if source_frames <= 1:
+        return 0
+    last = source_frames - 1
+    if method == "stretch":
+        return min(last, int(output_index * source_frames / max(1, output_frames)))
+    position = output_index / output_fps * source_fps
+    if method == "hold":
+        return min(last, int(position))
+    natural_s = source_frames / source_fps
+    slowdown = min(2.0, max(1.0, output_frames / output_fps / natural_s))
+    cycle = int(position / slowdown) % (2 * last)
+    return cycle if cycle <= last else 2 * last - cycle
+
+
+def active_caption(segments: Sequence[Segment], t: float) -> int | None:
+    """The index of the caption segment showing at scene time `t`, if any."""
+    current = None
+    for index, segment in enumerate(segments):
+        if segment.start_s <= t:
+            current = index
+        else:
+            break
+    if current is None or t > segments[current].end_s + CAPTION_LINGER_S:
+        return None
+    return current
+
+
+def timeline_frames(durations: Sequence[float], fps: int) -> list[tuple[float, float, int]]:
+    """(start_s, end_s, frame count) per scene, boundaries rounded to frames without drift."""
+    spans = []
+    start = 0.0
+    for duration in durations:
+        end = start + duration
+        frames = max(1, round(end * fps) - round(start * fps))
+        spans.append((start, end, frames))
+        start = end
+    return spans
+
+
+def write_narration_track(
+    cuts: Sequence[SceneCut], settings: AssemblySettings, wav_path: Path
+) -> list[float]:
+    """All narrations, back to back, as one 16-bit mono WAV; returns each scene's seconds.
+
+    A recording that cannot be decoded becomes `placeholder_seconds` of silence.
+    """
+    rate = settings.sample_rate
+    durations: list[float] = []
+    with wave.open(str(wav_path), "wb") as track:
+        track.setnchannels(1)
+        track.setsampwidth(2)
+        track.setframerate(rate)
+        for cut in cuts:
+            try:
+                samples = decode_audio(cut.narration, rate)
+            except (AudioError, OSError):
+                samples = np.zeros(round(settings.placeholder_seconds * rate), np.float32)
+            if cut.duration_override_s is not None:
+                wanted = round(cut.duration_override_s * rate)
+                samples = np.pad(samples[:wanted], (0, max(0, wanted - len(samples))))
+            pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2")
+            track.writeframes(pcm.tobytes())
+            durations.append(len(samples) / rate)
+    return durations
+
+
+def read_clip_frames(path: Path, width: int, height: int) -> tuple[list[Image.Image], float]:
+    """Every frame of a short clip, at the output size, and the clip's frame rate."""
+    frames: list[Image.Image] = []
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        fps = float(stream.average_rate or 6)
+        for frame in container.decode(stream):
+            image = frame.to_image()
+            if image.size != (width, height):
+                image = image.resize((width, height), Image.Resampling.LANCZOS)
+            frames.append(image)
+    if not frames:
+        raise AudioError(f"{path.name}: the clip has no frames")
+    return frames, fps
+
+
+def _overlay(
+    base: Image.Image, label: str | None, caption: str | None, settings: AssemblySettings
+) -> Frame:
+    width, height = base.size
+    if not label and not caption:
+        return np.asarray(base.convert("RGB"))
+    layer = Image.new("RGBA", base.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(layer)
+    margin = max(8, width // 40)
+    if label:
+        label_font = font(max(12, height // 30), bold=True)
+        box = (
+            width - margin * 2 - text_width(label, label_font),
+            margin,
+            width - margin,
+            margin + line_height(label_font) + margin // 2,
+        )
+        draw.rectangle(box, fill=(0, 0, 0, 150))
+        draw.text((box[0] + margin / 2, box[1] + margin / 4), label, font=label_font, fill="white")
+    if caption:
+        caption_font, lines = fit_text(
+            caption, width - 4 * margin, 3, (height // 18, height // 22, height // 28)
+        )
+        block = line_height(caption_font) * len(lines)
+        top = height - block - margin * 2
+        draw.rectangle((0, top - margin / 2, width, height), fill=(0, 0, 0, 140))
+        draw_lines(
+            draw,
+            lines,
+            caption_font,
+            2 * margin,
+            top,
+            (255, 255, 255),
+            centre_width=width - 4 * margin,
+            stroke=(0, 0, 0),
+        )
+    return np.asarray(Image.alpha_composite(base.convert("RGBA"), layer).convert("RGB"))
+
+
+def render_scene(
+    cut: SceneCut, frame_count: int, settings: AssemblySettings, output: Path
+) -> None:
+    """One scene as a video-only H.264 segment of exactly `frame_count` frames."""
+    width, height, fps = settings.width, settings.height, settings.fps
+    if cut.clip_path is not None:
+        sources, source_fps = read_clip_frames(cut.clip_path, width, height)
+    else:
+        sources = [
+            placeholder_card(width, height, cut.placeholder_heading, cut.placeholder_detail, cut.label)
+        ]
+        source_fps = 1.0
+    label = cut.label if settings.scene_labels and cut.clip_path is not None else None
+    baked: dict[tuple[int, int | None], Frame] = {}
+
+    def frame_at(t: float) -> Frame:
+        index = min(frame_count - 1, round(t * fps))
+        source = source_frame_index(index, frame_count, fps, len(sources), source_fps, settings.fit)
+        caption = active_caption(cut.segments, t) if settings.captions else None
+        key = (source, caption)
+        if key not in baked:
+            text = cut.segments[caption].text if caption is not None else None
+            baked[key] = _overlay(sources[source], label, text, settings)
+        return baked[key]
+
+    clip = VideoClip(frame_function=frame_at, duration=frame_count / fps)
+    try:
+        clip.write_videofile(
+            str(output),
+            fps=fps,
+            codec="libx264",
+            audio=False,
+            preset=settings.video_preset,
+            pixel_format="yuv420p",
+            ffmpeg_params=["-crf", str(settings.video_crf)],
+            logger=None,
+        )
+    finally:
+        clip.close()
+
+
+def join_segments(
+    segments: Sequence[Path], narration: Path, settings: AssemblySettings, output: Path
+) -> None:
+    """Concatenate segments by stream copy and mux the narration as AAC."""
+    listing = output.parent / "segments.txt"
+    listing.write_text("".join(f"file '{segment.name}'\n" for segment in segments))
+    run_ffmpeg(
+        [
+            "-f", "concat", "-safe", "0", "-i", str(listing),
+            "-i", str(narration),
+            "-map", "0:v:0", "-map", "1:a:0",
+            "-c:v", "copy", "-c:a", "aac", "-b:a", settings.audio_bitrate,
+            "-movflags", "+faststart", "-f", "mp4", str(output),
+        ]
+    )  # fmt: skip
+
+
+def assemble_storyboard(
+    cuts: Sequence[SceneCut], settings: AssemblySettings, output: Path
+) -> list[TimelineEntry]:
+    """Render `cuts` into `output` (written atomically); returns where each scene sits."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".assemble-", dir=output.parent) as folder:
+        work = Path(folder)
+        narration = work / "narration.wav"
+        durations = write_narration_track(cuts, settings, narration)
+        spans = timeline_frames(durations, settings.fps)
+        segments = []
+        for number, (cut, (_, _, frames)) in enumerate(zip(cuts, spans, strict=True), start=1):
+            segment = work / f"scene_{number:05d}.mp4"
+            render_scene(cut, frames, settings, segment)
+            segments.append(segment)
+        joined = work / "storyboard.mp4"
+        join_segments(segments, narration, settings, joined)
+        joined.replace(output)
+    return [
+        TimelineEntry(scene_id=cut.scene_id, start_s=round(start, 3), end_s=round(end, 3))
+        for cut, (start, end, _) in zip(cuts, spans, strict=True)
+    ]
+
+
+@task(name="assemble", cache_policy=NO_CACHE)
+def assemble(
+    cuts: list[SceneCut], settings: AssemblySettings, output: Path
+) -> list[TimelineEntry]:
+    timeline = assemble_storyboard(cuts, settings, output)
+    get_run_logger().info("assembled %d scenes into %s", len(cuts), output.name)
+    return timeline
+
+
+_PLACEHOLDERS = {
+    SceneStatus.NO_SPEECH: ("No speech", "Nothing was heard in this recording, so no picture was made."),
+    SceneStatus.FILTERED: ("Filtered", "The image service's content filter refused this scene."),
+    SceneStatus.FAILED: ("Failed", "This scene could not be made."),
+}
+
+
+def scene_cut(outcome: SceneOutcome) -> SceneCut:
+    """How one scene appears in the video: its clip, or a card that says why it has none."""
+    recording = outcome.recording
+    segments = outcome.transcript.segments if outcome.transcript else ()
+    label = f"Scene {recording.order} · {recording.scene_id}"
+    if outcome.status is SceneStatus.OK and outcome.media is not None:
+        return SceneCut(
+            scene_id=recording.scene_id,
+            label=label,
+            narration=recording.path,
+            segments=segments,
+            clip_path=outcome.media.clip_path,
+            duration_override_s=recording.duration_override_s,
+        )
+    heading, detail = _PLACEHOLDERS.get(outcome.status, _PLACEHOLDERS[SceneStatus.FAILED])
+    return SceneCut(
+        scene_id=recording.scene_id,
+        label=label,
+        narration=recording.path,
+        segments=segments,
+        placeholder_heading=heading,
+        placeholder_detail=outcome.error or detail,
+        duration_override_s=recording.duration_override_s,
+    )

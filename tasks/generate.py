@@ -1,0 +1,133 @@
+"""Generate: each scene's image, then its motion clip, through a backend, cached by content."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prefect import Task, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import TaskRun
+from prefect.states import State
+from prefect.tasks import exponential_backoff
+
+from clients.backends import backend_for
+from clients.cache import ContentCache, content_key
+from clients.errors import ContentFilteredError, SceneError, TransientServiceError
+from clients.generation import (
+    ClipRequest,
+    GenerationBackend,
+    ImageRequest,
+    image_extension,
+)
+from configs.settings import GenerationSettings
+from tasks.scene import GeneratedMedia, SceneFailure, SceneStatus
+
+IMAGES = "images"
+CLIPS = "clips"
+
+
+@dataclass(frozen=True)
+class _Artifact:
+    path: Path
+    seed: int
+    api_calls: int
+    from_cache: bool
+
+
+def _cached_or_generated(
+    cache: ContentCache,
+    namespace: str,
+    key: str,
+    refresh: bool,
+    produce: Callable[[], tuple[bytes, str, int, int]],
+) -> _Artifact:
+    """The cached file for `key`, or `produce()`'s (data, file name, seed, api calls), stored."""
+    entry = None if refresh else cache.get_json(namespace, key)
+    if entry is not None:
+        path = cache.get_file(namespace, key, str(entry.get("file", "")))
+        if path is not None:
+            return _Artifact(path, int(entry["seed"]), 0, from_cache=True)
+    data, file_name, seed, api_calls = produce()
+    path = cache.put_file(namespace, key, file_name, data)
+    cache.put_json(namespace, key, {"file": file_name, "seed": seed})
+    return _Artifact(path, seed, api_calls, from_cache=False)
+
+
+def generate_media(
+    backend: GenerationBackend,
+    cache: ContentCache,
+    request: ImageRequest,
+    settings: GenerationSettings,
+    refresh: bool = False,
+) -> GeneratedMedia:
+    """One scene's image and clip; each is requested only when the cache lacks it."""
+
+    def make_image() -> tuple[bytes, str, int, int]:
+        image = backend.generate_image(request)
+        return image.data, f"image.{image_extension(image.media_type)}", image.seed, image.api_calls
+
+    image_key = content_key(IMAGES, backend.name, backend.image_fingerprint(request))
+    image = _cached_or_generated(cache, IMAGES, image_key, refresh, make_image)
+
+    clip_request = ClipRequest(
+        image=image.path.read_bytes(),
+        seed=request.seed,
+        cfg_scale=settings.svd_cfg_scale,
+        motion_bucket_id=settings.motion_bucket_id,
+    )
+
+    def make_clip() -> tuple[bytes, str, int, int]:
+        clip = backend.generate_clip(clip_request)
+        return clip.data, "clip.mp4", clip.seed, clip.api_calls
+
+    clip_key = content_key(CLIPS, backend.name, clip_request.fingerprint())
+    clip = _cached_or_generated(cache, CLIPS, clip_key, refresh, make_clip)
+    return GeneratedMedia(
+        image_path=image.path,
+        clip_path=clip.path,
+        seed=image.seed,
+        image_model=request.model,
+        backend=backend.name,
+        api_calls=image.api_calls + clip.api_calls,
+        cache_hits=int(image.from_cache) + int(clip.from_cache),
+    )
+
+
+def _retry_when_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
+    try:
+        state.result()
+    except TransientServiceError:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+@task(
+    name="generate",
+    cache_policy=NO_CACHE,
+    retries=4,
+    retry_delay_seconds=exponential_backoff(backoff_factor=2),
+    retry_jitter_factor=0.5,
+    retry_condition_fn=_retry_when_transient,
+)
+def generate(
+    scene_id: str,
+    request: ImageRequest,
+    backend_name: str,
+    settings: GenerationSettings,
+    cache_dir: Path,
+    refresh: bool = False,
+) -> GeneratedMedia | SceneFailure:
+    backend = backend_for(backend_name)
+    try:
+        return generate_media(backend, ContentCache(cache_dir), request, settings, refresh)
+    except ContentFilteredError as exc:
+        get_run_logger().warning("%s: filtered: %s", scene_id, exc)
+        return SceneFailure(reason=str(exc), status=SceneStatus.FILTERED)
+    except SceneError as exc:
+        get_run_logger().warning("%s: %s", scene_id, exc)
+        return SceneFailure(reason=str(exc))

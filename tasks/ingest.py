@@ -1,0 +1,138 @@
+"""Ingest: find a storyboard's recordings, put them in order and fingerprint them."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from clients.errors import ConfigurationError
+from configs.settings import StoryboardSpec, load_storyboard_spec
+from tasks.scene import Recording, StoryboardPlan
+
+AUDIO_EXTENSIONS = frozenset({".wav", ".mp3", ".m4a", ".flac", ".ogg", ".webm"})
+STORYBOARD_FILE = "storyboard.yaml"
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key that puts `scene_2` before `scene_10`."""
+    return tuple(
+        (0, int(part)) if part.isdigit() else (1, part.casefold())
+        for part in _DIGITS.split(name)
+        if part
+    )
+
+
+def file_sha256(path: Path, chunk_size: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while chunk := stream.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def resolve_source(source: str) -> tuple[Path, StoryboardSpec, str]:
+    """A folder (with an optional storyboard.yaml) or a storyboard file naming its folder.
+
+    Returns the recordings folder, the storyboard spec and the storyboard's name.
+    """
+    if source.startswith("s3://"):
+        raise ConfigurationError("S3 sources are not supported by this version yet")
+    path = Path(source).expanduser()
+    if path.is_file() and path.suffix.lower() in {".yaml", ".yml"}:
+        spec = load_storyboard_spec(path)
+        if not spec.source:
+            raise ConfigurationError(f"{path}: a storyboard file must name its `source` folder")
+        folder = (path.parent / spec.source).resolve()
+        if not folder.is_dir():
+            raise ConfigurationError(f"{path}: source folder {folder} does not exist")
+        return folder, spec, path.stem
+    if path.is_dir():
+        spec_file = path / STORYBOARD_FILE
+        spec = load_storyboard_spec(spec_file) if spec_file.is_file() else StoryboardSpec()
+        return path.resolve(), spec, path.resolve().name
+    raise ConfigurationError(f"{source}: no such folder or storyboard file")
+
+
+def find_recordings(folder: Path) -> list[Path]:
+    """The folder's audio files in natural order; ConfigurationError when there are none."""
+    files = sorted(
+        (
+            entry
+            for entry in folder.iterdir()
+            if entry.is_file()
+            and not entry.name.startswith(".")
+            and entry.suffix.lower() in AUDIO_EXTENSIONS
+        ),
+        key=lambda entry: natural_key(entry.name),
+    )
+    if not files:
+        raise ConfigurationError(
+            f"{folder}: no recordings found (looked for {', '.join(sorted(AUDIO_EXTENSIONS))})"
+        )
+    return files
+
+
+def plan_storyboard(source: str) -> StoryboardPlan:
+    """Every recording of a storyboard, in scene order, hashed.
+
+    Order: the scenes listed in storyboard.yaml first, in their order, then the others in
+    natural order of their file names. Raises ConfigurationError when there is nothing to render.
+    """
+    folder, spec, name = resolve_source(source)
+    files = find_recordings(folder)
+
+    by_id: dict[str, Path] = {}
+    for file in files:
+        scene_id = file.stem
+        if scene_id in by_id:
+            raise ConfigurationError(
+                f"{folder}: scene id '{scene_id}' is used by both {by_id[scene_id].name} "
+                f"and {file.name}; rename one"
+            )
+        by_id[scene_id] = file
+
+    listed = [scene.id for scene in spec.scenes if scene.id in by_id]
+    ordered = listed + [scene_id for scene_id in by_id if scene_id not in listed]
+    skipped = tuple(
+        scene_id for scene_id in ordered if (s := spec.scene(scene_id)) is not None and s.skip
+    )
+
+    recordings = []
+    for scene_id in ordered:
+        if scene_id in skipped:
+            continue
+        file = by_id[scene_id]
+        scene_spec = spec.scene(scene_id)
+        recordings.append(
+            Recording(
+                scene_id=scene_id,
+                order=len(recordings) + 1,
+                path=file,
+                source_uri=file.resolve().as_uri(),
+                sha256=file_sha256(file),
+                size_bytes=file.stat().st_size,
+                prompt_override=scene_spec.prompt if scene_spec else None,
+                seed_override=scene_spec.seed if scene_spec else None,
+                duration_override_s=scene_spec.duration if scene_spec else None,
+            )
+        )
+    if not recordings:
+        raise ConfigurationError(f"{folder}: every scene is marked skip")
+    return StoryboardPlan(
+        name=name,
+        title=spec.title or name,
+        source_uri=folder.as_uri(),
+        spec=spec,
+        recordings=tuple(recordings),
+        skipped=skipped,
+    )
+
+
+@task(name="ingest", cache_policy=NO_CACHE)
+def ingest(source: str) -> StoryboardPlan:
+    return plan_storyboard(source)

@@ -1,0 +1,228 @@
+"""Manifest: the per-scene files, `manifest.csv`, `storyboard.srt` and `run.json` in TARGET."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from clients.cache import atomic_path, write_text_atomic
+from tasks.scene import SceneOutcome, SceneStatus, TimelineEntry
+
+MANIFEST_COLUMNS = (
+    "scene_id",
+    "order",
+    "source_uri",
+    "audio_sha256",
+    "audio_duration_s",
+    "language",
+    "transcript",
+    "prompt",
+    "backend",
+    "image_model",
+    "seed",
+    "image_path",
+    "clip_path",
+    "start_s",
+    "end_s",
+    "status",
+    "error",
+)
+EXTRA_COLUMNS = ("language_probability", "english_transcript")
+_UNSAFE = re.compile(r"[^\w.-]+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class ScenePaths:
+    """A scene's published files, relative to TARGET ("" when it has none)."""
+
+    image: str = ""
+    clip: str = ""
+
+
+@dataclass
+class RunReport:
+    """What `run.json` records."""
+
+    storyboard: str
+    title: str
+    source: str
+    target: str
+    backend: str
+    engine: str
+    model: str
+    task_runner: str
+    stages: dict[str, float] = field(default_factory=dict)
+    scenes: dict[str, int] = field(default_factory=dict)
+    api_calls: int = 0
+    cache_hits: int = 0
+    versions: dict[str, str] = field(default_factory=dict)
+    draft: bool = False
+
+
+def scene_dir_name(scene_id: str, taken: set[str]) -> str:
+    """A folder name for a scene: its id when that is safe, else a cleaned, unique variant."""
+    name = _UNSAFE.sub("_", scene_id).strip("._") or "scene"
+    candidate, suffix = name, 2
+    while candidate in taken:
+        candidate, suffix = f"{name}-{suffix}", suffix + 1
+    taken.add(candidate)
+    return candidate
+
+
+def _copy_atomic(source: Path, destination: Path) -> None:
+    with atomic_path(destination) as temporary:
+        shutil.copyfile(source, temporary)
+
+
+def publish_scene_files(outcomes: Sequence[SceneOutcome], target: Path) -> dict[str, ScenePaths]:
+    """Copy each generated image and clip to `scenes/<scene_id>/` under `target`."""
+    published: dict[str, ScenePaths] = {}
+    taken: set[str] = set()
+    for outcome in outcomes:
+        media = outcome.media
+        if media is None:
+            published[outcome.scene_id] = ScenePaths()
+            continue
+        folder = Path("scenes") / scene_dir_name(outcome.scene_id, taken)
+        image = folder / f"image{media.image_path.suffix}"
+        clip = folder / "clip.mp4"
+        _copy_atomic(media.image_path, target / image)
+        _copy_atomic(media.clip_path, target / clip)
+        published[outcome.scene_id] = ScenePaths(image=image.as_posix(), clip=clip.as_posix())
+    return published
+
+
+def manifest_frame(
+    outcomes: Sequence[SceneOutcome],
+    timeline: Sequence[TimelineEntry],
+    published: Mapping[str, ScenePaths],
+    backend: str,
+    image_model: str,
+) -> pd.DataFrame:
+    spans = {entry.scene_id: entry for entry in timeline}
+    rows: list[dict[str, Any]] = []
+    for outcome in outcomes:
+        transcript = outcome.transcript
+        span = spans.get(outcome.scene_id)
+        paths = published.get(outcome.scene_id, ScenePaths())
+        rows.append(
+            {
+                "scene_id": outcome.scene_id,
+                "order": outcome.recording.order,
+                "source_uri": outcome.recording.source_uri,
+                "audio_sha256": outcome.recording.sha256,
+                "audio_duration_s": transcript.audio_duration_s if transcript else None,
+                "language": transcript.language if transcript else "",
+                "transcript": transcript.text if transcript else "",
+                "prompt": outcome.prompt,
+                "backend": outcome.media.backend if outcome.media else backend,
+                "image_model": outcome.media.image_model if outcome.media else image_model,
+                "seed": outcome.seed,
+                "image_path": paths.image,
+                "clip_path": paths.clip,
+                "start_s": span.start_s if span else None,
+                "end_s": span.end_s if span else None,
+                "status": outcome.status.value,
+                "error": outcome.error,
+                "language_probability": transcript.language_probability if transcript else None,
+                "english_transcript": transcript.english_text if transcript else "",
+            }
+        )
+    frame = pd.DataFrame(rows, columns=[*MANIFEST_COLUMNS, *EXTRA_COLUMNS])
+    frame["seed"] = frame["seed"].astype("Int64")
+    return frame
+
+
+def _srt_time(seconds: float) -> str:
+    millis = max(0, round(seconds * 1000))
+    hours, millis = divmod(millis, 3_600_000)
+    minutes, millis = divmod(millis, 60_000)
+    secs, millis = divmod(millis, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d},{millis:03d}"
+
+
+def srt_text(outcomes: Sequence[SceneOutcome], timeline: Sequence[TimelineEntry]) -> str:
+    """Captions on the storyboard's timeline: each segment offset by its scene's start,
+    clipped to its scene's span."""
+    spans = {entry.scene_id: entry for entry in timeline}
+    cues: list[str] = []
+    for outcome in outcomes:
+        span = spans.get(outcome.scene_id)
+        if span is None or outcome.transcript is None:
+            continue
+        for segment in outcome.transcript.segments:
+            start = min(span.end_s, span.start_s + segment.start_s)
+            end = min(span.end_s, span.start_s + segment.end_s)
+            if end - start < 0.05 or not segment.text:
+                continue
+            cues.append(
+                f"{len(cues) + 1}\n{_srt_time(start)} --> {_srt_time(end)}\n{segment.text}\n"
+            )
+    return "\n".join(cues)
+
+
+def count_statuses(outcomes: Sequence[SceneOutcome]) -> dict[str, int]:
+    counts = {status.value: 0 for status in SceneStatus}
+    for outcome in outcomes:
+        counts[outcome.status.value] += 1
+    return counts
+
+
+def write_outputs(
+    outcomes: Sequence[SceneOutcome],
+    timeline: Sequence[TimelineEntry],
+    target: Path,
+    backend: str,
+    image_model: str,
+) -> None:
+    """manifest.csv, storyboard.srt and the scenes/ folder, each file written atomically."""
+    published = publish_scene_files(outcomes, target)
+    frame = manifest_frame(outcomes, timeline, published, backend, image_model)
+    with atomic_path(target / "manifest.csv") as temporary:
+        frame.to_csv(temporary, index=False, encoding="utf-8")
+    write_text_atomic(target / "storyboard.srt", srt_text(outcomes, timeline))
+
+
+def write_run_json(report: RunReport, path: Path) -> None:
+    document = {
+        "storyboard": report.storyboard,
+        "title": report.title,
+        "source": report.source,
+        "target": report.target,
+        "stages": {name: round(seconds, 3) for name, seconds in report.stages.items()},
+        "scenes": report.scenes,
+        "api_calls": report.api_calls,
+        "cache_hits": report.cache_hits,
+        "backend": report.backend,
+        "draft": report.draft,
+        "engine": report.engine,
+        "model": report.model,
+        "task_runner": report.task_runner,
+        "versions": report.versions,
+    }
+    write_text_atomic(path, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+
+
+@task(name="manifest", cache_policy=NO_CACHE)
+def write_manifest(
+    outcomes: list[SceneOutcome],
+    timeline: list[TimelineEntry],
+    target: Path,
+    backend: str,
+    image_model: str,
+) -> None:
+    write_outputs(outcomes, timeline, target, backend, image_model)
+
+
+@task(name="run-report", cache_policy=NO_CACHE)
+def write_run_report(report: RunReport, target: Path) -> None:
+    write_run_json(report, target / "run.json")

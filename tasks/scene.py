@@ -1,0 +1,116 @@
+"""What flows between the stages: one dataclass per kind of result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from configs.settings import StoryboardSpec
+
+
+class SceneStatus(StrEnum):
+    OK = "ok"
+    NO_SPEECH = "no_speech"
+    FILTERED = "filtered"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Recording:
+    """One scene's narration file, as found by ingest."""
+
+    scene_id: str
+    order: int
+    path: Path
+    source_uri: str
+    sha256: str
+    size_bytes: int
+    prompt_override: str | None = None
+    seed_override: int | None = None
+    duration_override_s: float | None = None
+
+
+@dataclass(frozen=True)
+class StoryboardPlan:
+    """A storyboard folder resolved into an ordered list of recordings."""
+
+    name: str
+    title: str
+    source_uri: str
+    spec: StoryboardSpec
+    recordings: tuple[Recording, ...]
+    skipped: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Segment:
+    start_s: float
+    end_s: float
+    text: str
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """Whisper's reading of one recording.
+
+    `text` is in the spoken language; `english_text` is what the image prompt is built from
+    (the same as `text` for English speech, Whisper's translation otherwise).
+    """
+
+    language: str
+    language_probability: float
+    text: str
+    english_text: str
+    segments: tuple[Segment, ...]
+    audio_duration_s: float
+    no_speech: bool
+    seconds: float
+    from_cache: bool = False
+
+
+@dataclass(frozen=True)
+class SceneFailure:
+    """Why a stage could not produce its result for one scene."""
+
+    reason: str
+    status: SceneStatus = SceneStatus.FAILED
+
+
+@dataclass(frozen=True)
+class GeneratedMedia:
+    """One scene's image and motion clip, stored in the content cache."""
+
+    image_path: Path
+    clip_path: Path
+    seed: int
+    image_model: str
+    backend: str
+    api_calls: int = 0
+    cache_hits: int = 0
+
+
+@dataclass(frozen=True)
+class SceneOutcome:
+    """Everything known about one scene once generation is over."""
+
+    recording: Recording
+    status: SceneStatus
+    transcript: Transcript | None = None
+    prompt: str = ""
+    seed: int | None = None
+    media: GeneratedMedia | None = None
+    error: str = ""
+
+    @property
+    def scene_id(self) -> str:
+        return self.recording.scene_id
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """Where one scene sits on the assembled storyboard's timeline."""
+
+    scene_id: str
+    start_s: float
+    end_s: float
