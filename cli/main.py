@@ -72,7 +72,7 @@ def _say(message: str) -> None:
 
 
 def _backend_for_run(requested: str | None, configured: str) -> str:
-    from clients.backends import choose_backend, check_backend
+    from clients.backends import check_backend, choose_backend
 
     backend = choose_backend(requested or configured)
     check_backend(backend)
@@ -98,7 +98,10 @@ def command_run(
     if task_runner != "thread":
         raise ConfigurationError(f"--task-runner {task_runner} is not available in this version")
     folder, spec, name = resolve_source(source)
-    find_recordings(folder)
+    scene_ids = {recording.stem for recording in find_recordings(folder)}
+    unknown = [scene_id for scene_id in only or () if scene_id not in scene_ids]
+    if unknown:
+        raise ConfigurationError(f"--only: no scene called {', '.join(unknown)} in {folder}")
     settings = load_settings(config, spec.settings)
     backend = _backend_for_run(backend_name, settings.generation.backend)
     target_dir = Path(target) if target else Path("output") / name
@@ -106,13 +109,16 @@ def command_run(
         raise ConfigurationError("S3 targets are not supported by this version yet")
     target_dir = target_dir.expanduser().resolve()
 
-    from flows.runtime import silence_shutdown_noise
-    from flows.storyboard import storyboard
     from prefect.task_runners import ThreadPoolTaskRunner
 
+    from flows.runtime import silence_shutdown_noise
+    from flows.storyboard import storyboard
+
     silence_shutdown_noise()
-    runner = ThreadPoolTaskRunner(max_workers=settings.generation.concurrency)
-    result = storyboard.with_options(task_runner=runner)(
+    runner: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(
+        max_workers=settings.generation.concurrency
+    )
+    result = storyboard.with_options(task_runner=runner)(  # type: ignore[arg-type]
         source=source,
         target=str(target_dir),
         settings=settings,

@@ -1,1 +1,1 @@
-"""Clients for everything outside the pipeline's own code: generation backends, Whisper, media, cache."""
+"""Clients for what lies outside the pipeline: generation backends, Whisper, media, cache."""

@@ -42,7 +42,7 @@ def atomic_path(destination: Path) -> Iterator[Path]:
     temp_path = Path(temporary)
     try:
         yield temp_path
-        os.replace(temp_path, destination)
+        temp_path.replace(destination)
     finally:
         temp_path.unlink(missing_ok=True)
 

@@ -36,15 +36,43 @@ from clients.media import FfmpegError, ffmpeg_executable
 
 # Hues (degrees) for words that carry a colour; other words get a hue from their hash.
 _WORD_HUES = {
-    "red": 0, "fire": 12, "sunset": 18, "dawn": 30, "orange": 30, "autumn": 28, "desert": 38,
-    "sand": 42, "gold": 45, "golden": 45, "yellow": 52, "sun": 48, "lion": 38, "meadow": 90,
-    "grass": 100, "green": 120, "forest": 130, "jungle": 135, "leaf": 110, "sea": 195,
-    "ocean": 200, "river": 190, "water": 195, "sky": 205, "blue": 220, "ice": 190, "snow": 200,
-    "night": 235, "moon": 240, "purple": 280, "violet": 275, "pink": 330, "rose": 340,
+    "red": 0,
+    "fire": 12,
+    "sunset": 18,
+    "dawn": 30,
+    "orange": 30,
+    "autumn": 28,
+    "desert": 38,
+    "sand": 42,
+    "gold": 45,
+    "golden": 45,
+    "yellow": 52,
+    "sun": 48,
+    "lion": 38,
+    "meadow": 90,
+    "grass": 100,
+    "green": 120,
+    "forest": 130,
+    "jungle": 135,
+    "leaf": 110,
+    "sea": 195,
+    "ocean": 200,
+    "river": 190,
+    "water": 195,
+    "sky": 205,
+    "blue": 220,
+    "ice": 190,
+    "snow": 200,
+    "night": 235,
+    "moon": 240,
+    "purple": 280,
+    "violet": 275,
+    "pink": 330,
+    "rose": 340,
 }
 _GREY_WORDS = frozenset({"misty", "mist", "fog", "foggy", "smoke", "stone", "grey", "gray", "rain"})
 _STOP_WORDS = frozenset(
-    "a an the and or of in on at to with through into over under by for from is are was "
+    "a an the and or of in on at to with through into over under by for from is are was "  # noqa: SIM905
     "were its it this that as be".split()
 )
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
@@ -85,7 +113,7 @@ def draw_panel(prompt: str, seed: int, label: str, width: int, height: int) -> I
     gradient = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None]
     top, bottom = np.array(sky_top, np.float32), np.array(sky_bottom, np.float32)
     sky = (top + (bottom - top) * gradient[..., None]).repeat(width, axis=1)
-    panel = Image.fromarray(sky.astype(np.uint8), "RGB")
+    panel = Image.fromarray(sky.astype(np.uint8))
     draw = ImageDraw.Draw(panel)
 
     sun_x, sun_y = rng.uniform(0.15, 0.85) * width, rng.uniform(0.35, 0.5) * height
@@ -102,7 +130,9 @@ def draw_panel(prompt: str, seed: int, label: str, width: int, height: int) -> I
             (x, base - amplitude * math.sin(x * frequency * math.tau + phase))
             for x in range(0, width + 16, 16)
         ]
-        draw.polygon([*ridge, (width, height), (0, height)], fill=_mix(colour, (20, 20, 30), 0.15 * layer))
+        draw.polygon(
+            [*ridge, (width, height), (0, height)], fill=_mix(colour, (20, 20, 30), 0.15 * layer)
+        )
 
     overlay = Image.new("RGBA", (width, height), (0, 0, 0, 0))
     ink = ImageDraw.Draw(overlay)
@@ -130,10 +160,13 @@ def draw_panel(prompt: str, seed: int, label: str, width: int, height: int) -> I
     caption_font, caption_lines = fit_text(
         prompt, text_width_max, 3, (height // 22, height // 26, height // 32)
     )
-    box_height = max(
-        line_height(caption_font) * max(1, len(caption_lines)) + line_height(note_font),
-        line_height(label_font),
-    ) + margin
+    box_height = (
+        max(
+            line_height(caption_font) * max(1, len(caption_lines)) + line_height(note_font),
+            line_height(label_font),
+        )
+        + margin
+    )
     ink.rectangle((0, 0, width, box_height), fill=(250, 248, 240, 228))
     ink.rectangle(
         (margin, margin / 2, margin + label_width, margin / 2 + line_height(label_font)),
@@ -150,7 +183,9 @@ def draw_panel(prompt: str, seed: int, label: str, width: int, height: int) -> I
             fill=(*colour, 255),
             outline=(30, 30, 30, 255),
         )
-    ink.rectangle((0, 0, width - 1, height - 1), outline=(15, 15, 15, 255), width=max(3, width // 200))
+    ink.rectangle(
+        (0, 0, width - 1, height - 1), outline=(15, 15, 15, 255), width=max(3, width // 200)
+    )
     panel = Image.alpha_composite(panel.convert("RGBA"), overlay).convert("RGB")
     return panel
 
@@ -218,7 +253,9 @@ class DraftBackend:
         panel = draw_panel(request.prompt, request.seed, request.label, self.width, self.height)
         buffer = io.BytesIO()
         panel.save(buffer, format="PNG", optimize=False)
-        return GeneratedImage(data=buffer.getvalue(), media_type="image/png", seed=request.seed, api_calls=0)
+        return GeneratedImage(
+            data=buffer.getvalue(), media_type="image/png", seed=request.seed, api_calls=0
+        )
 
     def generate_clip(self, request: ClipRequest) -> GeneratedClip:
         image = Image.open(io.BytesIO(request.image))

@@ -132,7 +132,13 @@ def placeholder_card(width: int, height: int, heading: str, detail: str, label: 
     )
     y = (height - block) / 2
     y = draw_lines(
-        draw, heading_lines, heading_font, margin, y, (240, 200, 90), centre_width=width - 2 * margin
+        draw,
+        heading_lines,
+        heading_font,
+        margin,
+        y,
+        (240, 200, 90),
+        centre_width=width - 2 * margin,
     )
     draw_lines(
         draw, detail_lines, detail_font, margin, y, (215, 218, 225), centre_width=width - 2 * margin

@@ -129,7 +129,7 @@ def read_clip_frames(path: Path, width: int, height: int) -> tuple[list[Image.Im
         stream = container.streams.video[0]
         fps = float(stream.average_rate or 6)
         for frame in container.decode(stream):
-            image = frame.to_image()
+            image = frame.to_image()  # type: ignore[no-untyped-call]
             if image.size != (width, height):
                 image = image.resize((width, height), Image.Resampling.LANCZOS)
             frames.append(image)
@@ -177,16 +177,16 @@ def _overlay(
     return np.asarray(Image.alpha_composite(base.convert("RGBA"), layer).convert("RGB"))
 
 
-def render_scene(
-    cut: SceneCut, frame_count: int, settings: AssemblySettings, output: Path
-) -> None:
+def render_scene(cut: SceneCut, frame_count: int, settings: AssemblySettings, output: Path) -> None:
     """One scene as a video-only H.264 segment of exactly `frame_count` frames."""
     width, height, fps = settings.width, settings.height, settings.fps
     if cut.clip_path is not None:
         sources, source_fps = read_clip_frames(cut.clip_path, width, height)
     else:
         sources = [
-            placeholder_card(width, height, cut.placeholder_heading, cut.placeholder_detail, cut.label)
+            placeholder_card(
+                width, height, cut.placeholder_heading, cut.placeholder_detail, cut.label
+            )
         ]
         source_fps = 1.0
     label = cut.label if settings.scene_labels and cut.clip_path is not None else None
@@ -260,16 +260,17 @@ def assemble_storyboard(
 
 
 @task(name="assemble", cache_policy=NO_CACHE)
-def assemble(
-    cuts: list[SceneCut], settings: AssemblySettings, output: Path
-) -> list[TimelineEntry]:
+def assemble(cuts: list[SceneCut], settings: AssemblySettings, output: Path) -> list[TimelineEntry]:
     timeline = assemble_storyboard(cuts, settings, output)
     get_run_logger().info("assembled %d scenes into %s", len(cuts), output.name)
     return timeline
 
 
 _PLACEHOLDERS = {
-    SceneStatus.NO_SPEECH: ("No speech", "Nothing was heard in this recording, so no picture was made."),
+    SceneStatus.NO_SPEECH: (
+        "No speech",
+        "Nothing was heard in this recording, so no picture was made.",
+    ),
     SceneStatus.FILTERED: ("Filtered", "The image service's content filter refused this scene."),
     SceneStatus.FAILED: ("Failed", "This scene could not be made."),
 }

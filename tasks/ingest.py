@@ -102,7 +102,7 @@ def plan_storyboard(source: str) -> StoryboardPlan:
         scene_id for scene_id in ordered if (s := spec.scene(scene_id)) is not None and s.skip
     )
 
-    recordings = []
+    recordings: list[Recording] = []
     for scene_id in ordered:
         if scene_id in skipped:
             continue

@@ -6,6 +6,7 @@ import re
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -70,14 +71,22 @@ def transcribe_recording(
     started = time.perf_counter()
     audio = decode_audio(recording.path, WHISPER_SAMPLE_RATE)
     duration = len(audio) / WHISPER_SAMPLE_RATE
-    options = {"beam_size": settings.beam_size, "vad_filter": settings.vad_filter}
-    raw = engine.transcribe(audio, language=language, task="transcribe", **options)
+    beam_size, vad_filter = settings.beam_size, settings.vad_filter
+    raw = engine.transcribe(
+        audio, language=language, task="transcribe", beam_size=beam_size, vad_filter=vad_filter
+    )
     segments = _speech_segments(raw, settings.no_speech_threshold)
     no_speech = is_no_speech(raw, segments)
     text = "" if no_speech else " ".join(segment.text for segment in segments)
     english_text = text
     if text and raw.language != "en":
-        translated = engine.transcribe(audio, language=raw.language, task="translate", **options)
+        translated = engine.transcribe(
+            audio,
+            language=raw.language,
+            task="translate",
+            beam_size=beam_size,
+            vad_filter=vad_filter,
+        )
         english_text = " ".join(s.text for s in _speech_segments(translated, 1.0)) or text
     return Transcript(
         language=raw.language,
@@ -91,13 +100,10 @@ def transcribe_recording(
     )
 
 
-def _transcript_from_json(document: dict[str, object]) -> Transcript:
-    segments = document.get("segments")
+def _transcript_from_json(document: dict[str, Any]) -> Transcript:
     fields = {key: value for key, value in document.items() if key != "segments"}
-    return Transcript(
-        **fields,  # type: ignore[arg-type]
-        segments=tuple(Segment(**segment) for segment in segments),  # type: ignore[union-attr]
-    )
+    segments = tuple(Segment(**segment) for segment in document.get("segments", ()))
+    return Transcript(**fields, segments=segments)
 
 
 def cached_transcription(

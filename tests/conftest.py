@@ -1,0 +1,72 @@
+"""Shared fixtures. Prefect and the content cache are pointed at a per-session temporary
+folder before any project module (and so Prefect) is imported."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+_SESSION_HOME = Path(tempfile.mkdtemp(prefix="storyboard-tests-"))
+os.environ["PREFECT_HOME"] = str(_SESSION_HOME / "prefect")
+os.environ["STORYBOARD_CACHE_DIR"] = str(_SESSION_HOME / "cache")
+os.environ.pop("NVIDIA_API_KEY", None)
+os.environ.pop("PREFECT_API_URL", None)
+
+from flows.runtime import configure_environment  # noqa: E402
+
+configure_environment()
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEMO_DIR = PROJECT_ROOT / "storyboards" / "demo"
+DEMO_WORDS = {
+    "dawn": "A lion walks through a misty jungle at dawn.",
+    "river": "Sunlight breaks through the trees as the lion reaches a quiet river.",
+    "elephants": "A family of elephants wades across the water, spraying silver drops.",
+    "storm": "Storm clouds gather over the savanna and the tall grass bends in the wind.",
+    "night": "At night the lion rests on a rock beneath a sky full of stars.",
+}
+
+
+def write_wav(path: Path, seconds: float, frequency: float = 0.0, rate: int = 16_000) -> Path:
+    """A mono 16-bit WAV: a sine tone at `frequency`, or silence when it is 0."""
+    count = round(seconds * rate)
+    t = np.arange(count) / rate
+    samples = 0.3 * np.sin(2 * math.pi * frequency * t) if frequency else np.zeros(count)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes((samples * 32767).astype("<i2").tobytes())
+    return path
+
+
+@pytest.fixture(scope="session")
+def session_home() -> Iterator[Path]:
+    yield _SESSION_HOME
+    shutil.rmtree(_SESSION_HOME, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def cache_dir(session_home: Path) -> Path:
+    return Path(os.environ["STORYBOARD_CACHE_DIR"])
+
+
+@pytest.fixture
+def cli_env(session_home: Path) -> dict[str, str]:
+    """The environment for running the `storyboard` command as a user would."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"NVIDIA_API_KEY", "PREFECT_API_URL"} and not key.startswith("PYTEST")
+    }
+    env["PREFECT_HOME"] = str(session_home / "prefect")
+    env["STORYBOARD_CACHE_DIR"] = str(session_home / "cache")
+    return env

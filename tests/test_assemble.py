@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from clients.draft import DraftBackend
+from clients.generation import ClipRequest, ImageRequest
+from clients.media import probe
+from configs.settings import AssemblySettings
+from tasks.assemble import (
+    SceneCut,
+    active_caption,
+    assemble_storyboard,
+    source_frame_index,
+    timeline_frames,
+)
+from tasks.scene import Segment
+from tests.conftest import write_wav
+
+
+@pytest.mark.parametrize("method", ["pingpong", "stretch", "hold"])
+def test_source_frames_stay_in_range_and_start_at_the_first(method: str) -> None:
+    indices = [source_frame_index(k, 240, 24, 25, 6, method) for k in range(240)]  # type: ignore[arg-type]
+    assert indices[0] == 0
+    assert all(0 <= index < 25 for index in indices)
+
+
+def test_pingpong_bounces_instead_of_jumping_back() -> None:
+    indices = [source_frame_index(k, 480, 24, 25, 6, "pingpong") for k in range(480)]
+    steps = {abs(b - a) for a, b in itertools.pairwise(indices)}
+    assert steps <= {0, 1}
+    assert max(indices) == 24
+
+
+def test_stretch_spreads_the_clip_over_the_whole_span() -> None:
+    indices = [source_frame_index(k, 100, 24, 25, 6, "stretch") for k in range(100)]
+    assert indices == sorted(indices)
+    assert indices[-1] == 24
+
+
+def test_timeline_boundaries_do_not_drift() -> None:
+    durations = [1.013] * 300
+    spans = timeline_frames(durations, 24)
+    assert sum(frames for _, _, frames in spans) == round(sum(durations) * 24)
+    assert spans[-1][1] == pytest.approx(sum(durations))
+
+
+def test_active_caption_follows_segments_and_lingers_briefly() -> None:
+    segments = [Segment(0.5, 2.0, "one"), Segment(2.5, 4.0, "two")]
+    assert active_caption(segments, 0.1) is None
+    assert active_caption(segments, 1.0) == 0
+    assert active_caption(segments, 2.2) == 0
+    assert active_caption(segments, 3.0) == 1
+    assert active_caption(segments, 5.5) is None
+
+
+def _draft_clip(folder: Path, seed: int) -> Path:
+    backend = DraftBackend()
+    request = ImageRequest(f"scene {seed}", "", "sdxl", seed, 5.0, "DDIM", 25, label=f"S{seed}")
+    image = backend.generate_image(request)
+    clip = backend.generate_clip(ClipRequest(image.data, seed, 1.8, 127))
+    path = folder / f"clip{seed}.mp4"
+    path.write_bytes(clip.data)
+    return path
+
+
+def test_assembled_video_is_h264_aac_as_long_as_the_narrations(tmp_path: Path) -> None:
+    narrations = [
+        write_wav(tmp_path / "a.wav", 1.5, 440),
+        write_wav(tmp_path / "b.wav", 6.2, 660),
+        tmp_path / "broken.wav",
+    ]
+    narrations[2].write_bytes(b"RIFF not really a wav")
+    cuts = [
+        SceneCut(
+            "a", "Scene 1 · a", narrations[0], (Segment(0, 1.5, "first"),), _draft_clip(tmp_path, 1)
+        ),
+        SceneCut("b", "Scene 2 · b", narrations[1], (), _draft_clip(tmp_path, 2)),
+        SceneCut(
+            "broken",
+            "Scene 3",
+            narrations[2],
+            placeholder_heading="Failed",
+            placeholder_detail="bad",
+        ),
+    ]
+    settings = AssemblySettings(fps=12, placeholder_seconds=2.0)
+    output = tmp_path / "out" / "storyboard.mp4"
+    timeline = assemble_storyboard(cuts, settings, output)
+
+    expected = 1.5 + 6.2 + 2.0
+    info = probe(output)
+    assert (info.video_codec, info.audio_codec) == ("h264", "aac")
+    assert (info.width, info.height) == (1024, 576)
+    assert info.duration_s == pytest.approx(expected, rel=0.03)
+    assert [(e.scene_id, e.start_s, e.end_s) for e in timeline] == [
+        ("a", 0.0, 1.5),
+        ("b", 1.5, 7.7),
+        ("broken", 7.7, 9.7),
+    ]
+    assert not list(output.parent.glob(".assemble-*")), "work files must be cleaned up"
+
+    with av.open(str(output)) as container:
+        audio = np.concatenate(
+            [frame.to_ndarray().reshape(-1) for frame in container.decode(audio=0)]
+        )
+    rate = 48_000
+    loud_in_b = np.abs(audio[int(3 * rate) : int(5 * rate)]).mean()
+    quiet_in_placeholder = np.abs(audio[int(8.2 * rate) : int(9.4 * rate)]).mean()
+    assert loud_in_b > 0.05 and quiet_in_placeholder < 0.01
+
+
+def test_duration_override_pads_the_narration(tmp_path: Path) -> None:
+    narration = write_wav(tmp_path / "a.wav", 1.0, 440)
+    cuts = [
+        SceneCut("a", "a", narration, clip_path=_draft_clip(tmp_path, 3), duration_override_s=3.0)
+    ]
+    timeline = assemble_storyboard(cuts, AssemblySettings(fps=12), tmp_path / "v.mp4")
+    assert timeline[0].end_s == pytest.approx(3.0)
+    assert probe(tmp_path / "v.mp4").duration_s == pytest.approx(3.0, rel=0.03)

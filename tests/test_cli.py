@@ -1,0 +1,188 @@
+"""The `storyboard` command end to end, run as a user runs it: a real process, real
+transcription, Prefect's embedded API, real ffmpeg."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from clients.media import probe
+from tasks.manifest import MANIFEST_COLUMNS
+from tests.conftest import DEMO_DIR, PROJECT_ROOT, write_wav
+
+pytestmark = pytest.mark.slow
+STORYBOARD = str(Path(sys.executable).with_name("storyboard"))
+
+
+def run_cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - fixed argument list
+        [STORYBOARD, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=600
+    )
+
+
+def assert_clean(result: subprocess.CompletedProcess[str]) -> None:
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output, output
+    assert "ERROR" not in output, output
+    assert "CancelledError" not in output, output
+
+
+def read_manifest(target: Path) -> pd.DataFrame:
+    return pd.read_csv(target / "manifest.csv", keep_default_na=False)
+
+
+@pytest.fixture(scope="module")
+def demo_run(
+    tmp_path_factory: pytest.TempPathFactory, session_home: Path
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    import os
+
+    env = dict(os.environ)
+    env.pop("NVIDIA_API_KEY", None)
+    workdir = tmp_path_factory.mktemp("demo")
+    return run_cli(["demo", "--out", "out"], env, workdir), workdir / "out"
+
+
+def test_demo_succeeds_cleanly_and_says_where_the_outputs_are(
+    demo_run: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    result, _target = demo_run
+    assert result.returncode == 0, result.stderr
+    assert_clean(result)
+    assert "out/storyboard.mp4" in result.stdout and "out/manifest.csv" in result.stdout
+    assert "backend: draft" in result.stderr
+
+
+def test_demo_video_is_h264_aac_as_long_as_the_narrations(
+    demo_run: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    _, target = demo_run
+    manifest = read_manifest(target)
+    info = probe(target / "storyboard.mp4")
+    assert (info.video_codec, info.audio_codec) == ("h264", "aac")
+    narration = manifest["audio_duration_s"].astype(float).sum()
+    assert info.duration_s == pytest.approx(narration, rel=0.03)
+
+
+def test_demo_manifest_has_every_column_and_scenes_in_order(
+    demo_run: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    _, target = demo_run
+    manifest = read_manifest(target)
+    assert list(manifest.columns[: len(MANIFEST_COLUMNS)]) == list(MANIFEST_COLUMNS)
+    assert manifest["scene_id"].tolist() == ["dawn", "river", "elephants", "storm", "night"]
+    assert manifest["status"].tolist() == ["ok"] * 5
+    assert set(manifest["backend"]) == {"draft"}
+    starts, ends = manifest["start_s"].astype(float), manifest["end_s"].astype(float)
+    assert starts.iloc[0] == 0.0
+    assert (starts.iloc[1:].to_numpy() == ends.iloc[:-1].to_numpy()).all()
+    for column in ("image_path", "clip_path"):
+        assert all((target / path).is_file() for path in manifest[column])
+    assert (
+        "lion" in manifest.loc[0, "prompt"]
+        and "cinematic storyboard frame" in manifest.loc[0, "prompt"]
+    )
+
+
+def test_demo_writes_captions_and_a_run_report(
+    demo_run: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    _, target = demo_run
+    srt = (target / "storyboard.srt").read_text()
+    assert srt.startswith("1\n00:00:00,") and "lion" in srt.lower()
+    report = json.loads((target / "run.json").read_text())
+    assert set(report["stages"]) >= {"ingest", "transcribe", "generate", "assemble", "total"}
+    assert report["scenes"] == {"ok": 5, "no_speech": 0, "filtered": 0, "failed": 0}
+    assert report["backend"] == "draft" and report["engine"] == "faster-whisper"
+    assert report["task_runner"] == "thread" and report["versions"]["prefect"]
+    assert report["api_calls"] == 0
+
+
+def test_mixed_folder_renders_good_scenes_and_marks_the_others(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    source = tmp_path / "mixed"
+    source.mkdir()
+    shutil.copy(DEMO_DIR / "dawn.ogg", source / "scene_1.ogg")
+    write_wav(source / "scene_2.wav", 2.5)
+    (source / "scene_3.mp3").write_text("<html>this memo is really text</html>")
+    shutil.copy(DEMO_DIR / "night.ogg", source / "scene_10.ogg")
+
+    result = run_cli(["run", str(source), "--out", str(tmp_path / "out")], cli_env, tmp_path)
+    assert result.returncode == 3, result.stderr
+    manifest = read_manifest(tmp_path / "out")
+    assert manifest["scene_id"].tolist() == ["scene_1", "scene_2", "scene_3", "scene_10"]
+    assert manifest["status"].tolist() == ["ok", "no_speech", "failed", "ok"]
+    assert manifest.loc[1, "prompt"] == "" and manifest.loc[1, "image_path"] == ""
+    assert "not a readable audio file" in manifest.loc[2, "error"]
+    assert "\n" not in manifest.loc[2, "error"]
+    assert (tmp_path / "out" / "storyboard.mp4").is_file()
+
+    again = run_cli(
+        ["run", str(source), "--out", str(tmp_path / "again"), "--only", "scene_10"],
+        cli_env,
+        tmp_path,
+    )
+    assert again.returncode == 3, again.stderr
+    report = json.loads((tmp_path / "again" / "run.json").read_text())
+    assert report["cache_hits"] == 2, "scene_1 comes from the cache, scene_10 is regenerated"
+
+
+def test_folder_without_recordings_exits_2_with_one_line(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    result = run_cli(["run", str(tmp_path)], cli_env, tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "no recordings found" in result.stderr
+    assert not (tmp_path / "output").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "{source}", "--only", "nope"], "no scene called nope"),
+        (["run", "{source}", "--backend", "nvidia"], "NVIDIA_API_KEY"),
+        (["run", "{source}", "--config", "{source}/missing.yaml"], "no such file"),
+        (["run", "{source}", "--task-runner", "ray"], "not available"),
+        (["run"], "required"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(
+    tmp_path: Path, cli_env: dict[str, str], args: list[str], message: str
+) -> None:
+    write_wav(tmp_path / "a.wav", 0.5)
+    result = run_cli([arg.format(source=tmp_path) for arg in args], cli_env, tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+
+
+def test_malformed_storyboard_yaml_exits_2(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    write_wav(tmp_path / "a.wav", 0.5)
+    (tmp_path / "storyboard.yaml").write_text("style: [unclosed\n")
+    result = run_cli(["run", str(tmp_path)], cli_env, tmp_path)
+    assert result.returncode == 2
+    assert "storyboard.yaml: not valid YAML" in result.stderr
+
+
+def test_transcribe_prints_one_json_object_per_scene(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    shutil.copy(DEMO_DIR / "storm.m4a", tmp_path / "b.m4a")
+    write_wav(tmp_path / "a.wav", 2.0)
+    result = run_cli(["transcribe", str(tmp_path)], cli_env, PROJECT_ROOT)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["scene_id"] for line in lines] == ["a", "b"]
+    keys = {"scene_id", "language", "language_probability", "transcript", "prompt", "no_speech",
+            "audio_duration_s", "seconds"}  # fmt: skip
+    assert all(keys <= set(line) for line in lines)
+    assert lines[0]["no_speech"] is True and lines[0]["prompt"] == ""
+    assert "grass" in lines[1]["transcript"] and lines[1]["language"] == "en"
