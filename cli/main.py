@@ -111,10 +111,10 @@ def command_run(
 
     from prefect.task_runners import ThreadPoolTaskRunner
 
-    from flows.runtime import silence_shutdown_noise
+    from flows.runtime import quiet_prefect_console
     from flows.storyboard import storyboard
 
-    silence_shutdown_noise()
+    quiet_prefect_console()
     runner: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(
         max_workers=settings.generation.concurrency
     )

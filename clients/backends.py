@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-import os
 import threading
 
 from clients.draft import DraftBackend
 from clients.errors import ConfigurationError
 from clients.generation import GenerationBackend
+from clients.nvidia import API_KEY_VARIABLE, ClientOptions, NvidiaClient, RetryPolicy, read_api_key
+from clients.ratelimit import RateLimiter
+from configs.settings import GenerationSettings
 
-API_KEY_VARIABLE = "NVIDIA_API_KEY"
-
-_backends: dict[str, GenerationBackend] = {}
+_backends: dict[tuple[str, GenerationSettings], GenerationBackend] = {}
 _lock = threading.Lock()
 
 
 def choose_backend(requested: str) -> str:
     """`auto` means nvidia when an API key is set, else the offline draft backend."""
     if requested == "auto":
-        return "nvidia" if os.environ.get(API_KEY_VARIABLE) else "draft"
+        return "nvidia" if read_api_key() else "draft"
     return requested
 
 
@@ -26,19 +26,34 @@ def check_backend(name: str) -> None:
     """Fail before any work starts when `name` cannot be used here."""
     if name == "draft":
         return
-    if name == "nvidia" and not os.environ.get(API_KEY_VARIABLE):
-        raise ConfigurationError(f"--backend nvidia needs {API_KEY_VARIABLE} to be set")
-    raise ConfigurationError(
-        f"backend '{name}' is not available in this version; use --backend draft"
-    )
+    if name == "nvidia":
+        if not read_api_key():
+            raise ConfigurationError(f"--backend nvidia needs {API_KEY_VARIABLE} to be set")
+        return
+    raise ConfigurationError(f"backend '{name}' is not available in this version")
 
 
-def backend_for(name: str) -> GenerationBackend:
-    """The process-wide backend called `name`, created on first use."""
+def create_backend(name: str, settings: GenerationSettings) -> GenerationBackend:
+    check_backend(name)
+    if name == "nvidia":
+        options = ClientOptions.from_environment(
+            timeout_s=settings.request_timeout_s,
+            poll_deadline_s=settings.poll_deadline_s,
+            retry=RetryPolicy(attempts=settings.max_attempts),
+        )
+        return NvidiaClient(options=options, limiter=RateLimiter(settings.requests_per_minute))
+    return DraftBackend()
+
+
+def backend_for(name: str, settings: GenerationSettings) -> GenerationBackend:
+    """The process-wide backend for `name` and these settings, created on first use.
+
+    Every scene task of a process shares it, and with it one connection pool and one
+    rate limiter.
+    """
     with _lock:
-        backend = _backends.get(name)
+        backend = _backends.get((name, settings))
         if backend is None:
-            check_backend(name)
-            backend = DraftBackend()
-            _backends[name] = backend
+            backend = create_backend(name, settings)
+            _backends[(name, settings)] = backend
         return backend

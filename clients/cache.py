@@ -8,6 +8,7 @@ none, even if the writer is killed half-way.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -73,6 +74,18 @@ class ContentCache:
         path = self.entry_dir(namespace, key) / name
         write_bytes_atomic(path, data)
         return path
+
+    @contextmanager
+    def lock(self, namespace: str, key: str) -> Iterator[None]:
+        """Hold an exclusive lock on one entry, across threads and processes on this host."""
+        folder = self.entry_dir(namespace, key)
+        folder.mkdir(parents=True, exist_ok=True)
+        with (folder / ".lock").open("a+b") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
     def get_json(self, namespace: str, key: str) -> dict[str, Any] | None:
         path = self.get_file(namespace, key, "entry.json")

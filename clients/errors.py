@@ -16,7 +16,12 @@ from __future__ import annotations
 
 
 class StoryboardError(Exception):
-    """Base class of every error the pipeline raises on purpose."""
+    """Base class of every error the pipeline raises on purpose.
+
+    `api_calls` counts the paid generation requests sent before the error (retries included).
+    """
+
+    api_calls: int = 0
 
 
 class ConfigurationError(StoryboardError):

@@ -50,6 +50,10 @@ class GenerationSettings(_Strict):
     steps: int = Field(default=25, ge=1, le=100)
     svd_cfg_scale: float = Field(default=1.8, ge=0.0, le=9.0)
     motion_bucket_id: int = 127
+    requests_per_minute: float = Field(default=40.0, gt=0.0, le=10_000.0)
+    request_timeout_s: float = Field(default=120.0, gt=0.0)
+    poll_deadline_s: float = Field(default=900.0, gt=0.0)
+    max_attempts: int = Field(default=6, ge=1, le=20)
 
 
 class AssemblySettings(_Strict):

@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import os
 
+from clients.errors import StoryboardError
+
 QUIET_DEFAULTS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
@@ -24,16 +26,30 @@ def configure_environment() -> None:
         os.environ.setdefault(name, value)
 
 
-class _DropShutdownNoise(logging.Filter):
-    """The embedded server's task-run recorder logs a CancelledError when it is stopped."""
+class _QuietExpectedErrors(logging.Filter):
+    """Keeps Prefect's console to one line per problem.
+
+    Drops the CancelledError the embedded server's services log when they are stopped, and
+    the traceback (not the message) of the pipeline's own errors, which are explained in
+    one line by the command line.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and record.exc_info[0] is not None:
-            return record.exc_info[0].__name__ != "CancelledError"
-        return "CancelledError" not in record.getMessage()
+        error = record.exc_info[0] if record.exc_info else None
+        if error is not None and error.__name__ == "CancelledError":
+            return False
+        if "CancelledError" in record.getMessage():
+            return False
+        if error is not None and issubclass(error, StoryboardError):
+            record.exc_info = None
+            record.exc_text = None
+        return True
 
 
-def silence_shutdown_noise() -> None:
-    noise = _DropShutdownNoise()
-    for name in ("prefect", "prefect.server", "prefect.server.services.task_run_recorder"):
-        logging.getLogger(name).addFilter(noise)
+def quiet_prefect_console() -> None:
+    quiet = _QuietExpectedErrors()
+    for name in ("prefect", "prefect.flow_runs", "prefect.task_runs", "prefect.server"):
+        logging.getLogger(name).addFilter(quiet)
+    for handler in logging.getLogger("prefect").handlers:
+        handler.addFilter(quiet)
+    logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -17,7 +17,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture
 
-from clients.errors import ConfigurationError
+from clients.errors import ConfigurationError, FatalServiceError
 from configs.settings import Settings
 from tasks.assemble import assemble, scene_cut
 from tasks.generate import generate
@@ -166,6 +166,9 @@ def storyboard(
                 scene_refresh,
             )
         generated = {index: future.result() for index, future in generate_futures.items()}
+    fatal = next((g for g in generated.values() if isinstance(g, SceneFailure) and g.fatal), None)
+    if fatal is not None:
+        raise FatalServiceError(fatal.reason)
 
     outcomes = [
         _outcome(
@@ -188,6 +191,7 @@ def storyboard(
         write_manifest(outcomes, timeline, target_dir, backend, image_model)
 
     media = [outcome.media for outcome in outcomes if outcome.media is not None]
+    failed_calls = sum(g.api_calls for g in generated.values() if isinstance(g, SceneFailure))
     report = RunReport(
         storyboard=plan.name,
         title=plan.title,
@@ -200,7 +204,7 @@ def storyboard(
         task_runner=task_runner,
         stages={**clock.seconds, "total": clock.total()},
         scenes=count_statuses(outcomes),
-        api_calls=sum(item.api_calls for item in media),
+        api_calls=sum(item.api_calls for item in media) + failed_calls,
         cache_hits=sum(item.cache_hits for item in media),
         versions=package_versions(),
     )

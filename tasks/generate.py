@@ -14,7 +14,13 @@ from prefect.tasks import exponential_backoff
 
 from clients.backends import backend_for
 from clients.cache import ContentCache, content_key
-from clients.errors import ContentFilteredError, SceneError, TransientServiceError
+from clients.errors import (
+    ContentFilteredError,
+    FatalServiceError,
+    SceneError,
+    StoryboardError,
+    TransientServiceError,
+)
 from clients.generation import (
     ClipRequest,
     GenerationBackend,
@@ -43,16 +49,30 @@ def _cached_or_generated(
     refresh: bool,
     produce: Callable[[], tuple[bytes, str, int, int]],
 ) -> _Artifact:
-    """The cached file for `key`, or `produce()`'s (data, file name, seed, api calls), stored."""
-    entry = None if refresh else cache.get_json(namespace, key)
-    if entry is not None:
-        path = cache.get_file(namespace, key, str(entry.get("file", "")))
-        if path is not None:
-            return _Artifact(path, int(entry["seed"]), 0, from_cache=True)
-    data, file_name, seed, api_calls = produce()
-    path = cache.put_file(namespace, key, file_name, data)
-    cache.put_json(namespace, key, {"file": file_name, "seed": seed})
+    """The cached file for `key`, or `produce()`'s (data, file name, seed, api calls), stored.
+
+    Production holds the entry's lock, so two runs needing the same result pay for it once:
+    the second waits, then finds it in the cache.
+    """
+    if not refresh and (hit := _lookup(cache, namespace, key)) is not None:
+        return hit
+    with cache.lock(namespace, key):
+        if not refresh and (hit := _lookup(cache, namespace, key)) is not None:
+            return hit
+        data, file_name, seed, api_calls = produce()
+        path = cache.put_file(namespace, key, file_name, data)
+        cache.put_json(namespace, key, {"file": file_name, "seed": seed})
     return _Artifact(path, seed, api_calls, from_cache=False)
+
+
+def _lookup(cache: ContentCache, namespace: str, key: str) -> _Artifact | None:
+    entry = cache.get_json(namespace, key)
+    if entry is None:
+        return None
+    path = cache.get_file(namespace, key, str(entry.get("file", "")))
+    if path is None:
+        return None
+    return _Artifact(path, int(entry["seed"]), 0, from_cache=True)
 
 
 def generate_media(
@@ -70,6 +90,7 @@ def generate_media(
 
     image_key = content_key(IMAGES, backend.name, backend.image_fingerprint(request))
     image = _cached_or_generated(cache, IMAGES, image_key, refresh, make_image)
+    calls_before_clip = image.api_calls
 
     clip_request = ClipRequest(
         image=image.path.read_bytes(),
@@ -83,7 +104,11 @@ def generate_media(
         return clip.data, "clip.mp4", clip.seed, clip.api_calls
 
     clip_key = content_key(CLIPS, backend.name, clip_request.fingerprint())
-    clip = _cached_or_generated(cache, CLIPS, clip_key, refresh, make_clip)
+    try:
+        clip = _cached_or_generated(cache, CLIPS, clip_key, refresh, make_clip)
+    except StoryboardError as exc:
+        exc.api_calls += calls_before_clip
+        raise
     return GeneratedMedia(
         image_path=image.path,
         clip_path=clip.path,
@@ -108,8 +133,10 @@ def _retry_when_transient(task: Task[Any, Any], task_run: TaskRun, state: State[
 @task(
     name="generate",
     cache_policy=NO_CACHE,
-    retries=4,
-    retry_delay_seconds=exponential_backoff(backoff_factor=2),
+    # The client already retries each request with backoff; this is the outer safety net
+    # for a scene whose attempts all failed (an outage longer than the client's patience).
+    retries=2,
+    retry_delay_seconds=exponential_backoff(backoff_factor=10),
     retry_jitter_factor=0.5,
     retry_condition_fn=_retry_when_transient,
 )
@@ -121,12 +148,15 @@ def generate(
     cache_dir: Path,
     refresh: bool = False,
 ) -> GeneratedMedia | SceneFailure:
-    backend = backend_for(backend_name)
+    backend = backend_for(backend_name, settings)
+    logger = get_run_logger()
     try:
         return generate_media(backend, ContentCache(cache_dir), request, settings, refresh)
     except ContentFilteredError as exc:
-        get_run_logger().warning("%s: filtered: %s", scene_id, exc)
-        return SceneFailure(reason=str(exc), status=SceneStatus.FILTERED)
+        logger.warning("%s: filtered: %s", scene_id, exc)
+        return SceneFailure(str(exc), SceneStatus.FILTERED, api_calls=exc.api_calls)
     except SceneError as exc:
-        get_run_logger().warning("%s: %s", scene_id, exc)
-        return SceneFailure(reason=str(exc))
+        logger.warning("%s: %s", scene_id, exc)
+        return SceneFailure(str(exc), api_calls=exc.api_calls)
+    except FatalServiceError as exc:
+        return SceneFailure(str(exc), api_calls=exc.api_calls, fatal=True)

@@ -75,6 +75,8 @@ class SceneFailure:
 
     reason: str
     status: SceneStatus = SceneStatus.FAILED
+    api_calls: int = 0
+    fatal: bool = False
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,270 @@
+"""The NVIDIA client against a strict fake of the hosted API on loopback, and MockTransport."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from clients.errors import (
+    ContentFilteredError,
+    FatalServiceError,
+    GenerationError,
+    TransientServiceError,
+)
+from clients.generation import ClipRequest, ImageRequest
+from clients.nvidia import ClientOptions, NvidiaClient, RetryPolicy, fit_for_svd, image_body
+from clients.ratelimit import RateLimiter
+from tests.fakes.nvidia_server import VALID_KEY, FakeNvidia, Faults
+
+
+def _request(prompt: str = "a lion at dawn", model: str = "sdxl") -> ImageRequest:
+    return ImageRequest(prompt, "blurry", model, 1234, 5.0, "K_DPM_2_ANCESTRAL", 25)
+
+
+def _client(fake: FakeNvidia, key: str = VALID_KEY, attempts: int = 6, **kw: float) -> NvidiaClient:
+    options = ClientOptions(
+        api_base=fake.api_base,
+        nvcf_base=fake.nvcf_base,
+        poll_interval_s=0.0,
+        timeout_s=kw.pop("timeout_s", 10.0),
+        retry=RetryPolicy(attempts=attempts, base_delay_s=0.0, max_delay_s=0.0),
+    )
+    return NvidiaClient(key, options, RateLimiter(per_minute=60_000), sleep=lambda _: None)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeNvidia]:
+    with FakeNvidia() as server:
+        yield server
+
+
+@pytest.mark.parametrize("model", ["sdxl", "sd3-medium", "flux.1-dev", "flux.1-schnell"])
+def test_every_image_model_gets_a_request_the_contract_accepts(
+    fake: FakeNvidia, model: str
+) -> None:
+    image = _client(fake).generate_image(_request(model=model))
+    assert image.media_type == "image/jpeg" and image.api_calls == 1
+    assert Image.open(io.BytesIO(image.data)).size[0] >= 1024
+    assert fake.stats.violations == []
+
+
+def test_model_limits_are_respected_in_the_bodies() -> None:
+    wild = ImageRequest("p", "", "flux.1-schnell", 1, 30.0, "DDIM", 60)
+    assert (image_body(wild)["steps"], image_body(wild)["cfg_scale"]) == (4, 0.0)
+    dev = image_body(ImageRequest("p", "", "flux.1-dev", 1, 30.0, "DDIM", 500))
+    assert (dev["width"], dev["height"], dev["steps"], dev["cfg_scale"]) == (1344, 768, 100, 9.0)
+    sd3 = image_body(ImageRequest("p", "n", "sd3-medium", 1, 5.0, "DDIM", 25))
+    assert sd3["aspect_ratio"] == "16:9" and sd3["negative_prompt"] == "n"
+
+
+def test_svd_gets_a_1024x576_image_inline_and_returns_an_mp4(fake: FakeNvidia) -> None:
+    client = _client(fake)
+    image = client.generate_image(_request())
+    clip = client.generate_clip(ClipRequest(image.data, 1234, 1.8, 127))
+    assert b"ftyp" in clip.data[:64]
+    assert fake.stats.assets == 0 and fake.stats.violations == []
+    assert fit_for_svd(image.data).size == (1024, 576)
+
+
+def test_large_images_go_through_the_asset_upload(fake: FakeNvidia) -> None:
+    noise = np.random.default_rng(0).integers(0, 255, (1024, 1024, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(noise).save(buffer, format="PNG")
+    clip = _client(fake).generate_clip(ClipRequest(buffer.getvalue(), 5, 1.8, 127))
+    assert b"ftyp" in clip.data[:64]
+    assert fake.stats.assets == 1 and fake.stats.violations == []
+
+
+@pytest.mark.parametrize("redirect", [False, True])
+def test_202_answers_are_polled_until_done(redirect: bool) -> None:
+    faults = Faults(async_rate=1.0, polls_before_done=3, redirect_results=redirect)
+    with FakeNvidia(faults) as fake:
+        image = _client(fake).generate_image(_request())
+    assert image.api_calls == 1
+    assert fake.stats.polls == 4
+    assert fake.stats.violations == []
+
+
+def test_transient_faults_are_retried_and_counted() -> None:
+    with FakeNvidia(Faults(transient_rate=0.6, seed=3)) as fake:
+        client = _client(fake, attempts=20)
+        images = [client.generate_image(_request(f"scene {i}")) for i in range(10)]
+    assert fake.stats.injected_faults > 0
+    assert sum(image.api_calls for image in images) == fake.stats.generation_requests
+    assert client.requests_sent == fake.stats.generation_requests
+
+
+def test_transient_faults_give_up_after_the_attempts() -> None:
+    expected = pytest.raises(TransientServiceError, match="gave up after 3 attempts")
+    with FakeNvidia(Faults(transient_rate=1.0)) as fake, expected as caught:
+        _client(fake, attempts=3).generate_image(_request())
+    assert caught.value.api_calls == 3 == fake.stats.generation_requests
+
+
+def test_slow_answers_time_out_and_are_retried() -> None:
+    expected = pytest.raises(TransientServiceError, match="timed out")
+    with FakeNvidia(Faults(latency_s=1.0)) as fake, expected:
+        _client(fake, attempts=2, timeout_s=0.2).generate_image(_request())
+    assert fake.stats.generation_requests == 2
+
+
+def test_a_refused_key_stops_every_later_call_without_sending(fake: FakeNvidia) -> None:
+    client = _client(fake, key="nvapi-wrong")
+    with pytest.raises(FatalServiceError, match="403"):
+        client.generate_image(_request())
+    with pytest.raises(FatalServiceError):
+        client.generate_image(_request("another scene"))
+    assert fake.stats.generation_requests == 1
+
+
+def test_a_malformed_key_is_fatal_too(fake: FakeNvidia) -> None:
+    with pytest.raises(FatalServiceError, match="401"):
+        _client(fake, key="not-a-key").generate_image(_request())
+
+
+def test_content_filtering_is_a_result_not_retried(fake: FakeNvidia) -> None:
+    with pytest.raises(ContentFilteredError):
+        _client(fake).generate_image(_request("something forbidden"))
+    assert fake.stats.generation_requests == 1
+
+
+def _mock_client(handler: httpx.MockTransport, sleeps: list[float] | None = None) -> NvidiaClient:
+    options = ClientOptions(api_base="https://api.test/v1/genai", nvcf_base="https://nvcf.test")
+    record = sleeps.append if sleeps is not None else (lambda _: None)
+    return NvidiaClient(VALID_KEY, options, RateLimiter(60_000), transport=handler, sleep=record)
+
+
+def test_retry_after_is_honoured() -> None:
+    answers = iter(
+        [
+            httpx.Response(429, headers={"Retry-After": "7"}, json={"status": 429}),
+            httpx.Response(
+                200,
+                json={"artifacts": [{"base64": _jpeg_b64(), "finishReason": "SUCCESS", "seed": 3}]},
+            ),
+        ]
+    )
+    sleeps: list[float] = []
+    client = _mock_client(httpx.MockTransport(lambda request: next(answers)), sleeps)
+    assert client.generate_image(_request()).api_calls == 2
+    assert sleeps == [7.0]
+
+
+def test_permanent_errors_are_not_retried_and_never_echo_the_key() -> None:
+    calls: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        detail = [{"loc": ["body", "prompt"], "msg": f"bad token {VALID_KEY}", "type": "x"}]
+        return httpx.Response(422, json={"detail": detail})
+
+    with pytest.raises(GenerationError) as caught:
+        _mock_client(httpx.MockTransport(handler)).generate_image(_request())
+    assert len(calls) == 1
+    assert VALID_KEY not in str(caught.value) and "***" in str(caught.value)
+
+
+def test_a_200_that_does_not_decode_is_retried() -> None:
+    answers = iter(
+        [
+            httpx.Response(200, content=b"<html>gateway</html>"),
+            httpx.Response(200, json={"artifacts": [{"base64": "%%%", "finishReason": "SUCCESS"}]}),
+            httpx.Response(
+                200, json={"artifacts": [{"base64": _jpeg_b64(), "finishReason": "SUCCESS"}]}
+            ),
+        ]
+    )
+    client = _mock_client(httpx.MockTransport(lambda request: next(answers)))
+    assert client.generate_image(_request()).api_calls == 3
+
+
+def test_the_key_is_sent_only_as_a_bearer_header_and_not_in_repr() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(
+            200, json={"artifacts": [{"base64": _jpeg_b64(), "finishReason": "SUCCESS"}]}
+        )
+
+    client = _mock_client(httpx.MockTransport(handler))
+    client.generate_image(_request())
+    assert seen[0].headers["Authorization"] == f"Bearer {VALID_KEY}"
+    assert VALID_KEY not in seen[0].content.decode() and VALID_KEY not in str(seen[0].url)
+    assert VALID_KEY not in repr(client)
+
+
+def test_rate_limiter_spaces_requests_across_threads() -> None:
+    limiter = RateLimiter(per_minute=600)  # one every 0.1 s
+    stamps: list[float] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        for _ in range(3):
+            limiter.acquire()
+            with lock:
+                stamps.append(time.monotonic())
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stamps.sort()
+    gaps = np.diff(stamps)
+    assert len(stamps) == 12
+    assert gaps.min() > 0.08
+    assert stamps[-1] - stamps[0] == pytest.approx(1.1, abs=0.1)
+
+
+def test_rate_limiter_burst_allows_that_many_at_once() -> None:
+    now = [100.0]
+    slept: list[float] = []
+    limiter = RateLimiter(60, burst=3, clock=lambda: now[0], sleep=slept.append)
+    waits = [limiter.acquire() for _ in range(5)]
+    assert waits == [0.0, 0.0, 0.0, 1.0, 2.0]
+
+
+def _jpeg_b64() -> str:
+    import base64
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (10, 20, 30)).save(buffer, format="JPEG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def test_fake_server_rejects_contract_breaks(fake: FakeNvidia) -> None:
+    response = httpx.post(
+        f"{fake.api_base}/stabilityai/stable-diffusion-xl",
+        headers={"Authorization": f"Bearer {VALID_KEY}", "Accept": "application/json"},
+        content=json.dumps({"text_prompts": [{"text": "x", "weight": 1}], "width": 512}),
+    )
+    assert response.status_code == 422
+    assert fake.stats.violations
+
+
+def test_a_refused_key_costs_one_request_however_many_threads_wait(fake: FakeNvidia) -> None:
+    client = _client(fake, key="nvapi-revoked")
+    errors: list[Exception] = []
+
+    def scene(index: int) -> None:
+        try:
+            client.generate_image(_request(f"scene {index}"))
+        except FatalServiceError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=scene, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(errors) == 8
+    assert fake.stats.generation_requests == 1
