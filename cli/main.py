@@ -72,10 +72,11 @@ def _say(message: str) -> None:
 
 
 def _backend_for_run(requested: str | None, configured: str) -> str:
-    from clients.backends import check_backend, choose_backend
+    from clients.backends import check_backend, check_backend_ready, choose_backend
 
     backend = choose_backend(requested or configured)
     check_backend(backend)
+    check_backend_ready(backend)
     if backend == "draft":
         _say("backend: draft (offline DRAFT panels; set NVIDIA_API_KEY for generated images)")
     else:

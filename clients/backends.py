@@ -7,6 +7,7 @@ import threading
 from clients.draft import DraftBackend
 from clients.errors import ConfigurationError
 from clients.generation import GenerationBackend
+from clients.nim import NimClient, check_ready, nim_base_url
 from clients.nvidia import API_KEY_VARIABLE, ClientOptions, NvidiaClient, RetryPolicy, read_api_key
 from clients.ratelimit import RateLimiter
 from configs.settings import GenerationSettings
@@ -30,19 +31,31 @@ def check_backend(name: str) -> None:
         if not read_api_key():
             raise ConfigurationError(f"--backend nvidia needs {API_KEY_VARIABLE} to be set")
         return
-    raise ConfigurationError(f"backend '{name}' is not available in this version")
+    if name == "nim":
+        nim_base_url()
+        return
+    raise ConfigurationError(f"unknown backend '{name}'")
+
+
+def check_backend_ready(name: str) -> None:
+    """Before a run starts: a NIM must answer ready (FatalServiceError otherwise)."""
+    if name == "nim":
+        check_ready(nim_base_url())
 
 
 def create_backend(name: str, settings: GenerationSettings) -> GenerationBackend:
     check_backend(name)
-    if name == "nvidia":
-        options = ClientOptions.from_environment(
-            timeout_s=settings.request_timeout_s,
-            poll_deadline_s=settings.poll_deadline_s,
-            retry=RetryPolicy(attempts=settings.max_attempts),
-        )
-        return NvidiaClient(options=options, limiter=RateLimiter(settings.requests_per_minute))
-    return DraftBackend()
+    if name == "draft":
+        return DraftBackend()
+    options = ClientOptions.from_environment(
+        timeout_s=settings.request_timeout_s,
+        poll_deadline_s=settings.poll_deadline_s,
+        retry=RetryPolicy(attempts=settings.max_attempts),
+    )
+    limiter = RateLimiter(settings.requests_per_minute)
+    if name == "nim":
+        return NimClient(nim_base_url(), options=options, limiter=limiter)
+    return NvidiaClient(options=options, limiter=limiter)
 
 
 def backend_for(name: str, settings: GenerationSettings) -> GenerationBackend:

@@ -263,6 +263,7 @@ class NvidiaClient:
     """
 
     name = "nvidia"
+    requires_key = True
 
     def __init__(
         self,
@@ -273,9 +274,9 @@ class NvidiaClient:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         key = api_key if api_key is not None else read_api_key()
-        if not key:
+        if not key and self.requires_key:
             raise ConfigurationError(f"the nvidia backend needs {API_KEY_VARIABLE} to be set")
-        self._key = key
+        self._key = key or ""
         self.options = options or ClientOptions.from_environment()
         self.limiter = limiter or RateLimiter(per_minute=40)
         self._sleep = sleep
@@ -347,7 +348,7 @@ class NvidiaClient:
     # -- transport --------------------------------------------------------------------------
 
     def _auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._key}"}
+        return {"Authorization": f"Bearer {self._key}"} if self._key else {}
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._key, "***") if self._key else text

@@ -12,18 +12,21 @@ class RateLimiter:
 
     With the default burst of 1, requests are spaced evenly, which keeps any 60-second
     window of a long batch at or under `per_minute`, however many threads draw from it.
+    `headroom` spaces them slightly wider so that network jitter never pushes a request
+    into a window the server already counts as full.
     """
 
     def __init__(
         self,
         per_minute: float,
         burst: int = 1,
+        headroom: float = 0.02,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if per_minute <= 0:
             raise ValueError("per_minute must be positive")
-        self.interval_s = 60.0 / per_minute
+        self.interval_s = 60.0 / per_minute * (1.0 + headroom)
         self.burst = max(1, burst)
         self._clock = clock
         self._sleep = sleep

@@ -203,7 +203,7 @@ def test_the_key_is_sent_only_as_a_bearer_header_and_not_in_repr() -> None:
 
 
 def test_rate_limiter_spaces_requests_across_threads() -> None:
-    limiter = RateLimiter(per_minute=600)  # one every 0.1 s
+    limiter = RateLimiter(per_minute=600, headroom=0.0)  # one every 0.1 s
     stamps: list[float] = []
     lock = threading.Lock()
 
@@ -228,7 +228,7 @@ def test_rate_limiter_spaces_requests_across_threads() -> None:
 def test_rate_limiter_burst_allows_that_many_at_once() -> None:
     now = [100.0]
     slept: list[float] = []
-    limiter = RateLimiter(60, burst=3, clock=lambda: now[0], sleep=slept.append)
+    limiter = RateLimiter(60, burst=3, headroom=0.0, clock=lambda: now[0], sleep=slept.append)
     waits = [limiter.acquire() for _ in range(5)]
     assert waits == [0.0, 0.0, 0.0, 1.0, 2.0]
 
@@ -268,3 +268,33 @@ def test_a_refused_key_costs_one_request_however_many_threads_wait(fake: FakeNvi
         thread.join()
     assert len(errors) == 8
     assert fake.stats.generation_requests == 1
+
+
+def test_nim_backend_generates_images_locally_hosted(fake: FakeNvidia) -> None:
+    from clients.media import probe
+    from clients.nim import NimClient, check_ready
+
+    check_ready(fake.base_url)
+    client = NimClient(fake.base_url, limiter=RateLimiter(60_000), sleep=lambda _: None)
+    image = client.generate_image(_request(model="flux.1-dev"))
+    clip = client.generate_clip(ClipRequest(image.data, 9, 1.8, 127))
+    assert fake.stats.by_path["nim"] == 1 and fake.stats.violations == []
+    assert image.api_calls == 1 and clip.api_calls == 0
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "clip.mp4"
+        path.write_bytes(clip.data)
+        info = probe(path)
+    assert (info.width, info.height, info.frame_count) == (1024, 576, 25)
+
+
+def test_a_nim_still_loading_stops_the_run_before_it_starts(fake: FakeNvidia) -> None:
+    from clients.nim import check_ready
+
+    fake.nim_loading = True
+    with pytest.raises(FatalServiceError, match="still loading"):
+        check_ready(fake.base_url)
+    with pytest.raises(FatalServiceError, match="unreachable"):
+        check_ready("http://127.0.0.1:9")

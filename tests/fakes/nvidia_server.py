@@ -77,6 +77,7 @@ class FakeNvidia:
         self.faults = faults or Faults()
         self.valid_key = valid_key
         self.filter_word = filter_word.lower()
+        self.nim_loading = False
         self.stats = Stats()
         self._random = random.Random(self.faults.seed)
         self._lock = threading.Lock()
@@ -147,6 +148,13 @@ class FakeNvidia:
                 self._create_asset(handler, raw)
             elif method == "PUT" and path.startswith("/uploads/"):
                 self._upload(handler, path.rsplit("/", 1)[-1], raw)
+            elif method == "POST" and path == "/v1/infer":
+                self._nim_infer(handler, raw)
+            elif method == "GET" and path in ("/v1/health/ready", "/v1/health/live"):
+                ready = path.endswith("live") or not self.nim_loading
+                self._send(
+                    handler, 200 if ready else 503, {"status": "ready" if ready else "loading"}
+                )
             else:
                 self._send(handler, 404, {"status": 404, "title": "Not Found", "detail": path})
         except (BrokenPipeError, ConnectionResetError):
@@ -230,6 +238,21 @@ class FakeNvidia:
             self._send(handler, 202, None, headers)
             return
         self._send(handler, 200, answer)
+
+    def _nim_infer(self, handler: BaseHTTPRequestHandler, raw: bytes) -> None:
+        """A self-hosted FLUX NIM: no auth, FLUX-shaped body, artifacts answer, never 202."""
+        with self._lock:
+            self.stats.generation_requests += 1
+            self.stats.by_path["nim"] += 1
+        if "Authorization" in handler.headers:
+            self._violation("nim: a self-hosted NIM takes no Authorization header")
+        body = json.loads(raw)
+        problems = _validate("black-forest-labs/flux.1-dev", body, handler, self._assets)
+        if problems:
+            self._violation(f"nim: {problems[0]}")
+            self._send(handler, 422, {"detail": [{"loc": ["body"], "msg": problems[0]}]})
+            return
+        self._send(handler, 200, self._answer("black-forest-labs/flux.1-dev", body))
 
     def _rate_limited(self) -> bool:
         limit = self.faults.rate_limit_per_minute
