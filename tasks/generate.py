@@ -52,14 +52,19 @@ def _cached_or_generated(
     """The cached file for `key`, or `produce()`'s (data, file name, seed, api calls), stored.
 
     Production holds the entry's lock, so two runs needing the same result pay for it once:
-    the second waits, then finds it in the cache.
+    the second waits, then finds it in the cache. A content-filter refusal is a result too:
+    it is remembered, and raised again without a request until `refresh`.
     """
     if not refresh and (hit := _lookup(cache, namespace, key)) is not None:
         return hit
     with cache.lock(namespace, key):
         if not refresh and (hit := _lookup(cache, namespace, key)) is not None:
             return hit
-        data, file_name, seed, api_calls = produce()
+        try:
+            data, file_name, seed, api_calls = produce()
+        except ContentFilteredError as exc:
+            cache.put_json(namespace, key, {"filtered": str(exc)})
+            raise
         path = cache.put_file(namespace, key, file_name, data)
         cache.put_json(namespace, key, {"file": file_name, "seed": seed})
     return _Artifact(path, seed, api_calls, from_cache=False)
@@ -69,6 +74,8 @@ def _lookup(cache: ContentCache, namespace: str, key: str) -> _Artifact | None:
     entry = cache.get_json(namespace, key)
     if entry is None:
         return None
+    if "filtered" in entry:
+        raise ContentFilteredError(f"{entry['filtered']} (remembered; --refresh asks again)")
     path = cache.get_file(namespace, key, str(entry.get("file", "")))
     if path is None:
         return None

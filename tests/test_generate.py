@@ -1,0 +1,119 @@
+"""The generation stage's content cache: pay once, across threads, runs and processes."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clients.cache import ContentCache
+from clients.draft import DraftBackend
+from clients.errors import ContentFilteredError
+from clients.generation import ClipRequest, GeneratedClip, GeneratedImage, ImageRequest
+from configs.settings import GenerationSettings
+from tasks.generate import generate_media
+
+SETTINGS = GenerationSettings()
+
+
+class CountingBackend(DraftBackend):
+    """The draft backend, slowed down, counting what it is asked for."""
+
+    def __init__(self, delay_s: float = 0.0, filtered: str = "") -> None:
+        super().__init__()
+        self.delay_s = delay_s
+        self.filtered = filtered
+        self.images = 0
+        self.clips = 0
+        self._lock = threading.Lock()
+
+    def generate_image(self, request: ImageRequest) -> GeneratedImage:
+        with self._lock:
+            self.images += 1
+        time.sleep(self.delay_s)
+        if self.filtered and self.filtered in request.prompt:
+            raise ContentFilteredError("refused")
+        image = super().generate_image(request)
+        return GeneratedImage(image.data, image.media_type, image.seed, api_calls=1)
+
+    def generate_clip(self, request: ClipRequest) -> GeneratedClip:
+        with self._lock:
+            self.clips += 1
+        clip = super().generate_clip(request)
+        return GeneratedClip(clip.data, clip.seed, api_calls=1)
+
+
+def _request(prompt: str = "a lion", seed: int = 5, **changes: Any) -> ImageRequest:
+    fields: dict[str, Any] = dict(
+        prompt=prompt, negative_prompt="", model="sdxl", seed=seed, cfg_scale=5.0,
+        sampler="DDIM", steps=25, label="Scene 1",
+    )  # fmt: skip
+    fields.update(changes)
+    return ImageRequest(**fields)
+
+
+def test_a_second_run_pays_nothing(tmp_path: Path) -> None:
+    backend, cache = CountingBackend(), ContentCache(tmp_path)
+    first = generate_media(backend, cache, _request(), SETTINGS)
+    second = generate_media(backend, ContentCache(tmp_path), _request(), SETTINGS)
+    assert (backend.images, backend.clips) == (1, 1)
+    assert (first.api_calls, first.cache_hits) == (2, 0)
+    assert (second.api_calls, second.cache_hits) == (0, 2)
+    assert second.clip_path.read_bytes() == first.clip_path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "change", [{"prompt": "a tiger"}, {"seed": 6}, {"model": "flux.1-dev"}, {"steps": 30}]
+)
+def test_anything_that_changes_the_image_misses_the_cache(
+    tmp_path: Path, change: dict[str, Any]
+) -> None:
+    backend, cache = CountingBackend(), ContentCache(tmp_path)
+    generate_media(backend, cache, _request(), SETTINGS)
+    generate_media(backend, cache, _request(**change), SETTINGS)
+    assert backend.images == 2
+
+
+def test_refresh_regenerates(tmp_path: Path) -> None:
+    backend, cache = CountingBackend(), ContentCache(tmp_path)
+    generate_media(backend, cache, _request(), SETTINGS)
+    generate_media(backend, cache, _request(), SETTINGS, refresh=True)
+    assert (backend.images, backend.clips) == (2, 2)
+
+
+def test_concurrent_runs_of_one_scene_pay_once(tmp_path: Path) -> None:
+    backend = CountingBackend(delay_s=0.5)
+    results = []
+
+    def run() -> None:
+        results.append(generate_media(backend, ContentCache(tmp_path), _request(), SETTINGS))
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert (backend.images, backend.clips) == (1, 1)
+    assert sorted(result.api_calls for result in results) == [0, 0, 2]
+
+
+def test_a_filtered_prompt_is_remembered_until_refresh(tmp_path: Path) -> None:
+    backend, cache = CountingBackend(filtered="forbidden"), ContentCache(tmp_path)
+    for _ in range(2):
+        with pytest.raises(ContentFilteredError):
+            generate_media(backend, cache, _request("something forbidden"), SETTINGS)
+    assert backend.images == 1 and backend.clips == 0
+    with pytest.raises(ContentFilteredError):
+        generate_media(backend, cache, _request("something forbidden"), SETTINGS, refresh=True)
+    assert backend.images == 2
+
+
+def test_a_half_written_entry_is_never_taken_for_a_result(tmp_path: Path) -> None:
+    backend, cache = CountingBackend(), ContentCache(tmp_path)
+    media = generate_media(backend, cache, _request(), SETTINGS)
+    (media.image_path.parent / "entry.json").write_text('{"file": "image.png", "se')
+    again = generate_media(backend, cache, _request(), SETTINGS)
+    assert backend.images == 2 and again.image_path.is_file()
