@@ -22,6 +22,7 @@ from flows.runtime import configure_environment
 configure_environment()
 
 from clients.errors import ConfigurationError, FatalServiceError, StoryboardError  # noqa: E402
+from clients.storage import StorageError  # noqa: E402
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -50,6 +51,25 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--task-runner", default="thread", help="thread (default); dask comes in a later version"
     )
+
+    watch = commands.add_parser("watch", help="render every new or changed storyboard folder")
+    watch.add_argument("source", help="folder or s3://bucket/prefix/ holding storyboard folders")
+    watch.add_argument("--out", dest="target", required=True, help="folder or s3:// prefix")
+    watch.add_argument("--once", action="store_true", help="one pass, then exit")
+    watch.add_argument("--interval", type=float, help="seconds between passes (default 60)")
+    watch.add_argument("--settle", type=float, help="seconds a folder must be still (default 30)")
+    watch.add_argument("--config", type=Path, help="settings YAML merged over the defaults")
+    watch.add_argument("--backend", choices=("nvidia", "nim", "draft"), help="generation backend")
+    watch.add_argument("--task-runner", default="thread", help="thread (default)")
+
+    serve = commands.add_parser("serve", help="serve the watcher and on-demand deployments")
+    serve.add_argument("source", help="folder or s3://bucket/prefix/ holding storyboard folders")
+    serve.add_argument("--out", dest="target", required=True, help="folder or s3:// prefix")
+    serve.add_argument("--interval", type=float, help="seconds between watcher runs")
+    serve.add_argument("--cron", help="cron schedule for the watcher instead of an interval")
+    serve.add_argument("--settle", type=float, help="seconds a folder must be still (default 30)")
+    serve.add_argument("--config", type=Path, help="settings YAML merged over the defaults")
+    serve.add_argument("--backend", choices=("nvidia", "nim", "draft"), help="generation backend")
 
     demo = commands.add_parser("demo", help="render the bundled demo storyboard, offline")
     _add_render_options(demo)
@@ -96,19 +116,15 @@ def command_run(
     from configs.settings import load_settings
     from tasks.ingest import find_recordings, resolve_source
 
-    if task_runner != "thread":
-        raise ConfigurationError(f"--task-runner {task_runner} is not available in this version")
-    folder, spec, name = resolve_source(source)
-    scene_ids = {recording.stem for recording in find_recordings(folder)}
+    _check_task_runner(task_runner)
+    resolved = resolve_source(source)
+    scene_ids = {recording.stem for recording in find_recordings(resolved.folder)}
     unknown = [scene_id for scene_id in only or () if scene_id not in scene_ids]
     if unknown:
-        raise ConfigurationError(f"--only: no scene called {', '.join(unknown)} in {folder}")
-    settings = load_settings(config, spec.settings)
+        raise ConfigurationError(f"--only: no scene called {', '.join(unknown)} in {resolved.uri}")
+    settings = load_settings(config, resolved.spec.settings)
     backend = _backend_for_run(backend_name, settings.generation.backend)
-    target_dir = Path(target) if target else Path("output") / name
-    if str(target_dir).startswith("s3://"):
-        raise ConfigurationError("S3 targets are not supported by this version yet")
-    target_dir = target_dir.expanduser().resolve()
+    target_uri = _location(target or str(Path("output") / resolved.name))
 
     from prefect.task_runners import ThreadPoolTaskRunner
 
@@ -121,7 +137,7 @@ def command_run(
     )
     result = storyboard.with_options(task_runner=runner)(  # type: ignore[arg-type]
         source=source,
-        target=str(target_dir),
+        target=target_uri,
         settings=settings,
         backend=backend,
         only=list(only or []),
@@ -144,11 +160,127 @@ def command_run(
     return EXIT_PLACEHOLDERS
 
 
-def _shown(path: Path) -> str:
+def _check_task_runner(task_runner: str) -> None:
+    if task_runner != "thread":
+        raise ConfigurationError(f"--task-runner {task_runner} is not available in this version")
+
+
+def _location(uri: str) -> str:
+    from clients.storage import is_s3
+
+    return uri if is_s3(uri) else str(Path(uri).expanduser().resolve())
+
+
+def _check_readable(source: str) -> None:
+    from clients.storage import is_s3, open_storage
+
+    if not is_s3(source) and not Path(source).is_dir():
+        raise ConfigurationError(f"{source}: no such folder")
+    open_storage(source).list()
+
+
+def command_watch(
+    source: str,
+    target: str,
+    config: Path | None,
+    backend_name: str | None,
+    once: bool,
+    interval: float | None,
+    settle: float | None,
+    task_runner: str,
+) -> int:
+    from configs.settings import load_settings
+
+    _check_task_runner(task_runner)
+    settings = load_settings(config)
+    _check_readable(source)
+    backend = _backend_for_run(backend_name, settings.generation.backend)
+    source, target = _location(source), _location(target)
+
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    from flows.runtime import quiet_prefect_console
+    from flows.watch import watch_pass
+
+    quiet_prefect_console()
+    runner: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(
+        max_workers=settings.generation.concurrency
+    )
+    settle_s = settings.watch.settle_s if settle is None else settle
+    while True:
+        report = watch_pass.with_options(task_runner=runner)(  # type: ignore[arg-type]
+            source=source, target=target, settings=settings, backend=backend, settle_s=settle_s
+        )
+        print(
+            f"watch: {len(report.rendered)} rendered, {len(report.unchanged)} unchanged, "
+            f"{len(report.settling)} settling, {len(report.claimed_elsewhere)} taken by another "
+            f"watcher, {len(report.failed)} failed",
+            flush=True,
+        )
+        for path in report.rendered:
+            print(f"  rendered: {path}", flush=True)
+        if once:
+            return EXIT_PLACEHOLDERS if report.failed or report.with_placeholders else EXIT_OK
+        time.sleep(settings.watch.interval_s if interval is None else interval)
+
+
+def command_serve(
+    source: str,
+    target: str,
+    config: Path | None,
+    backend_name: str | None,
+    interval: float | None,
+    cron: str | None,
+    settle: float | None,
+) -> int:
+    from configs.settings import load_settings
+
+    settings = load_settings(config)
+    _check_readable(source)
+    backend = _backend_for_run(backend_name, settings.generation.backend)
+
+    from prefect import serve
+
+    from flows.runtime import quiet_prefect_console
+    from flows.storyboard import storyboard
+    from flows.watch import watch_pass
+
+    quiet_prefect_console()
+    cron = cron or settings.watch.cron
+    schedule: dict[str, Any] = (
+        {"cron": cron} if cron else {"interval": interval or settings.watch.interval_s}
+    )
+    shared = {"settings": settings.model_dump(mode="json"), "backend": backend}
+    watcher = watch_pass.to_deployment(
+        name="drop-folder",
+        parameters={
+            **shared,
+            "source": _location(source),
+            "target": _location(target),
+            "settle_s": settings.watch.settle_s if settle is None else settle,
+        },
+        description=f"Renders new or changed storyboard folders under {source}",
+        **schedule,
+    )
+    on_demand = storyboard.to_deployment(
+        name="on-demand",
+        parameters=shared,
+        description="Renders one storyboard: give it source and target",
+    )
+    _say("serving deployments storyboard-watch/drop-folder and storyboard/on-demand (Ctrl-C stops)")
+    serve(watcher, on_demand)  # type: ignore[arg-type]
+    return EXIT_OK
+
+
+def _shown(location: str) -> str:
+    from clients.storage import is_s3
+
+    if is_s3(location):
+        return location
     try:
-        return str(path.relative_to(Path.cwd()))
+        return str(Path(location).relative_to(Path.cwd()))
     except ValueError:
-        return str(path)
+        return location
 
 
 def command_transcribe(
@@ -208,6 +340,27 @@ def dispatch(arguments: argparse.Namespace) -> int:
             arguments.refresh,
             arguments.task_runner,
         )
+    if arguments.command == "watch":
+        return command_watch(
+            arguments.source,
+            arguments.target,
+            arguments.config,
+            arguments.backend,
+            arguments.once,
+            arguments.interval,
+            arguments.settle,
+            arguments.task_runner,
+        )
+    if arguments.command == "serve":
+        return command_serve(
+            arguments.source,
+            arguments.target,
+            arguments.config,
+            arguments.backend,
+            arguments.interval,
+            arguments.cron,
+            arguments.settle,
+        )
     if arguments.command == "demo":
         return command_run(
             str(DEMO_STORYBOARD), arguments.target, None, "draft", None, False, "thread"
@@ -225,6 +378,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say(f"error: {exc}")
         return EXIT_USAGE
     except FatalServiceError as exc:
+        _say(f"error: {exc}")
+        return EXIT_FAILED
+    except StorageError as exc:
         _say(f"error: {exc}")
         return EXIT_FAILED
     except StoryboardError as exc:

@@ -70,10 +70,17 @@ class AssemblySettings(_Strict):
     sample_rate: int = Field(default=48000, ge=8000, le=96000)
 
 
+class WatchSettings(_Strict):
+    interval_s: float = Field(default=60.0, gt=0.0)
+    cron: str | None = None
+    settle_s: float = Field(default=30.0, ge=0.0)
+
+
 class Settings(_Strict):
     transcription: TranscriptionSettings = TranscriptionSettings()
     generation: GenerationSettings = GenerationSettings()
     assembly: AssemblySettings = AssemblySettings()
+    watch: WatchSettings = WatchSettings()
     cache_dir: Path = Field(default_factory=lambda: default_cache_dir())
 
 

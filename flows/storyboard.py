@@ -18,12 +18,15 @@ from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture
 
 from clients.errors import ConfigurationError, FatalServiceError
+from clients.storage import is_s3, open_storage
 from configs.settings import Settings
+from flows.artifacts import Progress, publish_run_artifacts
 from tasks.assemble import assemble, scene_cut
 from tasks.generate import generate
 from tasks.ingest import ingest
 from tasks.manifest import RunReport, count_statuses, write_manifest, write_run_report
 from tasks.prompt import prompt
+from tasks.publish import publish, staging_folder
 from tasks.scene import (
     GeneratedMedia,
     SceneFailure,
@@ -39,9 +42,9 @@ VERSIONED_PACKAGES = ("storyboard", "prefect", "faster-whisper", "ctranslate2", 
 
 @dataclass(frozen=True)
 class StoryboardResult:
-    target: Path
-    video: Path
-    manifest: Path
+    target: str
+    video: str
+    manifest: str
     report: RunReport
 
 
@@ -120,17 +123,19 @@ def storyboard(
     only: list[str] | None = None,
     refresh: bool = False,
     task_runner: str = "thread",
+    source_fingerprint: str | None = None,
 ) -> StoryboardResult:
-    """Render the storyboard at `source` into the folder `target` with the `backend` named."""
+    """Render the storyboard at `source` into `target` (a folder or an S3 prefix)."""
     logger = get_run_logger()
     clock = _StageClock()
-    target_dir = Path(target)
+    target_dir = staging_folder(settings.cache_dir, target) if is_s3(target) else Path(target)
     only = only or []
 
     with clock.stage("ingest"):
-        plan = ingest(source)
+        plan = ingest(source, settings.cache_dir)
         _check_only(plan, only)
     logger.info("%s: %d scenes from %s", plan.name, len(plan.recordings), plan.source_uri)
+    progress = Progress(plan.name, steps=2 * len(plan.recordings) + 1)
 
     language = plan.spec.language or settings.transcription.language
     with clock.stage("transcribe"):
@@ -140,7 +145,10 @@ def storyboard(
             )
             for recording in plan.recordings
         ]
-        transcripts = [future.result() for future in transcript_futures]
+        transcripts: list[Transcript | SceneFailure] = []
+        for transcribing in transcript_futures:
+            transcripts.append(transcribing.result())
+            progress.advance()
 
     with clock.stage("generate"):
         requests = {}
@@ -149,6 +157,7 @@ def storyboard(
             zip(plan.recordings, transcripts, strict=True)
         ):
             if isinstance(transcript, SceneFailure) or transcript.no_speech:
+                progress.advance()
                 continue
             request = prompt.with_options(task_run_name=f"prompt {recording.scene_id}")(
                 recording, transcript, plan.spec, settings.generation
@@ -165,7 +174,10 @@ def storyboard(
                 settings.cache_dir,
                 scene_refresh,
             )
-        generated = {index: future.result() for index, future in generate_futures.items()}
+        generated: dict[int, GeneratedMedia | SceneFailure] = {}
+        for index, generating in generate_futures.items():
+            generated[index] = generating.result()
+            progress.advance()
     fatal = next((g for g in generated.values() if isinstance(g, SceneFailure) and g.fatal), None)
     if fatal is not None:
         raise FatalServiceError(fatal.reason)
@@ -196,7 +208,7 @@ def storyboard(
         storyboard=plan.name,
         title=plan.title,
         source=plan.source_uri,
-        target=str(target_dir),
+        target=target,
         backend=backend,
         draft=backend == "draft",
         engine=settings.transcription.engine,
@@ -207,8 +219,18 @@ def storyboard(
         api_calls=sum(item.api_calls for item in media) + failed_calls,
         cache_hits=sum(item.cache_hits for item in media),
         versions=package_versions(),
+        source_fingerprint=source_fingerprint,
     )
     write_run_report(report, target_dir)
-    return StoryboardResult(
-        target=target_dir, video=video, manifest=target_dir / "manifest.csv", report=report
+    if is_s3(target):
+        publish(target_dir, target)
+    remote = open_storage(target) if is_s3(target) else None
+    result = StoryboardResult(
+        target=target,
+        video=remote.uri_of("storyboard.mp4") if remote else str(video),
+        manifest=remote.uri_of("manifest.csv") if remote else str(target_dir / "manifest.csv"),
+        report=report,
     )
+    progress.finish()
+    publish_run_artifacts(outcomes, report, result.video, result.manifest)
+    return result

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from clients.cache import content_key
 from clients.errors import ConfigurationError
-from configs.settings import StoryboardSpec, load_storyboard_spec
+from clients.storage import S3Storage, is_s3, mirror, open_storage
+from configs.settings import StoryboardSpec, default_cache_dir, load_storyboard_spec
 from tasks.scene import Recording, StoryboardPlan
 
 AUDIO_EXTENSIONS = frozenset({".wav", ".mp3", ".m4a", ".flac", ".ogg", ".webm"})
@@ -35,39 +38,75 @@ def file_sha256(path: Path, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def resolve_source(source: str) -> tuple[Path, StoryboardSpec, str]:
-    """A folder (with an optional storyboard.yaml) or a storyboard file naming its folder.
+@dataclass(frozen=True)
+class SourceFolder:
+    """A storyboard's recordings as a folder on this machine."""
 
-    Returns the recordings folder, the storyboard spec and the storyboard's name.
-    """
-    if source.startswith("s3://"):
-        raise ConfigurationError("S3 sources are not supported by this version yet")
+    folder: Path
+    spec: StoryboardSpec
+    name: str
+    remote: S3Storage | None = None
+    """Where the folder was mirrored from, for S3 sources."""
+
+    def uri_of(self, file: Path) -> str:
+        return self.remote.uri_of(file.name) if self.remote else file.resolve().as_uri()
+
+    @property
+    def uri(self) -> str:
+        return self.remote.uri if self.remote else self.folder.as_uri()
+
+
+def is_recording(name: str) -> bool:
+    return not name.startswith(".") and Path(name).suffix.lower() in AUDIO_EXTENSIONS
+
+
+def mirror_s3_source(source: str, cache_dir: Path) -> SourceFolder:
+    """Download an S3 storyboard folder into the cache (only what changed) and resolve it."""
+    storage = open_storage(source)
+    assert isinstance(storage, S3Storage)
+    objects = [
+        item for item in storage.list() if is_recording(item.name) or item.name == STORYBOARD_FILE
+    ]
+    if not any(is_recording(item.name) for item in objects):
+        raise ConfigurationError(
+            f"{storage.uri}: no recordings found (looked for {', '.join(sorted(AUDIO_EXTENSIONS))})"
+        )
+    folder = cache_dir / "sources" / content_key(storage.uri)[:24]
+    mirror(storage, objects, folder)
+    spec_file = folder / STORYBOARD_FILE
+    spec = load_storyboard_spec(spec_file) if spec_file.is_file() else StoryboardSpec()
+    name = storage.prefix.rstrip("/").rsplit("/", 1)[-1] or storage.bucket
+    return SourceFolder(folder, spec, name, remote=storage)
+
+
+def resolve_source(source: str, cache_dir: Path | None = None) -> SourceFolder:
+    """A folder (with an optional storyboard.yaml), a storyboard file naming its folder, or an
+    S3 prefix (mirrored into `cache_dir`)."""
+    if is_s3(source):
+        return mirror_s3_source(source, cache_dir or default_cache_dir())
     path = Path(source).expanduser()
     if path.is_file() and path.suffix.lower() in {".yaml", ".yml"}:
         spec = load_storyboard_spec(path)
         if not spec.source:
             raise ConfigurationError(f"{path}: a storyboard file must name its `source` folder")
+        if is_s3(spec.source):
+            mirrored = mirror_s3_source(spec.source, cache_dir or default_cache_dir())
+            return SourceFolder(mirrored.folder, spec, path.stem, mirrored.remote)
         folder = (path.parent / spec.source).resolve()
         if not folder.is_dir():
             raise ConfigurationError(f"{path}: source folder {folder} does not exist")
-        return folder, spec, path.stem
+        return SourceFolder(folder, spec, path.stem)
     if path.is_dir():
         spec_file = path / STORYBOARD_FILE
         spec = load_storyboard_spec(spec_file) if spec_file.is_file() else StoryboardSpec()
-        return path.resolve(), spec, path.resolve().name
+        return SourceFolder(path.resolve(), spec, path.resolve().name)
     raise ConfigurationError(f"{source}: no such folder or storyboard file")
 
 
 def find_recordings(folder: Path) -> list[Path]:
     """The folder's audio files in natural order; ConfigurationError when there are none."""
     files = sorted(
-        (
-            entry
-            for entry in folder.iterdir()
-            if entry.is_file()
-            and not entry.name.startswith(".")
-            and entry.suffix.lower() in AUDIO_EXTENSIONS
-        ),
+        (entry for entry in folder.iterdir() if entry.is_file() and is_recording(entry.name)),
         key=lambda entry: natural_key(entry.name),
     )
     if not files:
@@ -77,13 +116,14 @@ def find_recordings(folder: Path) -> list[Path]:
     return files
 
 
-def plan_storyboard(source: str) -> StoryboardPlan:
+def plan_storyboard(source: str, cache_dir: Path | None = None) -> StoryboardPlan:
     """Every recording of a storyboard, in scene order, hashed.
 
     Order: the scenes listed in storyboard.yaml first, in their order, then the others in
     natural order of their file names. Raises ConfigurationError when there is nothing to render.
     """
-    folder, spec, name = resolve_source(source)
+    resolved = resolve_source(source, cache_dir)
+    folder, spec = resolved.folder, resolved.spec
     files = find_recordings(folder)
 
     by_id: dict[str, Path] = {}
@@ -113,7 +153,7 @@ def plan_storyboard(source: str) -> StoryboardPlan:
                 scene_id=scene_id,
                 order=len(recordings) + 1,
                 path=file,
-                source_uri=file.resolve().as_uri(),
+                source_uri=resolved.uri_of(file),
                 sha256=file_sha256(file),
                 size_bytes=file.stat().st_size,
                 prompt_override=scene_spec.prompt if scene_spec else None,
@@ -124,9 +164,9 @@ def plan_storyboard(source: str) -> StoryboardPlan:
     if not recordings:
         raise ConfigurationError(f"{folder}: every scene is marked skip")
     return StoryboardPlan(
-        name=name,
-        title=spec.title or name,
-        source_uri=folder.as_uri(),
+        name=resolved.name,
+        title=spec.title or resolved.name,
+        source_uri=resolved.uri,
         spec=spec,
         recordings=tuple(recordings),
         skipped=skipped,
@@ -134,5 +174,5 @@ def plan_storyboard(source: str) -> StoryboardPlan:
 
 
 @task(name="ingest", cache_policy=NO_CACHE)
-def ingest(source: str) -> StoryboardPlan:
-    return plan_storyboard(source)
+def ingest(source: str, cache_dir: Path) -> StoryboardPlan:
+    return plan_storyboard(source, cache_dir)

@@ -66,6 +66,7 @@ class RunReport:
     cache_hits: int = 0
     versions: dict[str, str] = field(default_factory=dict)
     draft: bool = False
+    source_fingerprint: str | None = None
 
 
 def scene_dir_name(scene_id: str, taken: set[str]) -> str:
@@ -208,6 +209,7 @@ def write_run_json(report: RunReport, path: Path) -> None:
         "model": report.model,
         "task_runner": report.task_runner,
         "versions": report.versions,
+        "source_fingerprint": report.source_fingerprint,
     }
     write_text_atomic(path, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
 

@@ -1,0 +1,330 @@
+"""Where recordings come from and outputs go: a local folder or an S3 prefix, one interface.
+
+S3 goes through boto3 with the standard credential chain (`AWS_PROFILE`,
+`AWS_ACCESS_KEY_ID`, instance roles, ...) and honours `AWS_ENDPOINT_URL`, so MinIO and other
+S3-compatible stores work. Throttling (`SlowDown`, 503) is retried by botocore's adaptive
+retry mode; a bucket the credentials cannot reach raises StorageError.
+
+Names are always relative, `/`-separated paths under the location's root. A name that would
+leave the root (`..`, an absolute path, a backslash) is refused, so no object key can make
+the pipeline write outside its target or cache.
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, Protocol
+from urllib.parse import quote
+
+from clients.cache import atomic_path, write_bytes_atomic
+from clients.errors import ConfigurationError, StoryboardError
+
+CONTENT_TYPES = {
+    ".mp4": "video/mp4",
+    ".csv": "text/csv; charset=utf-8",
+    ".srt": "application/x-subrip; charset=utf-8",
+    ".vtt": "text/vtt; charset=utf-8",
+    ".json": "application/json",
+    ".html": "text/html; charset=utf-8",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+}
+
+
+_HINTS = {
+    "AccessDenied": " (the AWS credentials in use may not do this)",
+    "InvalidAccessKeyId": " (the AWS credentials in use are not known to this endpoint)",
+    "SignatureDoesNotMatch": " (the AWS secret key does not match)",
+    "NoSuchBucket": " (no such bucket)",
+}
+
+
+class StorageError(StoryboardError):
+    """A bucket or folder cannot be read or written (credentials, permissions, missing)."""
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    name: str
+    size: int
+    etag: str
+    modified: float
+
+
+def safe_name(name: str) -> str:
+    """`name` as a relative POSIX path that stays under its root; StorageError otherwise."""
+    if "\\" in name or "\x00" in name:
+        raise StorageError(f"refusing the object name {name!r}: it contains a backslash or NUL")
+    path = PurePosixPath(name)
+    if path.is_absolute() or any(part in ("..", "") for part in path.parts) or not path.parts:
+        raise StorageError(f"refusing the object name {name!r}: it leaves its folder")
+    return path.as_posix()
+
+
+def content_type(name: str) -> str:
+    suffix = PurePosixPath(name).suffix.lower()
+    return CONTENT_TYPES.get(suffix) or mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
+class Storage(Protocol):
+    uri: str
+
+    def list(self, recursive: bool = False) -> list[StoredObject]: ...
+
+    def download(self, name: str, destination: Path) -> None: ...
+
+    def read_bytes(self, name: str) -> bytes | None: ...
+
+    def upload(self, source: Path, name: str) -> None: ...
+
+    def put_if_absent(self, name: str, data: bytes) -> bool:
+        """Create `name` only if nothing is there; True when this call created it."""
+        ...
+
+    def delete(self, name: str) -> None: ...
+
+    def child(self, name: str) -> Storage: ...
+
+    def uri_of(self, name: str) -> str: ...
+
+
+class LocalStorage:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.uri = root.resolve().as_uri()
+
+    def _path(self, name: str) -> Path:
+        return self.root / safe_name(name)
+
+    def list(self, recursive: bool = False) -> list[StoredObject]:
+        if not self.root.is_dir():
+            return []
+        entries = self.root.rglob("*") if recursive else self.root.iterdir()
+        objects = []
+        for entry in entries:
+            if not entry.is_file():
+                continue
+            stat = entry.stat()
+            objects.append(
+                StoredObject(
+                    name=entry.relative_to(self.root).as_posix(),
+                    size=stat.st_size,
+                    etag=f"{stat.st_mtime_ns}-{stat.st_size}",
+                    modified=stat.st_mtime,
+                )
+            )
+        return sorted(objects, key=lambda item: item.name)
+
+    def download(self, name: str, destination: Path) -> None:
+        with atomic_path(destination) as temporary:
+            shutil.copyfile(self._path(name), temporary)
+
+    def read_bytes(self, name: str) -> bytes | None:
+        path = self._path(name)
+        return path.read_bytes() if path.is_file() else None
+
+    def upload(self, source: Path, name: str) -> None:
+        with atomic_path(self._path(name)) as temporary:
+            shutil.copyfile(source, temporary)
+
+    def put_if_absent(self, name: str, data: bytes) -> bool:
+        path = self._path(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with path.open("xb") as handle:
+                handle.write(data)
+        except FileExistsError:
+            return False
+        return True
+
+    def delete(self, name: str) -> None:
+        self._path(name).unlink(missing_ok=True)
+
+    def child(self, name: str) -> LocalStorage:
+        return LocalStorage(self._path(name))
+
+    def uri_of(self, name: str) -> str:
+        return self._path(name).resolve().as_uri()
+
+
+def _s3_client() -> Any:
+    import boto3
+    from botocore.config import Config
+
+    config = Config(retries={"mode": "adaptive", "max_attempts": 10}, connect_timeout=15)
+    return boto3.client(
+        "s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None, config=config
+    )
+
+
+class S3Storage:
+    """An S3 prefix. `prefix` is "" or ends with "/"."""
+
+    def __init__(self, bucket: str, prefix: str, client: Any | None = None) -> None:
+        self.bucket = bucket
+        self.prefix = prefix
+        self._client = client or _s3_client()
+        self.uri = f"s3://{bucket}/{prefix}"
+
+    def _key(self, name: str) -> str:
+        return self.prefix + safe_name(name)
+
+    def _fail(self, action: str, error: Exception) -> StorageError:
+        code = getattr(error, "response", {}).get("Error", {}).get("Code", type(error).__name__)
+        hint = _HINTS.get(str(code), "")
+        return StorageError(f"cannot {action} {self.uri}: {code}{hint}")
+
+    def list(self, recursive: bool = False) -> list[StoredObject]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        objects = []
+        try:
+            paginator = self._client.get_paginator("list_objects_v2")
+            options = {"Bucket": self.bucket, "Prefix": self.prefix}
+            if not recursive:
+                options["Delimiter"] = "/"
+            for page in paginator.paginate(**options):
+                for item in page.get("Contents", []):
+                    name = item["Key"][len(self.prefix) :]
+                    if not name or name.endswith("/"):
+                        continue
+                    objects.append(
+                        StoredObject(
+                            name=name,
+                            size=int(item["Size"]),
+                            etag=str(item["ETag"]).strip('"'),
+                            modified=item["LastModified"].timestamp(),
+                        )
+                    )
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail("list", exc) from None
+        return objects
+
+    def download(self, name: str, destination: Path) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            with atomic_path(destination) as temporary:
+                self._client.download_file(self.bucket, self._key(name), str(temporary))
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail(f"download {name} from", exc) from None
+
+    def read_bytes(self, name: str) -> bytes | None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            answer = self._client.get_object(Bucket=self.bucket, Key=self._key(name))
+            return bytes(answer["Body"].read())
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
+                return None
+            raise self._fail(f"read {name} from", exc) from None
+        except BotoCoreError as exc:
+            raise self._fail(f"read {name} from", exc) from None
+
+    def upload(self, source: Path, name: str) -> None:
+        from boto3.s3.transfer import TransferConfig
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        transfer = TransferConfig(multipart_threshold=16 * 1024 * 1024, max_concurrency=4)
+        try:
+            self._client.upload_file(
+                str(source),
+                self.bucket,
+                self._key(name),
+                ExtraArgs={"ContentType": content_type(name)},
+                Config=transfer,
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail(f"upload {name} to", exc) from None
+
+    def put_if_absent(self, name: str, data: bytes) -> bool:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self._client.put_object(
+                Bucket=self.bucket, Key=self._key(name), Body=data, IfNoneMatch="*"
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in {"PreconditionFailed", "412"}:
+                return False
+            raise self._fail(f"write {name} to", exc) from None
+        except BotoCoreError as exc:
+            raise self._fail(f"write {name} to", exc) from None
+        return True
+
+    def delete(self, name: str) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self._client.delete_object(Bucket=self.bucket, Key=self._key(name))
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail(f"delete {name} from", exc) from None
+
+    def child(self, name: str) -> S3Storage:
+        return S3Storage(self.bucket, f"{self._key(name)}/", self._client)
+
+    def uri_of(self, name: str) -> str:
+        return f"s3://{self.bucket}/{quote(self._key(name), safe='/')}"
+
+
+def is_s3(uri: str) -> bool:
+    return uri.startswith("s3://")
+
+
+def open_storage(uri: str) -> LocalStorage | S3Storage:
+    """A location from `s3://bucket/prefix/` or a local path."""
+    if not is_s3(uri):
+        return LocalStorage(Path(uri).expanduser())
+    rest = uri.removeprefix("s3://")
+    bucket, _, prefix = rest.partition("/")
+    if not bucket:
+        raise ConfigurationError(f"{uri}: no bucket named")
+    prefix = prefix.strip("/")
+    return S3Storage(bucket, f"{prefix}/" if prefix else "")
+
+
+def walk_files(root: Path) -> Iterator[Path]:
+    """Every file under `root`, hidden work files excluded."""
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and not any(
+            part.startswith(".") for part in path.relative_to(root).parts
+        ):
+            yield path
+
+
+def upload_tree(root: Path, storage: Storage) -> list[str]:
+    """Upload every file under `root` to `storage` (same relative names); returns the names."""
+    names = []
+    for path in walk_files(root):
+        name = path.relative_to(root).as_posix()
+        storage.upload(path, name)
+        names.append(name)
+    return names
+
+
+def mirror(storage: Storage, names: list[StoredObject], folder: Path) -> None:
+    """Make `folder` hold exactly `names` from `storage`, downloading only what changed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stamps = folder / ".etags.json"
+    try:
+        known: dict[str, str] = json.loads(stamps.read_text()) if stamps.is_file() else {}
+    except ValueError:
+        known = {}
+    wanted = {item.name for item in names}
+    for existing in folder.iterdir():
+        if existing.is_file() and not existing.name.startswith(".") and existing.name not in wanted:
+            existing.unlink()
+    current = {}
+    for item in names:
+        local = folder / safe_name(item.name)
+        if not (local.is_file() and known.get(item.name) == item.etag):
+            storage.download(item.name, local)
+        current[item.name] = item.etag
+    write_bytes_atomic(stamps, json.dumps(current, ensure_ascii=False).encode())

@@ -1,0 +1,176 @@
+"""The `storyboard-watch` flow: the drop-folder service.
+
+One pass finds every storyboard folder under SOURCE (a folder holding recordings), skips the
+ones whose recordings are unchanged since their last render (the fingerprint in the target's
+`run.json`) or still settling (modified less than `settle_s` ago), claims each remaining one
+in the target (an object created only if absent, so two watchers never render the same
+change twice) and renders it with the `storyboard` flow to the same relative path under
+TARGET. Unchanged scenes of a re-rendered storyboard come from the content cache.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from prefect import flow, get_run_logger
+
+from clients.cache import content_key
+from clients.errors import FatalServiceError, StoryboardError
+from clients.storage import Storage, StorageError, StoredObject, is_s3, open_storage, safe_name
+from configs.settings import Settings
+from flows.storyboard import storyboard
+from tasks.ingest import STORYBOARD_FILE, is_recording
+
+CLAIMS = ".storyboard/claims"
+CLAIM_TTL_S = 6 * 3600
+
+
+@dataclass(frozen=True)
+class StoryboardFolder:
+    path: str
+    """Relative to SOURCE, `/`-separated; "" for SOURCE itself."""
+    fingerprint: str
+    newest_modified: float
+
+
+@dataclass
+class WatchReport:
+    rendered: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    settling: list[str] = field(default_factory=list)
+    claimed_elsewhere: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    with_placeholders: list[str] = field(default_factory=list)
+
+
+def join_location(base: str, path: str) -> str:
+    """`path` (relative, already checked) under the location `base`, as a location string."""
+    if not path:
+        return base
+    if is_s3(base):
+        return f"{base.rstrip('/')}/{path}/"
+    return str(Path(base) / path)
+
+
+def storyboard_folders(objects: list[StoredObject]) -> tuple[list[StoryboardFolder], list[str]]:
+    """Folders holding at least one recording, with a fingerprint of their inputs; and the
+    folder names refused because they would leave SOURCE or TARGET."""
+    groups: dict[str, list[StoredObject]] = defaultdict(list)
+    for item in objects:
+        parts = PurePosixPath(item.name)
+        if any(part.startswith(".") for part in parts.parts[:-1]):
+            continue
+        if is_recording(parts.name) or parts.name == STORYBOARD_FILE:
+            parent = parts.parent.as_posix()
+            groups["" if parent == "." else parent].append(item)
+    folders, refused = [], []
+    for path, items in sorted(groups.items()):
+        if not any(is_recording(PurePosixPath(item.name).name) for item in items):
+            continue
+        if path:
+            try:
+                safe_name(path)
+            except StorageError:
+                refused.append(path)
+                continue
+        inputs = sorted((PurePosixPath(i.name).name, i.etag, i.size) for i in items)
+        folders.append(
+            StoryboardFolder(
+                path=path,
+                fingerprint=content_key(inputs),
+                newest_modified=max(item.modified for item in items),
+            )
+        )
+    return folders, refused
+
+
+def rendered_fingerprint(target: Storage) -> str | None:
+    data = target.read_bytes("run.json")
+    if data is None:
+        return None
+    try:
+        value = json.loads(data).get("source_fingerprint")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def claim(target: Storage, fingerprint: str, now: float) -> bool:
+    """Take the render of this fingerprint for this watcher; False when another has it."""
+    name = f"{CLAIMS}/{fingerprint}"
+    body = json.dumps({"claimed_at": now}).encode()
+    if target.put_if_absent(name, body):
+        return True
+    existing = target.read_bytes(name)
+    try:
+        claimed_at = float(json.loads(existing or b"{}").get("claimed_at", now))
+    except (ValueError, AttributeError):
+        claimed_at = now
+    if now - claimed_at < CLAIM_TTL_S:
+        return False
+    target.delete(name)
+    return target.put_if_absent(name, body)
+
+
+@flow(name="storyboard-watch", log_prints=False)
+def watch_pass(
+    source: str,
+    target: str,
+    settings: Settings,
+    backend: str,
+    settle_s: float = 30.0,
+    task_runner: str = "thread",
+) -> WatchReport:
+    """One pass over SOURCE: render every new or changed, settled storyboard folder."""
+    logger = get_run_logger()
+    report = WatchReport()
+    source_storage, target_storage = open_storage(source), open_storage(target)
+    folders, report.refused = storyboard_folders(source_storage.list(recursive=True))
+    for path in report.refused:
+        logger.warning("refusing folder %r: its name would leave the source or target", path)
+    now = time.time()
+    for folder in folders:
+        label = folder.path or "."
+        destination = target_storage.child(folder.path) if folder.path else target_storage
+        if now - folder.newest_modified < settle_s:
+            report.settling.append(label)
+            continue
+        if rendered_fingerprint(destination) == folder.fingerprint:
+            report.unchanged.append(label)
+            continue
+        if not claim(destination, folder.fingerprint, now):
+            report.claimed_elsewhere.append(label)
+            continue
+        try:
+            result = storyboard(
+                source=join_location(source, folder.path),
+                target=join_location(target, folder.path),
+                settings=settings,
+                backend=backend,
+                task_runner=task_runner,
+                source_fingerprint=folder.fingerprint,
+            )
+        except FatalServiceError:
+            destination.delete(f"{CLAIMS}/{folder.fingerprint}")
+            raise
+        except StoryboardError as exc:
+            destination.delete(f"{CLAIMS}/{folder.fingerprint}")
+            logger.warning("%s: not rendered: %s", label, exc)
+            report.failed[label] = str(exc)
+            continue
+        report.rendered.append(label)
+        if result.report.scenes.get("ok", 0) != sum(result.report.scenes.values()):
+            report.with_placeholders.append(label)
+    logger.info(
+        "watch pass: %d rendered, %d unchanged, %d settling, %d taken by another watcher",
+        len(report.rendered),
+        len(report.unchanged),
+        len(report.settling),
+        len(report.claimed_elsewhere),
+    )
+    return report

@@ -1,0 +1,168 @@
+"""S3 as source and target, against moto's S3 server on loopback (a real HTTP endpoint)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pandas as pd
+import pytest
+
+from clients.media import probe
+from clients.storage import S3Storage, StorageError, mirror, open_storage, safe_name
+from tests.conftest import DEMO_DIR
+from tests.test_cli import assert_clean, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def s3(s3_endpoint: str) -> Any:
+    return boto3.client("s3", endpoint_url=s3_endpoint)
+
+
+@pytest.fixture
+def buckets(s3: Any) -> tuple[str, str]:
+    names = (f"in-{uuid.uuid4().hex[:8]}", f"out-{uuid.uuid4().hex[:8]}")
+    for name in names:
+        s3.create_bucket(Bucket=name)
+    return names
+
+
+def s3_env(cli_env: dict[str, str], endpoint: str) -> dict[str, str]:
+    return {**cli_env, **{k: os.environ[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+            "AWS_DEFAULT_REGION")}, "AWS_ENDPOINT_URL": endpoint}  # fmt: skip
+
+
+def put_demo(s3: Any, bucket: str, prefix: str, scenes: dict[str, str]) -> None:
+    for key_name, demo_file in scenes.items():
+        s3.upload_file(str(DEMO_DIR / demo_file), bucket, f"{prefix}{key_name}")
+
+
+@pytest.mark.parametrize("name", ["../x.wav", "/etc/passwd", "a/../../b", "a\\..\\b", ""])
+def test_names_that_leave_their_folder_are_refused(name: str) -> None:
+    with pytest.raises(StorageError):
+        safe_name(name)
+
+
+def test_safe_names_pass_unchanged() -> None:
+    assert safe_name("projects/alpha story/scène 1.ogg") == "projects/alpha story/scène 1.ogg"
+
+
+def test_mirror_downloads_only_what_changed(
+    s3: Any, buckets: tuple[str, str], tmp_path: Path
+) -> None:
+    bucket, _ = buckets
+    put_demo(s3, bucket, "p/", {"a.ogg": "dawn.ogg", "b.mp3": "river.mp3"})
+    storage = open_storage(f"s3://{bucket}/p/")
+    assert isinstance(storage, S3Storage)
+    mirror(storage, storage.list(), tmp_path)
+    first = (tmp_path / "a.ogg").stat().st_mtime_ns
+    s3.delete_object(Bucket=bucket, Key="p/b.mp3")
+    put_demo(s3, bucket, "p/", {"c.ogg": "night.ogg"})
+    mirror(storage, storage.list(), tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == [
+        "a.ogg",
+        "c.ogg",
+    ]
+    assert (tmp_path / "a.ogg").stat().st_mtime_ns == first
+
+
+def test_run_from_a_bucket_to_a_bucket(
+    s3: Any, buckets: tuple[str, str], s3_endpoint: str, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    source_bucket, target_bucket = buckets
+    prefix = "projects/alpha story/"
+    put_demo(
+        s3, source_bucket, prefix, {"1 dawn.ogg": "dawn.ogg", "2 nuit étoilée.ogg": "night.ogg"}
+    )
+    s3.put_object(Bucket=source_bucket, Key=f"{prefix}notes.txt", Body=b"ignored")
+    result = run_cli(
+        ["run", f"s3://{source_bucket}/{prefix}", "--out", f"s3://{target_bucket}/alpha/"],
+        s3_env(cli_env, s3_endpoint),
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert_clean(result)
+    assert f"s3://{target_bucket}/alpha/storyboard.mp4" in result.stdout
+
+    keys = {item["Key"] for item in s3.list_objects_v2(Bucket=target_bucket)["Contents"]}
+    assert {
+        "alpha/storyboard.mp4",
+        "alpha/manifest.csv",
+        "alpha/storyboard.srt",
+        "alpha/run.json",
+    } <= keys
+    assert "alpha/scenes/2_nuit_étoilée/clip.mp4" in keys
+    head = s3.head_object(Bucket=target_bucket, Key="alpha/storyboard.mp4")
+    assert head["ContentType"] == "video/mp4"
+    video = tmp_path / "video.mp4"
+    s3.download_file(target_bucket, "alpha/storyboard.mp4", str(video))
+    assert (probe(video).video_codec, probe(video).audio_codec) == ("h264", "aac")
+    manifest_body = s3.get_object(Bucket=target_bucket, Key="alpha/manifest.csv")["Body"].read()
+    manifest = pd.read_csv(io.BytesIO(manifest_body), keep_default_na=False)
+    assert manifest["scene_id"].tolist() == ["1 dawn", "2 nuit étoilée"]
+    assert (
+        manifest.loc[0, "source_uri"] == f"s3://{source_bucket}/projects/alpha%20story/1%20dawn.ogg"
+    )
+
+
+def test_run_from_a_bucket_to_a_folder(
+    s3: Any, buckets: tuple[str, str], s3_endpoint: str, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    bucket, _ = buckets
+    put_demo(s3, bucket, "story/", {"dawn.ogg": "dawn.ogg"})
+    result = run_cli(
+        ["run", f"s3://{bucket}/story/", "--out", str(tmp_path / "local")],
+        s3_env(cli_env, s3_endpoint),
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "local" / "storyboard.mp4").is_file()
+    report = json.loads((tmp_path / "local" / "run.json").read_text())
+    assert report["source"] == f"s3://{bucket}/story/"
+
+
+def test_a_bucket_that_cannot_be_read_exits_1_with_one_line(
+    s3_endpoint: str, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    result = run_cli(
+        ["run", "s3://no-such-bucket-here/x/", "--out", str(tmp_path / "o")],
+        s3_env(cli_env, s3_endpoint),
+        tmp_path,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "storyboard: error: cannot list s3://no-such-bucket-here/x/: NoSuchBucket (no such bucket)"
+    )
+
+
+def test_credentials_the_endpoint_refuses_exit_1(cli_env: dict[str, str], tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import free_port
+
+    port = free_port()
+    server = subprocess.Popen(  # noqa: S603 - fixed argument list
+        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+        env={**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "0"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(3)
+        env = {**s3_env(cli_env, f"http://127.0.0.1:{port}"), "AWS_ACCESS_KEY_ID": "intruder"}
+        result = run_cli(["run", "s3://locked/x/", "--out", str(tmp_path / "o")], env, tmp_path)
+    finally:
+        server.terminate()
+        server.wait()
+    assert result.returncode == 1
+    assert "cannot list s3://locked/x/: InvalidAccessKeyId" in result.stderr
+    assert result.stderr.count("\n") == 1
