@@ -137,11 +137,11 @@ def watch_pass(
     for folder in folders:
         label = folder.path or "."
         destination = target_storage.child(folder.path) if folder.path else target_storage
-        if now - folder.newest_modified < settle_s:
-            report.settling.append(label)
-            continue
         if rendered_fingerprint(destination) == folder.fingerprint:
             report.unchanged.append(label)
+            continue
+        if now - folder.newest_modified < settle_s:
+            report.settling.append(label)
             continue
         if not claim(destination, folder.fingerprint, now):
             report.claimed_elsewhere.append(label)

@@ -1,0 +1,154 @@
+"""`storyboard watch`: new, changed, unchanged and settling folders; two watchers at once;
+on a local folder and on S3 (moto server), with generation requests counted by the fake API."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from tests.conftest import DEMO_DIR
+from tests.fakes.nvidia_server import VALID_KEY, FakeNvidia
+from tests.test_cli import assert_clean, run_cli
+
+pytestmark = pytest.mark.slow
+STORYBOARD = str(Path(sys.executable).with_name("storyboard"))
+
+
+def nvidia_env(base: dict[str, str], fake: FakeNvidia, cache: Path) -> dict[str, str]:
+    return {
+        **base,
+        "NVIDIA_API_KEY": VALID_KEY,
+        "NVIDIA_API_BASE": fake.api_base,
+        "NVCF_API_BASE": fake.nvcf_base,
+        "STORYBOARD_CACHE_DIR": str(cache),
+    }
+
+
+def watch(source: str, target: str, env: dict[str, str], cwd: Path, settle: str = "0"):  # type: ignore[no-untyped-def]
+    return run_cli(["watch", source, "--out", target, "--once", "--settle", settle], env, cwd)
+
+
+def test_watch_a_local_folder(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    source, target = tmp_path / "drop", tmp_path / "rendered"
+    (source / "alpha").mkdir(parents=True)
+    (source / "team" / "beta").mkdir(parents=True)
+    shutil.copy(DEMO_DIR / "dawn.ogg", source / "alpha" / "1.ogg")
+    shutil.copy(DEMO_DIR / "night.ogg", source / "team" / "beta" / "1.ogg")
+
+    with FakeNvidia() as fake:
+        env = nvidia_env(cli_env, fake, tmp_path / "cache")
+        first = watch(str(source), str(target), env, tmp_path)
+        assert first.returncode == 0, first.stderr
+        assert_clean(first)
+        assert "2 rendered" in first.stdout
+        assert (target / "alpha" / "storyboard.mp4").is_file()
+        assert (target / "team" / "beta" / "manifest.csv").is_file()
+        assert fake.stats.generation_requests == 4
+
+        second = watch(str(source), str(target), env, tmp_path)
+        assert "0 rendered, 2 unchanged" in second.stdout, second.stdout
+        assert fake.stats.generation_requests == 4, "an unchanged pass sends nothing"
+
+        shutil.copy(DEMO_DIR / "river.mp3", source / "alpha" / "2.mp3")
+        settling = watch(str(source), str(target), env, tmp_path, settle="3600")
+        assert "0 rendered, 1 unchanged, 1 settling" in settling.stdout, settling.stdout
+
+        third = watch(str(source), str(target), env, tmp_path)
+        assert "1 rendered, 1 unchanged" in third.stdout, third.stdout
+        assert "rendered: alpha" in third.stdout
+        assert fake.stats.generation_requests == 6, "only the new scene is generated"
+    report = json.loads((target / "alpha" / "run.json").read_text())
+    assert (report["api_calls"], report["cache_hits"], report["scenes"]["ok"]) == (2, 2, 2)
+
+
+def test_two_watchers_never_render_the_same_change_twice(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    source, target = tmp_path / "drop", tmp_path / "rendered"
+    for name, demo in (("a", "dawn.ogg"), ("b", "night.ogg"), ("c", "storm.m4a")):
+        (source / name).mkdir(parents=True)
+        shutil.copy(DEMO_DIR / demo, source / name / "scene.ogg")
+    with FakeNvidia() as fake:
+        processes = []
+        for number in range(2):
+            env = nvidia_env(cli_env, fake, tmp_path / f"cache{number}")
+            env["PREFECT_HOME"] = str(tmp_path / f"prefect{number}")
+            processes.append(
+                subprocess.Popen(  # noqa: S603 - fixed argument list
+                    [
+                        STORYBOARD,
+                        "watch",
+                        str(source),
+                        "--out",
+                        str(target),
+                        "--once",
+                        "--settle",
+                        "0",
+                    ],
+                    env=env,
+                    cwd=tmp_path,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+            )
+        outputs = [process.communicate(timeout=600) for process in processes]
+    rendered = [line for out, _ in outputs for line in out.splitlines() if "rendered:" in line]
+    assert sorted(rendered) == ["  rendered: a", "  rendered: b", "  rendered: c"], outputs
+    assert fake.stats.generation_requests == 6, "each scene paid for once across both watchers"
+
+
+def test_watch_a_bucket_and_refuse_keys_that_escape(
+    tmp_path: Path, cli_env: dict[str, str], s3_endpoint: str
+) -> None:
+    s3: Any = boto3.client("s3", endpoint_url=s3_endpoint)
+    bucket, out = f"in-{uuid.uuid4().hex[:8]}", f"out-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    s3.create_bucket(Bucket=out)
+    s3.upload_file(str(DEMO_DIR / "dawn.ogg"), bucket, "projects/alpha story/1.ogg")
+    s3.upload_file(str(DEMO_DIR / "night.ogg"), bucket, "projects/ünï/1.ogg")
+    s3.upload_file(str(DEMO_DIR / "storm.m4a"), bucket, "projects/../../escape/1.m4a")
+    s3.upload_file(str(DEMO_DIR / "river.mp3"), bucket, "projects/x/../../../up/1.mp3")
+
+    env = {
+        **cli_env,
+        "AWS_ENDPOINT_URL": s3_endpoint,
+        **{
+            k: os.environ[k]
+            for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
+        },
+    }
+    local_target = tmp_path / "box" / "target"
+    with FakeNvidia() as fake:
+        env = nvidia_env(env, fake, tmp_path / "cache")
+        first = watch(f"s3://{bucket}/projects/", f"s3://{out}/watched/", env, tmp_path)
+        assert first.returncode == 0, first.stderr
+        assert "2 rendered" in first.stdout
+        sent = fake.stats.generation_requests
+        second = watch(f"s3://{bucket}/projects/", f"s3://{out}/watched/", env, tmp_path)
+        assert "0 rendered, 2 unchanged" in second.stdout
+        assert fake.stats.generation_requests == sent
+
+        s3.upload_file(str(DEMO_DIR / "river.mp3"), bucket, "projects/ünï/2.mp3")
+        third = watch(f"s3://{bucket}/projects/", f"s3://{out}/watched/", env, tmp_path)
+        assert "1 rendered, 1 unchanged" in third.stdout
+        assert fake.stats.generation_requests == sent + 2
+
+        to_folder = watch(f"s3://{bucket}/projects/", str(local_target), env, tmp_path)
+        assert to_folder.returncode == 0, to_folder.stderr
+
+    keys = {item["Key"] for item in s3.list_objects_v2(Bucket=out)["Contents"]}
+    assert "watched/alpha story/storyboard.mp4" in keys and "watched/ünï/storyboard.mp4" in keys
+    assert not any(".." in key or key.startswith("escape") for key in keys)
+    written = {path for path in (tmp_path / "box").rglob("*") if path.is_file()}
+    assert written and all(local_target in path.parents for path in written)
+    assert not (tmp_path / "escape").exists() and not (tmp_path / "box" / "escape").exists()
