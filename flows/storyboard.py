@@ -17,6 +17,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture
 
+from clients.backends import check_backend, choose_backend
 from clients.errors import ConfigurationError, FatalServiceError
 from clients.storage import is_s3, open_storage
 from configs.settings import Settings
@@ -119,7 +120,7 @@ def storyboard(
     source: str,
     target: str,
     settings: Settings,
-    backend: str,
+    backend: str = "auto",
     only: list[str] | None = None,
     refresh: bool = False,
     task_runner: str = "thread",
@@ -128,6 +129,8 @@ def storyboard(
     """Render the storyboard at `source` into `target` (a folder or an S3 prefix)."""
     logger = get_run_logger()
     clock = _StageClock()
+    backend = choose_backend(backend)
+    check_backend(backend)
     target_dir = staging_folder(settings.cache_dir, target) if is_s3(target) else Path(target)
     only = only or []
 

@@ -122,7 +122,7 @@ def watch_pass(
     source: str,
     target: str,
     settings: Settings,
-    backend: str,
+    backend: str = "auto",
     settle_s: float = 30.0,
     task_runner: str = "thread",
 ) -> WatchReport:

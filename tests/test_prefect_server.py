@@ -1,0 +1,125 @@
+"""A run reported to a real Prefect server process, read back through its REST API."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import DEMO_DIR, free_port
+from tests.test_cli import assert_clean, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    home = tmp_path_factory.mktemp("prefect-server")
+    port = free_port()
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env.pop("PREFECT_API_URL", None)
+    server = subprocess.Popen(  # noqa: S603 - fixed argument list
+        [str(Path(sys.executable).with_name("prefect")), "server", "start", "--host",
+         "127.0.0.1", "--port", str(port), "--no-ui", "--analytics-off"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    api = f"http://127.0.0.1:{port}/api"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{api}/health", timeout=2).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        time.sleep(1)
+    else:
+        server.kill()
+        pytest.fail("the Prefect server did not start")
+    yield api
+    server.terminate()
+    server.wait(timeout=30)
+
+
+def test_runs_task_names_and_artifacts_are_visible_in_the_server(
+    prefect_server: str, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    source = tmp_path / "ui demo"
+    source.mkdir()
+    shutil.copy(DEMO_DIR / "dawn.ogg", source / "dawn.ogg")
+    shutil.copy(DEMO_DIR / "night.ogg", source / "night.ogg")
+    env = {**cli_env, "PREFECT_API_URL": prefect_server}
+    result = run_cli(["run", str(source), "--out", str(tmp_path / "out")], env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert_clean(result)
+    assert "Starting temporary server" not in result.stderr
+
+    flow_runs = httpx.post(f"{prefect_server}/flow_runs/filter", json={}).json()
+    (run,) = [r for r in flow_runs if r["state_type"] == "COMPLETED"]
+    flows = {
+        f["id"]: f["name"] for f in httpx.post(f"{prefect_server}/flows/filter", json={}).json()
+    }
+    assert flows[run["flow_id"]] == "storyboard"
+    assert run["parameters"]["backend"] == "draft"
+
+    task_filter = {"task_runs": {"flow_run_id": {"any_": [run["id"]]}}}
+    task_runs = httpx.post(f"{prefect_server}/task_runs/filter", json=task_filter).json()
+    names = {task["name"] for task in task_runs}
+    assert {"transcribe dawn", "transcribe night", "generate dawn", "generate night"} <= names
+    assert all(task["state_type"] == "COMPLETED" for task in task_runs)
+
+    artifacts = httpx.post(f"{prefect_server}/artifacts/filter", json={}).json()
+    by_key = {
+        artifact["key"]: artifact for artifact in artifacts if artifact["flow_run_id"] == run["id"]
+    }
+    assert by_key["manifest-ui-demo"]["type"] == "table"
+    assert "dawn" in str(by_key["manifest-ui-demo"]["data"])
+    assert by_key["summary-ui-demo"]["type"] == "markdown"
+    assert "storyboard.mp4" in by_key["summary-ui-demo"]["data"]
+    assert by_key["progress-ui-demo"]["type"] == "progress"
+    assert by_key["progress-ui-demo"]["data"] == 100.0
+
+
+def test_serve_registers_deployments_and_runs_one_on_demand(
+    prefect_server: str, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    inbox, out = tmp_path / "inbox", tmp_path / "renders"
+    (inbox / "one").mkdir(parents=True)
+    shutil.copy(DEMO_DIR / "dawn.ogg", inbox / "one" / "dawn.ogg")
+    env = {**cli_env, "PREFECT_API_URL": prefect_server}
+    serving = subprocess.Popen(  # noqa: S603 - fixed argument list
+        [str(Path(sys.executable).with_name("storyboard")), "serve", str(inbox), "--out",
+         str(out), "--interval", "3600"],
+        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deployments: dict[str, dict[str, object]] = {}
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(deployments) < 2:
+            time.sleep(2)
+            found = httpx.post(f"{prefect_server}/deployments/filter", json={}).json()
+            deployments = {d["name"]: d for d in found}
+        assert {"drop-folder", "on-demand"} <= set(deployments)
+        schedules = deployments["drop-folder"]["schedules"]
+        assert schedules[0]["schedule"]["interval"] == 3600.0  # type: ignore[index]
+
+        created = httpx.post(
+            f"{prefect_server}/deployments/{deployments['on-demand']['id']}/create_flow_run",
+            json={"parameters": {"source": str(inbox / "one"), "target": str(out / "adhoc")}},
+        ).json()
+        state = ""
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and state not in {"COMPLETED", "FAILED", "CRASHED"}:
+            time.sleep(3)
+            state = httpx.get(f"{prefect_server}/flow_runs/{created['id']}").json()["state_type"]
+        assert state == "COMPLETED"
+        assert (out / "adhoc" / "storyboard.mp4").is_file()
+    finally:
+        serving.terminate()
+        serving.communicate(timeout=60)
