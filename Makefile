@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
 	@touch $@
 
 $(VENV)/.installed-test: pyproject.toml constraints.txt $(VENV)/.installed
-	$(PIP) install $(PIN) -e ".[test]"
+	$(PIP) install $(PIN) -e ".[test,openai]"
 	@touch $@
 
 demo: $(VENV)/.installed

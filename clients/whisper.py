@@ -11,10 +11,9 @@ import importlib.util
 import os
 import shutil
 import threading
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -200,27 +199,66 @@ class FasterWhisperEngine:
         )
 
 
-_engines: dict[tuple[str, ...], FasterWhisperEngine] = {}
+class TranscriptionEngine(Protocol):
+    """What the transcribe stage needs from a Whisper implementation."""
+
+    name: str
+    model_name: str
+    device: str
+    compute_type: str
+
+    def transcribe(
+        self,
+        audio: np.ndarray[Any, np.dtype[np.float32]],
+        *,
+        language: str | None,
+        task: str,
+        beam_size: int,
+        vad_filter: bool,
+    ) -> RawTranscription: ...
+
+
+_engines: dict[tuple[str, ...], TranscriptionEngine] = {}
 _engines_lock = threading.Lock()
 
 
-def load_engine(settings: TranscriptionSettings, models_dir: Path) -> FasterWhisperEngine:
-    """The process-wide engine for these settings, loaded on first use."""
-    if settings.engine != "faster-whisper":
-        raise ConfigurationError(
-            f"transcription engine '{settings.engine}' is not available in this version"
-        )
+def _create_engine(
+    settings: TranscriptionSettings, models_dir: Path, device: str, compute_type: str
+) -> TranscriptionEngine:
+    if settings.engine == "faster-whisper":
+        model_dir = resolve_model_dir(settings.model, models_dir)
+        return FasterWhisperEngine(model_dir, settings.model, device, compute_type)
+    from clients.openai_whisper import (
+        OpenAIWhisperEngine,
+        converted_checkpoint,
+        openai_cache_checkpoint,
+    )
+
+    checkpoint = openai_cache_checkpoint(settings.model)
+    if checkpoint is None:
+        model_dir = resolve_model_dir(settings.model, models_dir)
+        checkpoint = converted_checkpoint(model_dir, Path(settings.model).name, models_dir)
+    return OpenAIWhisperEngine(checkpoint, settings.model, device)
+
+
+def engine_device(settings: TranscriptionSettings) -> tuple[str, str]:
+    """(device, compute type) for these settings on this machine."""
+    if settings.engine == "openai-whisper":
+        from clients.openai_whisper import torch_cuda_available
+
+        device = select_device(settings.device, 1 if torch_cuda_available() else 0)
+        return device, "float16" if device == "cuda" else "float32"
     device = select_device(settings.device, cuda_device_count())
-    compute_type = select_compute_type(settings.compute_type, device)
+    return device, select_compute_type(settings.compute_type, device)
+
+
+def load_engine(settings: TranscriptionSettings, models_dir: Path) -> TranscriptionEngine:
+    """The process-wide engine for these settings, loaded once and shared by every scene."""
+    device, compute_type = engine_device(settings)
     key = (settings.engine, settings.model, device, compute_type)
     with _engines_lock:
         engine = _engines.get(key)
         if engine is None:
-            model_dir = resolve_model_dir(settings.model, models_dir)
-            engine = FasterWhisperEngine(model_dir, settings.model, device, compute_type)
+            engine = _create_engine(settings, models_dir, device, compute_type)
             _engines[key] = engine
         return engine
-
-
-def loaded_engines() -> Sequence[FasterWhisperEngine]:
-    return tuple(_engines.values())

@@ -14,7 +14,7 @@ from prefect.cache_policies import NO_CACHE
 from clients.cache import ContentCache, content_key
 from clients.errors import AudioError
 from clients.media import decode_audio
-from clients.whisper import FasterWhisperEngine, RawTranscription, load_engine
+from clients.whisper import RawTranscription, TranscriptionEngine, load_engine
 from configs.settings import TranscriptionSettings
 from tasks.scene import Recording, SceneFailure, Segment, Transcript
 
@@ -62,7 +62,7 @@ def is_no_speech(raw: RawTranscription, segments: tuple[Segment, ...]) -> bool:
 
 
 def transcribe_recording(
-    engine: FasterWhisperEngine,
+    engine: TranscriptionEngine,
     recording: Recording,
     settings: TranscriptionSettings,
     language: str | None = None,

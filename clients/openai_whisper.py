@@ -1,0 +1,244 @@
+"""The openai-whisper engine (torch), from the same bundled CTranslate2 weights.
+
+A CTranslate2 Whisper `model.bin` (binary version 6) is a flat list of named arrays. Mapped
+onto openai-whisper's state dict (the fused q,k,v and k,v projections split; openai-whisper's
+key projections have no bias), it gives a checkpoint that `whisper.load_model` reads. The
+conversion runs once and is cached beside the joined weights. A named checkpoint in
+openai-whisper's own cache (`~/.cache/whisper/base.pt`) is used as it is when a user has one.
+
+openai-whisper and torch live in the optional `openai` extra (`pip install -e .[openai]`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+import threading
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from clients.cache import atomic_path
+from clients.errors import ConfigurationError
+from clients.whisper import RawSegment, RawTranscription
+
+_DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}
+SUPPORTED_BINARY_VERSION = 6
+
+
+def _read(stream: BinaryIO, fmt: str) -> Any:
+    return struct.unpack(fmt, stream.read(struct.calcsize(fmt)))[0]
+
+
+def _read_string(stream: BinaryIO) -> str:
+    length = _read(stream, "H")
+    return str(stream.read(length)[:-1].decode("utf-8"))
+
+
+def read_ctranslate2_model(path: Path) -> dict[str, np.ndarray[Any, Any]]:
+    """Every named array of a CTranslate2 `model.bin` (aliases resolved)."""
+    arrays: dict[str, np.ndarray[Any, Any]] = {}
+    with path.open("rb") as stream:
+        version = _read(stream, "I")
+        if version != SUPPORTED_BINARY_VERSION:
+            raise ConfigurationError(
+                f"{path}: CTranslate2 binary version {version} is not supported"
+            )
+        spec = _read_string(stream)
+        if spec != "WhisperSpec":
+            raise ConfigurationError(f"{path}: a {spec}, not a Whisper model")
+        _read(stream, "I")  # spec revision
+        for _ in range(_read(stream, "I")):
+            name = _read_string(stream)
+            shape = tuple(_read(stream, "I") for _ in range(_read(stream, "B")))
+            dtype = _DTYPES.get(_read(stream, "B"))
+            size = _read(stream, "I")
+            data = stream.read(size)
+            if dtype is None:
+                continue
+            arrays[name] = np.frombuffer(data, dtype=dtype).reshape(shape)
+        for _ in range(_read(stream, "I")):
+            alias, target = _read_string(stream), _read_string(stream)
+            if target in arrays:
+                arrays[alias] = arrays[target]
+    return arrays
+
+
+def _count_layers(arrays: dict[str, Any], stack: str) -> int:
+    pattern = re.compile(rf"^{stack}/layer_(\d+)/")
+    return len({match.group(1) for name in arrays if (match := pattern.match(name))})
+
+
+def openai_checkpoint(arrays: dict[str, np.ndarray[Any, Any]]) -> dict[str, Any]:
+    """`{"dims": ..., "model_state_dict": ...}` as openai-whisper's `load_model` expects."""
+    import torch
+
+    state: dict[str, Any] = {}
+
+    def put(name: str, value: np.ndarray[Any, Any]) -> None:
+        state[name] = torch.from_numpy(np.ascontiguousarray(value).astype(np.float32))
+
+    def norm(target: str, source: str) -> None:
+        put(f"{target}.weight", arrays[f"{source}/gamma"])
+        put(f"{target}.bias", arrays[f"{source}/beta"])
+
+    def linear(target: str, source: str, bias: bool = True) -> None:
+        put(f"{target}.weight", arrays[f"{source}/weight"])
+        if bias:
+            put(f"{target}.bias", arrays[f"{source}/bias"])
+
+    def split(target_prefix: str, source: str, names: tuple[str, ...]) -> None:
+        weights = np.split(arrays[f"{source}/weight"], len(names))
+        biases = np.split(arrays[f"{source}/bias"], len(names))
+        for name, weight, bias in zip(names, weights, biases, strict=True):
+            put(f"{target_prefix}.{name}.weight", weight)
+            if name != "key":
+                put(f"{target_prefix}.{name}.bias", bias)
+
+    state_dims = arrays["encoder/position_encodings/encodings"].shape
+    text_dims = arrays["decoder/position_encodings/encodings"].shape
+    dims = {
+        "n_mels": int(arrays["encoder/conv1/weight"].shape[1]),
+        "n_audio_ctx": int(state_dims[0]),
+        "n_audio_state": int(state_dims[1]),
+        "n_audio_head": int(arrays["encoder/num_heads"]),
+        "n_audio_layer": _count_layers(arrays, "encoder"),
+        "n_vocab": int(arrays["decoder/embeddings/weight"].shape[0]),
+        "n_text_ctx": int(text_dims[0]),
+        "n_text_state": int(text_dims[1]),
+        "n_text_head": int(arrays["decoder/num_heads"]),
+        "n_text_layer": _count_layers(arrays, "decoder"),
+    }
+    for conv in ("conv1", "conv2"):
+        linear(f"encoder.{conv}", f"encoder/{conv}")
+    put("encoder.positional_embedding", arrays["encoder/position_encodings/encodings"])
+    for index in range(dims["n_audio_layer"]):
+        source, target = f"encoder/layer_{index}", f"encoder.blocks.{index}"
+        norm(f"{target}.attn_ln", f"{source}/self_attention/layer_norm")
+        split(f"{target}.attn", f"{source}/self_attention/linear_0", ("query", "key", "value"))
+        linear(f"{target}.attn.out", f"{source}/self_attention/linear_1")
+        norm(f"{target}.mlp_ln", f"{source}/ffn/layer_norm")
+        linear(f"{target}.mlp.0", f"{source}/ffn/linear_0")
+        linear(f"{target}.mlp.2", f"{source}/ffn/linear_1")
+    norm("encoder.ln_post", "encoder/layer_norm")
+
+    put("decoder.token_embedding.weight", arrays["decoder/embeddings/weight"])
+    put("decoder.positional_embedding", arrays["decoder/position_encodings/encodings"])
+    for index in range(dims["n_text_layer"]):
+        source, target = f"decoder/layer_{index}", f"decoder.blocks.{index}"
+        norm(f"{target}.attn_ln", f"{source}/self_attention/layer_norm")
+        split(f"{target}.attn", f"{source}/self_attention/linear_0", ("query", "key", "value"))
+        linear(f"{target}.attn.out", f"{source}/self_attention/linear_1")
+        norm(f"{target}.cross_attn_ln", f"{source}/attention/layer_norm")
+        linear(f"{target}.cross_attn.query", f"{source}/attention/linear_0")
+        split(f"{target}.cross_attn", f"{source}/attention/linear_1", ("key", "value"))
+        linear(f"{target}.cross_attn.out", f"{source}/attention/linear_2")
+        norm(f"{target}.mlp_ln", f"{source}/ffn/layer_norm")
+        linear(f"{target}.mlp.0", f"{source}/ffn/linear_0")
+        linear(f"{target}.mlp.2", f"{source}/ffn/linear_1")
+    norm("decoder.ln", "decoder/layer_norm")
+    return {"dims": dims, "model_state_dict": state}
+
+
+def converted_checkpoint(ctranslate2_dir: Path, name: str, models_dir: Path) -> Path:
+    """The openai-whisper checkpoint for a CTranslate2 model folder, converted once."""
+    import torch
+
+    target = models_dir / f"openai-whisper-{name}.pt"
+    source = ctranslate2_dir / "model.bin"
+    if target.is_file() and target.stat().st_mtime >= source.stat().st_mtime:
+        return target
+    checkpoint = openai_checkpoint(read_ctranslate2_model(source))
+    with atomic_path(target) as temporary:
+        torch.save(checkpoint, temporary)
+    return target
+
+
+def openai_cache_checkpoint(name: str) -> Path | None:
+    """A checkpoint openai-whisper itself downloaded before, if this machine has one."""
+    root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "whisper"
+    candidate = root / f"{name}.pt"
+    return candidate if candidate.is_file() else None
+
+
+def torch_cuda_available() -> bool:
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except ImportError:
+        return False
+
+
+class OpenAIWhisperEngine:
+    """openai-whisper behind a lock, with Silero VAD (from faster-whisper) for silence."""
+
+    name = "openai-whisper"
+
+    def __init__(self, checkpoint: Path, model_name: str, device: str) -> None:
+        try:
+            import torch
+            import whisper
+        except ImportError:
+            raise ConfigurationError(
+                "the openai-whisper engine needs the `openai` extra: "
+                "pip install -e '.[openai]' (make test installs it)"
+            ) from None
+        torch.set_num_threads(os.cpu_count() or 1)
+        self.model_name = model_name
+        self.device = device
+        self.compute_type = "float16" if device == "cuda" else "float32"
+        self._model = whisper.load_model(str(checkpoint), device=device)
+        self._lock = threading.Lock()
+
+    def transcribe(
+        self,
+        audio: np.ndarray[Any, np.dtype[np.float32]],
+        *,
+        language: str | None,
+        task: str,
+        beam_size: int,
+        vad_filter: bool,
+    ) -> RawTranscription:
+        import whisper
+
+        if vad_filter:
+            from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+            if not get_speech_timestamps(audio, VadOptions()):
+                return RawTranscription(
+                    language=language or "en", language_probability=0.0, segments=()
+                )
+        with self._lock:
+            probability = 1.0
+            if language is None:
+                window = whisper.pad_or_trim(audio)
+                mel = whisper.log_mel_spectrogram(window, self._model.dims.n_mels).to(self.device)
+                _, probabilities = self._model.detect_language(mel)
+                language = max(probabilities, key=probabilities.get)
+                probability = float(probabilities[language])
+            result = self._model.transcribe(
+                audio,
+                language=language,
+                task=task,
+                beam_size=beam_size,
+                best_of=beam_size,
+                fp16=self.device == "cuda",
+                condition_on_previous_text=False,
+                verbose=None,
+            )
+        segments = tuple(
+            RawSegment(
+                start_s=float(segment["start"]),
+                end_s=float(segment["end"]),
+                text=str(segment["text"]).strip(),
+                no_speech_prob=float(segment["no_speech_prob"]),
+                avg_logprob=float(segment["avg_logprob"]),
+            )
+            for segment in result["segments"]
+        )
+        return RawTranscription(
+            language=language, language_probability=probability, segments=segments
+        )
