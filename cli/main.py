@@ -294,7 +294,8 @@ def command_transcribe(
     from configs.settings import load_settings
     from tasks.ingest import plan_storyboard
     from tasks.prompt import build_prompt
-    from tasks.transcribe import transcribe_recording
+    from tasks.scene import SceneFailure
+    from tasks.transcribe import transcribe_recordings
 
     plan = plan_storyboard(source)
     chosen = {"engine": engine, "model": model, "device": device}
@@ -303,14 +304,12 @@ def command_transcribe(
     whisper = load_engine(settings.transcription, settings.cache_dir / "models")
     language = plan.spec.language or settings.transcription.language
     failures = 0
-    for recording in plan.recordings:
-        started = time.perf_counter()
+    results = transcribe_recordings(whisper, plan.recordings, settings.transcription, language)
+    for recording, transcript in zip(plan.recordings, results, strict=True):
         line: dict[str, Any] = {"scene_id": recording.scene_id}
-        try:
-            transcript = transcribe_recording(whisper, recording, settings.transcription, language)
-        except StoryboardError as exc:
+        if isinstance(transcript, SceneFailure):
             failures += 1
-            line.update(error=str(exc), seconds=round(time.perf_counter() - started, 3))
+            line.update(error=transcript.reason, no_speech=False)
         else:
             line.update(
                 language=transcript.language,

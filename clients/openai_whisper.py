@@ -22,7 +22,7 @@ import numpy as np
 
 from clients.cache import atomic_path
 from clients.errors import ConfigurationError
-from clients.whisper import RawSegment, RawTranscription
+from clients.whisper import RawSegment, RawTranscription, RawWord
 
 _DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}
 SUPPORTED_BINARY_VERSION = 6
@@ -201,6 +201,7 @@ class OpenAIWhisperEngine:
         task: str,
         beam_size: int,
         vad_filter: bool,
+        word_timestamps: bool = False,
     ) -> RawTranscription:
         import whisper
 
@@ -227,6 +228,7 @@ class OpenAIWhisperEngine:
                 best_of=beam_size,
                 fp16=self.device == "cuda",
                 condition_on_previous_text=False,
+                word_timestamps=word_timestamps,
                 verbose=None,
             )
         segments = tuple(
@@ -236,6 +238,10 @@ class OpenAIWhisperEngine:
                 text=str(segment["text"]).strip(),
                 no_speech_prob=float(segment["no_speech_prob"]),
                 avg_logprob=float(segment["avg_logprob"]),
+                words=tuple(
+                    RawWord(float(word["start"]), float(word["end"]), str(word["word"]))
+                    for word in segment.get("words", ())
+                ),
             )
             for segment in result["segments"]
         )

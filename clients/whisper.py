@@ -129,12 +129,20 @@ def select_compute_type(requested: str, device: str) -> str:
 
 
 @dataclass(frozen=True)
+class RawWord:
+    start_s: float
+    end_s: float
+    text: str
+
+
+@dataclass(frozen=True)
 class RawSegment:
     start_s: float
     end_s: float
     text: str
     no_speech_prob: float
     avg_logprob: float
+    words: tuple[RawWord, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -172,6 +180,7 @@ class FasterWhisperEngine:
         task: str,
         beam_size: int,
         vad_filter: bool,
+        word_timestamps: bool = False,
     ) -> RawTranscription:
         with self._lock:
             segments, info = self._model.transcribe(
@@ -181,6 +190,7 @@ class FasterWhisperEngine:
                 beam_size=beam_size,
                 vad_filter=vad_filter,
                 condition_on_previous_text=False,
+                word_timestamps=word_timestamps,
             )
             raw = tuple(
                 RawSegment(
@@ -189,6 +199,10 @@ class FasterWhisperEngine:
                     text=segment.text.strip(),
                     no_speech_prob=float(segment.no_speech_prob),
                     avg_logprob=float(segment.avg_logprob),
+                    words=tuple(
+                        RawWord(float(word.start), float(word.end), word.word)
+                        for word in segment.words or ()
+                    ),
                 )
                 for segment in segments
             )
@@ -215,6 +229,7 @@ class TranscriptionEngine(Protocol):
         task: str,
         beam_size: int,
         vad_filter: bool,
+        word_timestamps: bool = False,
     ) -> RawTranscription: ...
 
 

@@ -34,9 +34,11 @@ class TranscriptionSettings(_Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     compute_type: str = "auto"
     beam_size: int = Field(default=5, ge=1, le=10)
+    packed_beam_size: int = Field(default=1, ge=1, le=10)
     vad_filter: bool = True
     no_speech_threshold: float = Field(default=0.6, ge=0.0, le=1.0)
     language: str | None = None
+    pack_short_scenes: bool = True
 
 
 class GenerationSettings(_Strict):

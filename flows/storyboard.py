@@ -142,16 +142,11 @@ def storyboard(
 
     language = plan.spec.language or settings.transcription.language
     with clock.stage("transcribe"):
-        transcript_futures = [
-            transcribe.with_options(task_run_name=f"transcribe {recording.scene_id}").submit(
-                recording, settings.transcription, settings.cache_dir, language
-            )
-            for recording in plan.recordings
-        ]
-        transcripts: list[Transcript | SceneFailure] = []
-        for transcribing in transcript_futures:
-            transcripts.append(transcribing.result())
-            progress.advance()
+        scenes = len(plan.recordings)
+        transcripts = transcribe.with_options(
+            task_run_name=f"transcribe {scenes} scene{'s' if scenes != 1 else ''}"
+        )(list(plan.recordings), settings.transcription, settings.cache_dir, language)
+        progress.advance(scenes)
 
     with clock.stage("generate"):
         requests = {}

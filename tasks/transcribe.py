@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,9 @@ from prefect.cache_policies import NO_CACHE
 from clients.cache import ContentCache, content_key
 from clients.errors import AudioError
 from clients.media import decode_audio
-from clients.whisper import RawTranscription, TranscriptionEngine, load_engine
+from clients.whisper import RawSegment, RawTranscription, TranscriptionEngine, load_engine
 from configs.settings import TranscriptionSettings
+from tasks.packing import PACK_LIMIT_S, Audio, SpeechClip, plan_packs, speech_clip, transcribe_pack
 from tasks.scene import Recording, SceneFailure, Segment, Transcript
 
 WHISPER_SAMPLE_RATE = 16_000
@@ -41,13 +43,18 @@ def _normalise(text: str) -> str:
     return " ".join(_NOT_WORD.sub("", text).casefold().split())
 
 
+def _is_speech(segment: RawSegment, no_speech_threshold: float) -> bool:
+    """Whisper's own rule: a segment it both thinks silent and is unsure of is not speech."""
+    return bool(segment.text) and not (
+        segment.no_speech_prob > no_speech_threshold and segment.avg_logprob < -1.0
+    )
+
+
 def _speech_segments(raw: RawTranscription, no_speech_threshold: float) -> tuple[Segment, ...]:
-    """Segments Whisper itself believes are speech (its own no-speech rule)."""
     return tuple(
         Segment(start_s=segment.start_s, end_s=segment.end_s, text=segment.text)
         for segment in raw.segments
-        if segment.text
-        and not (segment.no_speech_prob > no_speech_threshold and segment.avg_logprob < -1.0)
+        if _is_speech(segment, no_speech_threshold)
     )
 
 
@@ -61,6 +68,69 @@ def is_no_speech(raw: RawTranscription, segments: tuple[Segment, ...]) -> bool:
     return False
 
 
+def _english(
+    engine: TranscriptionEngine,
+    audio: Audio,
+    text: str,
+    language: str,
+    settings: TranscriptionSettings,
+) -> str:
+    """What the prompt is built from: the text itself, or Whisper's English translation."""
+    if not text or language == "en":
+        return text
+    translated = engine.transcribe(
+        audio,
+        language=language,
+        task="translate",
+        beam_size=settings.beam_size,
+        vad_filter=settings.vad_filter,
+    )
+    return " ".join(s.text for s in _speech_segments(translated, 1.0)) or text
+
+
+def _transcript(
+    engine: TranscriptionEngine,
+    audio: Audio,
+    raw: RawTranscription,
+    segments: tuple[Segment, ...],
+    settings: TranscriptionSettings,
+    seconds: float,
+) -> Transcript:
+    started = time.perf_counter()
+    no_speech = is_no_speech(raw, segments)
+    text = "" if no_speech else " ".join(segment.text for segment in segments)
+    english_text = _english(engine, audio, text, raw.language, settings)
+    return Transcript(
+        language=raw.language,
+        language_probability=round(raw.language_probability, 4),
+        text=text,
+        english_text=english_text,
+        segments=() if no_speech else segments,
+        audio_duration_s=round(len(audio) / WHISPER_SAMPLE_RATE, 3),
+        no_speech=no_speech,
+        seconds=round(seconds + time.perf_counter() - started, 3),
+    )
+
+
+def transcribe_audio(
+    engine: TranscriptionEngine,
+    audio: Audio,
+    settings: TranscriptionSettings,
+    language: str | None = None,
+) -> Transcript:
+    """One recording's audio, in one Whisper pass (two for non-English speech)."""
+    started = time.perf_counter()
+    raw = engine.transcribe(
+        audio,
+        language=language,
+        task="transcribe",
+        beam_size=settings.beam_size,
+        vad_filter=settings.vad_filter,
+    )
+    segments = _speech_segments(raw, settings.no_speech_threshold)
+    return _transcript(engine, audio, raw, segments, settings, time.perf_counter() - started)
+
+
 def transcribe_recording(
     engine: TranscriptionEngine,
     recording: Recording,
@@ -70,34 +140,55 @@ def transcribe_recording(
     """Read one recording. Raises AudioError when it cannot be decoded."""
     started = time.perf_counter()
     audio = decode_audio(recording.path, WHISPER_SAMPLE_RATE)
-    duration = len(audio) / WHISPER_SAMPLE_RATE
-    beam_size, vad_filter = settings.beam_size, settings.vad_filter
-    raw = engine.transcribe(
-        audio, language=language, task="transcribe", beam_size=beam_size, vad_filter=vad_filter
-    )
-    segments = _speech_segments(raw, settings.no_speech_threshold)
-    no_speech = is_no_speech(raw, segments)
-    text = "" if no_speech else " ".join(segment.text for segment in segments)
-    english_text = text
-    if text and raw.language != "en":
-        translated = engine.transcribe(
-            audio,
-            language=raw.language,
-            task="translate",
-            beam_size=beam_size,
-            vad_filter=vad_filter,
-        )
-        english_text = " ".join(s.text for s in _speech_segments(translated, 1.0)) or text
-    return Transcript(
-        language=raw.language,
-        language_probability=round(raw.language_probability, 4),
-        text=text,
-        english_text=english_text,
-        segments=() if no_speech else segments,
-        audio_duration_s=round(duration, 3),
-        no_speech=no_speech,
-        seconds=round(time.perf_counter() - started, 3),
-    )
+    transcript = transcribe_audio(engine, audio, settings, language)
+    return replace(transcript, seconds=round(time.perf_counter() - started, 3))
+
+
+def transcribe_recordings(
+    engine: TranscriptionEngine,
+    recordings: Sequence[Recording],
+    settings: TranscriptionSettings,
+    language: str | None = None,
+) -> list[Transcript | SceneFailure]:
+    """Every recording, short ones packed into shared Whisper windows (tasks/packing.py)."""
+    results: dict[int, Transcript | SceneFailure] = {}
+    audios: dict[int, Audio] = {}
+    clips: list[SpeechClip] = []
+    packing = settings.pack_short_scenes and settings.vad_filter
+    for index, recording in enumerate(recordings):
+        started = time.perf_counter()
+        try:
+            audio = decode_audio(recording.path, WHISPER_SAMPLE_RATE)
+        except AudioError as exc:
+            results[index] = SceneFailure(reason=str(exc))
+            continue
+        audios[index] = audio
+        clip = speech_clip(index, audio) if packing else None
+        if clip is None or clip.duration_s > PACK_LIMIT_S:
+            results[index] = transcribe_audio(engine, audio, settings, language)
+        elif clip.duration_s == 0.0:
+            silent = RawTranscription(language or "", 0.0, ())
+            results[index] = _transcript(
+                engine, audio, silent, (), settings, time.perf_counter() - started
+            )
+        else:
+            clips.append(clip)
+
+    def keep(segment: RawSegment) -> bool:
+        return _is_speech(segment, settings.no_speech_threshold)
+
+    for pack in plan_packs(clips):
+        packed = transcribe_pack(engine, pack, settings, language, keep) if len(pack) > 1 else None
+        for clip in pack:
+            audio = audios[clip.key]
+            if packed is None:
+                results[clip.key] = transcribe_audio(engine, audio, settings, language)
+                continue
+            part = packed[clip.key]
+            results[clip.key] = _transcript(
+                engine, audio, part.raw, part.segments, settings, part.seconds
+            )
+    return [results[index] for index in range(len(recordings))]
 
 
 def _transcript_from_json(document: dict[str, Any]) -> Transcript:
@@ -106,40 +197,54 @@ def _transcript_from_json(document: dict[str, Any]) -> Transcript:
     return Transcript(**fields, segments=segments)
 
 
-def cached_transcription(
+def _cache_key(recording: Recording, settings: TranscriptionSettings, language: str | None) -> str:
+    return content_key(recording.sha256, settings.model_dump(mode="json"), language)
+
+
+def cached_transcripts(
     cache: ContentCache,
-    recording: Recording,
+    recordings: Sequence[Recording],
     settings: TranscriptionSettings,
     models_dir: Path,
     language: str | None,
-) -> Transcript:
-    """The transcript from the cache when this audio was read with these settings before."""
-    key = content_key(recording.sha256, settings.model_dump(mode="json"), language)
-    document = cache.get_json(CACHE_NAMESPACE, key)
-    if document is not None:
+) -> list[Transcript | SceneFailure]:
+    """Transcripts of every recording: from the cache when this audio was read with these
+    settings before, else transcribed together (and cached)."""
+    results: dict[int, Transcript | SceneFailure] = {}
+    for index, recording in enumerate(recordings):
+        document = cache.get_json(CACHE_NAMESPACE, _cache_key(recording, settings, language))
+        if document is None:
+            continue
         try:
-            cached = _transcript_from_json(document)
+            results[index] = replace(_transcript_from_json(document), from_cache=True)
         except (TypeError, ValueError):
-            cached = None
-        if cached is not None:
-            return replace(cached, from_cache=True)
-    engine = load_engine(settings, models_dir)
-    transcript = transcribe_recording(engine, recording, settings, language)
-    cache.put_json(CACHE_NAMESPACE, key, {**asdict(transcript), "from_cache": False})
-    return transcript
+            continue
+    missing = [index for index in range(len(recordings)) if index not in results]
+    if missing:
+        engine = load_engine(settings, models_dir)
+        fresh = transcribe_recordings(
+            engine, [recordings[index] for index in missing], settings, language
+        )
+        for index, result in zip(missing, fresh, strict=True):
+            results[index] = result
+            if isinstance(result, Transcript):
+                key = _cache_key(recordings[index], settings, language)
+                cache.put_json(CACHE_NAMESPACE, key, {**asdict(result), "from_cache": False})
+    return [results[index] for index in range(len(recordings))]
 
 
 @task(name="transcribe", cache_policy=NO_CACHE)
 def transcribe(
-    recording: Recording,
+    recordings: list[Recording],
     settings: TranscriptionSettings,
     cache_dir: Path,
     language: str | None = None,
-) -> Transcript | SceneFailure:
-    try:
-        return cached_transcription(
-            ContentCache(cache_dir), recording, settings, cache_dir / "models", language
-        )
-    except AudioError as exc:
-        get_run_logger().warning("%s: %s", recording.scene_id, exc)
-        return SceneFailure(reason=str(exc))
+) -> list[Transcript | SceneFailure]:
+    results = cached_transcripts(
+        ContentCache(cache_dir), recordings, settings, cache_dir / "models", language
+    )
+    logger = get_run_logger()
+    for recording, result in zip(recordings, results, strict=True):
+        if isinstance(result, SceneFailure):
+            logger.warning("%s: %s", recording.scene_id, result.reason)
+    return results

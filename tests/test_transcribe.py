@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -10,7 +11,8 @@ import pytest
 from clients.cache import ContentCache
 from clients.errors import AudioError, ConfigurationError
 from clients.whisper import (
-    FasterWhisperEngine,
+    TranscriptionEngine,
+    engine_device,
     load_engine,
     resolve_model_dir,
     select_compute_type,
@@ -18,8 +20,9 @@ from clients.whisper import (
 )
 from configs.settings import TranscriptionSettings
 from tasks.ingest import plan_storyboard
-from tasks.scene import Recording
-from tasks.transcribe import cached_transcription, transcribe_recording
+from tasks.packing import SpeechClip, plan_packs
+from tasks.scene import Recording, Transcript
+from tasks.transcribe import cached_transcripts, transcribe_recording, transcribe_recordings
 from tests.conftest import DEMO_DIR, DEMO_WORDS, write_wav
 from tests.wer import word_error_rate
 
@@ -28,7 +31,7 @@ SETTINGS = TranscriptionSettings()
 
 
 @pytest.fixture(scope="module")
-def engine(cache_dir: Path) -> FasterWhisperEngine:
+def engine(cache_dir: Path) -> TranscriptionEngine:
     return load_engine(SETTINGS, cache_dir / "models")
 
 
@@ -44,12 +47,12 @@ def test_bundled_base_weights_are_joined_once(cache_dir: Path) -> None:
     assert {p.name for p in first.iterdir()} >= {"model.bin", "config.json", "tokenizer.json"}
 
 
-def test_engine_is_loaded_once_per_process(engine: FasterWhisperEngine, cache_dir: Path) -> None:
+def test_engine_is_loaded_once_per_process(engine: TranscriptionEngine, cache_dir: Path) -> None:
     assert load_engine(SETTINGS, cache_dir / "models") is engine
 
 
 def test_demo_narrations_are_transcribed_within_25_percent_wer(
-    engine: FasterWhisperEngine,
+    engine: TranscriptionEngine,
 ) -> None:
     plan = plan_storyboard(str(DEMO_DIR))
     references, hypotheses = [], []
@@ -64,7 +67,7 @@ def test_demo_narrations_are_transcribed_within_25_percent_wer(
 
 
 def test_silence_is_no_speech_not_a_hallucination(
-    engine: FasterWhisperEngine, tmp_path: Path
+    engine: TranscriptionEngine, tmp_path: Path
 ) -> None:
     transcript = transcribe_recording(
         engine, _recording(write_wav(tmp_path / "s.wav", 3.0)), SETTINGS
@@ -74,7 +77,7 @@ def test_silence_is_no_speech_not_a_hallucination(
     assert transcript.audio_duration_s == pytest.approx(3.0, abs=0.05)
 
 
-def test_low_noise_is_no_speech(engine: FasterWhisperEngine, tmp_path: Path) -> None:
+def test_low_noise_is_no_speech(engine: TranscriptionEngine, tmp_path: Path) -> None:
     import wave
 
     path = tmp_path / "hiss.wav"
@@ -92,7 +95,7 @@ def test_low_noise_is_no_speech(engine: FasterWhisperEngine, tmp_path: Path) -> 
     [(b"", "empty"), (b"this is a text memo, not audio" * 20, "not a readable audio file")],
 )
 def test_unreadable_recordings_raise_one_line_audio_errors(
-    engine: FasterWhisperEngine, tmp_path: Path, content: bytes, message: str
+    engine: TranscriptionEngine, tmp_path: Path, content: bytes, message: str
 ) -> None:
     path = tmp_path / "memo.mp3"
     path.write_bytes(content)
@@ -103,12 +106,73 @@ def test_unreadable_recordings_raise_one_line_audio_errors(
 
 def test_transcripts_are_cached_by_audio_content(tmp_path: Path, cache_dir: Path) -> None:
     cache = ContentCache(tmp_path / "cache")
-    (recording,) = [r for r in plan_storyboard(str(DEMO_DIR)).recordings if r.scene_id == "dawn"]
+    recordings = [r for r in plan_storyboard(str(DEMO_DIR)).recordings if r.scene_id == "dawn"]
     models = cache_dir / "models"
-    first = cached_transcription(cache, recording, SETTINGS, models, None)
-    second = cached_transcription(cache, recording, SETTINGS, models, None)
+    (first,) = cached_transcripts(cache, recordings, SETTINGS, models, None)
+    (second,) = cached_transcripts(cache, recordings, SETTINGS, models, None)
+    assert isinstance(first, Transcript) and isinstance(second, Transcript)
     assert not first.from_cache and second.from_cache
     assert second.text == first.text and second.segments == first.segments
+
+
+class CountingEngine:
+    """The real engine, counting the Whisper passes it is asked for."""
+
+    def __init__(self, engine: TranscriptionEngine) -> None:
+        self.engine = engine
+        self.name, self.model_name = engine.name, engine.model_name
+        self.device, self.compute_type = engine.device, engine.compute_type
+        self.calls = 0
+
+    def transcribe(self, audio: Any, **options: Any) -> Any:
+        self.calls += 1
+        return self.engine.transcribe(audio, **options)
+
+
+def test_short_scenes_are_packed_into_few_whisper_passes(
+    engine: TranscriptionEngine, tmp_path: Path
+) -> None:
+    recordings = list(plan_storyboard(str(DEMO_DIR)).recordings)
+    silent = write_wav(tmp_path / "silent.wav", 2.0)
+    recordings.insert(2, Recording("silent", 3, silent, silent.as_uri(), "0" * 64, 1))
+    counting = CountingEngine(engine)
+    results = transcribe_recordings(counting, recordings, SETTINGS)  # type: ignore[arg-type]
+    assert counting.calls == 1, "five short scenes, one Whisper pass; the silent one needs none"
+    by_id = dict(zip((r.scene_id for r in recordings), results, strict=True))
+    assert isinstance(by_id["silent"], Transcript) and by_id["silent"].no_speech
+    spoken = [r for r in recordings if r.scene_id != "silent"]
+    hypotheses = [by_id[r.scene_id] for r in spoken]
+    assert all(isinstance(t, Transcript) and t.language == "en" for t in hypotheses)
+    reference = " ".join(DEMO_WORDS[r.scene_id] for r in spoken)
+    text = " ".join(t.text for t in hypotheses if isinstance(t, Transcript))
+    assert word_error_rate(reference, text) < 0.25
+    for transcript in hypotheses:
+        assert isinstance(transcript, Transcript) and transcript.segments
+        assert transcript.segments[0].start_s >= 0.0
+        assert transcript.segments[-1].end_s <= transcript.audio_duration_s + 0.2
+    assert "lion" in by_id["dawn"].text.lower()  # type: ignore[union-attr]
+    assert "stars" in by_id["night"].text.lower()  # type: ignore[union-attr]
+
+    counting.calls = 0
+    unpacked = SETTINGS.model_copy(update={"pack_short_scenes": False})
+    transcribe_recordings(counting, recordings, unpacked)  # type: ignore[arg-type]
+    assert counting.calls == len(recordings)
+
+
+def test_packs_hold_consecutive_scenes_up_to_the_limit() -> None:
+    clips = [
+        SpeechClip(i, np.zeros(int(s * 16_000), np.float32))
+        for i, s in enumerate([10, 10, 10, 3, 27])
+    ]
+    packs = [[clip.key for clip in pack] for pack in plan_packs(clips, limit_s=28.0)]
+    assert packs == [[0, 1], [2, 3], [4]]
+
+
+def test_speech_times_map_back_to_the_recording() -> None:
+    clip = SpeechClip(0, np.zeros(16_000 * 3, np.float32), [(0.0, 1.0, 0.5), (1.0, 3.0, 4.0)])
+    assert clip.original_time(0.25) == pytest.approx(0.75)
+    assert clip.original_time(1.5) == pytest.approx(4.5)
+    assert clip.original_time(9.0) == pytest.approx(6.0)
 
 
 def test_device_and_compute_type_selection_for_cuda_and_cpu() -> None:
@@ -119,3 +183,15 @@ def test_device_and_compute_type_selection_for_cuda_and_cpu() -> None:
     assert select_compute_type("int8_float16", "cuda") == "int8_float16"
     with pytest.raises(ConfigurationError, match="no CUDA device"):
         select_device("cuda", cuda_devices=0)
+
+
+def test_openai_engine_uses_cuda_in_float16_when_torch_sees_a_gpu(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import clients.openai_whisper as openai_whisper
+
+    settings = TranscriptionSettings(engine="openai-whisper")
+    monkeypatch.setattr(openai_whisper, "torch_cuda_available", lambda: True)
+    assert engine_device(settings) == ("cuda", "float16")
+    monkeypatch.setattr(openai_whisper, "torch_cuda_available", lambda: False)
+    assert engine_device(settings) == ("cpu", "float32")

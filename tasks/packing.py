@@ -1,0 +1,170 @@
+"""Transcribe many short scenes in few Whisper passes.
+
+Whisper always encodes a 30-second window, so a 4-second narration costs as much encoder work
+as a 30-second one. Here each scene is first cut down to its speech (Silero VAD), scenes
+without speech are settled without Whisper at all, and the remaining short scenes are packed
+back to back, a second of silence apart, into windows of at most `PACK_LIMIT_S`. Each window
+is transcribed once with word timestamps. Every word goes back to the scene it was spoken in,
+on that scene's own timeline. A window whose language Whisper is unsure of (say, scenes in
+two languages) is transcribed scene by scene instead.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from clients.whisper import RawSegment, RawTranscription, TranscriptionEngine
+from configs.settings import TranscriptionSettings
+from tasks.scene import Segment
+
+SAMPLE_RATE = 16_000
+PACK_LIMIT_S = 28.0
+PACK_GAP_S = 1.0
+MIN_PACK_LANGUAGE_PROBABILITY = 0.7
+
+Audio = np.ndarray[Any, np.dtype[np.float32]]
+
+
+@dataclass
+class SpeechClip:
+    """One scene's speech, cut out of its recording, with the way back to the original times."""
+
+    key: int
+    audio: Audio
+    pieces: list[tuple[float, float, float]] = field(default_factory=list)
+    """(start, end) in the speech-only audio and the start in the original recording."""
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.audio) / SAMPLE_RATE
+
+    def original_time(self, t: float) -> float:
+        for start, end, original in self.pieces:
+            if t <= end:
+                return original + max(0.0, t - start)
+        start, end, original = self.pieces[-1]
+        return original + (end - start)
+
+
+def speech_clip(key: int, audio: Audio) -> SpeechClip:
+    """The speech in `audio` (empty when the VAD hears none)."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    chunks = get_speech_timestamps(audio, VadOptions(min_silence_duration_ms=500))
+    parts: list[Audio] = []
+    clip = SpeechClip(key=key, audio=np.zeros(0, np.float32))
+    position = 0.0
+    for chunk in chunks:
+        piece = audio[chunk["start"] : chunk["end"]]
+        length = len(piece) / SAMPLE_RATE
+        clip.pieces.append((position, position + length, chunk["start"] / SAMPLE_RATE))
+        parts.append(piece)
+        position += length
+    if parts:
+        clip.audio = np.concatenate(parts).astype(np.float32)
+    return clip
+
+
+def plan_packs(
+    clips: Sequence[SpeechClip], limit_s: float = PACK_LIMIT_S
+) -> list[list[SpeechClip]]:
+    """Consecutive clips grouped greedily into windows of at most `limit_s` seconds."""
+    packs: list[list[SpeechClip]] = []
+    current: list[SpeechClip] = []
+    length = 0.0
+    for clip in clips:
+        added = clip.duration_s + (PACK_GAP_S if current else 0.0)
+        if current and length + added > limit_s:
+            packs.append(current)
+            current, length, added = [], 0.0, clip.duration_s
+        current.append(clip)
+        length += added
+    if current:
+        packs.append(current)
+    return packs
+
+
+@dataclass(frozen=True)
+class PackedResult:
+    language: str
+    language_probability: float
+    segments: tuple[Segment, ...]
+    raw: RawTranscription
+    seconds: float
+
+
+def transcribe_pack(
+    engine: TranscriptionEngine,
+    pack: Sequence[SpeechClip],
+    settings: TranscriptionSettings,
+    language: str | None,
+    keep: Callable[[RawSegment], bool],
+) -> dict[int, PackedResult] | None:
+    """Each clip's segments on its own timeline, from one Whisper pass over the whole pack.
+
+    None when Whisper is not confident of one language for the pack.
+    """
+    started = time.perf_counter()
+    gap = np.zeros(round(PACK_GAP_S * SAMPLE_RATE), np.float32)
+    offsets: list[float] = []
+    parts: list[Audio] = []
+    position = 0.0
+    for index, clip in enumerate(pack):
+        if index:
+            parts.append(gap)
+            position += PACK_GAP_S
+        offsets.append(position)
+        parts.append(clip.audio)
+        position += clip.duration_s
+    raw = engine.transcribe(
+        np.concatenate(parts),
+        language=language,
+        task="transcribe",
+        beam_size=settings.packed_beam_size,
+        vad_filter=False,
+        word_timestamps=True,
+    )
+    if language is None and raw.language_probability < MIN_PACK_LANGUAGE_PROBABILITY:
+        return None
+
+    def owner(t: float) -> int:
+        index = 0
+        for candidate, offset in enumerate(offsets):
+            if t >= offset - PACK_GAP_S / 2:
+                index = candidate
+        return index
+
+    grouped: dict[int, list[Segment]] = {index: [] for index in range(len(pack))}
+    kept: dict[int, list[RawSegment]] = {index: [] for index in range(len(pack))}
+    for segment in raw.segments:
+        if not keep(segment):
+            continue
+        words_by_clip: dict[int, list[tuple[float, float, str]]] = {}
+        for word in segment.words:
+            index = owner((word.start_s + word.end_s) / 2)
+            clip, offset = pack[index], offsets[index]
+            start = clip.original_time(max(0.0, word.start_s - offset))
+            end = clip.original_time(max(0.0, word.end_s - offset))
+            words_by_clip.setdefault(index, []).append((start, end, word.text))
+        for index, words in words_by_clip.items():
+            text = "".join(word for _, _, word in words).strip()
+            if text:
+                grouped[index].append(Segment(words[0][0], max(words[-1][1], words[0][0]), text))
+                kept[index].append(segment)
+    seconds = time.perf_counter() - started
+    total = sum(clip.duration_s for clip in pack) or 1.0
+    return {
+        clip.key: PackedResult(
+            language=raw.language,
+            language_probability=raw.language_probability,
+            segments=tuple(grouped[index]),
+            raw=RawTranscription(raw.language, raw.language_probability, tuple(kept[index])),
+            seconds=seconds * clip.duration_s / total,
+        )
+        for index, clip in enumerate(pack)
+    }
