@@ -111,6 +111,19 @@ def draw_lines(
     return y
 
 
+def cover(image: Image.Image, width: int, height: int) -> Image.Image:
+    """`image` scaled to fill width x height, centred, the overflow cropped away."""
+    if image.size == (width, height):
+        return image
+    scale = max(width / image.width, height / image.height)
+    resized = image.resize(
+        (max(width, round(image.width * scale)), max(height, round(image.height * scale))),
+        Image.Resampling.LANCZOS,
+    )
+    left, top = (resized.width - width) // 2, (resized.height - height) // 2
+    return resized.crop((left, top, left + width, top + height))
+
+
 def placeholder_card(width: int, height: int, heading: str, detail: str, label: str) -> Image.Image:
     """A plain card that says why a scene has no picture."""
     card = Image.new("RGB", (width, height), (34, 36, 42))

@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 import httpx
 from PIL import Image
 
+from clients.drawing import cover
 from clients.errors import (
     ConfigurationError,
     ContentFilteredError,
@@ -149,15 +150,7 @@ def _problem_detail(response: httpx.Response) -> str:
 
 def fit_for_svd(data: bytes) -> Image.Image:
     """Scale and centre-crop an image to SVD's 1024x576."""
-    image = Image.open(io.BytesIO(data)).convert("RGB")
-    scale = max(SVD_WIDTH / image.width, SVD_HEIGHT / image.height)
-    resized = image.resize(
-        (max(SVD_WIDTH, round(image.width * scale)), max(SVD_HEIGHT, round(image.height * scale))),
-        Image.Resampling.LANCZOS,
-    )
-    left = (resized.width - SVD_WIDTH) // 2
-    top = (resized.height - SVD_HEIGHT) // 2
-    return resized.crop((left, top, left + SVD_WIDTH, top + SVD_HEIGHT))
+    return cover(Image.open(io.BytesIO(data)).convert("RGB"), SVD_WIDTH, SVD_HEIGHT)
 
 
 def image_body(request: ImageRequest) -> dict[str, Any]:

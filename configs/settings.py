@@ -70,6 +70,7 @@ class AssemblySettings(_Strict):
     video_crf: int = Field(default=23, ge=0, le=51)
     audio_bitrate: str = "128k"
     sample_rate: int = Field(default=48000, ge=8000, le=96000)
+    loudness_dbfs: float | None = Field(default=-20.0, ge=-60.0, le=0.0)
 
 
 class WatchSettings(_Strict):

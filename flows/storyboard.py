@@ -142,11 +142,12 @@ def storyboard(
 
     language = plan.spec.language or settings.transcription.language
     with clock.stage("transcribe"):
-        scenes = len(plan.recordings)
+        scene_ids = [recording.scene_id for recording in plan.recordings]
+        shown = ", ".join(scene_ids[:3]) + (", …" if len(scene_ids) > 3 else "")
         transcripts = transcribe.with_options(
-            task_run_name=f"transcribe {scenes} scene{'s' if scenes != 1 else ''}"
+            task_run_name=f"transcribe {shown} ({len(scene_ids)} scenes)"
         )(list(plan.recordings), settings.transcription, settings.cache_dir, language)
-        progress.advance(scenes)
+        progress.advance(len(scene_ids))
 
     with clock.stage("generate"):
         requests = {}

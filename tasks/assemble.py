@@ -23,7 +23,15 @@ from PIL import Image, ImageDraw
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from clients.drawing import draw_lines, fit_text, font, line_height, placeholder_card, text_width
+from clients.drawing import (
+    cover,
+    draw_lines,
+    fit_text,
+    font,
+    line_height,
+    placeholder_card,
+    text_width,
+)
 from clients.errors import AudioError
 from clients.media import decode_audio, run_ffmpeg
 from configs.settings import AssemblySettings, FitMethod
@@ -95,6 +103,28 @@ def timeline_frames(durations: Sequence[float], fps: int) -> list[tuple[float, f
     return spans
 
 
+def normalise_loudness(
+    samples: np.ndarray[Any, np.dtype[np.float32]], rate: int, target_dbfs: float
+) -> np.ndarray[Any, np.dtype[np.float32]]:
+    """Gain to bring the speech (20 ms windows above -50 dBFS) to `target_dbfs` RMS, with the
+    peaks kept under full scale; silence is left as it is."""
+    window = max(1, rate // 50)
+    usable = len(samples) // window * window
+    if usable == 0:
+        return samples
+    rms = np.sqrt(np.mean(samples[:usable].reshape(-1, window) ** 2, axis=1))
+    speech = rms[rms > 10 ** (-50 / 20)]
+    if speech.size == 0:
+        return samples
+    level = 20 * np.log10(float(np.sqrt(np.mean(speech**2))))
+    gain = 10 ** (float(np.clip(target_dbfs - level, -20.0, 18.0)) / 20)
+    louder = samples * gain
+    peak = float(np.max(np.abs(louder)))
+    if peak > 0.98:
+        louder *= 0.98 / peak
+    return louder.astype(np.float32)
+
+
 def write_narration_track(
     cuts: Sequence[SceneCut], settings: AssemblySettings, wav_path: Path
 ) -> list[float]:
@@ -113,6 +143,8 @@ def write_narration_track(
                 samples = decode_audio(cut.narration, rate)
             except (AudioError, OSError):
                 samples = np.zeros(round(settings.placeholder_seconds * rate), np.float32)
+            if settings.loudness_dbfs is not None:
+                samples = normalise_loudness(samples, rate, settings.loudness_dbfs)
             if cut.duration_override_s is not None:
                 wanted = round(cut.duration_override_s * rate)
                 samples = np.pad(samples[:wanted], (0, max(0, wanted - len(samples))))
@@ -130,9 +162,7 @@ def read_clip_frames(path: Path, width: int, height: int) -> tuple[list[Image.Im
         fps = float(stream.average_rate or 6)
         for frame in container.decode(stream):
             image = frame.to_image()  # type: ignore[no-untyped-call]
-            if image.size != (width, height):
-                image = image.resize((width, height), Image.Resampling.LANCZOS)
-            frames.append(image)
+            frames.append(cover(image, width, height))
     if not frames:
         raise AudioError(f"{path.name}: the clip has no frames")
     return frames, fps

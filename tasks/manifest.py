@@ -143,19 +143,21 @@ def manifest_frame(
     return frame
 
 
-def _srt_time(seconds: float) -> str:
+def _timestamp(seconds: float, separator: str) -> str:
     millis = max(0, round(seconds * 1000))
     hours, millis = divmod(millis, 3_600_000)
     minutes, millis = divmod(millis, 60_000)
     secs, millis = divmod(millis, 1000)
-    return f"{hours:02d}:{minutes:02d}:{secs:02d},{millis:03d}"
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"
 
 
-def srt_text(outcomes: Sequence[SceneOutcome], timeline: Sequence[TimelineEntry]) -> str:
-    """Captions on the storyboard's timeline: each segment offset by its scene's start,
-    clipped to its scene's span."""
+def caption_cues(
+    outcomes: Sequence[SceneOutcome], timeline: Sequence[TimelineEntry]
+) -> list[tuple[float, float, str]]:
+    """(start, end, text) on the storyboard's timeline: each segment offset by its scene's
+    start and clipped to its scene's span."""
     spans = {entry.scene_id: entry for entry in timeline}
-    cues: list[str] = []
+    cues: list[tuple[float, float, str]] = []
     for outcome in outcomes:
         span = spans.get(outcome.scene_id)
         if span is None or outcome.transcript is None:
@@ -163,12 +165,24 @@ def srt_text(outcomes: Sequence[SceneOutcome], timeline: Sequence[TimelineEntry]
         for segment in outcome.transcript.segments:
             start = min(span.end_s, span.start_s + segment.start_s)
             end = min(span.end_s, span.start_s + segment.end_s)
-            if end - start < 0.05 or not segment.text:
-                continue
-            cues.append(
-                f"{len(cues) + 1}\n{_srt_time(start)} --> {_srt_time(end)}\n{segment.text}\n"
-            )
-    return "\n".join(cues)
+            if end - start >= 0.05 and segment.text:
+                cues.append((start, end, segment.text))
+    return cues
+
+
+def srt_text(cues: Sequence[tuple[float, float, str]]) -> str:
+    return "\n".join(
+        f"{number}\n{_timestamp(start, ',')} --> {_timestamp(end, ',')}\n{text}\n"
+        for number, (start, end, text) in enumerate(cues, start=1)
+    )
+
+
+def vtt_text(cues: Sequence[tuple[float, float, str]]) -> str:
+    body = "\n".join(
+        f"{_timestamp(start, '.')} --> {_timestamp(end, '.')}\n{text}\n"
+        for start, end, text in cues
+    )
+    return f"WEBVTT\n\n{body}"
 
 
 def count_statuses(outcomes: Sequence[SceneOutcome]) -> dict[str, int]:
@@ -184,13 +198,18 @@ def write_outputs(
     target: Path,
     backend: str,
     image_model: str,
-) -> None:
-    """manifest.csv, storyboard.srt and the scenes/ folder, each file written atomically."""
+) -> dict[str, ScenePaths]:
+    """manifest.csv, storyboard.srt and .vtt, and the scenes/ folder, each written atomically.
+
+    Returns where each scene's files were published, relative to `target`."""
     published = publish_scene_files(outcomes, target)
     frame = manifest_frame(outcomes, timeline, published, backend, image_model)
     with atomic_path(target / "manifest.csv") as temporary:
         frame.to_csv(temporary, index=False, encoding="utf-8")
-    write_text_atomic(target / "storyboard.srt", srt_text(outcomes, timeline))
+    cues = caption_cues(outcomes, timeline)
+    write_text_atomic(target / "storyboard.srt", srt_text(cues))
+    write_text_atomic(target / "storyboard.vtt", vtt_text(cues))
+    return published
 
 
 def write_run_json(report: RunReport, path: Path) -> None:
@@ -221,8 +240,8 @@ def write_manifest(
     target: Path,
     backend: str,
     image_model: str,
-) -> None:
-    write_outputs(outcomes, timeline, target, backend, image_model)
+) -> dict[str, ScenePaths]:
+    return write_outputs(outcomes, timeline, target, backend, image_model)
 
 
 @task(name="run-report", cache_policy=NO_CACHE)

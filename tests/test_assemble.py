@@ -15,6 +15,7 @@ from tasks.assemble import (
     SceneCut,
     active_caption,
     assemble_storyboard,
+    normalise_loudness,
     source_frame_index,
     timeline_frames,
 )
@@ -122,3 +123,19 @@ def test_duration_override_pads_the_narration(tmp_path: Path) -> None:
     timeline = assemble_storyboard(cuts, AssemblySettings(fps=12), tmp_path / "v.mp4")
     assert timeline[0].end_s == pytest.approx(3.0)
     assert probe(tmp_path / "v.mp4").duration_s == pytest.approx(3.0, rel=0.03)
+
+
+def test_narrations_are_brought_to_one_loudness() -> None:
+    rate = 16_000
+    t = np.arange(rate * 2) / rate
+    quiet = (0.03 * np.sin(2 * np.pi * 300 * t)).astype(np.float32)
+    loud = (0.6 * np.sin(2 * np.pi * 300 * t)).astype(np.float32)
+    levels = []
+    for samples in (quiet, loud):
+        out = normalise_loudness(samples, rate, -20.0)
+        levels.append(20 * np.log10(np.sqrt(np.mean(out**2))))
+        assert np.max(np.abs(out)) <= 0.98
+    assert levels[0] == pytest.approx(-20.0, abs=0.5)
+    assert levels[1] == pytest.approx(-20.0, abs=0.5)
+    silence = np.zeros(rate, np.float32)
+    assert not normalise_loudness(silence, rate, -20.0).any()

@@ -85,7 +85,7 @@ def test_demo_manifest_has_every_column_and_scenes_in_order(
     for column in ("image_path", "clip_path"):
         assert all((target / path).is_file() for path in manifest[column])
     assert (
-        "lion" in manifest.loc[0, "prompt"]
+        "lion" in manifest.loc[0, "prompt"].lower()
         and "cinematic storyboard frame" in manifest.loc[0, "prompt"]
     )
 

@@ -7,10 +7,12 @@ import pytest
 
 from tasks.manifest import (
     MANIFEST_COLUMNS,
+    caption_cues,
     manifest_frame,
     publish_scene_files,
     scene_dir_name,
     srt_text,
+    vtt_text,
 )
 from tasks.scene import (
     GeneratedMedia,
@@ -81,10 +83,12 @@ def test_manifest_round_trips_through_csv(outcomes: list[SceneOutcome], tmp_path
 
 
 def test_srt_cues_sit_on_the_storyboard_timeline(outcomes: list[SceneOutcome]) -> None:
-    text = srt_text(outcomes, TIMELINE)
+    text = srt_text(caption_cues(outcomes, TIMELINE))
     assert text.splitlines()[:3] == ["1", "00:00:00,200 --> 00:00:01,400", "A lion"]
     assert "00:00:01,600 --> 00:00:02,900" in text
     assert text.count("-->") == 2
+    vtt = vtt_text(caption_cues(outcomes, TIMELINE))
+    assert vtt.startswith("WEBVTT\n\n00:00:00.200 --> 00:00:01.400\nA lion\n")
 
 
 def test_scene_folders_never_leave_scenes(tmp_path: Path) -> None:

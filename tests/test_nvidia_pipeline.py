@@ -110,7 +110,7 @@ def test_a_refused_key_exits_1_at_once_with_one_line(
 def test_forbidden_content_is_filtered_and_the_rest_render(
     storyboard_dir: Path, session_home: Path, tmp_path: Path
 ) -> None:
-    with FakeNvidia(filter_word="elephant") as fake:
+    with FakeNvidia(filter_word="water") as fake:
         result = _run(storyboard_dir, tmp_path / "out", _env(session_home, fake, tmp_path / "c"))
     assert result.returncode == 3, result.stderr
     manifest = pd.read_csv(tmp_path / "out" / "manifest.csv", keep_default_na=False)

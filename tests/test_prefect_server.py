@@ -71,7 +71,7 @@ def test_runs_task_names_and_artifacts_are_visible_in_the_server(
     task_filter = {"task_runs": {"flow_run_id": {"any_": [run["id"]]}}}
     task_runs = httpx.post(f"{prefect_server}/task_runs/filter", json=task_filter).json()
     names = {task["name"] for task in task_runs}
-    assert {"transcribe dawn", "transcribe night", "generate dawn", "generate night"} <= names
+    assert {"transcribe dawn, night (2 scenes)", "generate dawn", "generate night"} <= names
     assert all(task["state_type"] == "COMPLETED" for task in task_runs)
 
     artifacts = httpx.post(f"{prefect_server}/artifacts/filter", json={}).json()
