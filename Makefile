@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --quiet --disable-pip-version-check
 PIN    := -c constraints.txt
 
-.PHONY: demo test lint typecheck unit bench demo-audio lock clean
+.PHONY: demo test lint typecheck unit demo-audio lock clean system-test-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,14 @@ $(VENV)/.installed-test: pyproject.toml constraints.txt $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(BIN)/storyboard demo
 
-test: $(VENV)/.installed-test lint typecheck
+test: $(VENV)/.installed-test system-test-deps lint typecheck
 	$(BIN)/pytest
+
+# Debian's Chromium renders the review page in the tests (root installs it; others are told).
+system-test-deps:
+	@command -v chromium >/dev/null || (apt-get update -qq && \
+	  apt-get install -y -qq --no-install-recommends chromium >/dev/null) || \
+	  echo "chromium could not be installed: the review page test will be skipped"
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

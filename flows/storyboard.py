@@ -28,6 +28,7 @@ from tasks.ingest import ingest
 from tasks.manifest import RunReport, count_statuses, write_manifest, write_run_report
 from tasks.prompt import prompt
 from tasks.publish import publish, staging_folder
+from tasks.review import review
 from tasks.scene import (
     GeneratedMedia,
     SceneFailure,
@@ -199,7 +200,7 @@ def storyboard(
 
     image_model = plan.spec.image_model or settings.generation.image_model
     with clock.stage("manifest"):
-        write_manifest(outcomes, timeline, target_dir, backend, image_model)
+        published = write_manifest(outcomes, timeline, target_dir, backend, image_model)
 
     media = [outcome.media for outcome in outcomes if outcome.media is not None]
     failed_calls = sum(g.api_calls for g in generated.values() if isinstance(g, SceneFailure))
@@ -220,6 +221,8 @@ def storyboard(
         versions=package_versions(),
         source_fingerprint=source_fingerprint,
     )
+    aspect = settings.assembly.width / settings.assembly.height
+    review(outcomes, timeline, published, report, target_dir, aspect)
     write_run_report(report, target_dir)
     if is_s3(target):
         publish(target_dir, target)

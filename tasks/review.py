@@ -125,7 +125,8 @@ def review_page(
         when = f"{_seconds(span.start_s)} to {_seconds(span.end_s)}" if span else ""
         media = (
             f'<img src="{e(paths.image)}" alt="scene {e(outcome.scene_id)} image" loading="lazy">'
-            f'<video src="{e(paths.clip)}" controls muted loop preload="none"></video>'
+            f'<video src="{e(paths.clip)}" poster="{e(paths.image)}" controls muted loop '
+            'preload="none"></video>'
             if paths.image
             else '<div class="placeholder">no picture</div>'
         )

@@ -104,6 +104,49 @@ def test_demo_writes_captions_and_a_run_report(
     assert report["api_calls"] == 0
 
 
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--enable-logging=stderr", "--v=0", "--window-size=1280,1600",
+]  # fmt: skip
+
+
+def test_review_page_loads_in_chromium_and_shows_every_scene(
+    demo_run: tuple[subprocess.CompletedProcess[str], Path], tmp_path: Path
+) -> None:
+    from html.parser import HTMLParser
+
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (make test installs it)")
+    _, target = demo_run
+    page = target / "index.html"
+    flags = [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
+    shot = subprocess.run(  # noqa: S603 - fixed argument list
+        [chromium, *flags, f"--screenshot={tmp_path / 'page.png'}", page.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    consoles = [line for line in shot.stderr.splitlines() if ":CONSOLE" in line]
+    assert consoles == []
+    assert (tmp_path / "page.png").stat().st_size > 20_000
+    dom = subprocess.run(  # noqa: S603 - fixed argument list
+        [chromium, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120
+    ).stdout
+    for scene_id in ("dawn", "river", "elephants", "storm", "night"):
+        assert f"<h2>{scene_id}</h2>" in dom
+
+    found: list[str] = []
+
+    class Links(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            found.extend(v for k, v in attrs if k in {"src", "href", "poster"} and v)
+
+    Links().feed(page.read_text())
+    local = [link for link in found if not link.startswith("#")]
+    assert local and all((target / link).is_file() for link in local), local
+    assert (target / "contact_sheet.png").stat().st_size > 20_000
+
+
 def test_mixed_folder_renders_good_scenes_and_marks_the_others(
     tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
@@ -113,12 +156,16 @@ def test_mixed_folder_renders_good_scenes_and_marks_the_others(
     write_wav(source / "scene_2.wav", 2.5)
     (source / "scene_3.mp3").write_text("<html>this memo is really text</html>")
     shutil.copy(DEMO_DIR / "night.ogg", source / "scene_10.ogg")
+    shutil.copy(DEMO_DIR / "storm.m4a", source / "scene_11 <img src=x onerror=alert(1)>.m4a")
 
     result = run_cli(["run", str(source), "--out", str(tmp_path / "out")], cli_env, tmp_path)
     assert result.returncode == 3, result.stderr
     manifest = read_manifest(tmp_path / "out")
-    assert manifest["scene_id"].tolist() == ["scene_1", "scene_2", "scene_3", "scene_10"]
-    assert manifest["status"].tolist() == ["ok", "no_speech", "failed", "ok"]
+    markup = "scene_11 <img src=x onerror=alert(1)>"
+    assert manifest["scene_id"].tolist() == ["scene_1", "scene_2", "scene_3", "scene_10", markup]
+    assert manifest["status"].tolist() == ["ok", "no_speech", "failed", "ok", "ok"]
+    page = (tmp_path / "out" / "index.html").read_text()
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page and "<img src=x" not in page
     assert manifest.loc[1, "prompt"] == "" and manifest.loc[1, "image_path"] == ""
     assert "not a readable audio file" in manifest.loc[2, "error"]
     assert "\n" not in manifest.loc[2, "error"]
@@ -131,7 +178,7 @@ def test_mixed_folder_renders_good_scenes_and_marks_the_others(
     )
     assert again.returncode == 3, again.stderr
     report = json.loads((tmp_path / "again" / "run.json").read_text())
-    assert report["cache_hits"] == 2, "scene_1 comes from the cache, scene_10 is regenerated"
+    assert report["cache_hits"] == 4, "scenes 1 and 11 come from the cache, 10 is regenerated"
 
 
 def test_folder_without_recordings_exits_2_with_one_line(
