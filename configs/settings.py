@@ -71,6 +71,7 @@ class AssemblySettings(_Strict):
     audio_bitrate: str = "128k"
     sample_rate: int = Field(default=48000, ge=8000, le=96000)
     loudness_dbfs: float | None = Field(default=-20.0, ge=-60.0, le=0.0)
+    music_db: float = Field(default=-18.0, ge=-60.0, le=0.0)
 
 
 class WatchSettings(_Strict):
@@ -107,6 +108,8 @@ class StoryboardSpec(_Strict):
     image_model: ImageModel | None = None
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
     language: str | None = None
+    music: str | None = None
+    """Background music beside the recordings (a file name in the storyboard folder)."""
     scenes: tuple[SceneSpec, ...] = ()
     settings: dict[str, Any] = Field(default_factory=dict)
 

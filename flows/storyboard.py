@@ -196,7 +196,8 @@ def storyboard(
 
     video = target_dir / "storyboard.mp4"
     with clock.stage("assemble"):
-        timeline = assemble([scene_cut(outcome) for outcome in outcomes], settings.assembly, video)
+        cuts = [scene_cut(outcome) for outcome in outcomes]
+        timeline = assemble(cuts, settings.assembly, video, plan.music)
 
     image_model = plan.spec.image_model or settings.generation.image_model
     with clock.stage("manifest"):

@@ -249,16 +249,30 @@ def render_scene(cut: SceneCut, frame_count: int, settings: AssemblySettings, ou
 
 
 def join_segments(
-    segments: Sequence[Path], narration: Path, settings: AssemblySettings, output: Path
+    segments: Sequence[Path],
+    narration: Path,
+    settings: AssemblySettings,
+    output: Path,
+    music: Path | None = None,
 ) -> None:
-    """Concatenate segments by stream copy and mux the narration as AAC."""
+    """Concatenate segments by stream copy and mux the narration as AAC, over background
+    music (looped) that ducks under the narration when there is music."""
     listing = output.parent / "segments.txt"
     listing.write_text("".join(f"file '{segment.name}'\n" for segment in segments))
+    inputs = ["-f", "concat", "-safe", "0", "-i", str(listing), "-i", str(narration)]
+    audio = ["-map", "1:a:0"]
+    if music is not None:
+        inputs += ["-stream_loop", "-1", "-i", str(music)]
+        ducking = (
+            f"[2:a]aresample={settings.sample_rate},aformat=channel_layouts=mono,"
+            f"volume={settings.music_db}dB[bed];"
+            "[bed][1:a]sidechaincompress=threshold=0.02:ratio=12:attack=15:release=350[ducked];"
+            "[1:a][ducked]amix=inputs=2:duration=first:normalize=0[mix]"
+        )
+        audio = ["-filter_complex", ducking, "-map", "[mix]"]
     run_ffmpeg(
         [
-            "-f", "concat", "-safe", "0", "-i", str(listing),
-            "-i", str(narration),
-            "-map", "0:v:0", "-map", "1:a:0",
+            *inputs, "-map", "0:v:0", *audio,
             "-c:v", "copy", "-c:a", "aac", "-b:a", settings.audio_bitrate,
             "-movflags", "+faststart", "-f", "mp4", str(output),
         ]
@@ -266,7 +280,10 @@ def join_segments(
 
 
 def assemble_storyboard(
-    cuts: Sequence[SceneCut], settings: AssemblySettings, output: Path
+    cuts: Sequence[SceneCut],
+    settings: AssemblySettings,
+    output: Path,
+    music: Path | None = None,
 ) -> list[TimelineEntry]:
     """Render `cuts` into `output` (written atomically); returns where each scene sits."""
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -281,7 +298,7 @@ def assemble_storyboard(
             render_scene(cut, frames, settings, segment)
             segments.append(segment)
         joined = work / "storyboard.mp4"
-        join_segments(segments, narration, settings, joined)
+        join_segments(segments, narration, settings, joined, music)
         joined.replace(output)
     return [
         TimelineEntry(scene_id=cut.scene_id, start_s=round(start, 3), end_s=round(end, 3))
@@ -290,8 +307,10 @@ def assemble_storyboard(
 
 
 @task(name="assemble", cache_policy=NO_CACHE)
-def assemble(cuts: list[SceneCut], settings: AssemblySettings, output: Path) -> list[TimelineEntry]:
-    timeline = assemble_storyboard(cuts, settings, output)
+def assemble(
+    cuts: list[SceneCut], settings: AssemblySettings, output: Path, music: Path | None = None
+) -> list[TimelineEntry]:
+    timeline = assemble_storyboard(cuts, settings, output, music)
     get_run_logger().info("assembled %d scenes into %s", len(cuts), output.name)
     return timeline
 

@@ -7,12 +7,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from clients.cache import content_key
 from clients.errors import ConfigurationError
-from clients.storage import S3Storage, is_s3, mirror, open_storage
+from clients.storage import S3Storage, StoredObject, is_s3, mirror, open_storage, safe_name
 from configs.settings import StoryboardSpec, default_cache_dir, load_storyboard_spec
 from tasks.scene import Recording, StoryboardPlan
 
@@ -60,12 +61,26 @@ def is_recording(name: str) -> bool:
     return not name.startswith(".") and Path(name).suffix.lower() in AUDIO_EXTENSIONS
 
 
+def _music_name(storage: S3Storage, listed: list[StoredObject]) -> str | None:
+    """The `music:` file a remote storyboard.yaml names, so it is mirrored too."""
+    if not any(item.name == STORYBOARD_FILE for item in listed):
+        return None
+    try:
+        document = yaml.safe_load(storage.read_bytes(STORYBOARD_FILE) or b"")
+    except yaml.YAMLError:
+        return None  # reported properly once the mirrored file is loaded
+    music = document.get("music") if isinstance(document, dict) else None
+    return music if isinstance(music, str) else None
+
+
 def mirror_s3_source(source: str, cache_dir: Path) -> SourceFolder:
     """Download an S3 storyboard folder into the cache (only what changed) and resolve it."""
     storage = open_storage(source)
     assert isinstance(storage, S3Storage)
+    listed = storage.list()
+    music = _music_name(storage, listed)
     objects = [
-        item for item in storage.list() if is_recording(item.name) or item.name == STORYBOARD_FILE
+        item for item in listed if is_recording(item.name) or item.name in (STORYBOARD_FILE, music)
     ]
     if not any(is_recording(item.name) for item in objects):
         raise ConfigurationError(
@@ -163,7 +178,13 @@ def plan_storyboard(source: str, cache_dir: Path | None = None) -> StoryboardPla
         )
     if not recordings:
         raise ConfigurationError(f"{folder}: every scene is marked skip")
+    music = None
+    if spec.music:
+        music = folder / safe_name(spec.music)
+        if not music.is_file():
+            raise ConfigurationError(f"{folder}: the music file {spec.music!r} is not there")
     return StoryboardPlan(
+        music=music,
         name=resolved.name,
         title=spec.title or resolved.name,
         source_uri=resolved.uri,

@@ -41,6 +41,7 @@ class StoryboardPlan:
     spec: StoryboardSpec
     recordings: tuple[Recording, ...]
     skipped: tuple[str, ...] = ()
+    music: Path | None = None
 
 
 @dataclass(frozen=True)

@@ -139,3 +139,36 @@ def test_narrations_are_brought_to_one_loudness() -> None:
     assert levels[1] == pytest.approx(-20.0, abs=0.5)
     silence = np.zeros(rate, np.float32)
     assert not normalise_loudness(silence, rate, -20.0).any()
+
+
+def _band_level(samples: np.ndarray, rate: int, frequency: float) -> float:
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
+    bins = np.fft.rfftfreq(len(samples), 1 / rate)
+    band = (bins > frequency - 20) & (bins < frequency + 20)
+    return float(20 * np.log10(spectrum[band].max() + 1e-9))
+
+
+def test_background_music_ducks_under_the_narration(tmp_path: Path) -> None:
+    rate = 16_000
+    t = np.arange(rate * 3) / rate
+    speech = np.where(t < 1.2, 0.3 * np.sin(2 * np.pi * 300 * t), 0.0)
+    narration = tmp_path / "n.wav"
+    import wave
+
+    with wave.open(str(narration), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes((speech * 32767).astype("<i2").tobytes())
+    music = write_wav(tmp_path / "music.wav", 1.0, 1000)
+    cuts = [SceneCut("a", "a", narration, clip_path=_draft_clip(tmp_path, 4))]
+    output = tmp_path / "with_music.mp4"
+    assemble_storyboard(cuts, AssemblySettings(fps=12), output, music=music)
+    assert probe(output).duration_s == pytest.approx(3.0, rel=0.03)
+    with av.open(str(output)) as container:
+        audio = np.concatenate([f.to_ndarray().reshape(-1) for f in container.decode(audio=0)])
+    out_rate = 48_000
+    under_speech = audio[int(0.4 * out_rate) : int(1.0 * out_rate)]
+    alone = audio[int(2.0 * out_rate) : int(2.6 * out_rate)]
+    assert _band_level(alone, out_rate, 1000) - _band_level(under_speech, out_rate, 1000) > 6.0
+    assert _band_level(alone, out_rate, 1000) > _band_level(alone, out_rate, 300) + 20
