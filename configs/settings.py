@@ -21,7 +21,7 @@ DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")
 
 ImageModel = Literal["sdxl", "sd3-medium", "flux.1-dev", "flux.1-schnell"]
 BackendName = Literal["auto", "nvidia", "nim", "draft"]
-FitMethod = Literal["pingpong", "stretch", "hold"]
+FitMethod = Literal["pingpong", "stretch", "hold", "kenburns"]
 
 
 class _Strict(BaseModel):
@@ -65,6 +65,7 @@ class AssemblySettings(_Strict):
     captions: bool = True
     scene_labels: bool = True
     fit: FitMethod = "pingpong"
+    crossfade_s: float = Field(default=0.0, ge=0.0, le=2.0)
     placeholder_seconds: float = Field(default=2.0, gt=0.0, le=60.0)
     video_preset: str = "veryfast"
     video_crf: int = Field(default=23, ge=0, le=51)

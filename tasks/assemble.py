@@ -207,30 +207,67 @@ def _overlay(
     return np.asarray(Image.alpha_composite(base.convert("RGBA"), layer).convert("RGB"))
 
 
-def render_scene(cut: SceneCut, frame_count: int, settings: AssemblySettings, output: Path) -> None:
-    """One scene as a video-only H.264 segment of exactly `frame_count` frames."""
-    width, height, fps = settings.width, settings.height, settings.fps
+def scene_sources(cut: SceneCut, settings: AssemblySettings) -> tuple[list[Image.Image], float]:
+    """The frames a scene is made of (its clip's, or one placeholder card) and their rate."""
     if cut.clip_path is not None:
-        sources, source_fps = read_clip_frames(cut.clip_path, width, height)
-    else:
-        sources = [
-            placeholder_card(
-                width, height, cut.placeholder_heading, cut.placeholder_detail, cut.label
-            )
-        ]
-        source_fps = 1.0
+        return read_clip_frames(cut.clip_path, settings.width, settings.height)
+    card = placeholder_card(
+        settings.width, settings.height, cut.placeholder_heading, cut.placeholder_detail, cut.label
+    )
+    return [card], 1.0
+
+
+def _ken_burns(still: Image.Image, progress: float) -> Image.Image:
+    """A slow push-in over a still, `progress` from 0 to 1."""
+    width, height = still.size
+    zoom = 1.0 + 0.12 * progress
+    crop_w, crop_h = width / zoom, height / zoom
+    left, top = (width - crop_w) / 2, (height - crop_h) * 0.4
+    return still.resize(
+        (width, height), Image.Resampling.BILINEAR, box=(left, top, left + crop_w, top + crop_h)
+    )
+
+
+def render_scene(
+    cut: SceneCut,
+    sources: Sequence[Image.Image],
+    source_fps: float,
+    frame_count: int,
+    settings: AssemblySettings,
+    output: Path,
+    next_frame: Frame | None = None,
+) -> None:
+    """One scene as a video-only H.264 segment of exactly `frame_count` frames.
+
+    With `next_frame` (the next scene's first frame) and `settings.crossfade_s`, the scene's
+    last frames dissolve into it, so the cut lands on the scene boundary and never moves the
+    narration.
+    """
+    fps = settings.fps
     label = cut.label if settings.scene_labels and cut.clip_path is not None else None
+    fade = min(round(settings.crossfade_s * fps), frame_count // 2) if next_frame is not None else 0
+    ken_burns = settings.fit == "kenburns" and cut.clip_path is not None
+    still = sources[len(sources) // 2]
     baked: dict[tuple[int, int | None], Frame] = {}
 
     def frame_at(t: float) -> Frame:
         index = min(frame_count - 1, round(t * fps))
-        source = source_frame_index(index, frame_count, fps, len(sources), source_fps, settings.fit)
         caption = active_caption(cut.segments, t) if settings.captions else None
-        key = (source, caption)
-        if key not in baked:
-            text = cut.segments[caption].text if caption is not None else None
-            baked[key] = _overlay(sources[source], label, text, settings)
-        return baked[key]
+        text = cut.segments[caption].text if caption is not None else None
+        if ken_burns:
+            frame = _overlay(
+                _ken_burns(still, index / max(1, frame_count - 1)), label, text, settings
+            )
+        else:
+            method = "pingpong" if settings.fit == "kenburns" else settings.fit
+            source = source_frame_index(index, frame_count, fps, len(sources), source_fps, method)
+            if (source, caption) not in baked:
+                baked[(source, caption)] = _overlay(sources[source], label, text, settings)
+            frame = baked[(source, caption)]
+        if fade and next_frame is not None and index >= frame_count - fade:
+            alpha = (index - (frame_count - fade) + 1) / (fade + 1)
+            frame = (frame * (1.0 - alpha) + next_frame * alpha).astype(np.uint8)
+        return frame
 
     clip = VideoClip(frame_function=frame_at, duration=frame_count / fps)
     try:
@@ -246,6 +283,14 @@ def render_scene(cut: SceneCut, frame_count: int, settings: AssemblySettings, ou
         )
     finally:
         clip.close()
+
+
+def first_frame(cut: SceneCut, sources: Sequence[Image.Image], settings: AssemblySettings) -> Frame:
+    """What a scene shows at its first instant, for the previous scene to dissolve into."""
+    label = cut.label if settings.scene_labels and cut.clip_path is not None else None
+    caption = active_caption(cut.segments, 0.0) if settings.captions else None
+    text = cut.segments[caption].text if caption is not None else None
+    return _overlay(sources[0], label, text, settings)
 
 
 def join_segments(
@@ -293,9 +338,16 @@ def assemble_storyboard(
         durations = write_narration_track(cuts, settings, narration)
         spans = timeline_frames(durations, settings.fps)
         segments = []
+        upcoming = scene_sources(cuts[0], settings) if cuts else ([], 1.0)
         for number, (cut, (_, _, frames)) in enumerate(zip(cuts, spans, strict=True), start=1):
+            sources, source_fps = upcoming
+            next_frame = None
+            if number < len(cuts):
+                upcoming = scene_sources(cuts[number], settings)
+                if settings.crossfade_s > 0:
+                    next_frame = first_frame(cuts[number], upcoming[0], settings)
             segment = work / f"scene_{number:05d}.mp4"
-            render_scene(cut, frames, settings, segment)
+            render_scene(cut, sources, source_fps, frames, settings, segment, next_frame)
             segments.append(segment)
         joined = work / "storyboard.mp4"
         join_segments(segments, narration, settings, joined, music)

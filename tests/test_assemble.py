@@ -172,3 +172,49 @@ def test_background_music_ducks_under_the_narration(tmp_path: Path) -> None:
     alone = audio[int(2.0 * out_rate) : int(2.6 * out_rate)]
     assert _band_level(alone, out_rate, 1000) - _band_level(under_speech, out_rate, 1000) > 6.0
     assert _band_level(alone, out_rate, 1000) > _band_level(alone, out_rate, 300) + 20
+
+
+def _frames(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="rgb24").astype(int) for f in container.decode(video=0)]
+
+
+@pytest.mark.parametrize("crossfade", [0.0, 0.5])
+def test_crossfades_dissolve_into_the_next_scene_without_moving_it(
+    tmp_path: Path, crossfade: float
+) -> None:
+    cuts = [
+        SceneCut(
+            "a", "A", write_wav(tmp_path / "a.wav", 2.0, 440), clip_path=_draft_clip(tmp_path, 5)
+        ),
+        SceneCut(
+            "b", "B", write_wav(tmp_path / "b.wav", 2.0, 440), clip_path=_draft_clip(tmp_path, 6)
+        ),
+    ]
+    settings = AssemblySettings(fps=12, crossfade_s=crossfade, captions=False)
+    output = tmp_path / f"x{crossfade}.mp4"
+    timeline = assemble_storyboard(cuts, settings, output)
+    assert [(e.start_s, e.end_s) for e in timeline] == [(0.0, 2.0), (2.0, 4.0)]
+    frames = _frames(output)
+    assert len(frames) == 48
+    jump = np.abs(frames[23] - frames[24]).mean()
+    if crossfade:
+        assert jump < 8.0, "the last frame of scene a has nearly become scene b"
+        assert np.abs(frames[17] - frames[18]).mean() > 0.5
+    else:
+        assert jump > 8.0, "a hard cut"
+
+
+def test_ken_burns_moves_slowly_over_the_whole_narration(tmp_path: Path) -> None:
+    cuts = [
+        SceneCut(
+            "a", "A", write_wav(tmp_path / "a.wav", 6.0, 440), clip_path=_draft_clip(tmp_path, 7)
+        )
+    ]
+    output = tmp_path / "kb.mp4"
+    assemble_storyboard(cuts, AssemblySettings(fps=12, fit="kenburns", captions=False), output)
+    frames = _frames(output)
+    assert len(frames) == 72
+    steps = [np.abs(a - b).mean() for a, b in itertools.pairwise(frames)]
+    assert max(steps) < 6.0, "no jumps"
+    assert np.abs(frames[0] - frames[-1]).mean() > 5.0, "it moves"
