@@ -66,6 +66,7 @@ class AssemblySettings(_Strict):
     scene_labels: bool = True
     fit: FitMethod = "pingpong"
     crossfade_s: float = Field(default=0.0, ge=0.0, le=2.0)
+    render_workers: int | None = Field(default=None, ge=1, le=32)
     placeholder_seconds: float = Field(default=2.0, gt=0.0, le=60.0)
     video_preset: str = "veryfast"
     video_crf: int = Field(default=23, ge=0, le=51)

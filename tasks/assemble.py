@@ -9,9 +9,11 @@ boundaries fall on frame boundaries rounded from the audio timeline, so they nev
 
 from __future__ import annotations
 
+import os
 import tempfile
 import wave
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -337,18 +339,24 @@ def assemble_storyboard(
         narration = work / "narration.wav"
         durations = write_narration_track(cuts, settings, narration)
         spans = timeline_frames(durations, settings.fps)
-        segments = []
-        upcoming = scene_sources(cuts[0], settings) if cuts else ([], 1.0)
-        for number, (cut, (_, _, frames)) in enumerate(zip(cuts, spans, strict=True), start=1):
-            sources, source_fps = upcoming
+        segments = [work / f"scene_{number:05d}.mp4" for number in range(1, len(cuts) + 1)]
+
+        def render(index: int) -> None:
+            sources, source_fps = scene_sources(cuts[index], settings)
             next_frame = None
-            if number < len(cuts):
-                upcoming = scene_sources(cuts[number], settings)
-                if settings.crossfade_s > 0:
-                    next_frame = first_frame(cuts[number], upcoming[0], settings)
-            segment = work / f"scene_{number:05d}.mp4"
-            render_scene(cut, sources, source_fps, frames, settings, segment, next_frame)
-            segments.append(segment)
+            if settings.crossfade_s > 0 and index + 1 < len(cuts):
+                following = cuts[index + 1]
+                next_frame = first_frame(following, scene_sources(following, settings)[0], settings)
+            frames = spans[index][2]
+            render_scene(
+                cuts[index], sources, source_fps, frames, settings, segments[index], next_frame
+            )
+
+        # A few scenes at a time: each overlaps its Python frame work with another's encode,
+        # and memory stays bounded by the workers, not by the number of scenes.
+        workers = settings.render_workers or os.cpu_count() or 1
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(render, range(len(cuts))))
         joined = work / "storyboard.mp4"
         join_segments(segments, narration, settings, joined, music)
         joined.replace(output)
