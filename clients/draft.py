@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from clients.drawing import RGB, draw_lines, fit_text, font, line_height, text_width
+from clients.drawing import RGB, cover, draw_lines, fit_text, font, line_height, text_width
 from clients.generation import (
     SVD_FPS,
     SVD_FRAMES,
@@ -117,7 +117,8 @@ def draw_panel(prompt: str, seed: int, label: str, width: int, height: int) -> I
     draw = ImageDraw.Draw(panel)
 
     sun_x, sun_y = rng.uniform(0.15, 0.85) * width, rng.uniform(0.35, 0.5) * height
-    radius = height * 0.08
+    unit = min(height, round(width * 9 / 16))  # type sizes follow the panel's narrow side
+    radius = unit * 0.08
     draw.ellipse(
         (sun_x - radius, sun_y - radius, sun_x + radius, sun_y + radius),
         fill=_mix(palette[2], (255, 250, 230), 0.6),
@@ -136,8 +137,8 @@ def draw_panel(prompt: str, seed: int, label: str, width: int, height: int) -> I
 
     overlay = Image.new("RGBA", (width, height), (0, 0, 0, 0))
     ink = ImageDraw.Draw(overlay)
-    margin = width // 32
-    stamp_font = font(height // 4, bold=True)
+    margin = max(8, unit * 16 // 9 // 32)
+    stamp_font = font(unit // 4, bold=True)
     stamp = "DRAFT"
     stamp_layer = Image.new("RGBA", (width, height), (0, 0, 0, 0))
     ImageDraw.Draw(stamp_layer).text(
@@ -151,14 +152,14 @@ def draw_panel(prompt: str, seed: int, label: str, width: int, height: int) -> I
     overlay.alpha_composite(stamp_layer.rotate(12, resample=Image.Resampling.BICUBIC))
 
     label = label or "SCENE"
-    label_font = font(height // 16, bold=True)
+    label_font = font(unit // 16, bold=True)
     label_width = text_width(label, label_font) + margin
-    note_font = font(max(12, height // 40))
-    swatch = width // 36
+    note_font = font(max(10, unit // 40))
+    swatch = max(8, unit * 16 // 9 // 36)
     text_left = margin * 2 + label_width
     text_width_max = width - text_left - margin - len(palette) * (swatch + 4)
     caption_font, caption_lines = fit_text(
-        prompt, text_width_max, 3, (height // 22, height // 26, height // 32)
+        prompt, text_width_max, 3, (unit // 22, unit // 26, unit // 32)
     )
     box_height = (
         max(
@@ -196,7 +197,7 @@ def zoom_frames(image: Image.Image, seed: int, frames: int, width: int, height: 
     Anchoring at the top keeps the panel's header (label and prompt) in view throughout.
     """
     rng = random.Random(seed ^ 0x5EED)
-    source = image.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
+    source = cover(image.convert("RGB"), width, height)
     end_zoom = 1.06
     drift = rng.uniform(-0.3, 0.3)
     out: list[bytes] = []
@@ -247,10 +248,12 @@ class DraftBackend:
         self.height = height
 
     def image_fingerprint(self, request: ImageRequest) -> dict[str, Any]:
-        return {**request.fingerprint(), "label": request.label, "size": [self.width, self.height]}
+        return {**request.fingerprint(), "label": request.label}
 
     def generate_image(self, request: ImageRequest) -> GeneratedImage:
-        panel = draw_panel(request.prompt, request.seed, request.label, self.width, self.height)
+        panel = draw_panel(
+            request.prompt, request.seed, request.label, request.width, request.height
+        )
         buffer = io.BytesIO()
         panel.save(buffer, format="PNG", optimize=False)
         return GeneratedImage(

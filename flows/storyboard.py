@@ -150,6 +150,7 @@ def storyboard(
         )(list(plan.recordings), settings.transcription, settings.cache_dir, language)
         progress.advance(len(scene_ids))
 
+    frame_size = (settings.assembly.width, settings.assembly.height)
     with clock.stage("generate"):
         requests = {}
         generate_futures: dict[int, PrefectFuture[GeneratedMedia | SceneFailure]] = {}
@@ -160,7 +161,7 @@ def storyboard(
                 progress.advance()
                 continue
             request = prompt.with_options(task_run_name=f"prompt {recording.scene_id}")(
-                recording, transcript, plan.spec, settings.generation
+                recording, transcript, plan.spec, settings.generation, frame_size
             )
             requests[index] = request
             scene_refresh = recording.scene_id in only if only else refresh

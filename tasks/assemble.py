@@ -35,6 +35,7 @@ from clients.drawing import (
     text_width,
 )
 from clients.errors import AudioError
+from clients.generation import SVD_HEIGHT, SVD_WIDTH
 from clients.media import decode_audio, run_ffmpeg
 from configs.settings import AssemblySettings, FitMethod
 from tasks.scene import SceneOutcome, SceneStatus, Segment, TimelineEntry
@@ -52,6 +53,7 @@ class SceneCut:
     narration: Path
     segments: tuple[Segment, ...] = ()
     clip_path: Path | None = None
+    image_path: Path | None = None
     placeholder_heading: str = ""
     placeholder_detail: str = ""
     duration_override_s: float | None = None
@@ -209,8 +211,21 @@ def _overlay(
     return np.asarray(Image.alpha_composite(base.convert("RGBA"), layer).convert("RGB"))
 
 
+def differs_from_clip(settings: AssemblySettings) -> bool:
+    """Whether the storyboard's frame is far from the motion clip's 16:9 (9:16, 1:1)."""
+    return abs(settings.width / settings.height - SVD_WIDTH / SVD_HEIGHT) > 0.15
+
+
 def scene_sources(cut: SceneCut, settings: AssemblySettings) -> tuple[list[Image.Image], float]:
-    """The frames a scene is made of (its clip's, or one placeholder card) and their rate."""
+    """The frames a scene is made of (its clip's, or one placeholder card) and their rate.
+
+    For a storyboard far from the clip's 16:9, the scene's own image (generated in the
+    storyboard's shape) is used instead of a narrow crop of the clip, with a slow push-in.
+    """
+    if cut.image_path is not None and differs_from_clip(settings):
+        with Image.open(cut.image_path) as image:
+            still: Image.Image = image.convert("RGB")
+        return [cover(still, settings.width, settings.height)], 0.0
     if cut.clip_path is not None:
         return read_clip_frames(cut.clip_path, settings.width, settings.height)
     card = placeholder_card(
@@ -248,7 +263,7 @@ def render_scene(
     fps = settings.fps
     label = cut.label if settings.scene_labels and cut.clip_path is not None else None
     fade = min(round(settings.crossfade_s * fps), frame_count // 2) if next_frame is not None else 0
-    ken_burns = settings.fit == "kenburns" and cut.clip_path is not None
+    ken_burns = cut.clip_path is not None and (settings.fit == "kenburns" or source_fps == 0.0)
     still = sources[len(sources) // 2]
     baked: dict[tuple[int, int | None], Frame] = {}
 
@@ -397,6 +412,7 @@ def scene_cut(outcome: SceneOutcome) -> SceneCut:
             narration=recording.path,
             segments=segments,
             clip_path=outcome.media.clip_path,
+            image_path=outcome.media.image_path,
             duration_override_s=recording.duration_override_s,
         )
     heading, detail = _PLACEHOLDERS.get(outcome.status, _PLACEHOLDERS[SceneStatus.FAILED])

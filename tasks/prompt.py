@@ -8,7 +8,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from clients.cache import content_key
-from clients.generation import ImageRequest
+from clients.generation import SVD_HEIGHT, SVD_WIDTH, ImageRequest
 from configs.settings import GenerationSettings, StoryboardSpec
 from tasks.scene import Recording, Transcript
 
@@ -57,8 +57,10 @@ def image_request(
     transcript: Transcript,
     spec: StoryboardSpec,
     settings: GenerationSettings,
+    size: tuple[int, int] = (SVD_WIDTH, SVD_HEIGHT),
 ) -> ImageRequest:
-    """The generation request for a scene whose narration was heard."""
+    """The generation request for a scene whose narration was heard, shaped like the
+    storyboard (`size`: its frame)."""
     return ImageRequest(
         prompt=build_prompt(transcript.english_text, spec.style, recording.prompt_override),
         negative_prompt=spec.negative_prompt,
@@ -68,6 +70,8 @@ def image_request(
         sampler=settings.sampler,
         steps=settings.steps,
         label=f"Scene {recording.order}",
+        width=size[0],
+        height=size[1],
     )
 
 
@@ -77,5 +81,6 @@ def prompt(
     transcript: Transcript,
     spec: StoryboardSpec,
     settings: GenerationSettings,
+    size: tuple[int, int] = (SVD_WIDTH, SVD_HEIGHT),
 ) -> ImageRequest:
-    return image_request(recording, transcript, spec, settings)
+    return image_request(recording, transcript, spec, settings, size)

@@ -110,3 +110,31 @@ def test_portrait_storyboards_fill_the_frame(tmp_path: Path) -> None:
     assemble_storyboard([scene_cut(o) for o in outcomes], settings, output)
     info = probe(output)
     assert (info.width, info.height) == (576, 1024)
+
+
+def test_portrait_scenes_use_their_own_portrait_image_not_a_crop_of_the_clip(
+    tmp_path: Path,
+) -> None:
+    import av
+    import numpy as np
+    from PIL import Image
+
+    backend = DraftBackend()
+    request = ImageRequest("a tall tower", "", "sdxl", 3, 5, "DDIM", 25, width=576, height=1024)
+    image = backend.generate_image(request)
+    assert Image.open(__import__("io").BytesIO(image.data)).size == (576, 1024)
+    (tmp_path / "tall.png").write_bytes(image.data)
+    clip = backend.generate_clip(ClipRequest(image.data, 3, 1.8, 127))
+    (tmp_path / "tall.mp4").write_bytes(clip.data)
+    media = GeneratedMedia(tmp_path / "tall.png", tmp_path / "tall.mp4", 3, "sdxl", "draft")
+    path = write_wav(tmp_path / "n.wav", 2.0, 300)
+    recording = Recording("tall", 1, path, path.as_uri(), "0" * 64, 1)
+    transcript = Transcript("en", 0.9, "x", "x", (), 2.0, False, 0.1)
+    outcome = SceneOutcome(recording, SceneStatus.OK, transcript, "p", 3, media)
+    settings = AssemblySettings(width=576, height=1024, fps=12, captions=False, scene_labels=False)
+    output = tmp_path / "tall_story.mp4"
+    assemble_storyboard([scene_cut(outcome)], settings, output)
+    with av.open(str(output)) as container:
+        first = next(container.decode(video=0)).to_ndarray(format="rgb24").astype(int)
+    panel = np.asarray(Image.open(tmp_path / "tall.png").convert("RGB")).astype(int)
+    assert np.abs(first - panel).mean() < 12.0, "the first frame is the whole portrait panel"
