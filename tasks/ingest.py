@@ -142,13 +142,14 @@ def plan_storyboard(source: str, cache_dir: Path | None = None) -> StoryboardPla
     files = find_recordings(folder)
 
     by_id: dict[str, Path] = {}
+    problems: dict[str, str] = {}
     for file in files:
         scene_id = file.stem
         if scene_id in by_id:
-            raise ConfigurationError(
-                f"{folder}: scene id '{scene_id}' is used by both {by_id[scene_id].name} "
-                f"and {file.name}; rename one"
+            problems[file.name] = (
+                f"scene id '{scene_id}' is already taken by {by_id[scene_id].name}; rename one"
             )
+            scene_id = file.name
         by_id[scene_id] = file
 
     listed = [scene.id for scene in spec.scenes if scene.id in by_id]
@@ -174,6 +175,7 @@ def plan_storyboard(source: str, cache_dir: Path | None = None) -> StoryboardPla
                 prompt_override=scene_spec.prompt if scene_spec else None,
                 seed_override=scene_spec.seed if scene_spec else None,
                 duration_override_s=scene_spec.duration if scene_spec else None,
+                problem=problems.get(scene_id, ""),
             )
         )
     if not recordings:

@@ -29,6 +29,8 @@ class Recording:
     prompt_override: str | None = None
     seed_override: int | None = None
     duration_override_s: float | None = None
+    problem: str = ""
+    """Why this recording cannot become a scene, found at ingest (a duplicate scene id)."""
 
 
 @dataclass(frozen=True)

@@ -157,6 +157,9 @@ def transcribe_recordings(
     packing = settings.pack_short_scenes and settings.vad_filter
     for index, recording in enumerate(recordings):
         started = time.perf_counter()
+        if recording.problem:
+            results[index] = SceneFailure(reason=recording.problem)
+            continue
         try:
             audio = decode_audio(recording.path, WHISPER_SAMPLE_RATE)
         except AudioError as exc:
@@ -212,6 +215,8 @@ def cached_transcripts(
     settings before, else transcribed together (and cached)."""
     results: dict[int, Transcript | SceneFailure] = {}
     for index, recording in enumerate(recordings):
+        if recording.problem:
+            continue
         document = cache.get_json(CACHE_NAMESPACE, _cache_key(recording, settings, language))
         if document is None:
             continue

@@ -153,6 +153,7 @@ def test_mixed_folder_renders_good_scenes_and_marks_the_others(
     source = tmp_path / "mixed"
     source.mkdir()
     shutil.copy(DEMO_DIR / "dawn.ogg", source / "scene_1.ogg")
+    shutil.copy(DEMO_DIR / "dawn.ogg", source / "scene_1.wav")
     write_wav(source / "scene_2.wav", 2.5)
     (source / "scene_3.mp3").write_text("<html>this memo is really text</html>")
     shutil.copy(DEMO_DIR / "night.ogg", source / "scene_10.ogg")
@@ -162,13 +163,16 @@ def test_mixed_folder_renders_good_scenes_and_marks_the_others(
     assert result.returncode == 3, result.stderr
     manifest = read_manifest(tmp_path / "out")
     markup = "scene_11 <img src=x onerror=alert(1)>"
-    assert manifest["scene_id"].tolist() == ["scene_1", "scene_2", "scene_3", "scene_10", markup]
-    assert manifest["status"].tolist() == ["ok", "no_speech", "failed", "ok", "ok"]
+    assert manifest["scene_id"].tolist() == [
+        "scene_1", "scene_1.wav", "scene_2", "scene_3", "scene_10", markup
+    ]  # fmt: skip
+    assert manifest["status"].tolist() == ["ok", "failed", "no_speech", "failed", "ok", "ok"]
+    assert "scene id 'scene_1' is already taken" in manifest.loc[1, "error"]
     page = (tmp_path / "out" / "index.html").read_text()
     assert "&lt;img src=x onerror=alert(1)&gt;" in page and "<img src=x" not in page
-    assert manifest.loc[1, "prompt"] == "" and manifest.loc[1, "image_path"] == ""
-    assert "not a readable audio file" in manifest.loc[2, "error"]
-    assert "\n" not in manifest.loc[2, "error"]
+    assert manifest.loc[2, "prompt"] == "" and manifest.loc[2, "image_path"] == ""
+    assert "not a readable audio file" in manifest.loc[3, "error"]
+    assert "\n" not in manifest.loc[3, "error"]
     assert (tmp_path / "out" / "storyboard.mp4").is_file()
 
     again = run_cli(

@@ -91,7 +91,11 @@ def test_bad_storyboard_yaml_names_the_problem(tmp_path: Path, text: str, messag
     assert "\n" not in str(caught.value)
 
 
-def test_two_files_with_one_scene_id_are_refused(tmp_path: Path) -> None:
-    _touch_recordings(tmp_path, ["intro.wav", "intro.mp3"])
-    with pytest.raises(ConfigurationError, match="scene id 'intro'"):
-        plan_storyboard(str(tmp_path))
+def test_the_second_file_with_a_taken_scene_id_becomes_a_failed_scene(tmp_path: Path) -> None:
+    _touch_recordings(tmp_path, ["intro.wav", "intro.mp3", "outro.wav"])
+    recordings = plan_storyboard(str(tmp_path)).recordings
+    assert [(r.scene_id, r.problem) for r in recordings] == [
+        ("intro", ""),
+        ("intro.wav", "scene id 'intro' is already taken by intro.mp3; rename one"),
+        ("outro", ""),
+    ]
