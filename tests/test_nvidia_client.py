@@ -219,10 +219,11 @@ def test_rate_limiter_spaces_requests_across_threads() -> None:
     for thread in threads:
         thread.join()
     stamps.sort()
-    gaps = np.diff(stamps)
     assert len(stamps) == 12
-    assert gaps.min() > 0.08
-    assert stamps[-1] - stamps[0] == pytest.approx(1.1, abs=0.1)
+    # No request goes before its slot (so no window ever holds more than the budget) ...
+    assert all(stamp - stamps[0] >= index * 0.1 - 0.01 for index, stamp in enumerate(stamps))
+    # ... and late wake-ups do not push the later slots back.
+    assert stamps[-1] - stamps[0] < 1.1 + 0.3
 
 
 def test_rate_limiter_burst_allows_that_many_at_once() -> None:
