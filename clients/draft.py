@@ -243,10 +243,6 @@ class DraftBackend:
 
     name = "draft"
 
-    def __init__(self, width: int = SVD_WIDTH, height: int = SVD_HEIGHT) -> None:
-        self.width = width
-        self.height = height
-
     def image_fingerprint(self, request: ImageRequest) -> dict[str, Any]:
         return {**request.fingerprint(), "label": request.label}
 

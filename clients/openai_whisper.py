@@ -111,33 +111,32 @@ def openai_checkpoint(arrays: dict[str, np.ndarray[Any, Any]]) -> dict[str, Any]
         "n_text_head": int(arrays["decoder/num_heads"]),
         "n_text_layer": _count_layers(arrays, "decoder"),
     }
-    for conv in ("conv1", "conv2"):
-        linear(f"encoder.{conv}", f"encoder/{conv}")
-    put("encoder.positional_embedding", arrays["encoder/position_encodings/encodings"])
-    for index in range(dims["n_audio_layer"]):
-        source, target = f"encoder/layer_{index}", f"encoder.blocks.{index}"
+
+    def block(target: str, source: str) -> None:
+        """What encoder and decoder layers share: self-attention and the MLP."""
         norm(f"{target}.attn_ln", f"{source}/self_attention/layer_norm")
         split(f"{target}.attn", f"{source}/self_attention/linear_0", ("query", "key", "value"))
         linear(f"{target}.attn.out", f"{source}/self_attention/linear_1")
         norm(f"{target}.mlp_ln", f"{source}/ffn/layer_norm")
         linear(f"{target}.mlp.0", f"{source}/ffn/linear_0")
         linear(f"{target}.mlp.2", f"{source}/ffn/linear_1")
+
+    for conv in ("conv1", "conv2"):
+        linear(f"encoder.{conv}", f"encoder/{conv}")
+    put("encoder.positional_embedding", arrays["encoder/position_encodings/encodings"])
+    for index in range(dims["n_audio_layer"]):
+        block(f"encoder.blocks.{index}", f"encoder/layer_{index}")
     norm("encoder.ln_post", "encoder/layer_norm")
 
     put("decoder.token_embedding.weight", arrays["decoder/embeddings/weight"])
     put("decoder.positional_embedding", arrays["decoder/position_encodings/encodings"])
     for index in range(dims["n_text_layer"]):
         source, target = f"decoder/layer_{index}", f"decoder.blocks.{index}"
-        norm(f"{target}.attn_ln", f"{source}/self_attention/layer_norm")
-        split(f"{target}.attn", f"{source}/self_attention/linear_0", ("query", "key", "value"))
-        linear(f"{target}.attn.out", f"{source}/self_attention/linear_1")
+        block(target, source)
         norm(f"{target}.cross_attn_ln", f"{source}/attention/layer_norm")
         linear(f"{target}.cross_attn.query", f"{source}/attention/linear_0")
         split(f"{target}.cross_attn", f"{source}/attention/linear_1", ("key", "value"))
         linear(f"{target}.cross_attn.out", f"{source}/attention/linear_2")
-        norm(f"{target}.mlp_ln", f"{source}/ffn/layer_norm")
-        linear(f"{target}.mlp.0", f"{source}/ffn/linear_0")
-        linear(f"{target}.mlp.2", f"{source}/ffn/linear_1")
     norm("decoder.ln", "decoder/layer_norm")
     return {"dims": dims, "model_state_dict": state}
 
