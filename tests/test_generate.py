@@ -97,7 +97,9 @@ def test_concurrent_runs_of_one_scene_pay_once(tmp_path: Path) -> None:
     for thread in threads:
         thread.join()
     assert (backend.images, backend.clips) == (1, 1)
-    assert sorted(result.api_calls for result in results) == [0, 0, 2]
+    # Which run pays for the image and which for the clip depends on timing; together, once.
+    assert sum(result.api_calls for result in results) == 2
+    assert sum(result.cache_hits for result in results) == 4
 
 
 def test_a_filtered_prompt_is_remembered_until_refresh(tmp_path: Path) -> None:
