@@ -7,9 +7,11 @@ become a command.
 from __future__ import annotations
 
 import subprocess
+import wave
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -25,25 +27,70 @@ class FfmpegError(StoryboardError):
     """ffmpeg exited with an error."""
 
 
-def decode_audio(path: Path, sample_rate: int) -> FloatAudio:
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def _declared_wav_seconds(path: Path) -> float | None:
+    """What a PCM WAV header says the recording lasts (the data chunk's size), if it is one."""
+    try:
+        with wave.open(str(path), "rb") as header:
+            frames, rate = header.getnframes(), header.getframerate()
+    except (wave.Error, EOFError, OSError):
+        return None
+    if rate <= 0 or frames <= 0 or frames >= 0xFFFFFFF0 // 2:  # streaming writers leave it open
+        return None
+    return frames / rate
+
+
+def declared_seconds(path: Path) -> float | None:
+    """How long the file says it is, from its header, without decoding it."""
+    if path.suffix.lower() == ".wav" and (seconds := _declared_wav_seconds(path)) is not None:
+        return seconds
+    try:
+        with av.open(str(path), mode="r", metadata_errors="ignore") as container:
+            return container.duration / av.time_base if container.duration else None
+    except (av.error.FFmpegError, ValueError, OSError):
+        return None
+
+
+def decode_audio(path: Path, sample_rate: int, max_seconds: float | None = None) -> FloatAudio:
     """The whole recording as mono float32 samples at `sample_rate`.
 
-    Raises AudioError with a one-line reason for empty, truncated or non-audio files.
+    Raises AudioError with a one-line reason for empty, truncated (shorter than its header
+    declares) or non-audio files, and for recordings longer than `max_seconds`, which are
+    refused before they are decoded.
     """
     if path.stat().st_size == 0:
         raise AudioError("the recording is empty (0 bytes)")
+    declared = declared_seconds(path)
+
+    def too_long(seconds: float) -> AudioError:
+        assert max_seconds is not None
+        return AudioError(
+            f"the recording is {_clock(seconds)} long; a scene's narration may be at most "
+            f"{_clock(max_seconds)} (transcription.max_recording_s)"
+        )
+
+    if max_seconds is not None and declared is not None and declared > max_seconds:
+        raise too_long(declared)
+    limit = None if max_seconds is None else round(max_seconds * sample_rate)
     chunks: list[FloatAudio] = []
+    decoded = 0
     try:
         with av.open(str(path), mode="r", metadata_errors="ignore") as container:
             if not container.streams.audio:
                 raise AudioError("the file holds no audio stream")
             stream = container.streams.audio[0]
             resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-            for frame in container.decode(stream):
+            for frame in chain(container.decode(stream), [None]):
                 for resampled in resampler.resample(frame):
                     chunks.append(resampled.to_ndarray().reshape(-1).astype(np.float32))
-            for resampled in resampler.resample(None):
-                chunks.append(resampled.to_ndarray().reshape(-1).astype(np.float32))
+                    decoded += len(chunks[-1])
+                if limit is not None and decoded > limit:
+                    raise too_long(decoded / sample_rate)
     except AudioError:
         raise
     except (av.error.FFmpegError, ValueError, OSError) as exc:
@@ -51,6 +98,12 @@ def decode_audio(path: Path, sample_rate: int) -> FloatAudio:
         raise AudioError(f"not a readable audio file ({reason})") from None
     if not chunks:
         raise AudioError("the recording decodes to no audio samples")
+    seconds = decoded / sample_rate
+    if declared is not None and seconds < 0.9 * declared - 0.1:
+        raise AudioError(
+            f"the recording is truncated: it decodes to {seconds:.1f} s of the {declared:.1f} s "
+            "its header declares (an unfinished upload or copy?)"
+        )
     return np.concatenate(chunks)
 
 

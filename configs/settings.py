@@ -39,6 +39,7 @@ class TranscriptionSettings(_Strict):
     no_speech_threshold: float = Field(default=0.6, ge=0.0, le=1.0)
     language: str | None = None
     pack_short_scenes: bool = True
+    max_recording_s: float = Field(default=900.0, gt=0.0)
 
 
 class GenerationSettings(_Strict):

@@ -36,7 +36,7 @@ from clients.drawing import (
 )
 from clients.errors import AudioError
 from clients.generation import SVD_HEIGHT, SVD_WIDTH
-from clients.media import decode_audio, run_ffmpeg
+from clients.media import FloatAudio, decode_audio, run_ffmpeg
 from configs.settings import AssemblySettings, FitMethod
 from tasks.scene import SceneOutcome, SceneStatus, Segment, TimelineEntry
 
@@ -50,7 +50,8 @@ class SceneCut:
 
     scene_id: str
     label: str
-    narration: Path
+    narration: Path | None
+    """None when the recording itself was refused: the card then lasts placeholder_seconds."""
     segments: tuple[Segment, ...] = ()
     clip_path: Path | None = None
     image_path: Path | None = None
@@ -129,12 +130,23 @@ def normalise_loudness(
     return louder.astype(np.float32)
 
 
+def narration_samples(cut: SceneCut, settings: AssemblySettings) -> FloatAudio:
+    """The scene's recording, or `placeholder_seconds` of silence when there is none to play."""
+    silence = np.zeros(round(settings.placeholder_seconds * settings.sample_rate), np.float32)
+    if cut.narration is None:
+        return silence
+    try:
+        return decode_audio(cut.narration, settings.sample_rate)
+    except (AudioError, OSError):
+        return silence
+
+
 def write_narration_track(
     cuts: Sequence[SceneCut], settings: AssemblySettings, wav_path: Path
 ) -> list[float]:
     """All narrations, back to back, as one 16-bit mono WAV; returns each scene's seconds.
 
-    A recording that cannot be decoded becomes `placeholder_seconds` of silence.
+    A recording that is refused or cannot be decoded becomes `placeholder_seconds` of silence.
     """
     rate = settings.sample_rate
     durations: list[float] = []
@@ -143,10 +155,7 @@ def write_narration_track(
         track.setsampwidth(2)
         track.setframerate(rate)
         for cut in cuts:
-            try:
-                samples = decode_audio(cut.narration, rate)
-            except (AudioError, OSError):
-                samples = np.zeros(round(settings.placeholder_seconds * rate), np.float32)
+            samples = narration_samples(cut, settings)
             if settings.loudness_dbfs is not None:
                 samples = normalise_loudness(samples, rate, settings.loudness_dbfs)
             if cut.duration_override_s is not None:
@@ -416,10 +425,11 @@ def scene_cut(outcome: SceneOutcome) -> SceneCut:
             duration_override_s=recording.duration_override_s,
         )
     heading, detail = _PLACEHOLDERS.get(outcome.status, _PLACEHOLDERS[SceneStatus.FAILED])
+    recording_refused = outcome.status is SceneStatus.FAILED and outcome.transcript is None
     return SceneCut(
         scene_id=recording.scene_id,
         label=label,
-        narration=recording.path,
+        narration=None if recording_refused else recording.path,
         segments=segments,
         placeholder_heading=heading,
         placeholder_detail=outcome.error or detail,

@@ -139,7 +139,7 @@ def transcribe_recording(
 ) -> Transcript:
     """Read one recording. Raises AudioError when it cannot be decoded."""
     started = time.perf_counter()
-    audio = decode_audio(recording.path, WHISPER_SAMPLE_RATE)
+    audio = decode_audio(recording.path, WHISPER_SAMPLE_RATE, settings.max_recording_s)
     transcript = transcribe_audio(engine, audio, settings, language)
     return replace(transcript, seconds=round(time.perf_counter() - started, 3))
 
@@ -161,7 +161,7 @@ def transcribe_recordings(
             results[index] = SceneFailure(reason=recording.problem)
             continue
         try:
-            audio = decode_audio(recording.path, WHISPER_SAMPLE_RATE)
+            audio = decode_audio(recording.path, WHISPER_SAMPLE_RATE, settings.max_recording_s)
         except AudioError as exc:
             results[index] = SceneFailure(reason=str(exc))
             continue
