@@ -21,7 +21,12 @@ from flows.runtime import configure_environment
 
 configure_environment()
 
-from clients.errors import ConfigurationError, FatalServiceError, StoryboardError  # noqa: E402
+from clients.errors import (  # noqa: E402
+    ConfigurationError,
+    FatalServiceError,
+    StoryboardError,
+    is_disk_full,
+)
 from clients.storage import StorageError  # noqa: E402
 
 EXIT_OK = 0
@@ -385,15 +390,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StoryboardError as exc:
         _say(f"error: {exc}")
         return EXIT_FAILED
+    except OSError as exc:
+        if is_disk_full(exc):
+            where = f" writing {exc.filename}" if exc.filename else ""
+            _say(
+                f"error: the disk is full{where}: free some space where the outputs (--out), "
+                "the cache (STORYBOARD_CACHE_DIR) and Prefect (PREFECT_HOME) are written"
+            )
+            return EXIT_FAILED
+        return _internal_error(exc)
     except KeyboardInterrupt:
         _say("interrupted")
         return 130
     except Exception as exc:
-        if os.environ.get("STORYBOARD_DEBUG"):
-            traceback.print_exc()
-        reason = str(exc).splitlines()[0] if str(exc) else ""
-        _say(f"internal error: {type(exc).__name__}: {reason} (STORYBOARD_DEBUG=1 shows more)")
-        return EXIT_FAILED
+        return _internal_error(exc)
+
+
+def _internal_error(exc: Exception) -> int:
+    if os.environ.get("STORYBOARD_DEBUG"):
+        traceback.print_exception(exc)
+    reason = str(exc).splitlines()[0] if str(exc) else ""
+    _say(f"internal error: {type(exc).__name__}: {reason} (STORYBOARD_DEBUG=1 shows more)")
+    return EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -9,10 +9,14 @@
         ├── GenerationError         the backend rejected this scene's request
         └── ContentFilteredError    the backend filtered the prompt or the image
 
-Messages are one line, meant for the user, and never contain secrets.
+Messages are one line, meant for the user, and never contain secrets. A full disk surfaces
+as the OSError it is (it can strike in any write, Prefect's own included); `is_disk_full`
+tells it apart so the command line can explain it in one line and exit 1.
 """
 
 from __future__ import annotations
+
+import errno
 
 
 class StoryboardError(Exception):
@@ -54,3 +58,8 @@ class GenerationError(SceneError):
 
 class ContentFilteredError(SceneError):
     """The backend's safety filter refused the prompt or its result."""
+
+
+def is_disk_full(error: BaseException | None) -> bool:
+    """Whether `error` is the operating system saying there is no room left to write."""
+    return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)

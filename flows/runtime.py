@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 
-from clients.errors import StoryboardError
+from clients.errors import StoryboardError, is_disk_full
 
 QUIET_DEFAULTS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -32,8 +32,8 @@ class _QuietExpectedErrors(logging.Filter):
     """Keeps Prefect's console to one line per problem.
 
     Drops the CancelledError the embedded server's services log when they are stopped, and
-    the traceback (not the message) of the pipeline's own errors, which are explained in
-    one line by the command line.
+    the traceback (not the message) of the pipeline's own errors and of a full disk, which
+    the command line explains in one line.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -42,7 +42,9 @@ class _QuietExpectedErrors(logging.Filter):
             return False
         if "CancelledError" in record.getMessage():
             return False
-        if error is not None and issubclass(error, StoryboardError):
+        if error is not None and (
+            issubclass(error, StoryboardError) or is_disk_full(record.exc_info[1])  # type: ignore[index]
+        ):
             record.exc_info = None
             record.exc_text = None
         return True

@@ -3,15 +3,17 @@ every good one still renders, and the run exits 3."""
 
 from __future__ import annotations
 
+import subprocess
 import time
 import wave
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from clients.errors import AudioError
 from clients import media
+from clients.errors import AudioError
 from clients.media import decode_audio, run_ffmpeg
 from tests.conftest import DEMO_DIR, write_wav
 from tests.test_cli import assert_clean, read_manifest, run_cli
@@ -108,3 +110,37 @@ def test_bad_recordings_fail_alone_and_good_ones_in_any_format_render(
     assert video_s < 60, "a refused two-hour narration must not end up in the video"
     assert (tmp_path / "out" / "storyboard.mp4").stat().st_size > 10_000
     assert_clean(result)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 600 KB filesystem: room for a few files, not for a storyboard video."""
+    mount_point = tmp_path / "tiny"
+    mount_point.mkdir()
+    mounted = subprocess.run(  # noqa: S603 - fixed argument list
+        ["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(mount_point)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=False)  # noqa: S603
+
+
+@pytest.mark.slow
+def test_a_full_disk_is_one_clear_line_and_exit_1(
+    tiny_disk: Path, tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    target = tiny_disk / "out"
+    result = run_cli(["run", str(DEMO_DIR), "--out", str(target)], cli_env, tmp_path)
+    assert result.returncode == 1, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("storyboard: error")]
+    assert lines == [
+        "storyboard: error: the disk is full: free some space where the outputs (--out), the "
+        "cache (STORYBOARD_CACHE_DIR) and Prefect (PREFECT_HOME) are written"
+    ], result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not (target / "storyboard.mp4").exists() and not (target / "manifest.csv").exists()
