@@ -118,10 +118,13 @@ def command_run(
     refresh: bool,
     task_runner: str,
 ) -> int:
+    from clients.storage import open_storage
     from configs.settings import load_settings
     from tasks.ingest import find_recordings, resolve_source
 
     _check_task_runner(task_runner)
+    if target is not None:
+        open_storage(target).check_writable()
     resolved = resolve_source(source)
     scene_ids = {recording.stem for recording in find_recordings(resolved.folder)}
     unknown = [scene_id for scene_id in only or () if scene_id not in scene_ids]

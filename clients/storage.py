@@ -16,6 +16,7 @@ import json
 import mimetypes
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -23,7 +24,7 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 from clients.cache import atomic_path, write_bytes_atomic
-from clients.errors import ConfigurationError, StoryboardError
+from clients.errors import ConfigurationError, StoryboardError, is_disk_full
 
 CONTENT_TYPES = {
     ".mp4": "video/mp4",
@@ -43,6 +44,10 @@ _HINTS = {
     "SignatureDoesNotMatch": " (the AWS secret key does not match)",
     "NoSuchBucket": " (no such bucket)",
 }
+
+
+WRITE_CHECK = ".storyboard/write-check"
+"""The empty object a run writes to an S3 target first, to learn it may write there."""
 
 
 class StorageError(StoryboardError):
@@ -88,6 +93,10 @@ class Storage(Protocol):
         ...
 
     def delete(self, name: str) -> None: ...
+
+    def check_writable(self) -> None:
+        """Raise StorageError now, before anything is paid for, if writes here are refused."""
+        ...
 
     def child(self, name: str) -> Storage: ...
 
@@ -145,6 +154,16 @@ class LocalStorage:
 
     def delete(self, name: str) -> None:
         self._path(name).unlink(missing_ok=True)
+
+    def check_writable(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=self.root, prefix=".write-check-"):
+                pass
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise
+            raise StorageError(f"cannot write to {self.root}: {exc.strerror or exc}") from None
 
     def child(self, name: str) -> LocalStorage:
         return LocalStorage(self._path(name))
@@ -258,6 +277,14 @@ class S3Storage:
         except BotoCoreError as exc:
             raise self._fail(f"write {name} to", exc) from None
         return True
+
+    def check_writable(self) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self._client.put_object(Bucket=self.bucket, Key=self._key(WRITE_CHECK), Body=b"")
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail("write to", exc) from None
 
     def delete(self, name: str) -> None:
         from botocore.exceptions import BotoCoreError, ClientError

@@ -132,6 +132,7 @@ def storyboard(
     clock = _StageClock()
     backend = choose_backend(backend)
     check_backend(backend)
+    open_storage(target).check_writable()
     target_dir = staging_folder(settings.cache_dir, target) if is_s3(target) else Path(target)
     only = only or []
 

@@ -16,6 +16,7 @@ import pytest
 from clients.media import probe
 from clients.storage import S3Storage, StorageError, mirror, open_storage, safe_name
 from tests.conftest import DEMO_DIR
+from tests.fakes.s3_proxy import FaultPlan, S3FaultProxy
 from tests.test_cli import assert_clean, run_cli
 
 pytestmark = pytest.mark.slow
@@ -166,3 +167,48 @@ def test_credentials_the_endpoint_refuses_exit_1(cli_env: dict[str, str], tmp_pa
     assert result.returncode == 1
     assert "cannot list s3://locked/x/: InvalidAccessKeyId" in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+def test_throttling_is_retried_and_the_run_completes(
+    s3: Any, buckets: tuple[str, str], s3_endpoint: str, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    source_bucket, target_bucket = buckets
+    put_demo(s3, source_bucket, "story/", {"a.ogg": "dawn.ogg", "b.mp3": "river.mp3"})
+    with S3FaultProxy(s3_endpoint, FaultPlan(throttle_every=3)) as proxy:
+        result = run_cli(
+            ["run", f"s3://{source_bucket}/story/", "--out", f"s3://{target_bucket}/story/"],
+            s3_env(cli_env, proxy.endpoint),
+            tmp_path,
+        )
+    assert result.returncode == 0, result.stderr
+    assert_clean(result)
+    throttled = {method for method, _ in proxy.log.throttled}
+    assert len(proxy.log.throttled) >= 5, proxy.log.throttled
+    assert "PUT" in throttled and throttled & {"GET", "HEAD"}, "reads and writes were throttled"
+    keys = {item["Key"] for item in s3.list_objects_v2(Bucket=target_bucket)["Contents"]}
+    assert {"story/storyboard.mp4", "story/manifest.csv", "story/run.json"} <= keys
+
+
+def test_a_target_that_refuses_writes_stops_the_run_before_any_work(
+    s3: Any, buckets: tuple[str, str], s3_endpoint: str, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    source_bucket, target_bucket = buckets
+    put_demo(s3, source_bucket, "story/", {"a.ogg": "dawn.ogg"})
+
+    def refuse_target_writes(method: str, path: str) -> bool:
+        return method in {"PUT", "POST"} and path.startswith(f"/{target_bucket}/")
+
+    with S3FaultProxy(s3_endpoint, FaultPlan(deny=refuse_target_writes)) as proxy:
+        result = run_cli(
+            ["run", f"s3://{source_bucket}/story/", "--out", f"s3://{target_bucket}/story/"],
+            s3_env(cli_env, proxy.endpoint),
+            tmp_path,
+        )
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("storyboard: error")]
+    assert errors == [
+        f"storyboard: error: cannot write to s3://{target_bucket}/story/: AccessDenied "
+        "(the AWS credentials in use may not do this)"
+    ], result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not any(method == "GET" and "a.ogg" in path for method, path in proxy.log.forwarded)

@@ -1,0 +1,52 @@
+"""Load with faults: 50 scenes against the fake NVIDIA API failing 30 % of requests."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import DEMO_DIR
+from tests.fakes.nvidia_server import FakeNvidia, Faults
+from tests.test_cli import assert_clean, run_cli
+from tests.test_nvidia_pipeline import _env
+
+pytestmark = pytest.mark.slow
+SCENES = 50
+
+
+def test_thirty_percent_transient_faults_over_fifty_scenes_end_with_every_scene_ok(
+    tmp_path: Path, session_home: Path
+) -> None:
+    demo = sorted(path for path in DEMO_DIR.iterdir() if path.suffix != ".yaml")
+    source = tmp_path / "fifty"
+    source.mkdir()
+    for index in range(SCENES):
+        recording = demo[index % len(demo)]
+        shutil.copy(recording, source / f"scene_{index + 1}{recording.suffix}")
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "generation:\n  requests_per_minute: 6000\n  concurrency: 8\n  max_attempts: 10\n"
+        "assembly:\n  fps: 8\n  width: 512\n  height: 288\n"
+    )
+    with FakeNvidia(Faults(transient_rate=0.3, async_rate=0.1, seed=30)) as fake:
+        env = _env(session_home, fake, tmp_path / "cache")
+        result = run_cli(
+            ["run", str(source), "--out", str(tmp_path / "out"), "--config", str(config)],
+            env,
+            tmp_path,
+        )
+        stats = fake.stats
+
+    assert result.returncode == 0, result.stderr
+    assert_clean(result)
+    manifest = pd.read_csv(tmp_path / "out" / "manifest.csv", keep_default_na=False)
+    assert manifest["status"].tolist() == ["ok"] * SCENES
+    report = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert stats.violations == []
+    assert stats.injected_faults >= 0.2 * 2 * SCENES, stats.injected_faults
+    assert report["api_calls"] == stats.generation_requests
+    assert stats.generation_requests == 2 * SCENES + stats.injected_faults
