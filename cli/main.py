@@ -13,7 +13,7 @@ import os
 import sys
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,11 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"storyboard: error: {message} (see storyboard --help)\n")
 
 
+TASK_RUNNER_HELP = (
+    "thread (default), dask (a local Dask cluster) or dask=tcp://host:8786 (an existing one)"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="storyboard", description="Narrated scenes in, storyboard video out.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -53,9 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--backend", choices=("nvidia", "nim", "draft"), help="generation backend")
     run.add_argument("--only", nargs="+", metavar="SCENE_ID", help="regenerate just these scenes")
     run.add_argument("--refresh", action="store_true", help="ignore cached generation results")
-    run.add_argument(
-        "--task-runner", default="thread", help="thread (default); dask comes in a later version"
-    )
+    run.add_argument("--task-runner", default="thread", help=TASK_RUNNER_HELP)
 
     watch = commands.add_parser("watch", help="render every new or changed storyboard folder")
     watch.add_argument("source", help="folder or s3://bucket/prefix/ holding storyboard folders")
@@ -65,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--settle", type=float, help="seconds a folder must be still (default 30)")
     watch.add_argument("--config", type=Path, help="settings YAML merged over the defaults")
     watch.add_argument("--backend", choices=("nvidia", "nim", "draft"), help="generation backend")
-    watch.add_argument("--task-runner", default="thread", help="thread (default)")
+    watch.add_argument("--task-runner", default="thread", help=TASK_RUNNER_HELP)
 
     serve = commands.add_parser("serve", help="serve the watcher and on-demand deployments")
     serve.add_argument("source", help="folder or s3://bucket/prefix/ holding storyboard folders")
@@ -120,9 +123,10 @@ def command_run(
 ) -> int:
     from clients.storage import open_storage
     from configs.settings import load_settings
+    from flows.runners import parse_task_runner
     from tasks.ingest import find_recordings, resolve_source
 
-    _check_task_runner(task_runner)
+    runner_spec = parse_task_runner(task_runner)
     if target is not None:
         open_storage(target).check_writable()
     resolved = resolve_source(source)
@@ -134,24 +138,21 @@ def command_run(
     backend = _backend_for_run(backend_name, settings.generation.backend)
     target_uri = _location(target or str(Path("output") / resolved.name))
 
-    from prefect.task_runners import ThreadPoolTaskRunner
-
+    from flows.runners import build_task_runner, prefect_api_for
     from flows.runtime import quiet_prefect_console
     from flows.storyboard import storyboard
 
     quiet_prefect_console()
-    runner: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(
-        max_workers=settings.generation.concurrency
-    )
-    result = storyboard.with_options(task_runner=runner)(  # type: ignore[arg-type]
-        source=source,
-        target=target_uri,
-        settings=settings,
-        backend=backend,
-        only=list(only or []),
-        refresh=refresh,
-        task_runner=task_runner,
-    )
+    with prefect_api_for(runner_spec):
+        result = storyboard.with_options(task_runner=build_task_runner(runner_spec, settings))(
+            source=source,
+            target=target_uri,
+            settings=settings,
+            backend=backend,
+            only=list(only or []),
+            refresh=refresh,
+            task_runner=str(runner_spec),
+        )
     report = result.report
     scenes = report.scenes
     total = sum(scenes.values())
@@ -166,11 +167,6 @@ def command_run(
     if scenes.get("ok", 0) == total:
         return EXIT_OK
     return EXIT_PLACEHOLDERS
-
-
-def _check_task_runner(task_runner: str) -> None:
-    if task_runner != "thread":
-        raise ConfigurationError(f"--task-runner {task_runner} is not available in this version")
 
 
 def _location(uri: str) -> str:
@@ -198,27 +194,37 @@ def command_watch(
     task_runner: str,
 ) -> int:
     from configs.settings import load_settings
+    from flows.runners import parse_task_runner, prefect_api_for
 
-    _check_task_runner(task_runner)
+    runner_spec = parse_task_runner(task_runner)
     settings = load_settings(config)
     _check_readable(source)
     backend = _backend_for_run(backend_name, settings.generation.backend)
     source, target = _location(source), _location(target)
 
-    from prefect.task_runners import ThreadPoolTaskRunner
-
     from flows.runtime import quiet_prefect_console
     from flows.watch import watch_pass
 
     quiet_prefect_console()
-    runner: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(
-        max_workers=settings.generation.concurrency
-    )
     settle_s = settings.watch.settle_s if settle is None else settle
-    while True:
-        report = watch_pass.with_options(task_runner=runner)(  # type: ignore[arg-type]
-            source=source, target=target, settings=settings, backend=backend, settle_s=settle_s
+    with prefect_api_for(runner_spec):
+        return _watch_loop(
+            lambda: watch_pass(
+                source=source,
+                target=target,
+                settings=settings,
+                backend=backend,
+                settle_s=settle_s,
+                task_runner=str(runner_spec),
+            ),
+            once,
+            settings.watch.interval_s if interval is None else interval,
         )
+
+
+def _watch_loop(one_pass: Callable[[], Any], once: bool, interval_s: float) -> int:
+    while True:
+        report = one_pass()
         print(
             f"watch: {len(report.rendered)} rendered, {len(report.unchanged)} unchanged, "
             f"{len(report.settling)} settling, {len(report.claimed_elsewhere)} taken by another "
@@ -229,7 +235,7 @@ def command_watch(
             print(f"  rendered: {path}", flush=True)
         if once:
             return EXIT_PLACEHOLDERS if report.failed or report.with_placeholders else EXIT_OK
-        time.sleep(settings.watch.interval_s if interval is None else interval)
+        time.sleep(interval_s)
 
 
 def command_serve(

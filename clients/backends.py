@@ -9,10 +9,10 @@ from clients.errors import ConfigurationError
 from clients.generation import GenerationBackend
 from clients.nim import NimClient, check_ready, nim_base_url
 from clients.nvidia import API_KEY_VARIABLE, ClientOptions, NvidiaClient, RetryPolicy, read_api_key
-from clients.ratelimit import RateLimiter
+from clients.ratelimit import PrefectRateLimit, RateLimiter, RequestBudget
 from configs.settings import GenerationSettings
 
-_backends: dict[tuple[str, GenerationSettings], GenerationBackend] = {}
+_backends: dict[tuple[str, GenerationSettings, str | None], GenerationBackend] = {}
 _lock = threading.Lock()
 
 
@@ -43,7 +43,11 @@ def check_backend_ready(name: str) -> None:
         check_ready(nim_base_url())
 
 
-def create_backend(name: str, settings: GenerationSettings) -> GenerationBackend:
+def create_backend(
+    name: str, settings: GenerationSettings, shared_limit: str | None = None
+) -> GenerationBackend:
+    """`shared_limit` names the Prefect rate limit that several worker processes share;
+    without it the process keeps its own budget of `settings.requests_per_minute`."""
     check_backend(name)
     if name == "draft":
         return DraftBackend()
@@ -52,21 +56,31 @@ def create_backend(name: str, settings: GenerationSettings) -> GenerationBackend
         poll_deadline_s=settings.poll_deadline_s,
         retry=RetryPolicy(attempts=settings.max_attempts),
     )
-    limiter = RateLimiter(settings.requests_per_minute)
+    limiter: RequestBudget = RateLimiter(settings.requests_per_minute)
+    if shared_limit:
+        limiter = PrefectRateLimit(shared_limit)
     if name == "nim":
         return NimClient(nim_base_url(), options=options, limiter=limiter)
     return NvidiaClient(options=options, limiter=limiter)
 
 
-def backend_for(name: str, settings: GenerationSettings) -> GenerationBackend:
+def backend_for(
+    name: str, settings: GenerationSettings, shared_limit: str | None = None
+) -> GenerationBackend:
     """The process-wide backend for `name` and these settings, created on first use.
 
     Every scene task of a process shares it, and with it one connection pool and one
     rate limiter.
     """
+    key = (name, settings, shared_limit)
     with _lock:
-        backend = _backends.get((name, settings))
+        backend = _backends.get(key)
         if backend is None:
-            backend = create_backend(name, settings)
-            _backends[(name, settings)] = backend
+            backend = create_backend(name, settings, shared_limit)
+            _backends[key] = backend
         return backend
+
+
+def shared_limit_name(backend: str) -> str:
+    """The Prefect rate limit every worker of a distributed run draws `backend` requests from."""
+    return f"storyboard-{backend}-requests"

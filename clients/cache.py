@@ -1,9 +1,13 @@
-"""A content-addressed cache on the local disk.
+"""A content-addressed cache on the local disk, optionally shared through an S3 prefix.
 
 Entries are keyed by the sha256 of everything that determines them (prompt, model,
 parameters, seed, input bytes), so a key never needs invalidating. Every write goes to a
 temporary file in the same folder and is renamed into place: a reader sees a whole entry or
 none, even if the writer is killed half-way.
+
+With a shared store, every entry written is also uploaded (an S3 put is atomic too), a local
+miss is looked up there, and an entry's lock is also a lease object there, so workers on
+other machines wait for a result being paid for instead of paying for it again.
 """
 
 from __future__ import annotations
@@ -12,11 +16,15 @@ import fcntl
 import hashlib
 import json
 import os
+import socket
 import tempfile
+import threading
+import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 
 def content_key(*parts: Any) -> str:
@@ -57,35 +65,124 @@ def write_text_atomic(destination: Path, text: str) -> None:
     write_bytes_atomic(destination, text.encode("utf-8"))
 
 
-class ContentCache:
-    """Files and JSON documents under `root/<namespace>/<key[:2]>/<key>/`."""
+class SharedStore(Protocol):
+    """The part of a storage location (clients/storage.py) a shared cache needs."""
 
-    def __init__(self, root: Path) -> None:
+    uri: str
+
+    def read_bytes(self, name: str) -> bytes | None: ...
+
+    def write_bytes(self, name: str, data: bytes) -> None: ...
+
+    def put_if_absent(self, name: str, data: bytes) -> bool: ...
+
+    def delete(self, name: str) -> None: ...
+
+
+class ContentCache:
+    """Files and JSON documents under `root/<namespace>/<key[:2]>/<key>/`, and under the same
+    names in `shared` when there is one."""
+
+    def __init__(
+        self,
+        root: Path,
+        shared: SharedStore | None = None,
+        lease_s: float = 120.0,
+        poll_s: float = 1.0,
+    ) -> None:
         self.root = root
+        self.shared = shared
+        self.lease_s = lease_s
+        self.poll_s = poll_s
 
     def entry_dir(self, namespace: str, key: str) -> Path:
         return self.root / namespace / key[:2] / key
 
+    def _shared_name(self, namespace: str, key: str, name: str) -> str:
+        return f"{namespace}/{key[:2]}/{key}/{name}"
+
     def get_file(self, namespace: str, key: str, name: str) -> Path | None:
         path = self.entry_dir(namespace, key) / name
-        return path if path.is_file() else None
+        if path.is_file():
+            return path
+        if self.shared is None or not name:
+            return None
+        data = self.shared.read_bytes(self._shared_name(namespace, key, name))
+        if data is None:
+            return None
+        write_bytes_atomic(path, data)
+        return path
+
+    def ensure_local(self, path: Path) -> Path:
+        """`path`, an entry file of this cache, on this machine: fetched from the shared store
+        when another machine wrote it. Returned unchanged when it cannot be fetched."""
+        if path.is_file() or self.shared is None:
+            return path
+        try:
+            namespace, _, key, name = path.relative_to(self.root).parts
+        except ValueError:
+            return path
+        return self.get_file(namespace, key, name) or path
 
     def put_file(self, namespace: str, key: str, name: str, data: bytes) -> Path:
         path = self.entry_dir(namespace, key) / name
         write_bytes_atomic(path, data)
+        if self.shared is not None:
+            self.shared.write_bytes(self._shared_name(namespace, key, name), data)
         return path
 
     @contextmanager
     def lock(self, namespace: str, key: str) -> Iterator[None]:
-        """Hold an exclusive lock on one entry, across threads and processes on this host."""
+        """Hold an exclusive lock on one entry: across threads and processes on this host,
+        and, with a shared store, across machines."""
         folder = self.entry_dir(namespace, key)
         folder.mkdir(parents=True, exist_ok=True)
         with (folder / ".lock").open("a+b") as handle:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
             try:
-                yield
+                if self.shared is None:
+                    yield
+                else:
+                    with self._lease(self._shared_name(namespace, key, ".lease")):
+                        yield
             finally:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    @contextmanager
+    def _lease(self, name: str) -> Iterator[None]:
+        """A lease object in the shared store, renewed while held. A lease whose holder died
+        stops being renewed and is taken over once it has expired."""
+        assert self.shared is not None
+        shared = self.shared
+        owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+        def lease() -> bytes:
+            return json.dumps({"owner": owner, "expires": time.time() + self.lease_s}).encode()
+
+        while not shared.put_if_absent(name, lease()):
+            held = shared.read_bytes(name)
+            try:
+                expires = float(json.loads(held)["expires"]) if held else 0.0
+            except (ValueError, KeyError, TypeError):
+                expires = 0.0
+            if held is not None and expires < time.time():
+                shared.delete(name)
+                continue
+            time.sleep(self.poll_s)
+        released = threading.Event()
+
+        def renew() -> None:
+            while not released.wait(self.lease_s / 4):
+                shared.write_bytes(name, lease())
+
+        renewer = threading.Thread(target=renew, name="cache-lease", daemon=True)
+        renewer.start()
+        try:
+            yield
+        finally:
+            released.set()
+            renewer.join()
+            shared.delete(name)
 
     def get_json(self, namespace: str, key: str) -> dict[str, Any] | None:
         path = self.get_file(namespace, key, "entry.json")

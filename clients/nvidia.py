@@ -51,7 +51,7 @@ from clients.generation import (
     GeneratedImage,
     ImageRequest,
 )
-from clients.ratelimit import RateLimiter
+from clients.ratelimit import RateLimiter, RequestBudget
 
 API_KEY_VARIABLE = "NVIDIA_API_KEY"
 DEFAULT_API_BASE = "https://ai.api.nvidia.com/v1/genai"
@@ -262,7 +262,7 @@ class NvidiaClient:
         self,
         api_key: str | None = None,
         options: ClientOptions | None = None,
-        limiter: RateLimiter | None = None,
+        limiter: RequestBudget | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -271,7 +271,7 @@ class NvidiaClient:
             raise ConfigurationError(f"the nvidia backend needs {API_KEY_VARIABLE} to be set")
         self._key = key or ""
         self.options = options or ClientOptions.from_environment()
-        self.limiter = limiter or RateLimiter(per_minute=40)
+        self.limiter: RequestBudget = limiter or RateLimiter(per_minute=40)
         self._sleep = sleep
         self._http = httpx.Client(
             transport=transport,

@@ -1,10 +1,19 @@
-"""A client-side request budget shared by every thread of a process."""
+"""Client-side request budgets: one per process (a token bucket its threads share), or one
+per run across every process and machine (a Prefect global concurrency limit with slot decay).
+"""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
+
+
+class RequestBudget(Protocol):
+    def acquire(self) -> float:
+        """Block until a request may be sent; returns the seconds waited."""
+        ...
 
 
 class RateLimiter:
@@ -46,3 +55,50 @@ class RateLimiter:
         if wait > 0:
             self._sleep(wait)
         return wait
+
+
+def _decay_per_second(per_minute: float, headroom: float) -> float:
+    return per_minute / 60.0 / (1.0 + headroom)
+
+
+class PrefectRateLimit:
+    """A budget every worker process of a run draws from, wherever it runs.
+
+    It is a Prefect global concurrency limit of one slot that decays at the request rate, so
+    requests are spaced evenly across all workers, as the token bucket spaces them across
+    threads. `ensure_prefect_rate_limit` creates it; the Prefect API holds its state.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def acquire(self) -> float:
+        from prefect.concurrency.sync import rate_limit
+
+        started = time.monotonic()
+        rate_limit(self.name, occupy=1, strict=True)
+        return time.monotonic() - started
+
+
+def ensure_prefect_rate_limit(name: str, per_minute: float, headroom: float = 0.02) -> None:
+    """Create (or retune) the global concurrency limit `name` at `per_minute` requests."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import (
+        GlobalConcurrencyLimitCreate,
+        GlobalConcurrencyLimitUpdate,
+    )
+    from prefect.exceptions import ObjectAlreadyExists
+
+    decay = _decay_per_second(per_minute, headroom)
+    with get_client(sync_client=True) as client:
+        try:
+            client.create_global_concurrency_limit(
+                GlobalConcurrencyLimitCreate(
+                    name=name, limit=1, slot_decay_per_second=decay, active=True
+                )
+            )
+        except ObjectAlreadyExists:
+            client.update_global_concurrency_limit(
+                name,
+                GlobalConcurrencyLimitUpdate(limit=1, slot_decay_per_second=decay, active=True),
+            )

@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from clients.cache import atomic_path, write_bytes_atomic
+from clients.cache import ContentCache, atomic_path, write_bytes_atomic
 from clients.errors import ConfigurationError, StoryboardError, is_disk_full
 
 CONTENT_TYPES = {
@@ -88,6 +88,8 @@ class Storage(Protocol):
 
     def upload(self, source: Path, name: str) -> None: ...
 
+    def write_bytes(self, name: str, data: bytes) -> None: ...
+
     def put_if_absent(self, name: str, data: bytes) -> bool:
         """Create `name` only if nothing is there; True when this call created it."""
         ...
@@ -141,6 +143,9 @@ class LocalStorage:
     def upload(self, source: Path, name: str) -> None:
         with atomic_path(self._path(name)) as temporary:
             shutil.copyfile(source, temporary)
+
+    def write_bytes(self, name: str, data: bytes) -> None:
+        write_bytes_atomic(self._path(name), data)
 
     def put_if_absent(self, name: str, data: bytes) -> bool:
         path = self._path(name)
@@ -263,6 +268,16 @@ class S3Storage:
         except (ClientError, BotoCoreError) as exc:
             raise self._fail(f"upload {name} to", exc) from None
 
+    def write_bytes(self, name: str, data: bytes) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self._client.put_object(
+                Bucket=self.bucket, Key=self._key(name), Body=data, ContentType=content_type(name)
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail(f"write {name} to", exc) from None
+
     def put_if_absent(self, name: str, data: bytes) -> bool:
         from botocore.exceptions import BotoCoreError, ClientError
 
@@ -355,3 +370,15 @@ def mirror(storage: Storage, names: list[StoredObject], folder: Path) -> None:
             storage.download(item.name, local)
         current[item.name] = item.etag
     write_bytes_atomic(stamps, json.dumps(current, ensure_ascii=False).encode())
+
+
+@dataclass(frozen=True)
+class CacheLocation:
+    """Where content-cached results live: a folder on this machine, and optionally a shared
+    S3 prefix that every worker and machine of a fleet reads and writes."""
+
+    local: Path
+    shared: str | None = None
+
+    def open(self) -> ContentCache:
+        return ContentCache(self.local, open_storage(self.shared) if self.shared else None)

@@ -40,6 +40,7 @@ class TranscriptionSettings(_Strict):
     language: str | None = None
     pack_short_scenes: bool = True
     max_recording_s: float = Field(default=900.0, gt=0.0)
+    scenes_per_task: int = Field(default=40, ge=1)
 
 
 class GenerationSettings(_Strict):
@@ -83,12 +84,23 @@ class WatchSettings(_Strict):
     settle_s: float = Field(default=30.0, ge=0.0)
 
 
+class DaskSettings(_Strict):
+    workers: int | None = Field(default=None, ge=1)
+    threads_per_worker: int = Field(default=2, ge=1)
+    worker_resources: dict[str, float] = Field(default_factory=dict)
+    transcription_resources: dict[str, float] = Field(default_factory=dict)
+
+
 class Settings(_Strict):
     transcription: TranscriptionSettings = TranscriptionSettings()
     generation: GenerationSettings = GenerationSettings()
     assembly: AssemblySettings = AssemblySettings()
     watch: WatchSettings = WatchSettings()
+    dask: DaskSettings = DaskSettings()
     cache_dir: Path = Field(default_factory=lambda: default_cache_dir())
+    shared_cache: str | None = Field(default_factory=lambda: shared_cache_uri())
+    """An S3 prefix every worker and machine shares the content cache through
+    (`STORYBOARD_CACHE_DIR=s3://bucket/prefix/`); `cache_dir` then is this machine's copy."""
 
 
 class SceneSpec(_Strict):
@@ -120,9 +132,14 @@ class StoryboardSpec(_Strict):
         return next((scene for scene in self.scenes if scene.id == scene_id), None)
 
 
+def shared_cache_uri() -> str | None:
+    configured = os.environ.get("STORYBOARD_CACHE_DIR", "")
+    return configured if configured.startswith("s3://") else None
+
+
 def default_cache_dir() -> Path:
     configured = os.environ.get("STORYBOARD_CACHE_DIR")
-    if configured:
+    if configured and not configured.startswith("s3://"):
         return Path(configured).expanduser()
     xdg = os.environ.get("XDG_CACHE_HOME")
     base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"

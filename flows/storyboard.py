@@ -17,13 +17,15 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture
 
-from clients.backends import check_backend, choose_backend
+from clients.backends import check_backend, choose_backend, shared_limit_name
 from clients.errors import ConfigurationError, FatalServiceError
-from clients.storage import is_s3, open_storage
+from clients.ratelimit import ensure_prefect_rate_limit
+from clients.storage import CacheLocation, is_s3, open_storage
 from configs.settings import Settings
 from flows.artifacts import Progress, publish_run_artifacts
+from flows.runners import RunnerSpec, parse_task_runner
 from tasks.assemble import assemble, scene_cut
-from tasks.generate import generate
+from tasks.generate import generate, on_this_machine
 from tasks.ingest import ingest
 from tasks.manifest import RunReport, count_statuses, write_manifest, write_run_report
 from tasks.prompt import prompt
@@ -39,7 +41,16 @@ from tasks.scene import (
 )
 from tasks.transcribe import transcribe
 
-VERSIONED_PACKAGES = ("storyboard", "prefect", "faster-whisper", "ctranslate2", "moviepy", "av")
+VERSIONED_PACKAGES = (
+    "storyboard",
+    "prefect",
+    "faster-whisper",
+    "ctranslate2",
+    "moviepy",
+    "av",
+    "prefect-dask",
+    "distributed",
+)
 
 
 @dataclass(frozen=True)
@@ -75,6 +86,46 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return versions
+
+
+def _transcribe_all(
+    plan: StoryboardPlan,
+    settings: Settings,
+    cache: CacheLocation,
+    language: str | None,
+    runner: RunnerSpec,
+) -> list[Transcript | SceneFailure]:
+    """Every recording, `scenes_per_task` scenes to a task, so a cluster's workers share them.
+
+    On Dask, the tasks ask for `dask.transcription_resources` (a GPU, say) from the workers.
+    """
+    recordings = list(plan.recordings)
+    size = settings.transcription.scenes_per_task
+    batches = [recordings[start : start + size] for start in range(0, len(recordings), size)]
+    resources = settings.dask.transcription_resources if runner.distributed else {}
+    futures = []
+    with _asking_for(resources):
+        for batch in batches:
+            ids = [recording.scene_id for recording in batch]
+            shown = ", ".join(ids[:3]) + (", …" if len(ids) > 3 else "")
+            futures.append(
+                transcribe.with_options(
+                    task_run_name=f"transcribe {shown} ({len(ids)} scenes)"
+                ).submit(batch, settings.transcription, cache, language)
+            )
+    return [transcript for future in futures for transcript in future.result()]
+
+
+@contextmanager
+def _asking_for(resources: dict[str, float]) -> Iterator[None]:
+    """Tasks submitted inside ask Dask for `resources` on the worker that runs them."""
+    if not resources:
+        yield
+        return
+    from dask.base import annotate
+
+    with annotate(resources=resources):
+        yield
 
 
 def _check_only(plan: StoryboardPlan, only: list[str]) -> None:
@@ -135,6 +186,8 @@ def storyboard(
     open_storage(target).check_writable()
     target_dir = staging_folder(settings.cache_dir, target) if is_s3(target) else Path(target)
     only = only or []
+    runner = parse_task_runner(task_runner)
+    cache = CacheLocation(settings.cache_dir, settings.shared_cache)
 
     with clock.stage("ingest"):
         plan = ingest(source, settings.cache_dir)
@@ -144,14 +197,14 @@ def storyboard(
 
     language = plan.spec.language or settings.transcription.language
     with clock.stage("transcribe"):
-        scene_ids = [recording.scene_id for recording in plan.recordings]
-        shown = ", ".join(scene_ids[:3]) + (", …" if len(scene_ids) > 3 else "")
-        transcripts = transcribe.with_options(
-            task_run_name=f"transcribe {shown} ({len(scene_ids)} scenes)"
-        )(list(plan.recordings), settings.transcription, settings.cache_dir, language)
-        progress.advance(len(scene_ids))
+        transcripts = _transcribe_all(plan, settings, cache, language, runner)
+        progress.advance(len(transcripts))
 
     frame_size = (settings.assembly.width, settings.assembly.height)
+    shared_limit = None
+    if runner.distributed and backend != "draft":
+        shared_limit = shared_limit_name(backend)
+        ensure_prefect_rate_limit(shared_limit, settings.generation.requests_per_minute)
     with clock.stage("generate"):
         requests = {}
         generate_futures: dict[int, PrefectFuture[GeneratedMedia | SceneFailure]] = {}
@@ -173,12 +226,17 @@ def storyboard(
                 request,
                 backend,
                 settings.generation,
-                settings.cache_dir,
+                cache,
                 scene_refresh,
+                shared_limit,
             )
         generated: dict[int, GeneratedMedia | SceneFailure] = {}
+        local_cache = cache.open()
         for index, generating in generate_futures.items():
-            generated[index] = generating.result()
+            made = generating.result()
+            if isinstance(made, GeneratedMedia):
+                made = on_this_machine(made, local_cache)
+            generated[index] = made
             progress.advance()
     fatal = next((g for g in generated.values() if isinstance(g, SceneFailure) and g.fatal), None)
     if fatal is not None:
@@ -216,7 +274,7 @@ def storyboard(
         draft=backend == "draft",
         engine=settings.transcription.engine,
         model=settings.transcription.model,
-        task_runner=task_runner,
+        task_runner=str(runner),
         stages={**clock.seconds, "total": clock.total()},
         scenes=count_statuses(outcomes),
         api_calls=sum(item.api_calls for item in media) + failed_calls,

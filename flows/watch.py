@@ -22,6 +22,7 @@ from clients.cache import content_key
 from clients.errors import FatalServiceError, StoryboardError
 from clients.storage import Storage, StorageError, StoredObject, is_s3, open_storage, safe_name
 from configs.settings import Settings
+from flows.runners import build_task_runner, parse_task_runner
 from flows.storyboard import storyboard
 from tasks.ingest import STORYBOARD_FILE, is_recording
 
@@ -147,7 +148,8 @@ def watch_pass(
             report.claimed_elsewhere.append(label)
             continue
         try:
-            result = storyboard(
+            runner = build_task_runner(parse_task_runner(task_runner), settings)
+            result = storyboard.with_options(task_runner=runner)(
                 source=join_location(source, folder.path),
                 target=join_location(target, folder.path),
                 settings=settings,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from clients.generation import (
     ImageRequest,
     image_extension,
 )
+from clients.storage import CacheLocation
 from configs.settings import GenerationSettings
 from tasks.scene import GeneratedMedia, SceneFailure, SceneStatus
 
@@ -152,13 +153,16 @@ def generate(
     request: ImageRequest,
     backend_name: str,
     settings: GenerationSettings,
-    cache_dir: Path,
+    cache: CacheLocation,
     refresh: bool = False,
+    shared_limit: str | None = None,
 ) -> GeneratedMedia | SceneFailure:
-    backend = backend_for(backend_name, settings)
+    """`shared_limit`: the Prefect rate limit to draw requests from when several worker
+    processes generate at once (clients/ratelimit.py)."""
+    backend = backend_for(backend_name, settings, shared_limit)
     logger = get_run_logger()
     try:
-        return generate_media(backend, ContentCache(cache_dir), request, settings, refresh)
+        return generate_media(backend, cache.open(), request, settings, refresh)
     except ContentFilteredError as exc:
         logger.warning("%s: filtered: %s", scene_id, exc)
         return SceneFailure(str(exc), SceneStatus.FILTERED, api_calls=exc.api_calls)
@@ -167,3 +171,13 @@ def generate(
         return SceneFailure(str(exc), api_calls=exc.api_calls)
     except FatalServiceError as exc:
         return SceneFailure(str(exc), api_calls=exc.api_calls, fatal=True)
+
+
+def on_this_machine(media: GeneratedMedia, cache: ContentCache) -> GeneratedMedia:
+    """`media` with its files present here, fetched from the shared cache when a worker on
+    another machine generated them."""
+    return replace(
+        media,
+        image_path=cache.ensure_local(media.image_path),
+        clip_path=cache.ensure_local(media.clip_path),
+    )

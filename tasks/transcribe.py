@@ -15,6 +15,7 @@ from prefect.cache_policies import NO_CACHE
 from clients.cache import ContentCache, content_key
 from clients.errors import AudioError
 from clients.media import decode_audio
+from clients.storage import CacheLocation
 from clients.whisper import RawSegment, RawTranscription, TranscriptionEngine, load_engine
 from configs.settings import TranscriptionSettings
 from tasks.packing import PACK_LIMIT_S, Audio, SpeechClip, plan_packs, speech_clip, transcribe_pack
@@ -201,7 +202,8 @@ def _transcript_from_json(document: dict[str, Any]) -> Transcript:
 
 
 def _cache_key(recording: Recording, settings: TranscriptionSettings, language: str | None) -> str:
-    return content_key(recording.sha256, settings.model_dump(mode="json"), language)
+    reading = settings.model_dump(mode="json", exclude={"scenes_per_task", "max_recording_s"})
+    return content_key(recording.sha256, reading, language)
 
 
 def cached_transcripts(
@@ -242,11 +244,11 @@ def cached_transcripts(
 def transcribe(
     recordings: list[Recording],
     settings: TranscriptionSettings,
-    cache_dir: Path,
+    cache: CacheLocation,
     language: str | None = None,
 ) -> list[Transcript | SceneFailure]:
     results = cached_transcripts(
-        ContentCache(cache_dir), recordings, settings, cache_dir / "models", language
+        cache.open(), recordings, settings, cache.local / "models", language
     )
     logger = get_run_logger()
     for recording, result in zip(recordings, results, strict=True):

@@ -63,6 +63,8 @@ class Stats:
     assets: int = 0
     violations: list[str] = field(default_factory=list)
     authorization_headers: list[str] = field(default_factory=list)
+    request_times: list[float] = field(default_factory=list)
+    """When each generation request arrived (time.monotonic())."""
 
 
 class FakeNvidia:
@@ -183,6 +185,7 @@ class FakeNvidia:
     def _generate(self, handler: BaseHTTPRequestHandler, model: str, raw: bytes) -> None:
         with self._lock:
             self.stats.generation_requests += 1
+            self.stats.request_times.append(time.monotonic())
             self.stats.by_path[model] += 1
         if len(raw) > 5 * 1024 * 1024:
             self._violation(f"{model}: body of {len(raw)} bytes is over 5 MB")
@@ -243,6 +246,7 @@ class FakeNvidia:
         """A self-hosted FLUX NIM: no auth, FLUX-shaped body, artifacts answer, never 202."""
         with self._lock:
             self.stats.generation_requests += 1
+            self.stats.request_times.append(time.monotonic())
             self.stats.by_path["nim"] += 1
         if "Authorization" in handler.headers:
             self._violation("nim: a self-hosted NIM takes no Authorization header")

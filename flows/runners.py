@@ -1,0 +1,97 @@
+"""Where a run's tasks execute: threads of this process, or a Dask cluster (prefect-dask).
+
+    thread          a thread pool in this process (the default)
+    dask            a local Dask cluster of worker processes, started for the run
+    dask=ADDRESS    an existing Dask scheduler, e.g. dask=tcp://scheduler:8786
+
+Dask workers are other processes, so they report their task runs to a Prefect API of their
+own: the one PREFECT_API_URL names, or, when it is unset, a temporary Prefect server this
+process starts for the run (reachable from workers on this machine only).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from clients.errors import ConfigurationError
+from configs.settings import Settings
+
+_ADDRESS = re.compile(r"^(tcp|tls|ucx|inproc)://[^\s/]+(:\d+)?/?$")
+# Dask's own INFO chatter (scheduler and worker start-up) is not the user's business.
+QUIET_DASK = {"DASK_LOGGING__DISTRIBUTED": "warning"}
+
+
+@dataclass(frozen=True)
+class RunnerSpec:
+    """A parsed `--task-runner` value."""
+
+    kind: str
+    address: str | None = None
+
+    @property
+    def distributed(self) -> bool:
+        return self.kind == "dask"
+
+    def __str__(self) -> str:
+        return f"dask={self.address}" if self.address else self.kind
+
+
+def parse_task_runner(value: str) -> RunnerSpec:
+    """`thread`, `dask` or `dask=ADDRESS`; ConfigurationError for anything else."""
+    if value in ("thread", "dask"):
+        return RunnerSpec(value)
+    kind, _, address = value.partition("=")
+    if kind == "dask" and _ADDRESS.match(address):
+        return RunnerSpec("dask", address.rstrip("/"))
+    if kind == "dask":
+        raise ConfigurationError(
+            f"--task-runner {value}: the scheduler address must look like tcp://host:8786"
+        )
+    raise ConfigurationError(
+        f"--task-runner {value} is not available: use thread, dask or dask=tcp://host:8786"
+    )
+
+
+def build_task_runner(spec: RunnerSpec, settings: Settings) -> Any:
+    """The Prefect task runner for `spec`."""
+    if not spec.distributed:
+        from prefect.task_runners import ThreadPoolTaskRunner
+
+        return ThreadPoolTaskRunner(max_workers=settings.generation.concurrency)
+    for name, value in QUIET_DASK.items():
+        os.environ.setdefault(name, value)
+    from prefect_dask.task_runners import DaskTaskRunner
+
+    if spec.address:
+        return DaskTaskRunner(address=spec.address)
+    workers = settings.dask.workers or os.cpu_count() or 2
+    return DaskTaskRunner(
+        cluster_kwargs={
+            "n_workers": workers,
+            "threads_per_worker": settings.dask.threads_per_worker,
+            "processes": True,
+            "resources": settings.dask.worker_resources or None,
+        }
+    )
+
+
+@contextmanager
+def prefect_api_for(spec: RunnerSpec) -> Iterator[None]:
+    """A Prefect API the run's workers can report to (see the module's docstring)."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if not spec.distributed or PREFECT_API_URL.value():
+        yield
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start()  # stopped at exit, after the last logs have been sent
+    os.environ["PREFECT_API_URL"] = server.api_url
+    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+        yield
