@@ -1,6 +1,7 @@
 """Soak: a whole storyboard of many scenes against the fake NVIDIA API, with latency and faults.
 
     .venv/bin/python -m benchmarks.soak [--scenes 200] [--latency 0.3] [--faults 0.2] [--rpm 600]
+                                        [--task-runner thread|dask|dask=ADDRESS]
 
 Builds a storyboard of `--scenes` recordings (the demo narrations, repeated under new names),
 renders it with `storyboard run --backend nvidia` against a loopback fake that answers in
@@ -33,6 +34,7 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.3)
     parser.add_argument("--faults", type=float, default=0.2)
     parser.add_argument("--rpm", type=float, default=600.0)
+    parser.add_argument("--task-runner", default="thread")
     arguments = parser.parse_args()
 
     demo = sorted(p for p in (ROOT / "storyboards" / "demo").iterdir() if p.suffix != ".yaml")
@@ -68,7 +70,8 @@ def main() -> None:
                 started = time.perf_counter()
                 completed = subprocess.run(  # noqa: S603 - fixed argument list
                     [str(Path(sys.executable).with_name("storyboard")), "run", str(source),
-                     "--out", str(target), "--config", str(config), "--backend", "nvidia"],
+                     "--out", str(target), "--config", str(config), "--backend", "nvidia",
+                     "--task-runner", arguments.task_runner],
                     env=env, capture_output=True, text=True, check=False,
                 )  # fmt: skip
                 wall = time.perf_counter() - started
@@ -81,7 +84,8 @@ def main() -> None:
     needed = 2 * arguments.scenes
     bound = (needed - 1) * 60 / arguments.rpm
     print(f"scenes                {arguments.scenes} (latency {arguments.latency} s, "
-          f"{arguments.faults:.0%} transient faults, {arguments.rpm:g} requests/min)")  # fmt: skip
+          f"{arguments.faults:.0%} transient faults, {arguments.rpm:g} requests/min, "
+          f"task runner {arguments.task_runner})")  # fmt: skip
     print(f"first run             exit {code1}, {wall1:.1f} s wall, scenes {report1['scenes']}")
     print(f"  generate stage      {report1['stages']['generate']:.1f} s against a rate-limit "
           f"bound of {bound:.1f} s for {needed} calls")  # fmt: skip

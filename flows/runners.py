@@ -95,3 +95,12 @@ def prefect_api_for(spec: RunnerSpec) -> Iterator[None]:
     os.environ["PREFECT_API_URL"] = server.api_url
     with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
         yield
+
+
+def on_dask() -> bool:
+    """Whether the flow run in progress submits its tasks to Dask."""
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    runner = context.task_runner if context else None
+    return type(runner).__name__ == "DaskTaskRunner"

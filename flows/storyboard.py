@@ -23,7 +23,7 @@ from clients.ratelimit import ensure_prefect_rate_limit
 from clients.storage import CacheLocation, is_s3, open_storage
 from configs.settings import Settings
 from flows.artifacts import Progress, publish_run_artifacts
-from flows.runners import RunnerSpec, parse_task_runner
+from flows.runners import RunnerSpec, build_task_runner, on_dask, parse_task_runner
 from tasks.assemble import assemble, scene_cut
 from tasks.generate import generate, on_this_machine
 from tasks.ingest import ingest
@@ -179,6 +179,13 @@ def storyboard(
     source_fingerprint: str | None = None,
 ) -> StoryboardResult:
     """Render the storyboard at `source` into `target` (a folder or an S3 prefix)."""
+    runner = parse_task_runner(task_runner)
+    if runner.distributed and not on_dask():
+        # A deployment names its task runner as a parameter, but a flow run's runner is fixed
+        # when it starts: the storyboard is rendered by a subflow run on the runner asked for.
+        return storyboard.with_options(task_runner=build_task_runner(runner, settings))(
+            source, target, settings, backend, only, refresh, task_runner, source_fingerprint
+        )
     logger = get_run_logger()
     clock = _StageClock()
     backend = choose_backend(backend)
@@ -186,7 +193,6 @@ def storyboard(
     open_storage(target).check_writable()
     target_dir = staging_folder(settings.cache_dir, target) if is_s3(target) else Path(target)
     only = only or []
-    runner = parse_task_runner(task_runner)
     cache = CacheLocation(settings.cache_dir, settings.shared_cache)
 
     with clock.stage("ingest"):
