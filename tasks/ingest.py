@@ -6,13 +6,14 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote
 
 import yaml
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from clients.cache import content_key
-from clients.errors import ConfigurationError
+from clients.errors import AudioError, ConfigurationError
 from clients.storage import S3Storage, StoredObject, is_s3, mirror, open_storage, safe_name
 from configs.settings import StoryboardSpec, default_cache_dir, load_storyboard_spec
 from tasks.scene import Recording, StoryboardPlan
@@ -194,6 +195,22 @@ def plan_storyboard(source: str, cache_dir: Path | None = None) -> StoryboardPla
         recordings=tuple(recordings),
         skipped=skipped,
     )
+
+
+def recording_here(recording: Recording) -> Path:
+    """The recording's file on this machine. A Dask worker on another machine fetches an S3
+    recording to the same path (checked against the hash taken at ingest); a local one must be
+    on a filesystem every worker mounts at the same path. AudioError otherwise."""
+    if recording.path.is_file():
+        return recording.path
+    if not is_s3(recording.source_uri):
+        raise AudioError(f"{recording.path} is not on this worker (use a shared folder or S3)")
+    bucket, _, key = recording.source_uri.removeprefix("s3://").partition("/")
+    S3Storage(bucket, "").download(unquote(key), recording.path)
+    if file_sha256(recording.path) != recording.sha256:
+        recording.path.unlink(missing_ok=True)
+        raise AudioError("the recording changed in the bucket after the run started")
+    return recording.path
 
 
 @task(name="ingest", cache_policy=NO_CACHE)

@@ -15,9 +15,10 @@ from prefect.cache_policies import NO_CACHE
 from clients.cache import ContentCache, content_key
 from clients.errors import AudioError
 from clients.media import decode_audio
-from clients.storage import CacheLocation
+from clients.storage import CacheLocation, StorageError
 from clients.whisper import RawSegment, RawTranscription, TranscriptionEngine, load_engine
 from configs.settings import TranscriptionSettings
+from tasks.ingest import recording_here
 from tasks.packing import PACK_LIMIT_S, Audio, SpeechClip, plan_packs, speech_clip, transcribe_pack
 from tasks.scene import Recording, SceneFailure, Segment, Transcript
 
@@ -162,8 +163,9 @@ def transcribe_recordings(
             results[index] = SceneFailure(reason=recording.problem)
             continue
         try:
-            audio = decode_audio(recording.path, WHISPER_SAMPLE_RATE, settings.max_recording_s)
-        except AudioError as exc:
+            path = recording_here(recording)
+            audio = decode_audio(path, WHISPER_SAMPLE_RATE, settings.max_recording_s)
+        except (AudioError, StorageError) as exc:
             results[index] = SceneFailure(reason=str(exc))
             continue
         audios[index] = audio

@@ -6,6 +6,7 @@ import io
 import json
 import os
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,10 @@ import boto3
 import pandas as pd
 import pytest
 
+from clients.errors import AudioError
 from clients.media import probe
 from clients.storage import S3Storage, StorageError, mirror, open_storage, safe_name
+from tasks.ingest import plan_storyboard, recording_here
 from tests.conftest import DEMO_DIR
 from tests.fakes.s3_proxy import FaultPlan, S3FaultProxy
 from tests.test_cli import assert_clean, run_cli
@@ -212,3 +215,20 @@ def test_a_target_that_refuses_writes_stops_the_run_before_any_work(
     ], result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     assert not any(method == "GET" and "a.ogg" in path for method, path in proxy.log.forwarded)
+
+
+def test_a_worker_on_another_machine_fetches_its_recording_and_checks_it(
+    s3: Any, buckets: tuple[str, str], tmp_path: Path
+) -> None:
+    bucket, _ = buckets
+    put_demo(s3, bucket, "p q/", {"dawn é.ogg": "dawn.ogg"})
+    plan = plan_storyboard(f"s3://{bucket}/p q/", tmp_path / "flow machine")
+    recording = plan.recordings[0]
+    elsewhere = replace(recording, path=tmp_path / "worker machine" / "dawn é.ogg")
+    assert recording_here(elsewhere).read_bytes() == (DEMO_DIR / "dawn.ogg").read_bytes()
+
+    put_demo(s3, bucket, "p q/", {"dawn é.ogg": "night.ogg"})
+    changed = replace(recording, path=tmp_path / "another worker" / "dawn é.ogg")
+    with pytest.raises(AudioError, match="changed in the bucket"):
+        recording_here(changed)
+    assert not changed.path.exists()
