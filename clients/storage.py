@@ -148,13 +148,18 @@ class LocalStorage:
         write_bytes_atomic(self._path(name), data)
 
     def put_if_absent(self, name: str, data: bytes) -> bool:
+        """Written whole, then linked into place, so no reader ever sees it half-written."""
         path = self._path(name)
         path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         try:
-            with path.open("xb") as handle:
-                handle.write(data)
+            with os.fdopen(handle, "wb") as out:
+                out.write(data)
+            os.link(temporary, path)
         except FileExistsError:
             return False
+        finally:
+            Path(temporary).unlink()
         return True
 
     def delete(self, name: str) -> None:

@@ -216,7 +216,8 @@ def cached_transcripts(
     language: str | None,
 ) -> list[Transcript | SceneFailure]:
     """Transcripts of every recording: from the cache when this audio was read with these
-    settings before, else transcribed together (and cached)."""
+    settings before, else transcribed together (and cached). Recordings with the same audio
+    are transcribed once."""
     results: dict[int, Transcript | SceneFailure] = {}
     for index, recording in enumerate(recordings):
         if recording.problem:
@@ -228,7 +229,19 @@ def cached_transcripts(
             results[index] = replace(_transcript_from_json(document), from_cache=True)
         except (TypeError, ValueError):
             continue
-    missing = [index for index in range(len(recordings)) if index not in results]
+    first_of: dict[str, int] = {}
+    copies: dict[int, int] = {}
+    missing = []
+    for index in range(len(recordings)):
+        if index in results:
+            continue
+        recording = recordings[index]
+        if not recording.problem and recording.sha256 in first_of:
+            copies[index] = first_of[recording.sha256]  # the same audio under another name
+            continue
+        if not recording.problem:
+            first_of.setdefault(recording.sha256, index)
+        missing.append(index)
     if missing:
         engine = load_engine(settings, models_dir)
         fresh = transcribe_recordings(
@@ -239,6 +252,9 @@ def cached_transcripts(
             if isinstance(result, Transcript):
                 key = _cache_key(recordings[index], settings, language)
                 cache.put_json(CACHE_NAMESPACE, key, {**asdict(result), "from_cache": False})
+    for index, original in copies.items():
+        copied = results[original]
+        results[index] = replace(copied, seconds=0.0) if isinstance(copied, Transcript) else copied
     return [results[index] for index in range(len(recordings))]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import subprocess
 import tempfile
 import wave
 from collections.abc import Iterator
@@ -106,3 +107,16 @@ S3_ENV = {
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_ENDPOINT_URL": "",
 }
+
+
+@pytest.fixture(scope="session")
+def demo_run(
+    tmp_path_factory: pytest.TempPathFactory, session_home: Path
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """`storyboard demo`, run once for every test that looks at its outputs."""
+    from tests.test_cli import run_cli
+
+    env = dict(os.environ)
+    env.pop("NVIDIA_API_KEY", None)
+    workdir = tmp_path_factory.mktemp("demo")
+    return run_cli(["demo", "--out", "out"], env, workdir), workdir / "out"

@@ -37,18 +37,6 @@ def read_manifest(target: Path) -> pd.DataFrame:
     return pd.read_csv(target / "manifest.csv", keep_default_na=False)
 
 
-@pytest.fixture(scope="module")
-def demo_run(
-    tmp_path_factory: pytest.TempPathFactory, session_home: Path
-) -> tuple[subprocess.CompletedProcess[str], Path]:
-    import os
-
-    env = dict(os.environ)
-    env.pop("NVIDIA_API_KEY", None)
-    workdir = tmp_path_factory.mktemp("demo")
-    return run_cli(["demo", "--out", "out"], env, workdir), workdir / "out"
-
-
 def test_demo_succeeds_cleanly_and_says_where_the_outputs_are(
     demo_run: tuple[subprocess.CompletedProcess[str], Path],
 ) -> None:

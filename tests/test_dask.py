@@ -62,15 +62,6 @@ def task_prefixes(address: str) -> set[str]:
         )
 
 
-@pytest.fixture(scope="module")
-def threaded_run(tmp_path_factory: pytest.TempPathFactory, session_home: Path) -> Path:
-    workdir = tmp_path_factory.mktemp("threaded")
-    env = {**os.environ, "PREFECT_HOME": str(session_home / "prefect")}
-    result = run_cli(["run", str(DEMO_DIR), "--out", "out"], env, workdir)
-    assert result.returncode == 0, result.stderr
-    return workdir / "out"
-
-
 def assert_same_storyboard(dask_out: Path, threaded_out: Path) -> None:
     dask_manifest, threaded_manifest = read_manifest(dask_out), read_manifest(threaded_out)
     pd.testing.assert_frame_equal(dask_manifest, threaded_manifest)
@@ -79,8 +70,14 @@ def assert_same_storyboard(dask_out: Path, threaded_out: Path) -> None:
 
 
 def test_an_existing_cluster_renders_the_same_storyboard_as_threads(
-    dask_cluster: str, threaded_run: Path, tmp_path: Path, cli_env: dict[str, str]
+    dask_cluster: str,
+    demo_run: tuple[subprocess.CompletedProcess[str], Path],
+    tmp_path: Path,
+    cli_env: dict[str, str],
 ) -> None:
+    """Two worker processes of a cluster started apart from the run; the threaded run to
+    compare with is `storyboard demo` (the same storyboard, the same draft backend)."""
+    threaded_run = demo_run[1]
     result = run_cli(
         ["run", str(DEMO_DIR), "--out", "out", "--task-runner", f"dask={dask_cluster}"],
         cli_env,
@@ -95,22 +92,11 @@ def test_an_existing_cluster_renders_the_same_storyboard_as_threads(
     assert {"transcribe", "generate"} <= ran, ran
 
 
-def test_a_local_cluster_renders_the_same_storyboard_as_threads(
-    threaded_run: Path, tmp_path: Path, cli_env: dict[str, str]
-) -> None:
-    result = run_cli(
-        ["run", str(DEMO_DIR), "--out", "out", "--task-runner", "dask"], cli_env, tmp_path
-    )
-    assert result.returncode == 0, result.stderr
-    assert_clean(result)
-    assert_same_storyboard(tmp_path / "out", threaded_run)
-    assert pd.read_json(tmp_path / "out" / "run.json", typ="series")["task_runner"] == "dask"
-
-
 def test_every_worker_draws_from_one_request_budget(tmp_path: Path, session_home: Path) -> None:
-    """Two worker processes, 120 requests a minute between them: requests 0.5 s apart, not
-    two at a time as each worker's own budget would allow. (A local cluster: its workers
-    inherit NVIDIA_API_KEY; an operator's workers need it in their own environment.)"""
+    """`--task-runner dask`: a local cluster of two worker processes started for the run, 120
+    requests a minute between them: requests 0.5 s apart, not two at a time as each worker's
+    own budget would allow. (Local workers inherit NVIDIA_API_KEY; an operator's workers need
+    it in their own environment.)"""
     source = tmp_path / "lion"
     shutil.copytree(DEMO_DIR, source)
     config = tmp_path / "budget.yaml"
@@ -128,5 +114,7 @@ def test_every_worker_draws_from_one_request_budget(tmp_path: Path, session_home
         times = sorted(fake.stats.request_times)
     assert result.returncode == 0, result.stderr
     assert len(times) == 10 and time.monotonic() - started > 4.5
+    assert read_manifest(tmp_path / "out")["status"].tolist() == ["ok"] * 5
+    assert pd.read_json(tmp_path / "out" / "run.json", typ="series")["task_runner"] == "dask"
     gaps = [later - earlier for earlier, later in pairwise(times)]
     assert min(gaps) > 0.4, gaps

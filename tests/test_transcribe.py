@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,10 @@ from clients.whisper import (
     select_device,
 )
 from configs.settings import TranscriptionSettings
+from tasks import transcribe as transcribe_module
 from tasks.ingest import plan_storyboard
 from tasks.packing import SpeechClip, plan_packs
-from tasks.scene import Recording, Transcript
+from tasks.scene import Recording, SceneFailure, Transcript
 from tasks.transcribe import cached_transcripts, transcribe_recording, transcribe_recordings
 from tests.conftest import DEMO_DIR, DEMO_WORDS, write_wav
 from tests.wer import word_error_rate
@@ -113,6 +115,32 @@ def test_transcripts_are_cached_by_audio_content(tmp_path: Path, cache_dir: Path
     assert isinstance(first, Transcript) and isinstance(second, Transcript)
     assert not first.from_cache and second.from_cache
     assert second.text == first.text and second.segments == first.segments
+
+
+def test_the_same_audio_under_several_names_is_transcribed_once(
+    tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dawn = next(r for r in plan_storyboard(str(DEMO_DIR)).recordings if r.scene_id == "dawn")
+    copies = [replace(dawn, scene_id=f"take {n}", order=n) for n in range(1, 4)]
+    duplicate_id = replace(dawn, scene_id="dawn.ogg", problem="scene id 'dawn' is already taken")
+    read: list[str] = []
+
+    def counting(engine: Any, recordings: Any, *args: Any) -> Any:
+        read.extend(recording.scene_id for recording in recordings)
+        return transcribe_recordings(engine, recordings, *args)
+
+    monkeypatch.setattr(transcribe_module, "transcribe_recordings", counting)
+    results = cached_transcripts(
+        ContentCache(tmp_path / "cache"),
+        [duplicate_id, *copies],
+        SETTINGS,
+        cache_dir / "models",
+        None,
+    )
+    assert read == ["dawn.ogg", "take 1"]
+    assert isinstance(results[0], SceneFailure)
+    texts = {result.text for result in results[1:] if isinstance(result, Transcript)}
+    assert len(texts) == 1 and "lion" in texts.pop().lower()
 
 
 class CountingEngine:
