@@ -92,7 +92,9 @@ def test_an_existing_cluster_renders_the_same_storyboard_as_threads(
     assert {"transcribe", "generate"} <= ran, ran
 
 
-def test_every_worker_draws_from_one_request_budget(tmp_path: Path, session_home: Path) -> None:
+def test_every_worker_draws_from_one_request_budget(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
     """`--task-runner dask`: a local cluster of two worker processes started for the run, 120
     requests a minute between them: requests 0.5 s apart, not two at a time as each worker's
     own budget would allow. (Local workers inherit NVIDIA_API_KEY; an operator's workers need
@@ -104,7 +106,7 @@ def test_every_worker_draws_from_one_request_budget(tmp_path: Path, session_home
         "generation:\n  requests_per_minute: 120\ndask:\n  workers: 2\n  threads_per_worker: 3\n"
     )
     with FakeNvidia(Faults()) as fake:
-        env = _env(session_home, fake, tmp_path / "cache")
+        env = _env(cli_env, fake, tmp_path / "cache")
         started = time.monotonic()
         result = run_cli(
             ["run", str(source), "--out", "out", "--config", str(config),

@@ -19,7 +19,7 @@ SCENES = 50
 
 
 def test_thirty_percent_transient_faults_over_fifty_scenes_end_with_every_scene_ok(
-    tmp_path: Path, session_home: Path
+    tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
     demo = sorted(path for path in DEMO_DIR.iterdir() if path.suffix != ".yaml")
     source = tmp_path / "fifty"
@@ -33,7 +33,7 @@ def test_thirty_percent_transient_faults_over_fifty_scenes_end_with_every_scene_
         "assembly:\n  fps: 8\n  width: 512\n  height: 288\n"
     )
     with FakeNvidia(Faults(transient_rate=0.3, async_rate=0.1, seed=30)) as fake:
-        env = _env(session_home, fake, tmp_path / "cache")
+        env = _env(cli_env, fake, tmp_path / "cache")
         result = run_cli(
             ["run", str(source), "--out", str(tmp_path / "out"), "--config", str(config)],
             env,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -12,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import DEMO_DIR
+from tests.conftest import DEMO_DIR, embedded_prefect
 from tests.fakes.nvidia_server import VALID_KEY, FakeNvidia, Faults
 from tests.test_cli import assert_clean, run_cli
 
@@ -27,14 +26,15 @@ def storyboard_dir(tmp_path: Path) -> Path:
     return source
 
 
-def _env(session_home: Path, fake: FakeNvidia, cache: Path, key: str = VALID_KEY) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+def _env(
+    base: dict[str, str], fake: FakeNvidia, cache: Path, key: str = VALID_KEY
+) -> dict[str, str]:
+    env = dict(base)
     env.update(
         NVIDIA_API_KEY=key,
         NVIDIA_API_BASE=fake.api_base,
         NVCF_API_BASE=fake.nvcf_base,
         STORYBOARD_CACHE_DIR=str(cache),
-        PREFECT_HOME=str(session_home / "prefect"),
     )
     return env
 
@@ -53,11 +53,12 @@ def _files_containing(root: Path, needle: bytes) -> Iterator[Path]:
 
 
 def test_faulty_async_api_renders_every_scene_then_reruns_for_free(
-    storyboard_dir: Path, session_home: Path, tmp_path: Path
+    storyboard_dir: Path, session_home: Path, tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
     cache = tmp_path / "cache"
     with FakeNvidia(Faults(transient_rate=0.25, async_rate=0.2, seed=11)) as fake:
-        env = _env(session_home, fake, cache)
+        # the embedded API, so that Prefect's database is in session_home, searched below
+        env = _env(embedded_prefect(cli_env), fake, cache)
         first = _run(storyboard_dir, tmp_path / "out", env)
         assert first.returncode == 0, first.stderr
         assert_clean(first)
@@ -79,21 +80,22 @@ def test_faulty_async_api_renders_every_scene_then_reruns_for_free(
     assert (again["api_calls"], again["cache_hits"]) == (0, 10)
 
     needle = VALID_KEY.encode()
-    for root in (tmp_path / "out", tmp_path / "again", cache, session_home / "prefect"):
+    roots = (tmp_path / "out", tmp_path / "again", cache, session_home / "prefect")
+    for root in (*roots, session_home / "prefect-server"):  # the other tests' server
         assert list(_files_containing(root, needle)) == [], root
     for result in (first, second):
         assert VALID_KEY not in result.stdout + result.stderr
 
 
 def test_a_refused_key_exits_1_at_once_with_one_line(
-    storyboard_dir: Path, session_home: Path, tmp_path: Path
+    storyboard_dir: Path, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
     with FakeNvidia() as fake:
         started = time.monotonic()
         result = _run(
             storyboard_dir,
             tmp_path / "out",
-            _env(session_home, fake, tmp_path / "c", "nvapi-revoked"),
+            _env(cli_env, fake, tmp_path / "c", "nvapi-revoked"),
         )
         elapsed = time.monotonic() - started
     assert result.returncode == 1, result.stderr
@@ -108,10 +110,10 @@ def test_a_refused_key_exits_1_at_once_with_one_line(
 
 
 def test_forbidden_content_is_filtered_and_the_rest_render(
-    storyboard_dir: Path, session_home: Path, tmp_path: Path
+    storyboard_dir: Path, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
     with FakeNvidia(filter_word="water") as fake:
-        result = _run(storyboard_dir, tmp_path / "out", _env(session_home, fake, tmp_path / "c"))
+        result = _run(storyboard_dir, tmp_path / "out", _env(cli_env, fake, tmp_path / "c"))
     assert result.returncode == 3, result.stderr
     manifest = pd.read_csv(tmp_path / "out" / "manifest.csv", keep_default_na=False)
     assert manifest["status"].tolist() == ["ok", "ok", "filtered", "ok", "ok"]

@@ -64,7 +64,7 @@ def test_a_lease_whose_holder_died_is_taken_over_once_expired(tmp_path: Path) ->
 
 @pytest.mark.slow
 def test_two_machines_sharing_an_s3_cache_generate_each_scene_once(
-    s3_endpoint: str, tmp_path: Path, session_home: Path
+    s3_endpoint: str, tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
     bucket = f"cache-{uuid.uuid4().hex[:8]}"
     boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=bucket)
@@ -74,7 +74,7 @@ def test_two_machines_sharing_an_s3_cache_generate_each_scene_once(
     config.write_text("generation:\n  requests_per_minute: 600\n")
 
     def machine(fake: FakeNvidia, name: str) -> dict[str, Any]:
-        env = s3_env(_env(session_home, fake, tmp_path / "unused"), s3_endpoint)
+        env = s3_env(_env(cli_env, fake, tmp_path / "unused"), s3_endpoint)
         env.update(
             STORYBOARD_CACHE_DIR=f"s3://{bucket}/shared/", XDG_CACHE_HOME=str(tmp_path / name)
         )
