@@ -58,7 +58,7 @@ def create_backend(
     )
     limiter: RequestBudget = RateLimiter(settings.requests_per_minute)
     if shared_limit:
-        limiter = PrefectRateLimit(shared_limit)
+        limiter = PrefectRateLimit(shared_limit, settings.requests_per_minute)
     if name == "nim":
         return NimClient(nim_base_url(), options=options, limiter=limiter)
     return NvidiaClient(options=options, limiter=limiter)
