@@ -68,8 +68,6 @@ def write_text_atomic(destination: Path, text: str) -> None:
 class SharedStore(Protocol):
     """The part of a storage location (clients/storage.py) a shared cache needs."""
 
-    uri: str
-
     def read_bytes(self, name: str) -> bytes | None: ...
 
     def write_bytes(self, name: str, data: bytes) -> None: ...
@@ -143,17 +141,15 @@ class ContentCache:
                 if self.shared is None:
                     yield
                 else:
-                    with self._lease(self._shared_name(namespace, key, ".lease")):
+                    with self._lease(self.shared, self._shared_name(namespace, key, ".lease")):
                         yield
             finally:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
     @contextmanager
-    def _lease(self, name: str) -> Iterator[None]:
+    def _lease(self, shared: SharedStore, name: str) -> Iterator[None]:
         """A lease object in the shared store, renewed while held. A lease whose holder died
         stops being renewed and is taken over once it has expired."""
-        assert self.shared is not None
-        shared = self.shared
         owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
         def lease() -> bytes:

@@ -60,10 +60,6 @@ class RateLimiter:
         return wait
 
 
-def _decay_per_second(per_minute: float, headroom: float) -> float:
-    return per_minute / 60.0 / (1.0 + headroom)
-
-
 class PrefectRateLimit:
     """A budget every worker process of a run draws from, wherever it runs.
 
@@ -108,7 +104,7 @@ def ensure_prefect_rate_limit(name: str, per_minute: float, headroom: float = 0.
     )
     from prefect.exceptions import ObjectAlreadyExists
 
-    decay = _decay_per_second(per_minute, headroom)
+    decay = per_minute / 60.0 / (1.0 + headroom)
     with get_client(sync_client=True) as client:
         try:
             client.create_global_concurrency_limit(

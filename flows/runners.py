@@ -22,8 +22,6 @@ from clients.errors import ConfigurationError
 from configs.settings import Settings
 
 _ADDRESS = re.compile(r"^(tcp|tls|ucx|inproc)://[^\s/]+(:\d+)?/?$")
-# Dask's own INFO chatter (scheduler and worker start-up) is not the user's business.
-QUIET_DASK = {"DASK_LOGGING__DISTRIBUTED": "warning"}
 
 
 @dataclass(frozen=True)
@@ -63,8 +61,8 @@ def build_task_runner(spec: RunnerSpec, settings: Settings) -> Any:
         from prefect.task_runners import ThreadPoolTaskRunner
 
         return ThreadPoolTaskRunner(max_workers=settings.generation.concurrency)
-    for name, value in QUIET_DASK.items():
-        os.environ.setdefault(name, value)
+    # Dask's own INFO chatter (scheduler and worker start-up) is not the user's business.
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
     from prefect_dask.task_runners import DaskTaskRunner
 
     if spec.address:
@@ -100,7 +98,7 @@ def prefect_api_for(spec: RunnerSpec) -> Iterator[None]:
 def on_dask() -> bool:
     """Whether the flow run in progress submits its tasks to Dask."""
     from prefect.context import FlowRunContext
+    from prefect_dask.task_runners import DaskTaskRunner
 
     context = FlowRunContext.get()
-    runner = context.task_runner if context else None
-    return type(runner).__name__ == "DaskTaskRunner"
+    return context is not None and isinstance(context.task_runner, DaskTaskRunner)

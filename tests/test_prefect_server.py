@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -13,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import DEMO_DIR, free_port
+from tests.conftest import DEMO_DIR, start_prefect_server
 from tests.test_cli import assert_clean, run_cli
 
 pytestmark = pytest.mark.slow
@@ -21,27 +20,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    home = tmp_path_factory.mktemp("prefect-server")
-    port = free_port()
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    env.pop("PREFECT_API_URL", None)
-    server = subprocess.Popen(  # noqa: S603 - fixed argument list
-        [str(Path(sys.executable).with_name("prefect")), "server", "start", "--host",
-         "127.0.0.1", "--port", str(port), "--no-ui", "--analytics-off"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    api = f"http://127.0.0.1:{port}/api"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{api}/health", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        time.sleep(1)
-    else:
-        server.kill()
-        pytest.fail("the Prefect server did not start")
+    """A server of this module's own, so the runs it reads back are only this module's."""
+    server, api = start_prefect_server(tmp_path_factory.mktemp("prefect-server"))
     yield api
     server.terminate()
     server.wait(timeout=30)
