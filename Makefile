@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --quiet --disable-pip-version-check
 PIN    := -c constraints.txt
 
-.PHONY: demo test lint typecheck unit demo-audio lock clean system-test-deps
+.PHONY: demo test lint typecheck unit demo-audio lock check-lock clean system-test-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,14 +21,21 @@ $(VENV)/.installed-test: pyproject.toml constraints.txt $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(BIN)/storyboard demo
 
-test: $(VENV)/.installed-test system-test-deps lint typecheck
+test: $(VENV)/.installed-test check-lock system-test-deps lint typecheck
 	$(BIN)/pytest
 
-# Debian's Chromium renders the review page in the tests (root installs it; others are told).
+# Debian's Chromium renders the review page in the tests; Debian's PostgreSQL backs a Prefect
+# server in the scheduled-run test (root installs them; others are told, and those tests skip).
+SYSTEM_TEST_PACKAGES := chromium postgresql
 system-test-deps:
-	@command -v chromium >/dev/null || (apt-get update -qq && \
-	  apt-get install -y -qq --no-install-recommends chromium >/dev/null) || \
-	  echo "chromium could not be installed: the review page test will be skipped"
+	@(command -v chromium >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1) || \
+	  (apt-get update -qq && apt-get install -y -qq --no-install-recommends \
+	    $(SYSTEM_TEST_PACKAGES) >/dev/null) || \
+	  echo "$(SYSTEM_TEST_PACKAGES) could not be installed: the tests that need them will skip"
+
+# The test environment must hold exactly the locked versions (make lock after changing them).
+check-lock: $(VENV)/.installed-test
+	$(BIN)/python scripts/check_locked.py constraints.txt
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

@@ -22,6 +22,7 @@ os.environ.pop("NVIDIA_API_KEY", None)
 os.environ.pop("PREFECT_API_URL", None)
 
 from flows.runtime import configure_environment  # noqa: E402
+from tests.servers import free_port, start_prefect_server  # noqa: E402
 
 configure_environment()
 
@@ -60,43 +61,14 @@ def cache_dir(session_home: Path) -> Path:
     return Path(os.environ["STORYBOARD_CACHE_DIR"])
 
 
-def start_prefect_server(home: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """`prefect server start` on a free loopback port; its API URL once it answers."""
-    import sys
-    import time
-
-    import httpx
-
-    port = free_port()
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    env.pop("PREFECT_API_URL", None)
-    server = subprocess.Popen(  # noqa: S603 - fixed argument list
-        [str(Path(sys.executable).with_name("prefect")), "server", "start", "--host",
-         "127.0.0.1", "--port", str(port), "--no-ui", "--analytics-off"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    api = f"http://127.0.0.1:{port}/api"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{api}/health", timeout=2).status_code == 200:
-                return server, api
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    server.kill()
-    pytest.fail("the Prefect server did not start")
-
-
 @pytest.fixture(scope="session")
 def prefect_api(session_home: Path) -> Iterator[str]:
     """One Prefect server for the command-line tests, as a team runs one: each `storyboard`
     process then reports to it instead of starting a temporary server of its own (about 6 s
     each). The bundled demo (`demo_run`) still runs on the embedded API."""
-    server, api = start_prefect_server(session_home / "prefect-server")
-    yield api
-    server.terminate()
-    server.wait(timeout=30)
+    server = start_prefect_server(session_home / "prefect-server")
+    yield server.api
+    server.stop()
 
 
 @pytest.fixture
@@ -116,14 +88,6 @@ def cli_env(session_home: Path, prefect_api: str) -> dict[str, str]:
 def embedded_prefect(env: dict[str, str]) -> dict[str, str]:
     """`env` without PREFECT_API_URL: the command starts Prefect's embedded API itself."""
     return {key: value for key, value in env.items() if key != "PREFECT_API_URL"}
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import DEMO_DIR, start_prefect_server
+from tests.conftest import DEMO_DIR
+from tests.servers import start_prefect_server
 from tests.test_cli import assert_clean, run_cli
 
 pytestmark = pytest.mark.slow
@@ -21,10 +22,9 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A server of this module's own, so the runs it reads back are only this module's."""
-    server, api = start_prefect_server(tmp_path_factory.mktemp("prefect-server"))
-    yield api
-    server.terminate()
-    server.wait(timeout=30)
+    server = start_prefect_server(tmp_path_factory.mktemp("prefect-server"))
+    yield server.api
+    server.stop()
 
 
 def test_runs_task_names_and_artifacts_are_visible_in_the_server(

@@ -1,0 +1,146 @@
+"""Real servers for the tests: `prefect server start` (on SQLite or PostgreSQL) and a
+throw-away PostgreSQL cluster from Debian's `postgresql`.
+
+A Prefect server started here writes its log to a file; stopping it fails the test when that
+log, up to the moment of the stop, holds a traceback or an ERROR line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+PROBLEM_LINE = re.compile(r"Traceback|\bERROR\b")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class PrefectServer:
+    process: subprocess.Popen[bytes]
+    api: str
+    log: Path
+
+    def problems(self) -> list[str]:
+        """Traceback and ERROR lines the server has logged so far."""
+        text = self.log.read_text(encoding="utf-8", errors="replace")
+        return [line for line in text.splitlines() if PROBLEM_LINE.search(line)]
+
+    def stop(self) -> None:
+        """Stop the server; fail when its log held a traceback or an ERROR line before."""
+        problems = self.problems()
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=30)
+        if problems:
+            pytest.fail(
+                f"the Prefect server at {self.api} logged {len(problems)} problem lines "
+                f"(full log: {self.log}):\n" + "\n".join(problems[:40])
+            )
+
+
+def start_prefect_server(home: Path, database_url: str | None = None) -> PrefectServer:
+    """`prefect server start` on a free loopback port, telemetry off (these machines have no
+    internet), on SQLite in `home` or on the database at `database_url`."""
+    home.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env.pop("PREFECT_API_URL", None)
+    if database_url:
+        env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
+    log = home / "server.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(  # noqa: S603 - fixed argument list
+            [str(Path(sys.executable).with_name("prefect")), "server", "start", "--host",
+             "127.0.0.1", "--port", str(port), "--no-ui", "--analytics-off"],
+            env=env, stdout=sink, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    server = PrefectServer(process, f"http://127.0.0.1:{port}/api", log)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if httpx.get(f"{server.api}/health", timeout=2).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    process.kill()
+    process.wait(timeout=30)
+    pytest.fail(f"the Prefect server did not start:\n{log.read_text(errors='replace')[-4000:]}")
+
+
+def postgres_bin() -> Path | None:
+    """The folder of Debian's PostgreSQL server programs, when installed."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return found[-1].parent if found else None
+
+
+@dataclass
+class PostgresCluster:
+    """A cluster in a temporary folder on a free loopback port, trusting local connections.
+    PostgreSQL refuses to run as root, so as root it runs as Debian's `postgres` user."""
+
+    bin: Path
+    folder: Path
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/prefect"
+
+    def _run(self, program: str, *args: str) -> None:
+        command = [str(self.bin / program), *args]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        result = subprocess.run(  # noqa: S603 - fixed argument list
+            command, capture_output=True, text=True, timeout=120, cwd=self.folder
+        )
+        if result.returncode != 0:
+            pytest.fail(f"{program} failed: {result.stdout}{result.stderr}")
+
+    def start(self) -> None:
+        data = self.folder / "data"
+        self._run("initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "--no-sync",
+                  "-E", "UTF8")  # fmt: skip
+        options = f"-p {self.port} -h 127.0.0.1 -k {self.folder} -F"
+        self._run("pg_ctl", "-D", str(data), "-l", str(self.folder / "postgres.log"), "-o",
+                  options, "-w", "start")  # fmt: skip
+        self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
+                  "prefect")  # fmt: skip
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.folder / "data"), "-m", "fast", "-w", "stop")
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def start_postgres() -> PostgresCluster:
+    """A throw-away PostgreSQL cluster; the test is skipped where Debian's is not installed
+    (`make test` installs it as root)."""
+    programs = postgres_bin()
+    if programs is None:
+        pytest.skip("PostgreSQL is not installed (make test installs Debian's postgresql)")
+    # Outside pytest's own temporary folders, which other users cannot enter.
+    folder = Path(tempfile.mkdtemp(prefix="storyboard-postgres-"))
+    if os.geteuid() == 0:
+        shutil.chown(folder, user="postgres", group="postgres")
+    cluster = PostgresCluster(programs, folder, free_port())
+    cluster.start()
+    return cluster
