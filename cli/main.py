@@ -124,13 +124,13 @@ def command_run(
     from clients.storage import open_storage
     from configs.settings import load_settings
     from flows.runners import parse_task_runner
-    from tasks.ingest import find_recordings, resolve_source
+    from tasks.ingest import resolve_source, scene_files
 
     runner_spec = parse_task_runner(task_runner)
     if target is not None:
         open_storage(target).check_writable()
     resolved = resolve_source(source)
-    scene_ids = {recording.stem for recording in find_recordings(resolved.folder)}
+    scene_ids = set(scene_files(resolved).by_id)
     unknown = [scene_id for scene_id in only or () if scene_id not in scene_ids]
     if unknown:
         raise ConfigurationError(f"--only: no scene called {', '.join(unknown)} in {resolved.uri}")

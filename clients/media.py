@@ -56,6 +56,23 @@ def declared_seconds(path: Path) -> float | None:
         return None
 
 
+def check_audio(path: Path) -> None:
+    """Raise AudioError (one line) unless `path` holds audio whose first frame decodes."""
+    if path.stat().st_size == 0:
+        raise AudioError("the file is empty (0 bytes)")
+    try:
+        with av.open(str(path), mode="r", metadata_errors="ignore") as container:
+            if not container.streams.audio:
+                raise AudioError("the file holds no audio stream")
+            if next(container.decode(container.streams.audio[0]), None) is None:
+                raise AudioError("the file decodes to no audio")
+    except AudioError:
+        raise
+    except (av.error.FFmpegError, ValueError, OSError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise AudioError(f"not a readable audio file ({reason})") from None
+
+
 def decode_audio(path: Path, sample_rate: int, max_seconds: float | None = None) -> FloatAudio:
     """The whole recording as mono float32 samples at `sample_rate`.
 

@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
 
 import yaml
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from clients.cache import content_key
 from clients.errors import AudioError, ConfigurationError
-from clients.storage import S3Storage, StoredObject, is_s3, mirror, open_storage, safe_name
+from clients.media import check_audio
+from clients.storage import (
+    S3Storage,
+    StorageError,
+    StoredObject,
+    is_s3,
+    mirror,
+    open_storage,
+    safe_name,
+)
 from configs.settings import StoryboardSpec, default_cache_dir, load_storyboard_spec
 from tasks.scene import Recording, StoryboardPlan
 
@@ -49,9 +60,16 @@ class SourceFolder:
     name: str
     remote: S3Storage | None = None
     """Where the folder was mirrored from, for S3 sources."""
+    spec_location: str = ""
+    """Where the storyboard's settings were read from, for messages."""
 
     def uri_of(self, file: Path) -> str:
-        return self.remote.uri_of(file.name) if self.remote else file.resolve().as_uri()
+        """Where a recording came from, as the user named it: a symbolic link stays a link."""
+        return self.remote.uri_of(file.name) if self.remote else file.absolute().as_uri()
+
+    @property
+    def described(self) -> str:
+        return self.spec_location or str(self.folder)
 
     @property
     def uri(self) -> str:
@@ -92,7 +110,7 @@ def mirror_s3_source(source: str, cache_dir: Path) -> SourceFolder:
     spec_file = folder / STORYBOARD_FILE
     spec = load_storyboard_spec(spec_file) if spec_file.is_file() else StoryboardSpec()
     name = storage.prefix.rstrip("/").rsplit("/", 1)[-1] or storage.bucket
-    return SourceFolder(folder, spec, name, remote=storage)
+    return SourceFolder(folder, spec, name, storage, storage.uri_of(STORYBOARD_FILE))
 
 
 def resolve_source(source: str, cache_dir: Path | None = None) -> SourceFolder:
@@ -107,22 +125,27 @@ def resolve_source(source: str, cache_dir: Path | None = None) -> SourceFolder:
             raise ConfigurationError(f"{path}: a storyboard file must name its `source` folder")
         if is_s3(spec.source):
             mirrored = mirror_s3_source(spec.source, cache_dir or default_cache_dir())
-            return SourceFolder(mirrored.folder, spec, path.stem, mirrored.remote)
+            return SourceFolder(mirrored.folder, spec, path.stem, mirrored.remote, str(path))
         folder = (path.parent / spec.source).resolve()
         if not folder.is_dir():
             raise ConfigurationError(f"{path}: source folder {folder} does not exist")
-        return SourceFolder(folder, spec, path.stem)
+        return SourceFolder(folder, spec, path.stem, spec_location=str(path))
     if path.is_dir():
         spec_file = path / STORYBOARD_FILE
         spec = load_storyboard_spec(spec_file) if spec_file.is_file() else StoryboardSpec()
-        return SourceFolder(path.resolve(), spec, path.resolve().name)
+        return SourceFolder(path.resolve(), spec, path.resolve().name, None, str(spec_file))
     raise ConfigurationError(f"{source}: no such folder or storyboard file")
 
 
-def find_recordings(folder: Path) -> list[Path]:
-    """The folder's audio files in natural order; ConfigurationError when there are none."""
+def find_recordings(folder: Path, music: Path | None = None) -> list[Path]:
+    """The folder's audio files but `music`, in natural order; ConfigurationError when there
+    are none."""
     files = sorted(
-        (entry for entry in folder.iterdir() if entry.is_file() and is_recording(entry.name)),
+        (
+            entry
+            for entry in folder.iterdir()
+            if entry.is_file() and is_recording(entry.name) and entry != music
+        ),
         key=lambda entry: natural_key(entry.name),
     )
     if not files:
@@ -132,19 +155,75 @@ def find_recordings(folder: Path) -> list[Path]:
     return files
 
 
-def plan_storyboard(source: str, cache_dir: Path | None = None) -> StoryboardPlan:
-    """Every recording of a storyboard, in scene order, hashed.
+def storyboard_music(source: SourceFolder) -> Path | None:
+    """The `music:` file: in the storyboard folder and decodable audio, else
+    ConfigurationError."""
+    named = source.spec.music
+    if not named:
+        return None
+    try:
+        music = source.folder / safe_name(named)
+    except StorageError:
+        raise ConfigurationError(
+            f"{source.described}: music {named!r} must be a file in the storyboard folder"
+        ) from None
+    if not music.is_file():
+        raise ConfigurationError(f"{source.described}: the music file {named!r} is not there")
+    try:
+        check_audio(music)
+    except AudioError as exc:
+        raise ConfigurationError(
+            f"{source.described}: the music file {named!r} is not usable audio: {exc}"
+        ) from None
+    return music
 
-    Order: the scenes listed in storyboard.yaml first, in their order, then the others in
-    natural order of their file names. Raises ConfigurationError when there is nothing to render.
-    """
-    resolved = resolve_source(source, cache_dir)
-    folder, spec = resolved.folder, resolved.spec
-    files = find_recordings(folder)
 
+@dataclass(frozen=True)
+class SceneFiles:
+    """A storyboard folder's recordings by scene id, checked against its `scenes:` list."""
+
+    by_id: dict[str, Path]
+    problems: dict[str, str]
+    """Why a recording cannot become a scene (a duplicate scene id), by scene id."""
+    music: Path | None
+    warnings: tuple[str, ...]
+    """Scenes listed with nothing but an id and no recording: ignored, and said so."""
+
+
+def _nearest(scene_id: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(scene_id, list(known), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _check_listed_scenes(source: SourceFolder, by_id: Mapping[str, Path]) -> tuple[str, ...]:
+    """Warnings for listed scenes that have no recording; ConfigurationError for one that
+    has settings, which would otherwise be dropped without a word (a typo in its id)."""
+    warnings = []
+    for scene in source.spec.scenes:
+        if scene.id in by_id:
+            continue
+        hint = _nearest(scene.id, by_id)
+        settings = [
+            name for name in ("prompt", "seed", "duration") if getattr(scene, name) is not None
+        ]
+        if settings:
+            raise ConfigurationError(
+                f"{source.described}: scene '{scene.id}' has a {' and a '.join(settings)} "
+                f"but no recording{hint}"
+            )
+        warnings.append(
+            f"{source.described}: scene '{scene.id}' is listed but has no recording; ignored{hint}"
+        )
+    return tuple(warnings)
+
+
+def scene_files(source: SourceFolder) -> SceneFiles:
+    """The recordings of a resolved storyboard folder, checked: ConfigurationError for a bad
+    `music:` file or a `scenes:` entry whose settings no recording would get."""
+    music = storyboard_music(source)
     by_id: dict[str, Path] = {}
     problems: dict[str, str] = {}
-    for file in files:
+    for file in find_recordings(source.folder, music):
         scene_id = file.stem
         if scene_id in by_id:
             problems[file.name] = (
@@ -152,7 +231,18 @@ def plan_storyboard(source: str, cache_dir: Path | None = None) -> StoryboardPla
             )
             scene_id = file.name
         by_id[scene_id] = file
+    return SceneFiles(by_id, problems, music, _check_listed_scenes(source, by_id))
 
+
+def plan_storyboard(source: str, cache_dir: Path | None = None) -> StoryboardPlan:
+    """Every recording of a storyboard, in scene order, hashed.
+
+    Order: the scenes listed in storyboard.yaml first, in their order, then the others in
+    natural order of their file names. Raises ConfigurationError when there is nothing to render.
+    """
+    resolved = resolve_source(source, cache_dir)
+    spec, files = resolved.spec, scene_files(resolved)
+    by_id = files.by_id
     listed = [scene.id for scene in spec.scenes if scene.id in by_id]
     ordered = listed + [scene_id for scene_id in by_id if scene_id not in listed]
     skipped = tuple(
@@ -176,24 +266,20 @@ def plan_storyboard(source: str, cache_dir: Path | None = None) -> StoryboardPla
                 prompt_override=scene_spec.prompt if scene_spec else None,
                 seed_override=scene_spec.seed if scene_spec else None,
                 duration_override_s=scene_spec.duration if scene_spec else None,
-                problem=problems.get(scene_id, ""),
+                problem=files.problems.get(scene_id, ""),
             )
         )
     if not recordings:
-        raise ConfigurationError(f"{folder}: every scene is marked skip")
-    music = None
-    if spec.music:
-        music = folder / safe_name(spec.music)
-        if not music.is_file():
-            raise ConfigurationError(f"{folder}: the music file {spec.music!r} is not there")
+        raise ConfigurationError(f"{resolved.folder}: every scene is marked skip")
     return StoryboardPlan(
-        music=music,
+        music=files.music,
         name=resolved.name,
         title=spec.title or resolved.name,
         source_uri=resolved.uri,
         spec=spec,
         recordings=tuple(recordings),
         skipped=skipped,
+        warnings=files.warnings,
     )
 
 
@@ -215,4 +301,7 @@ def recording_here(recording: Recording) -> Path:
 
 @task(name="ingest", cache_policy=NO_CACHE)
 def ingest(source: str, cache_dir: Path) -> StoryboardPlan:
-    return plan_storyboard(source, cache_dir)
+    plan = plan_storyboard(source, cache_dir)
+    for warning in plan.warnings:
+        get_run_logger().warning(warning)
+    return plan

@@ -44,6 +44,9 @@ class StoryboardPlan:
     recordings: tuple[Recording, ...]
     skipped: tuple[str, ...] = ()
     music: Path | None = None
+    warnings: tuple[str, ...] = ()
+    """What the user should hear about the storyboard's own files (a listed scene that has no
+    recording)."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,8 @@ class SceneOutcome:
     seed: int | None = None
     media: GeneratedMedia | None = None
     error: str = ""
+    note: str = ""
+    """What the user should know about a scene that rendered, such as a shortened prompt."""
 
     @property
     def scene_id(self) -> str:
