@@ -40,9 +40,24 @@ def content_key(*parts: Any) -> str:
     return digest.hexdigest()
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it (os.umask can only read by setting,
+    which would briefly expose files other threads create)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_path(destination: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `destination`; rename it into place on success."""
+    """Yield a temporary path beside `destination`; rename it into place on success, with
+    the permissions the umask gives a newly created file (mkstemp's are always 0600)."""
     destination.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(
         prefix=f".{destination.name}.", suffix=".part", dir=destination.parent
@@ -51,6 +66,7 @@ def atomic_path(destination: Path) -> Iterator[Path]:
     temp_path = Path(temporary)
     try:
         yield temp_path
+        temp_path.chmod(0o666 & ~current_umask())
         temp_path.replace(destination)
     finally:
         temp_path.unlink(missing_ok=True)

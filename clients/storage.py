@@ -333,8 +333,10 @@ def open_storage(uri: str) -> LocalStorage | S3Storage:
     bucket, _, prefix = rest.partition("/")
     if not bucket:
         raise ConfigurationError(f"{uri}: no bucket named")
-    prefix = prefix.strip("/")
-    return S3Storage(bucket, f"{prefix}/" if prefix else "")
+    parts = [part for part in prefix.split("/") if part not in ("", ".")]
+    if ".." in parts:
+        raise ConfigurationError(f"{uri}: a prefix may not contain '..'")
+    return S3Storage(bucket, "".join(f"{part}/" for part in parts))
 
 
 def walk_files(root: Path) -> Iterator[Path]:

@@ -82,10 +82,17 @@ def _join_split_weights(name: str, weights: SplitWeights, models_dir: Path) -> P
     return target
 
 
+def is_model_path(name: str) -> bool:
+    """Whether `name` is a folder rather than a model name: it holds a path separator or starts
+    with `.`, `~` or `/`. A bare name (`base`) is always a model name, whatever the working
+    directory holds."""
+    return "/" in name or os.sep in name or name.startswith((".", "~"))
+
+
 def resolve_model_dir(name: str, models_dir: Path) -> Path:
     """A folder holding CTranslate2 Whisper weights for `name` (a bundled name or a path)."""
-    as_path = Path(name).expanduser()
-    if as_path.is_dir():
+    if is_model_path(name):
+        as_path = Path(name).expanduser()
         if not (as_path / "model.bin").is_file():
             raise ConfigurationError(f"{as_path}: not a CTranslate2 Whisper model (no model.bin)")
         return as_path
@@ -93,7 +100,7 @@ def resolve_model_dir(name: str, models_dir: Path) -> Path:
     if weights is None:
         raise ConfigurationError(
             f"unknown Whisper model '{name}': use one of {', '.join(BUNDLED_MODELS)} "
-            "or a folder of CTranslate2 weights"
+            f"or a folder of CTranslate2 weights (written as a path: ./{name})"
         )
     if isinstance(weights, SplitWeights):
         return _join_split_weights(name, weights, models_dir)
@@ -212,6 +219,12 @@ class FasterWhisperEngine:
             segments=raw,
         )
 
+    def detect_language(self, audio: np.ndarray[Any, np.dtype[np.float32]]) -> tuple[str, float]:
+        """The language of the first 30 s of `audio` (speech only), and its probability."""
+        with self._lock:
+            language, probability, _ = self._model.detect_language(audio)
+        return str(language), float(probability)
+
 
 class TranscriptionEngine(Protocol):
     """What the transcribe stage needs from a Whisper implementation."""
@@ -232,6 +245,10 @@ class TranscriptionEngine(Protocol):
         word_timestamps: bool = False,
     ) -> RawTranscription: ...
 
+    def detect_language(
+        self, audio: np.ndarray[Any, np.dtype[np.float32]]
+    ) -> tuple[str, float]: ...
+
 
 _engines: dict[tuple[str, ...], TranscriptionEngine] = {}
 _engines_lock = threading.Lock()
@@ -249,7 +266,7 @@ def _create_engine(
         openai_cache_checkpoint,
     )
 
-    checkpoint = openai_cache_checkpoint(settings.model)
+    checkpoint = None if is_model_path(settings.model) else openai_cache_checkpoint(settings.model)
     if checkpoint is None:
         model_dir = resolve_model_dir(settings.model, models_dir)
         checkpoint = converted_checkpoint(model_dir, Path(settings.model).name, models_dir)

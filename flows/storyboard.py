@@ -28,7 +28,7 @@ from tasks.assemble import assemble, scene_cut
 from tasks.generate import generate, on_this_machine
 from tasks.ingest import ingest
 from tasks.manifest import RunReport, count_statuses, write_manifest, write_run_report
-from tasks.prompt import prompt
+from tasks.prompt import ScenePrompt, prompt
 from tasks.publish import publish, staging_folder
 from tasks.review import review
 from tasks.scene import (
@@ -140,10 +140,12 @@ def _outcome(
     plan: StoryboardPlan,
     transcript: Transcript | SceneFailure,
     generated: GeneratedMedia | SceneFailure | None,
-    prompt_text: str,
-    seed: int | None,
+    scene_prompt: ScenePrompt | None,
 ) -> SceneOutcome:
     recording = plan.recordings[plan_index]
+    prompt_text = scene_prompt.request.prompt if scene_prompt else ""
+    seed = scene_prompt.request.seed if scene_prompt else None
+    note = scene_prompt.note if scene_prompt else ""
     if isinstance(transcript, SceneFailure):
         return SceneOutcome(recording, transcript.status, error=transcript.reason)
     if transcript.no_speech:
@@ -156,6 +158,7 @@ def _outcome(
             prompt=prompt_text,
             seed=seed,
             error=generated.reason,
+            note=note,
         )
     return SceneOutcome(
         recording,
@@ -164,6 +167,7 @@ def _outcome(
         prompt=prompt_text,
         seed=seed,
         media=generated,
+        note=note,
     )
 
 
@@ -212,7 +216,7 @@ def storyboard(
         shared_limit = shared_limit_name(backend)
         ensure_prefect_rate_limit(shared_limit, settings.generation.requests_per_minute)
     with clock.stage("generate"):
-        requests = {}
+        prompts: dict[int, ScenePrompt] = {}
         generate_futures: dict[int, PrefectFuture[GeneratedMedia | SceneFailure]] = {}
         for index, (recording, transcript) in enumerate(
             zip(plan.recordings, transcripts, strict=True)
@@ -220,16 +224,16 @@ def storyboard(
             if isinstance(transcript, SceneFailure) or transcript.no_speech:
                 progress.advance()
                 continue
-            request = prompt.with_options(task_run_name=f"prompt {recording.scene_id}")(
+            scene_prompt = prompt.with_options(task_run_name=f"prompt {recording.scene_id}")(
                 recording, transcript, plan.spec, settings.generation, frame_size
             )
-            requests[index] = request
+            prompts[index] = scene_prompt
             scene_refresh = recording.scene_id in only if only else refresh
             generate_futures[index] = generate.with_options(
                 task_run_name=f"generate {recording.scene_id}"
             ).submit(
                 recording.scene_id,
-                request,
+                scene_prompt.request,
                 backend,
                 settings.generation,
                 cache,
@@ -249,14 +253,7 @@ def storyboard(
         raise FatalServiceError(fatal.reason)
 
     outcomes = [
-        _outcome(
-            index,
-            plan,
-            transcript,
-            generated.get(index),
-            requests[index].prompt if index in requests else "",
-            requests[index].seed if index in requests else None,
-        )
+        _outcome(index, plan, transcript, generated.get(index), prompts.get(index))
         for index, transcript in enumerate(transcripts)
     ]
 

@@ -7,7 +7,7 @@ import re
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pandas as pd
@@ -15,6 +15,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from clients.cache import atomic_path, write_text_atomic
+from clients.storage import safe_name
 from tasks.scene import SceneOutcome, SceneStatus, TimelineEntry
 
 MANIFEST_COLUMNS = (
@@ -36,7 +37,7 @@ MANIFEST_COLUMNS = (
     "status",
     "error",
 )
-EXTRA_COLUMNS = ("language_probability", "english_transcript")
+EXTRA_COLUMNS = ("language_probability", "english_transcript", "note")
 _UNSAFE = re.compile(r"[^\w.-]+", re.UNICODE)
 
 
@@ -79,6 +80,19 @@ def scene_dir_name(scene_id: str, taken: set[str]) -> str:
     return candidate
 
 
+def real_folder(root: Path, relative: str) -> Path:
+    """`root/relative` as a real folder: a symbolic link on the way below `root` is replaced by
+    a new folder (the link is removed, never what it points to), so nothing written there
+    lands outside `root` or in another scene's folder."""
+    folder = root
+    for part in PurePosixPath(safe_name(relative)).parts:
+        folder = folder / part
+        if folder.is_symlink():
+            folder.unlink()
+        folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def _copy_atomic(source: Path, destination: Path) -> None:
     with atomic_path(destination) as temporary:
         shutil.copyfile(source, temporary)
@@ -94,6 +108,7 @@ def publish_scene_files(outcomes: Sequence[SceneOutcome], target: Path) -> dict[
             published[outcome.scene_id] = ScenePaths()
             continue
         folder = Path("scenes") / scene_dir_name(outcome.scene_id, taken)
+        real_folder(target, folder.as_posix())
         image = folder / f"image{media.image_path.suffix}"
         clip = folder / "clip.mp4"
         _copy_atomic(media.image_path, target / image)
@@ -136,6 +151,7 @@ def manifest_frame(
                 "error": outcome.error,
                 "language_probability": transcript.language_probability if transcript else None,
                 "english_transcript": transcript.english_text if transcript else "",
+                "note": outcome.note,
             }
         )
     frame = pd.DataFrame(rows, columns=[*MANIFEST_COLUMNS, *EXTRA_COLUMNS])

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from clients.cache import content_key
@@ -23,26 +24,45 @@ def clean_narration(text: str) -> str:
     return cleaned.rstrip(" .")
 
 
-def _truncate(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    cut = text[:limit].rsplit(" ", 1)[0]
-    return cut.rstrip(" ,;:")
+@dataclass(frozen=True)
+class ComposedPrompt:
+    text: str
+    note: str = ""
+    """Why the prompt is not the whole narration (or scene prompt); "" when it is."""
 
 
-def build_prompt(narration: str, style: str = "", override: str | None = None) -> str:
+def _shorten(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters at the last space, or inside its first word
+    when that word alone is longer than `limit`."""
+    cut = text[: limit + 1]
+    if " " in cut.strip():
+        cut = cut.rstrip().rsplit(" ", 1)[0]
+    return cut[:limit].rstrip(" ,;:")
+
+
+def compose_prompt(narration: str, style: str = "", override: str | None = None) -> ComposedPrompt:
     """The image prompt for one scene.
 
     An explicit per-scene prompt wins over the narration; the storyboard's style is appended
-    either way. Returns "" when there is nothing to draw.
+    either way. A subject too long for the prompt is shortened at a word boundary, and says so.
+    The text is "" when there is nothing to draw.
     """
     subject = clean_narration(override if override is not None else narration)
     if not subject:
-        return ""
+        return ComposedPrompt("")
     style = _SPACES.sub(" ", style).strip().strip(",")
-    budget = MAX_PROMPT_CHARS - (len(style) + 2 if style else 0)
-    subject = _truncate(subject, max(budget, MAX_PROMPT_CHARS // 2))
-    return f"{subject}, {style}" if style else subject
+    budget = max(MAX_PROMPT_CHARS - (len(style) + 2 if style else 0), MAX_PROMPT_CHARS // 2)
+    note = ""
+    if len(subject) > budget:
+        kind = "scene prompt" if override is not None else "narration"
+        whole, subject = len(subject), _shorten(subject, budget)
+        note = f"prompt shortened to the first {len(subject)} of the {kind}'s {whole} characters"
+    return ComposedPrompt(f"{subject}, {style}" if style else subject, note)
+
+
+def build_prompt(narration: str, style: str = "", override: str | None = None) -> str:
+    """The image prompt's text (see `compose_prompt`)."""
+    return compose_prompt(narration, style, override).text
 
 
 def scene_seed(base_seed: int, scene_id: str, override: int | None = None) -> int:
@@ -52,17 +72,26 @@ def scene_seed(base_seed: int, scene_id: str, override: int | None = None) -> in
     return int(content_key(base_seed, scene_id)[:8], 16) % (2**32 - 1) + 1
 
 
+@dataclass(frozen=True)
+class ScenePrompt:
+    """A scene's generation request, and a note for the manifest when its prompt was cut."""
+
+    request: ImageRequest
+    note: str = ""
+
+
 def image_request(
     recording: Recording,
     transcript: Transcript,
     spec: StoryboardSpec,
     settings: GenerationSettings,
     size: tuple[int, int] = (SVD_WIDTH, SVD_HEIGHT),
-) -> ImageRequest:
+) -> ScenePrompt:
     """The generation request for a scene whose narration was heard, shaped like the
     storyboard (`size`: its frame)."""
-    return ImageRequest(
-        prompt=build_prompt(transcript.english_text, spec.style, recording.prompt_override),
+    composed = compose_prompt(transcript.english_text, spec.style, recording.prompt_override)
+    request = ImageRequest(
+        prompt=composed.text,
         negative_prompt=spec.negative_prompt,
         model=spec.image_model or settings.image_model,
         seed=scene_seed(spec.seed, recording.scene_id, recording.seed_override),
@@ -73,6 +102,7 @@ def image_request(
         width=size[0],
         height=size[1],
     )
+    return ScenePrompt(request, composed.note)
 
 
 @task(name="prompt", cache_policy=NO_CACHE)
@@ -82,5 +112,8 @@ def prompt(
     spec: StoryboardSpec,
     settings: GenerationSettings,
     size: tuple[int, int] = (SVD_WIDTH, SVD_HEIGHT),
-) -> ImageRequest:
-    return image_request(recording, transcript, spec, settings, size)
+) -> ScenePrompt:
+    made = image_request(recording, transcript, spec, settings, size)
+    if made.note:
+        get_run_logger().warning("%s: %s", recording.scene_id, made.note)
+    return made

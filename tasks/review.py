@@ -101,6 +101,7 @@ dl{margin:8px 0 0}
 dt{font-size:.8em;color:#777;margin-top:6px}
 dd{margin:0;white-space:pre-wrap}
 .error{color:#b22;font-size:.9em}
+.note{color:#a60;font-size:.9em}
 """
 
 
@@ -133,6 +134,7 @@ def review_page(
         transcript = outcome.transcript.text if outcome.transcript else ""
         language = outcome.transcript.language if outcome.transcript else ""
         error = f'<p class="error">{e(outcome.error)}</p>' if outcome.error else ""
+        note = f'<p class="note">{e(outcome.note)}</p>' if outcome.note else ""
         start = f"{span.start_s:.3f}" if span else "0"
         cards.append(
             f'<article class="card {e(outcome.status.value)}" id="scene-{outcome.recording.order}">'
@@ -144,7 +146,7 @@ def review_page(
             f"<dd>{e(transcript) or '<em>none</em>'}</dd>"
             f"<dt>Prompt</dt><dd>{e(outcome.prompt) or '<em>none</em>'}</dd>"
             f"<dt>Seed</dt><dd>{'' if outcome.seed is None else outcome.seed}</dd></dl>"
-            f"{error}</article>"
+            f"{error}{note}</article>"
         )
     counts = ", ".join(f"{n} {e(status)}" for status, n in report.scenes.items() if n)
     draft = (
