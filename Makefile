@@ -25,10 +25,12 @@ test: $(VENV)/.installed-test check-lock system-test-deps lint typecheck
 	$(BIN)/pytest
 
 # Debian's Chromium renders the review page in the tests; Debian's PostgreSQL backs a Prefect
-# server in the scheduled-run test (root installs them; others are told, and those tests skip).
-SYSTEM_TEST_PACKAGES := chromium postgresql
+# server in the scheduled-run test; espeak-ng speaks the tests' recordings (root installs them;
+# others are told, and those tests skip).
+SYSTEM_TEST_PACKAGES := chromium postgresql espeak-ng
 system-test-deps:
-	@(command -v chromium >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1) || \
+	@(command -v chromium >/dev/null && command -v espeak-ng >/dev/null && \
+	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1) || \
 	  (apt-get update -qq && apt-get install -y -qq --no-install-recommends \
 	    $(SYSTEM_TEST_PACKAGES) >/dev/null) || \
 	  echo "$(SYSTEM_TEST_PACKAGES) could not be installed: the tests that need them will skip"

@@ -307,6 +307,7 @@ def command_transcribe(
     from clients.whisper import load_engine
     from configs.settings import load_settings
     from tasks.ingest import plan_storyboard
+    from tasks.language import LanguageChoice
     from tasks.prompt import build_prompt
     from tasks.scene import SceneFailure
     from tasks.transcribe import transcribe_recordings
@@ -318,7 +319,8 @@ def command_transcribe(
     whisper = load_engine(settings.transcription, settings.cache_dir / "models")
     language = plan.spec.language or settings.transcription.language
     failures = 0
-    results = transcribe_recordings(whisper, plan.recordings, settings.transcription, language)
+    named = LanguageChoice(language, forced=True) if language else None
+    results = transcribe_recordings(whisper, plan.recordings, settings.transcription, named)
     for recording, transcript in zip(plan.recordings, results, strict=True):
         line: dict[str, Any] = {"scene_id": recording.scene_id}
         if isinstance(transcript, SceneFailure):

@@ -192,6 +192,20 @@ class OpenAIWhisperEngine:
         self._model = whisper.load_model(str(checkpoint), device=device)
         self._lock = threading.Lock()
 
+    def detect_language(self, audio: np.ndarray[Any, np.dtype[np.float32]]) -> tuple[str, float]:
+        """The language of the first 30 s of `audio`, and its probability."""
+        with self._lock:
+            return self._detect_language(audio)
+
+    def _detect_language(self, audio: np.ndarray[Any, np.dtype[np.float32]]) -> tuple[str, float]:
+        import whisper
+
+        window = whisper.pad_or_trim(audio)
+        mel = whisper.log_mel_spectrogram(window, self._model.dims.n_mels).to(self.device)
+        _, probabilities = self._model.detect_language(mel)
+        language = max(probabilities, key=probabilities.get)
+        return str(language), float(probabilities[language])
+
     def transcribe(
         self,
         audio: np.ndarray[Any, np.dtype[np.float32]],
@@ -202,7 +216,6 @@ class OpenAIWhisperEngine:
         vad_filter: bool,
         word_timestamps: bool = False,
     ) -> RawTranscription:
-        import whisper
 
         if vad_filter:
             from faster_whisper.vad import VadOptions, get_speech_timestamps
@@ -214,11 +227,7 @@ class OpenAIWhisperEngine:
         with self._lock:
             probability = 1.0
             if language is None:
-                window = whisper.pad_or_trim(audio)
-                mel = whisper.log_mel_spectrogram(window, self._model.dims.n_mels).to(self.device)
-                _, probabilities = self._model.detect_language(mel)
-                language = max(probabilities, key=probabilities.get)
-                probability = float(probabilities[language])
+                language, probability = self._detect_language(audio)
             result = self._model.transcribe(
                 audio,
                 language=language,

@@ -27,6 +27,7 @@ from flows.runners import RunnerSpec, build_task_runner, on_dask, parse_task_run
 from tasks.assemble import assemble, scene_cut
 from tasks.generate import generate, on_this_machine
 from tasks.ingest import ingest
+from tasks.language import LanguageChoice, detect_storyboard_language
 from tasks.manifest import RunReport, count_statuses, write_manifest, write_run_report
 from tasks.prompt import ScenePrompt, prompt
 from tasks.publish import publish, staging_folder
@@ -92,7 +93,7 @@ def _transcribe_all(
     plan: StoryboardPlan,
     settings: Settings,
     cache: CacheLocation,
-    language: str | None,
+    language: LanguageChoice,
     runner: RunnerSpec,
 ) -> list[Transcript | SceneFailure]:
     """Every recording, `scenes_per_task` scenes to a task, so a cluster's workers share them.
@@ -205,8 +206,11 @@ def storyboard(
     logger.info("%s: %d scenes from %s", plan.name, len(plan.recordings), plan.source_uri)
     progress = Progress(plan.name, steps=2 * len(plan.recordings) + 1)
 
-    language = plan.spec.language or settings.transcription.language
     with clock.stage("transcribe"):
+        named = plan.spec.language or settings.transcription.language
+        language = detect_storyboard_language(
+            list(plan.recordings), settings.transcription, cache, named
+        )
         transcripts = _transcribe_all(plan, settings, cache, language, runner)
         progress.advance(len(transcripts))
 

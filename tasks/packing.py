@@ -5,8 +5,10 @@ as a 30-second one. Here each scene is first cut down to its speech (Silero VAD)
 without speech are settled without Whisper at all, and the remaining short scenes are packed
 back to back, a second of silence apart, into windows of at most `PACK_LIMIT_S`. Each window
 is transcribed once with word timestamps. Every word goes back to the scene it was spoken in,
-on that scene's own timeline. A window whose language Whisper is unsure of (say, scenes in
-two languages) is transcribed scene by scene instead.
+on that scene's own timeline, but only when the window proves where each word was spoken
+(`verified_owners`): Whisper's timestamps drift in a window of many short scenes, and its
+decoder can carry one scene's words into the next or stop early. A window that does not prove
+it, or whose language Whisper is unsure of, is transcribed scene by scene instead.
 """
 
 from __future__ import annotations
@@ -26,6 +28,11 @@ SAMPLE_RATE = 16_000
 PACK_LIMIT_S = 28.0
 PACK_GAP_S = 1.0
 MIN_PACK_LANGUAGE_PROBABILITY = 0.7
+WORD_TOLERANCE_S = 0.4
+"""How far a word may reach out of its scene's speech into the silence between scenes."""
+EDGE_TOLERANCE_S = 1.0
+"""How far inside its speech (VAD pads it by 0.4 s) a scene's first and last words may lie."""
+MAX_WORDS_PER_S = 6.0
 
 Audio = np.ndarray[Any, np.dtype[np.float32]]
 
@@ -131,31 +138,25 @@ def transcribe_pack(
     )
     if language is None and raw.language_probability < MIN_PACK_LANGUAGE_PROBABILITY:
         return None
-
-    def owner(t: float) -> int:
-        index = 0
-        for candidate, offset in enumerate(offsets):
-            if t >= offset - PACK_GAP_S / 2:
-                index = candidate
-        return index
-
+    spans = [(offset, offset + clip.duration_s) for offset, clip in zip(offsets, pack, strict=True)]
+    owners = verified_owners(raw, spans, keep)
+    if owners is None:
+        return None
     grouped: dict[int, list[Segment]] = {index: [] for index in range(len(pack))}
     kept: dict[int, list[RawSegment]] = {index: [] for index in range(len(pack))}
-    for segment in raw.segments:
-        if not keep(segment):
-            continue
-        words_by_clip: dict[int, list[tuple[float, float, str]]] = {}
-        for word in segment.words:
-            index = owner((word.start_s + word.end_s) / 2)
-            clip, offset = pack[index], offsets[index]
-            start = clip.original_time(max(0.0, word.start_s - offset))
-            end = clip.original_time(max(0.0, word.end_s - offset))
-            words_by_clip.setdefault(index, []).append((start, end, word.text))
-        for index, words in words_by_clip.items():
-            text = "".join(word for _, _, word in words).strip()
-            if text:
-                grouped[index].append(Segment(words[0][0], max(words[-1][1], words[0][0]), text))
-                kept[index].append(segment)
+    for segment, index in owners:
+        clip, offset = pack[index], offsets[index]
+        words = [
+            (
+                clip.original_time(max(0.0, word.start_s - offset)),
+                clip.original_time(max(0.0, word.end_s - offset)),
+                word.text,
+            )
+            for word in segment.words
+        ]
+        text = "".join(word for _, _, word in words).strip()
+        grouped[index].append(Segment(words[0][0], max(words[-1][1], words[0][0]), text))
+        kept[index].append(segment)
     seconds = time.perf_counter() - started
     total = sum(clip.duration_s for clip in pack) or 1.0
     return {
@@ -168,3 +169,39 @@ def transcribe_pack(
         )
         for index, clip in enumerate(pack)
     }
+
+
+def _owner(start: float, end: float, spans: Sequence[tuple[float, float]]) -> int | None:
+    """The one scene whose speech (give or take `WORD_TOLERANCE_S`) holds [start, end]."""
+    for index, (first, last) in enumerate(spans):
+        if start >= first - WORD_TOLERANCE_S and end <= last + WORD_TOLERANCE_S:
+            return index
+    return None
+
+
+def verified_owners(
+    raw: RawTranscription,
+    spans: Sequence[tuple[float, float]],
+    keep: Callable[[RawSegment], bool],
+) -> list[tuple[RawSegment, int]] | None:
+    """Each kept segment with the scene it was spoken in, or None unless the whole pack
+    proves it: every segment lies, word by word, inside one scene's speech; every scene gets
+    words that reach from near its start to near its end; no scene has more words than a
+    person can say. A pack that fails is transcribed scene by scene instead."""
+    owners: list[tuple[RawSegment, int]] = []
+    for segment in raw.segments:
+        if not keep(segment) or not segment.words:
+            continue
+        found = {_owner(word.start_s, word.end_s, spans) for word in segment.words}
+        if len(found) != 1 or None in found:
+            return None
+        owners.append((segment, found.pop()))  # type: ignore[arg-type]
+    for index, (first, last) in enumerate(spans):
+        words = [word for segment, owner in owners if owner == index for word in segment.words]
+        if not words:
+            return None
+        if words[0].start_s > first + EDGE_TOLERANCE_S or words[-1].end_s < last - EDGE_TOLERANCE_S:
+            return None
+        if len(words) > MAX_WORDS_PER_S * max(last - first, 1.0):
+            return None
+    return owners

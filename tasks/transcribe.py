@@ -19,6 +19,7 @@ from clients.storage import CacheLocation, StorageError
 from clients.whisper import RawSegment, RawTranscription, TranscriptionEngine, load_engine
 from configs.settings import TranscriptionSettings
 from tasks.ingest import recording_here
+from tasks.language import LanguageChoice, scene_language, storyboard_language
 from tasks.packing import PACK_LIMIT_S, Audio, SpeechClip, plan_packs, speech_clip, transcribe_pack
 from tasks.scene import Recording, SceneFailure, Segment, Transcript
 
@@ -150,9 +151,13 @@ def transcribe_recordings(
     engine: TranscriptionEngine,
     recordings: Sequence[Recording],
     settings: TranscriptionSettings,
-    language: str | None = None,
+    language: LanguageChoice | None = None,
 ) -> list[Transcript | SceneFailure]:
-    """Every recording, short ones packed into shared Whisper windows (tasks/packing.py)."""
+    """Every recording, in the storyboard's language (detected from these recordings' first
+    speech when `language` is None), short ones packed into shared Whisper windows
+    (tasks/packing.py)."""
+    if language is None:
+        language = storyboard_language(engine, recordings, settings)
     results: dict[int, Transcript | SceneFailure] = {}
     audios: dict[int, Audio] = {}
     clips: list[SpeechClip] = []
@@ -169,26 +174,29 @@ def transcribe_recordings(
             results[index] = SceneFailure(reason=str(exc))
             continue
         audios[index] = audio
-        clip = speech_clip(index, audio) if packing else None
-        if clip is None or clip.duration_s > PACK_LIMIT_S:
-            results[index] = transcribe_audio(engine, audio, settings, language)
-        elif clip.duration_s == 0.0:
-            silent = RawTranscription(language or "", 0.0, ())
+        clip = speech_clip(index, audio)
+        own = scene_language(engine, clip, language)
+        if packing and clip.duration_s == 0.0:
+            silent = RawTranscription(own or "", 0.0, ())
             results[index] = _transcript(
                 engine, audio, silent, (), settings, time.perf_counter() - started
             )
-        else:
+        elif packing and own == language.code and clip.duration_s <= PACK_LIMIT_S:
             clips.append(clip)
+        else:
+            results[index] = transcribe_audio(engine, audio, settings, own)
 
     def keep(segment: RawSegment) -> bool:
         return _is_speech(segment, settings.no_speech_threshold)
 
     for pack in plan_packs(clips):
-        packed = transcribe_pack(engine, pack, settings, language, keep) if len(pack) > 1 else None
+        packed = (
+            transcribe_pack(engine, pack, settings, language.code, keep) if len(pack) > 1 else None
+        )
         for clip in pack:
             audio = audios[clip.key]
             if packed is None:
-                results[clip.key] = transcribe_audio(engine, audio, settings, language)
+                results[clip.key] = transcribe_audio(engine, audio, settings, language.code)
                 continue
             part = packed[clip.key]
             results[clip.key] = _transcript(
@@ -203,9 +211,11 @@ def _transcript_from_json(document: dict[str, Any]) -> Transcript:
     return Transcript(**fields, segments=segments)
 
 
-def _cache_key(recording: Recording, settings: TranscriptionSettings, language: str | None) -> str:
+def _cache_key(
+    recording: Recording, settings: TranscriptionSettings, language: LanguageChoice
+) -> str:
     reading = settings.model_dump(mode="json", exclude={"scenes_per_task", "max_recording_s"})
-    return content_key(recording.sha256, reading, language)
+    return content_key(recording.sha256, reading, language.code, language.forced)
 
 
 def cached_transcripts(
@@ -213,7 +223,7 @@ def cached_transcripts(
     recordings: Sequence[Recording],
     settings: TranscriptionSettings,
     models_dir: Path,
-    language: str | None,
+    language: LanguageChoice,
 ) -> list[Transcript | SceneFailure]:
     """Transcripts of every recording: from the cache when this audio was read with these
     settings before, else transcribed together (and cached). Recordings with the same audio
@@ -263,7 +273,7 @@ def transcribe(
     recordings: list[Recording],
     settings: TranscriptionSettings,
     cache: CacheLocation,
-    language: str | None = None,
+    language: LanguageChoice,
 ) -> list[Transcript | SceneFailure]:
     results = cached_transcripts(
         cache.open(), recordings, settings, cache.local / "models", language

@@ -22,6 +22,7 @@ from clients.whisper import (
 from configs.settings import TranscriptionSettings
 from tasks import transcribe as transcribe_module
 from tasks.ingest import plan_storyboard
+from tasks.language import LanguageChoice
 from tasks.packing import SpeechClip, plan_packs
 from tasks.scene import Recording, SceneFailure, Transcript
 from tasks.transcribe import cached_transcripts, transcribe_recording, transcribe_recordings
@@ -110,8 +111,8 @@ def test_transcripts_are_cached_by_audio_content(tmp_path: Path, cache_dir: Path
     cache = ContentCache(tmp_path / "cache")
     recordings = [r for r in plan_storyboard(str(DEMO_DIR)).recordings if r.scene_id == "dawn"]
     models = cache_dir / "models"
-    (first,) = cached_transcripts(cache, recordings, SETTINGS, models, None)
-    (second,) = cached_transcripts(cache, recordings, SETTINGS, models, None)
+    (first,) = cached_transcripts(cache, recordings, SETTINGS, models, LanguageChoice(None))
+    (second,) = cached_transcripts(cache, recordings, SETTINGS, models, LanguageChoice(None))
     assert isinstance(first, Transcript) and isinstance(second, Transcript)
     assert not first.from_cache and second.from_cache
     assert second.text == first.text and second.segments == first.segments
@@ -135,7 +136,7 @@ def test_the_same_audio_under_several_names_is_transcribed_once(
         [duplicate_id, *copies],
         SETTINGS,
         cache_dir / "models",
-        None,
+        LanguageChoice(None),
     )
     assert read == ["dawn.ogg", "take 1"]
     assert isinstance(results[0], SceneFailure)
@@ -155,6 +156,9 @@ class CountingEngine:
     def transcribe(self, audio: Any, **options: Any) -> Any:
         self.calls += 1
         return self.engine.transcribe(audio, **options)
+
+    def detect_language(self, audio: Any) -> tuple[str, float]:
+        return self.engine.detect_language(audio)
 
 
 def test_short_scenes_are_packed_into_few_whisper_passes(

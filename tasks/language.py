@@ -1,0 +1,124 @@
+"""One language per storyboard.
+
+A storyboard is nearly always narrated in one language, and a one-second scene cannot tell
+which (Whisper hears Thai in "number 11"). The storyboard's language is detected once, from
+its first speech (at least `STORYBOARD_SPEECH_S` of it where there is that much), before any
+scene is transcribed, so no scene waits for the whole storyboard. Every scene is then read in
+that language, unless it has at least `OWN_LANGUAGE_SPEECH_S` of speech and Whisper is
+`OWN_LANGUAGE_PROBABILITY` sure that it is another. `language:` in storyboard.yaml (or
+`transcription.language`) overrides both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from clients.cache import content_key
+from clients.errors import AudioError
+from clients.media import decode_audio
+from clients.storage import CacheLocation, StorageError
+from clients.whisper import TranscriptionEngine, load_engine
+from configs.settings import TranscriptionSettings
+from tasks.ingest import recording_here
+from tasks.packing import SAMPLE_RATE, Audio, SpeechClip, speech_clip
+from tasks.scene import Recording
+
+STORYBOARD_SPEECH_S = 10.0
+OWN_LANGUAGE_SPEECH_S = 5.0
+OWN_LANGUAGE_PROBABILITY = 0.9
+CACHE_NAMESPACE = "languages"
+
+
+@dataclass(frozen=True)
+class LanguageChoice:
+    """The language every scene is read in; `forced` when the user named it."""
+
+    code: str | None
+    forced: bool = False
+
+
+def scene_language(
+    engine: TranscriptionEngine, clip: SpeechClip, storyboard: LanguageChoice
+) -> str | None:
+    """The language to read one scene in: the storyboard's, unless this scene says otherwise
+    clearly and at length."""
+    if storyboard.forced or storyboard.code is None:
+        return storyboard.code
+    if clip.duration_s < OWN_LANGUAGE_SPEECH_S:
+        return storyboard.code
+    language, probability = engine.detect_language(clip.audio)
+    return language if probability >= OWN_LANGUAGE_PROBABILITY else storyboard.code
+
+
+def first_speech(
+    recordings: Sequence[Recording], settings: TranscriptionSettings
+) -> tuple[Audio, list[str]]:
+    """The storyboard's first `STORYBOARD_SPEECH_S` of speech (or all of it, when shorter),
+    and the audio hashes of the recordings it came from."""
+    pieces: list[Audio] = []
+    used: list[str] = []
+    heard = 0.0
+    for recording in recordings:
+        if heard >= STORYBOARD_SPEECH_S:
+            break
+        if recording.problem:
+            continue
+        try:
+            audio = decode_audio(recording_here(recording), SAMPLE_RATE, settings.max_recording_s)
+        except (AudioError, StorageError):
+            continue
+        clip = speech_clip(0, audio)
+        used.append(recording.sha256)
+        if clip.duration_s:
+            pieces.append(clip.audio)
+            heard += clip.duration_s
+    speech = np.concatenate(pieces).astype(np.float32) if pieces else np.zeros(0, np.float32)
+    return speech, used
+
+
+def storyboard_language(
+    engine: TranscriptionEngine,
+    recordings: Sequence[Recording],
+    settings: TranscriptionSettings,
+) -> LanguageChoice:
+    """The language of the storyboard's first speech (`transcription.language` when set)."""
+    if settings.language:
+        return LanguageChoice(settings.language, forced=True)
+    speech, _ = first_speech(recordings, settings)
+    return LanguageChoice(engine.detect_language(speech)[0] if len(speech) else None)
+
+
+@task(name="detect language", cache_policy=NO_CACHE)
+def detect_storyboard_language(
+    recordings: list[Recording],
+    settings: TranscriptionSettings,
+    cache: CacheLocation,
+    named: str | None,
+) -> LanguageChoice:
+    """The language the user named, else the one of the storyboard's first speech (cached by
+    the audio it was heard in)."""
+    if named:
+        return LanguageChoice(named, forced=True)
+    speech, used = first_speech(recordings, settings)
+    if not len(speech):
+        return LanguageChoice(None)
+    store = cache.open()
+    key = content_key(used, settings.model, STORYBOARD_SPEECH_S)
+    known = store.get_json(CACHE_NAMESPACE, key)
+    if known is not None and isinstance(known.get("language"), str):
+        return LanguageChoice(known["language"])
+    engine = load_engine(settings, cache.local / "models")
+    language, probability = engine.detect_language(speech)
+    store.put_json(CACHE_NAMESPACE, key, {"language": language, "probability": probability})
+    get_run_logger().info(
+        "storyboard language: %s (probability %.2f, from %.1f s of its first speech)",
+        language,
+        probability,
+        len(speech) / SAMPLE_RATE,
+    )
+    return LanguageChoice(language)
