@@ -21,6 +21,7 @@ from flows.runtime import configure_environment
 
 configure_environment()
 
+from cli import interrupts  # noqa: E402
 from clients.errors import (  # noqa: E402
     ConfigurationError,
     FatalServiceError,
@@ -387,6 +388,13 @@ def dispatch(arguments: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
+    interrupts.install()
+    status = _run_command(arguments)
+    interrupts.exit_at_once_on_signal(status)
+    return status
+
+
+def _run_command(arguments: argparse.Namespace) -> int:
     try:
         return dispatch(arguments)
     except ConfigurationError as exc:
@@ -410,6 +418,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return EXIT_FAILED
         return _internal_error(exc)
+    except interrupts.Interrupted as stopped:
+        _say(stopped.message)
+        return stopped.exit_status
     except KeyboardInterrupt:
         _say("interrupted")
         return 130

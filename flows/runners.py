@@ -4,9 +4,10 @@
     dask            a local Dask cluster of worker processes, started for the run
     dask=ADDRESS    an existing Dask scheduler, e.g. dask=tcp://scheduler:8786
 
-Dask workers are other processes, so they report their task runs to a Prefect API of their
-own: the one PREFECT_API_URL names, or, when it is unset, a temporary Prefect server this
-process starts for the run (reachable from workers on this machine only).
+Every run reports to a Prefect API: the one PREFECT_API_URL names, or, when it is unset, a
+temporary Prefect server this process starts for the run (reachable from Dask workers on this
+machine only), in a session of its own so that a terminal's Ctrl-C reaches the run and not the
+server it is still reporting to (flows/temporary_server.py).
 """
 
 from __future__ import annotations
@@ -74,21 +75,23 @@ def build_task_runner(spec: RunnerSpec, settings: Settings) -> Any:
             "threads_per_worker": settings.dask.threads_per_worker,
             "processes": True,
             "resources": settings.dask.worker_resources or None,
+            "preload": ["flows.dask_worker_setup"],
         }
     )
 
 
 @contextmanager
 def prefect_api_for(spec: RunnerSpec) -> Iterator[None]:
-    """A Prefect API the run's workers can report to (see the module's docstring)."""
+    """The Prefect API this run reports to: the one PREFECT_API_URL names, or a temporary
+    server of this run's own (see the module's docstring)."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    if not spec.distributed or PREFECT_API_URL.value():
+    if PREFECT_API_URL.value():
         yield
         return
-    from prefect.server.api.server import SubprocessASGIServer
+    from flows.temporary_server import DetachedTemporaryServer
 
-    server = SubprocessASGIServer()
+    server = DetachedTemporaryServer()
     server.start()  # stopped at exit, after the last logs have been sent
     os.environ["PREFECT_API_URL"] = server.api_url
     with temporary_settings(updates={PREFECT_API_URL: server.api_url}):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 
 from clients.errors import StoryboardError, is_disk_full
 
@@ -28,15 +29,30 @@ def configure_environment() -> None:
         os.environ.setdefault(name, value)
 
 
+STOPPING = threading.Event()
+"""Set when the command was told to stop (`stop_logging`)."""
+
+
+def stop_logging() -> None:
+    """The command is stopping: say nothing more of the run. Prefect, Dask and the stages
+    would otherwise log how every task in flight ended (the Prefect API still records it)."""
+    STOPPING.set()
+    logging.disable(logging.CRITICAL)
+
+
 class _QuietExpectedErrors(logging.Filter):
     """Keeps Prefect's console to one line per problem.
 
-    Drops the CancelledError the embedded server's services log when they are stopped, and
-    the traceback (not the message) of the pipeline's own errors and of a full disk, which
-    the command line explains in one line.
+    Drops everything once the command is stopping, the CancelledError the embedded server's
+    services log when they are stopped, and the traceback (not the message) of the pipeline's
+    own errors and of a full disk, which the command line explains in one line.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if "Execution was aborted by" in record.getMessage():
+            stop_logging()  # Prefect's own SIGTERM bridge got the signal first
+        if STOPPING.is_set():
+            return False
         error = record.exc_info[0] if record.exc_info else None
         if error is not None and error.__name__ == "CancelledError":
             return False

@@ -1,0 +1,1 @@
+"""The `storyboard` command line."""

@@ -1,0 +1,85 @@
+"""Ctrl-C and SIGTERM end a run at once.
+
+The first SIGINT or SIGTERM raises `Interrupted` in the main thread, so the run unwinds as
+it does for Ctrl-C: Prefect marks the flow run, finally-blocks release what they hold (a
+watcher's claim, a Dask cluster) and the command prints one line and exits 130 or 143. If
+unwinding takes longer than `GRACE_S`, or a second signal arrives, the command kills the
+child processes it started (the temporary Prefect server, local Dask workers) and exits at
+once with the same status. After the first signal the console says nothing more of the run
+(the subprocesses the signal also reached fail their tasks, which is no news). Outputs are
+written whole or not at all (atomic renames) and `run.json` last, so nothing an interrupted
+run leaves behind is trusted by a re-run.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+from types import FrameType
+
+from flows.runtime import stop_logging
+
+GRACE_S = 8.0
+
+
+class Interrupted(KeyboardInterrupt):
+    """The run was stopped by a signal; `exit_status` is 128 + its number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + self.signum
+
+    @property
+    def message(self) -> str:
+        return "interrupted" if self.signum == signal.SIGINT else "stopped by SIGTERM"
+
+
+def install() -> None:
+    """From now on SIGINT and SIGTERM stop the command (main thread only)."""
+    signal.signal(signal.SIGINT, _first_signal)
+    signal.signal(signal.SIGTERM, _first_signal)
+
+
+def exit_at_once_on_signal(status: int) -> None:
+    """The command is done and shutting down (Prefect drains its logs, stops its server): a
+    signal now ends it at once, without the tracebacks of interrupted clean-up."""
+
+    def hard_exit(signum: int, _frame: FrameType | None) -> None:
+        _exit_now(Interrupted(signum), status if status else 128 + signum)
+
+    signal.signal(signal.SIGINT, hard_exit)
+    signal.signal(signal.SIGTERM, hard_exit)
+
+
+def _first_signal(signum: int, _frame: FrameType | None) -> None:
+    stop_logging()
+    stopping = Interrupted(signum)
+
+    def hard_exit(*_: object) -> None:
+        _exit_now(stopping)
+
+    signal.signal(signal.SIGINT, hard_exit)
+    signal.signal(signal.SIGTERM, hard_exit)
+    watchdog = threading.Timer(GRACE_S, hard_exit)
+    watchdog.daemon = True
+    watchdog.start()
+    raise stopping
+
+
+def _exit_now(stopping: Interrupted, status: int | None = None) -> None:
+    from flows.temporary_server import stop_all
+
+    stop_logging()
+    stop_all()
+    for child in multiprocessing.active_children():
+        child.kill()
+    sys.stderr.write(f"storyboard: {stopping.message}\n")
+    sys.stderr.flush()
+    os._exit(stopping.exit_status if status is None else status)
