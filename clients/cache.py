@@ -16,15 +16,14 @@ import fcntl
 import hashlib
 import json
 import os
-import socket
 import tempfile
-import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
+
+from clients.lease import LEASE_LIFETIME_S, Lease, SharedStore
 
 
 def content_key(*parts: Any) -> str:
@@ -81,18 +80,6 @@ def write_text_atomic(destination: Path, text: str) -> None:
     write_bytes_atomic(destination, text.encode("utf-8"))
 
 
-class SharedStore(Protocol):
-    """The part of a storage location (clients/storage.py) a shared cache needs."""
-
-    def read_bytes(self, name: str) -> bytes | None: ...
-
-    def write_bytes(self, name: str, data: bytes) -> None: ...
-
-    def put_if_absent(self, name: str, data: bytes) -> bool: ...
-
-    def delete(self, name: str) -> None: ...
-
-
 class ContentCache:
     """Files and JSON documents under `root/<namespace>/<key[:2]>/<key>/`, and under the same
     names in `shared` when there is one."""
@@ -101,7 +88,7 @@ class ContentCache:
         self,
         root: Path,
         shared: SharedStore | None = None,
-        lease_s: float = 120.0,
+        lease_s: float = LEASE_LIFETIME_S,
         poll_s: float = 1.0,
     ) -> None:
         self.root = root
@@ -164,37 +151,13 @@ class ContentCache:
 
     @contextmanager
     def _lease(self, shared: SharedStore, name: str) -> Iterator[None]:
-        """A lease object in the shared store, renewed while held. A lease whose holder died
-        stops being renewed and is taken over once it has expired."""
-        owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-        def lease() -> bytes:
-            return json.dumps({"owner": owner, "expires": time.time() + self.lease_s}).encode()
-
-        while not shared.put_if_absent(name, lease()):
-            held = shared.read_bytes(name)
-            try:
-                expires = float(json.loads(held)["expires"]) if held else 0.0
-            except (ValueError, KeyError, TypeError):
-                expires = 0.0
-            if held is not None and expires < time.time():
-                shared.delete(name)
-                continue
+        """A lease object in the shared store (clients/lease.py), waited for while another
+        holder keeps it alive."""
+        lease = Lease(shared, name, self.lease_s)
+        while not lease.try_acquire():
             time.sleep(self.poll_s)
-        released = threading.Event()
-
-        def renew() -> None:
-            while not released.wait(self.lease_s / 4):
-                shared.write_bytes(name, lease())
-
-        renewer = threading.Thread(target=renew, name="cache-lease", daemon=True)
-        renewer.start()
-        try:
+        with lease.held():
             yield
-        finally:
-            released.set()
-            renewer.join()
-            shared.delete(name)
 
     def get_json(self, namespace: str, key: str) -> dict[str, Any] | None:
         path = self.get_file(namespace, key, "entry.json")

@@ -3,9 +3,13 @@
 One pass finds every storyboard folder under SOURCE (a folder holding recordings), skips the
 ones whose recordings are unchanged since their last render (the fingerprint in the target's
 `run.json`) or still settling (modified less than `settle_s` ago), claims each remaining one
-in the target (an object created only if absent, so two watchers never render the same
-change twice) and renders it with the `storyboard` flow to the same relative path under
+in the target and renders it with the `storyboard` flow to the same relative path under
 TARGET. Unchanged scenes of a re-rendered storyboard come from the content cache.
+
+A claim is a lease (clients/lease.py): an object created only if absent, so two watchers
+never render the same change twice, renewed while the render runs and released however the
+pass ends (Ctrl-C and SystemExit included). A watcher killed outright leaves its claim
+behind; it stops being renewed and is taken over `CLAIM_LIFETIME_S` later.
 """
 
 from __future__ import annotations
@@ -20,14 +24,15 @@ from prefect import flow, get_run_logger
 
 from clients.cache import content_key
 from clients.errors import FatalServiceError, StoryboardError
+from clients.lease import LEASE_LIFETIME_S, Lease
 from clients.storage import Storage, StorageError, StoredObject, is_s3, open_storage, safe_name
 from configs.settings import Settings
 from flows.runners import build_task_runner, parse_task_runner
-from flows.storyboard import storyboard
+from flows.storyboard import StoryboardResult, storyboard
 from tasks.ingest import STORYBOARD_FILE, is_recording
 
 CLAIMS = ".storyboard/claims"
-CLAIM_TTL_S = 6 * 3600
+CLAIM_LIFETIME_S = LEASE_LIFETIME_S
 
 
 @dataclass(frozen=True)
@@ -101,21 +106,31 @@ def rendered_fingerprint(target: Storage) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def claim(target: Storage, fingerprint: str, now: float) -> bool:
-    """Take the render of this fingerprint for this watcher; False when another has it."""
-    name = f"{CLAIMS}/{fingerprint}"
-    body = json.dumps({"claimed_at": now}).encode()
-    if target.put_if_absent(name, body):
-        return True
-    existing = target.read_bytes(name)
-    try:
-        claimed_at = float(json.loads(existing or b"{}").get("claimed_at", now))
-    except (ValueError, AttributeError):
-        claimed_at = now
-    if now - claimed_at < CLAIM_TTL_S:
-        return False
-    target.delete(name)
-    return target.put_if_absent(name, body)
+def claim(target: Storage, fingerprint: str) -> Lease | None:
+    """This watcher's claim on rendering this fingerprint; None while another watcher's claim
+    is alive."""
+    lease = Lease(target, f"{CLAIMS}/{fingerprint}", CLAIM_LIFETIME_S)
+    return lease if lease.try_acquire() else None
+
+
+def render(
+    folder: StoryboardFolder,
+    source: str,
+    target: str,
+    settings: Settings,
+    backend: str,
+    task_runner: str,
+) -> StoryboardResult:
+    """Render one storyboard folder to the same relative path under TARGET, as a subflow run."""
+    runner = build_task_runner(parse_task_runner(task_runner), settings)
+    return storyboard.with_options(task_runner=runner)(
+        source=join_location(source, folder.path),
+        target=join_location(target, folder.path),
+        settings=settings,
+        backend=backend,
+        task_runner=task_runner,
+        source_fingerprint=folder.fingerprint,
+    )
 
 
 @flow(name="storyboard-watch", log_prints=False)
@@ -144,27 +159,22 @@ def watch_pass(
         if now - folder.newest_modified < settle_s:
             report.settling.append(label)
             continue
-        if not claim(destination, folder.fingerprint, now):
+        render_claim = claim(destination, folder.fingerprint)
+        if render_claim is None:
             report.claimed_elsewhere.append(label)
             continue
-        try:
-            runner = build_task_runner(parse_task_runner(task_runner), settings)
-            result = storyboard.with_options(task_runner=runner)(
-                source=join_location(source, folder.path),
-                target=join_location(target, folder.path),
-                settings=settings,
-                backend=backend,
-                task_runner=task_runner,
-                source_fingerprint=folder.fingerprint,
-            )
-        except FatalServiceError:
-            destination.delete(f"{CLAIMS}/{folder.fingerprint}")
-            raise
-        except StoryboardError as exc:
-            destination.delete(f"{CLAIMS}/{folder.fingerprint}")
-            logger.warning("%s: not rendered: %s", label, exc)
-            report.failed[label] = str(exc)
-            continue
+        with render_claim.held():
+            if rendered_fingerprint(destination) == folder.fingerprint:
+                report.unchanged.append(label)  # rendered meanwhile by the claim's last holder
+                continue
+            try:
+                result = render(folder, source, target, settings, backend, task_runner)
+            except FatalServiceError:
+                raise
+            except StoryboardError as exc:
+                logger.warning("%s: not rendered: %s", label, exc)
+                report.failed[label] = str(exc)
+                continue
         report.rendered.append(label)
         if result.report.scenes.get("ok", 0) != sum(result.report.scenes.values()):
             report.with_placeholders.append(label)

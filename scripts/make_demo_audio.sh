@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Regenerates the demo narrations in storyboards/demo/ with espeak-ng (make demo-audio).
+# Regenerates the demo narrations in storyboards/demo/ with espeak-ng (make demo-audio), each
+# with its words in <id>.txt beside it (read by the tests and benchmarks/transcribe.py).
 set -euo pipefail
 out=storyboards/demo
 ffmpeg_bin=$(.venv/bin/python -c "import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())")
@@ -12,8 +13,9 @@ speak() {  # id voice format text
     m4a) "$ffmpeg_bin" -loglevel error -y -i "$wav" -ac 1 -ar 22050 -c:a aac -b:a 32k "$out/$1.m4a" ;;
   esac
   rm -f "$wav"
+  printf '%s\n' "$4" > "$out/$1.txt"
 }
-rm -f "$out"/*.ogg "$out"/*.mp3 "$out"/*.m4a
+rm -f "$out"/*.ogg "$out"/*.mp3 "$out"/*.m4a "$out"/*.txt
 speak dawn       en-us  ogg  "A lion walks through a misty jungle at dawn."
 speak river      en-gb  mp3  "Sunlight breaks through the trees as the lion reaches a quiet river."
 speak elephants  en-us  ogg  "A family of elephants wades across the water, spraying silver drops."

@@ -29,12 +29,9 @@ configure_environment()
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEMO_DIR = PROJECT_ROOT / "storyboards" / "demo"
 DEMO_WORDS = {
-    "dawn": "A lion walks through a misty jungle at dawn.",
-    "river": "Sunlight breaks through the trees as the lion reaches a quiet river.",
-    "elephants": "A family of elephants wades across the water, spraying silver drops.",
-    "storm": "Storm clouds gather over the savanna and the tall grass bends in the wind.",
-    "night": "At night the lion rests on a rock beneath a sky full of stars.",
+    spoken.stem: spoken.read_text(encoding="utf-8").strip() for spoken in DEMO_DIR.glob("*.txt")
 }
+"""The words spoken in each demo narration, by scene id (`<scene id>.txt` beside it)."""
 
 
 def write_wav(path: Path, seconds: float, frequency: float = 0.0, rate: int = 16_000) -> Path:

@@ -18,6 +18,7 @@ def _touch_recordings(folder: Path, names: list[str]) -> None:
 def test_natural_order_puts_scene_2_before_scene_10(tmp_path: Path) -> None:
     _touch_recordings(tmp_path, ["scene_10.wav", "scene_2.mp3", "Scene_1.flac", "scene_3.ogg"])
     (tmp_path / "notes.txt").write_text("not audio")
+    (tmp_path / "scene_2.txt").write_text("the words of scene 2, not a second scene_2")
     (tmp_path / ".hidden.wav").write_bytes(b"")
     plan = plan_storyboard(str(tmp_path))
     assert [r.scene_id for r in plan.recordings] == ["Scene_1", "scene_2", "scene_3", "scene_10"]
