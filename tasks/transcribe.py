@@ -189,10 +189,12 @@ def transcribe_recordings(
     def keep(segment: RawSegment) -> bool:
         return _is_speech(segment, settings.no_speech_threshold)
 
+    aligning = True  # once a window fails to prove its words, the rest go scene by scene
     for pack in plan_packs(clips):
-        packed = (
-            transcribe_pack(engine, pack, settings, language.code, keep) if len(pack) > 1 else None
-        )
+        packed = None
+        if aligning and len(pack) > 1:
+            packed = transcribe_pack(engine, pack, settings, language.code, keep)
+            aligning = packed is not None
         for clip in pack:
             audio = audios[clip.key]
             if packed is None:
