@@ -13,6 +13,7 @@ import os
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -282,6 +283,9 @@ def command_serve(
         parameters=shared,
         description="Renders one storyboard: give it source and target",
     )
+    # Prefect's runner stops on SIGTERM by exiting from inside its event loop, leaving this
+    # coroutine behind; the stop itself is clean.
+    warnings.filterwarnings("ignore", "coroutine 'Runner.astop' was never awaited", RuntimeWarning)
     _say("serving deployments storyboard-watch/drop-folder and storyboard/on-demand (Ctrl-C stops)")
     serve(watcher, on_demand)  # type: ignore[arg-type]
     return EXIT_OK

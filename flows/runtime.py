@@ -68,8 +68,9 @@ class _QuietExpectedErrors(logging.Filter):
 
 def quiet_prefect_console() -> None:
     quiet = _QuietExpectedErrors()
-    for name in ("prefect", "prefect.flow_runs", "prefect.task_runs", "prefect.server"):
+    for name in ("prefect", "prefect.flow_runs", "prefect.task_runs", "prefect.server", "asyncio"):
         logging.getLogger(name).addFilter(quiet)
-    for handler in logging.getLogger("prefect").handlers:
+    # asyncio's "Exception in callback" reaches Prefect's console through the root logger.
+    for handler in (*logging.getLogger("prefect").handlers, *logging.getLogger().handlers):
         handler.addFilter(quiet)
     logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tasks.ingest import is_recording
 from tests.conftest import DEMO_DIR
 from tests.fakes.nvidia_server import FakeNvidia, Faults
 from tests.test_cli import assert_clean, run_cli
@@ -21,7 +22,7 @@ SCENES = 50
 def test_thirty_percent_transient_faults_over_fifty_scenes_end_with_every_scene_ok(
     tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
-    demo = sorted(path for path in DEMO_DIR.iterdir() if path.suffix != ".yaml")
+    demo = sorted(path for path in DEMO_DIR.iterdir() if is_recording(path.name))
     source = tmp_path / "fifty"
     source.mkdir()
     for index in range(SCENES):
