@@ -193,9 +193,10 @@ def verified_owners(
         if not keep(segment) or not segment.words:
             continue
         found = {_owner(word.start_s, word.end_s, spans) for word in segment.words}
-        if len(found) != 1 or None in found:
+        owner = found.pop()
+        if owner is None or found:
             return None
-        owners.append((segment, found.pop()))  # type: ignore[arg-type]
+        owners.append((segment, owner))
     for index, (first, last) in enumerate(spans):
         words = [word for segment, owner in owners if owner == index for word in segment.words]
         if not words:
