@@ -55,13 +55,9 @@ def scene_language(
     return language if probability >= OWN_LANGUAGE_PROBABILITY else storyboard.code
 
 
-def first_speech(
-    recordings: Sequence[Recording], settings: TranscriptionSettings
-) -> tuple[Audio, list[str]]:
-    """The storyboard's first `STORYBOARD_SPEECH_S` of speech (or all of it, when shorter),
-    and the audio hashes of the recordings it came from."""
+def first_speech(recordings: Sequence[Recording], settings: TranscriptionSettings) -> Audio:
+    """The storyboard's first `STORYBOARD_SPEECH_S` of speech (or all of it, when shorter)."""
     pieces: list[Audio] = []
-    used: list[str] = []
     heard = 0.0
     for recording in recordings:
         if heard >= STORYBOARD_SPEECH_S:
@@ -73,12 +69,24 @@ def first_speech(
         except (AudioError, StorageError):
             continue
         clip = speech_clip(0, audio)
-        used.append(recording.sha256)
         if clip.duration_s:
             pieces.append(clip.audio)
             heard += clip.duration_s
-    speech = np.concatenate(pieces).astype(np.float32) if pieces else np.zeros(0, np.float32)
-    return speech, used
+    return np.concatenate(pieces).astype(np.float32) if pieces else np.zeros(0, np.float32)
+
+
+def heard_language(
+    engine: TranscriptionEngine,
+    recordings: Sequence[Recording],
+    settings: TranscriptionSettings,
+) -> tuple[str, float, float] | None:
+    """The language of the storyboard's first speech, its probability and the seconds of
+    speech it was heard in; None when the storyboard has no speech."""
+    speech = first_speech(recordings, settings)
+    if not len(speech):
+        return None
+    language, probability = engine.detect_language(speech)
+    return language, probability, len(speech) / SAMPLE_RATE
 
 
 def storyboard_language(
@@ -89,8 +97,8 @@ def storyboard_language(
     """The language of the storyboard's first speech (`transcription.language` when set)."""
     if settings.language:
         return LanguageChoice(settings.language, forced=True)
-    speech, _ = first_speech(recordings, settings)
-    return LanguageChoice(engine.detect_language(speech)[0] if len(speech) else None)
+    heard = heard_language(engine, recordings, settings)
+    return LanguageChoice(heard[0] if heard else None)
 
 
 @task(name="detect language", cache_policy=NO_CACHE)
@@ -100,25 +108,24 @@ def detect_storyboard_language(
     cache: CacheLocation,
     named: str | None,
 ) -> LanguageChoice:
-    """The language the user named, else the one of the storyboard's first speech (cached by
-    the audio it was heard in)."""
+    """The language the user named, else the one of the storyboard's first speech, cached by
+    the storyboard's audio, so an unchanged re-run decodes nothing here."""
     if named:
         return LanguageChoice(named, forced=True)
-    speech, used = first_speech(recordings, settings)
-    if not len(speech):
-        return LanguageChoice(None)
     store = cache.open()
-    key = content_key(used, settings.model, STORYBOARD_SPEECH_S)
+    key = content_key([r.sha256 for r in recordings], settings.model, STORYBOARD_SPEECH_S)
     known = store.get_json(CACHE_NAMESPACE, key)
     if known is not None and isinstance(known.get("language"), str):
         return LanguageChoice(known["language"])
-    engine = load_engine(settings, cache.local / "models")
-    language, probability = engine.detect_language(speech)
+    heard = heard_language(load_engine(settings, cache.local / "models"), recordings, settings)
+    if heard is None:
+        return LanguageChoice(None)
+    language, probability, seconds = heard
     store.put_json(CACHE_NAMESPACE, key, {"language": language, "probability": probability})
     get_run_logger().info(
         "storyboard language: %s (probability %.2f, from %.1f s of its first speech)",
         language,
         probability,
-        len(speech) / SAMPLE_RATE,
+        seconds,
     )
     return LanguageChoice(language)
