@@ -27,11 +27,11 @@ def worker(scenes: int, folder: Path) -> None:
 
     import numpy as np
 
-    from clients.draft import DraftBackend
-    from clients.generation import ClipRequest, ImageRequest
+    from clients.generation.draft import DraftBackend
     from configs.settings import AssemblySettings
+    from domain.media import ClipRequest, ImageRequest
+    from domain.scene import Segment
     from tasks.assemble import SceneCut, assemble_storyboard
-    from tasks.scene import Segment
 
     backend = DraftBackend()
     clips = []
@@ -69,7 +69,7 @@ def worker(scenes: int, folder: Path) -> None:
 
 
 def bare_reencode(video: Path) -> float:
-    from clients.media import run_ffmpeg
+    from clients.media.ffmpeg import run_ffmpeg
 
     started = time.perf_counter()
     run_ffmpeg(["-i", str(video), "-c:v", "libx264", "-preset", "veryfast", "-crf", "23",
@@ -86,7 +86,7 @@ def main() -> None:
     if arguments.worker:
         worker(int(arguments.worker[0]), Path(arguments.worker[1]))
         return
-    from clients.media import probe
+    from clients.media.ffmpeg import probe
 
     print(f"{'scenes':>6} {'video':>8} {'assemble':>9} {'bare ffmpeg':>11} {'ratio':>6} "
           f"{'peak memory':>11}")  # fmt: skip

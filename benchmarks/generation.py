@@ -14,13 +14,15 @@ import argparse
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 from clients.cache import ContentCache
-from clients.generation import ImageRequest
-from clients.nvidia import ClientOptions, NvidiaClient
-from clients.ratelimit import RateLimiter
+from clients.generation.http import ServiceConnection
+from clients.generation.nvidia import NvidiaClient, connection_options
+from clients.generation.ratelimit import RateLimiter
 from configs.settings import GenerationSettings
+from domain.media import ImageRequest
 from tasks.generate import generate_media
 from tests.fakes.nvidia_server import VALID_KEY, FakeNvidia, Faults
 
@@ -45,8 +47,9 @@ def main() -> None:
         for index in range(arguments.scenes)
     ]
     with FakeNvidia(faults) as fake, tempfile.TemporaryDirectory() as folder:
-        options = ClientOptions(api_base=fake.api_base, nvcf_base=fake.nvcf_base)
-        client = NvidiaClient(VALID_KEY, options, RateLimiter(settings.requests_per_minute))
+        options = replace(connection_options(settings, fake.api_base), nvcf_base=fake.nvcf_base)
+        limiter = RateLimiter(settings.requests_per_minute)
+        client = NvidiaClient(ServiceConnection("NVIDIA API", options, limiter, VALID_KEY))
         cache = ContentCache(Path(folder))
         started = time.perf_counter()
         with ThreadPoolExecutor(arguments.concurrency) as pool:

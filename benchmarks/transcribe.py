@@ -40,10 +40,10 @@ class Run:
 
 
 def worker(engine: str, mode: str, device: str, sources: list[str]) -> None:
-    from clients.whisper import load_engine
+    from clients.services import load_engine
     from configs.settings import TranscriptionSettings, default_cache_dir
+    from domain.scene import Transcript
     from tasks.ingest import plan_storyboard
-    from tasks.scene import Transcript
     from tasks.transcribe import transcribe_recordings
 
     settings = TranscriptionSettings(

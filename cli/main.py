@@ -23,13 +23,13 @@ from flows.runtime import configure_environment
 configure_environment()
 
 from cli import interrupts  # noqa: E402
-from clients.errors import (  # noqa: E402
+from domain.errors import (  # noqa: E402
     ConfigurationError,
     FatalServiceError,
+    StorageError,
     StoryboardError,
     is_disk_full,
 )
-from clients.storage import StorageError  # noqa: E402
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -102,7 +102,7 @@ def _say(message: str) -> None:
 
 
 def _backend_for_run(requested: str | None, configured: str) -> str:
-    from clients.backends import check_backend, check_backend_ready, choose_backend
+    from clients.services import check_backend, check_backend_ready, choose_backend
 
     backend = choose_backend(requested or configured)
     check_backend(backend)
@@ -309,12 +309,12 @@ def command_transcribe(
     device: str | None,
     config: Path | None,
 ) -> int:
-    from clients.whisper import load_engine
+    from clients.services import load_engine
     from configs.settings import load_settings
+    from domain.scene import SceneFailure
     from tasks.ingest import plan_storyboard
     from tasks.language import LanguageChoice
     from tasks.prompt import build_prompt
-    from tasks.scene import SceneFailure
     from tasks.transcribe import transcribe_recordings
 
     plan = plan_storyboard(source)

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Protocol
 
-from clients.errors import StoryboardError
+from domain.errors import StoryboardError
 
 LEASE_LIFETIME_S = 120.0
 

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 from clients.cache import ContentCache, atomic_path, write_bytes_atomic
-from clients.errors import ConfigurationError, StoryboardError, is_disk_full
+from domain.errors import ConfigurationError, StorageError, is_disk_full
 
 CONTENT_TYPES = {
     ".mp4": "video/mp4",
@@ -48,10 +48,6 @@ _HINTS = {
 
 WRITE_CHECK = ".storyboard/write-check"
 """The empty object a run writes to an S3 target first, to learn it may write there."""
-
-
-class StorageError(StoryboardError):
-    """A bucket or folder cannot be read or written (credentials, permissions, missing)."""
 
 
 @dataclass(frozen=True)

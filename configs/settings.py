@@ -1,4 +1,4 @@
-"""Typed settings for a run, and the schema of `storyboard.yaml`.
+"""Typed settings for a run, and the loading of `storyboard.yaml`.
 
 Settings come from `configs/defaults.yaml`, then a `--config FILE`, then a storyboard file's
 `settings:` block, then command-line flags, each merged key by key over the last. Every
@@ -15,11 +15,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from clients.errors import ConfigurationError
+from domain.errors import ConfigurationError
+from domain.media import ImageModel
+from domain.storyboard import StoryboardSpec
 
 DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")
 
-ImageModel = Literal["sdxl", "sd3-medium", "flux.1-dev", "flux.1-schnell"]
 BackendName = Literal["auto", "nvidia", "nim", "draft"]
 FitMethod = Literal["pingpong", "stretch", "hold", "kenburns"]
 
@@ -101,35 +102,6 @@ class Settings(_Strict):
     shared_cache: str | None = Field(default_factory=lambda: shared_cache_uri())
     """An S3 prefix every worker and machine shares the content cache through
     (`STORYBOARD_CACHE_DIR=s3://bucket/prefix/`); `cache_dir` then is this machine's copy."""
-
-
-class SceneSpec(_Strict):
-    """Per-scene overrides in `storyboard.yaml`."""
-
-    id: str = Field(min_length=1)
-    prompt: str | None = None
-    seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
-    duration: float | None = Field(default=None, gt=0.0, le=600.0)
-    skip: bool = False
-
-
-class StoryboardSpec(_Strict):
-    """`storyboard.yaml` beside the recordings, or a `storyboards/NAME.yaml` storyboard file."""
-
-    title: str | None = None
-    source: str | None = None
-    style: str = ""
-    negative_prompt: str = ""
-    image_model: ImageModel | None = None
-    seed: int = Field(default=0, ge=0, le=2**32 - 1)
-    language: str | None = None
-    music: str | None = None
-    """Background music beside the recordings (a file name in the storyboard folder)."""
-    scenes: tuple[SceneSpec, ...] = ()
-    settings: dict[str, Any] = Field(default_factory=dict)
-
-    def scene(self, scene_id: str) -> SceneSpec | None:
-        return next((scene for scene in self.scenes if scene.id == scene_id), None)
 
 
 def shared_cache_uri() -> str | None:

@@ -18,8 +18,8 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
-from tasks.manifest import RunReport
-from tasks.scene import SceneOutcome
+from domain.report import RunReport
+from domain.scene import SceneOutcome
 
 _KEY_UNSAFE = re.compile(r"[^a-z0-9-]+")
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~])")

@@ -19,8 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from clients.errors import ConfigurationError
 from configs.settings import Settings
+from domain.errors import ConfigurationError
 
 _ADDRESS = re.compile(r"^(tcp|tls|ucx|inproc)://[^\s/]+(:\d+)?/?$")
 

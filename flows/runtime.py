@@ -11,7 +11,7 @@ import logging
 import os
 import threading
 
-from clients.errors import StoryboardError, is_disk_full
+from domain.errors import StoryboardError, is_disk_full
 
 QUIET_DEFAULTS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",

@@ -17,22 +17,13 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture
 
-from clients.backends import check_backend, choose_backend, shared_limit_name
-from clients.errors import ConfigurationError, FatalServiceError
-from clients.ratelimit import ensure_prefect_rate_limit
+from clients.generation.ratelimit import ensure_prefect_rate_limit
+from clients.services import check_backend, choose_backend, shared_limit_name
 from clients.storage import CacheLocation, is_s3, open_storage
 from configs.settings import Settings
-from flows.artifacts import Progress, publish_run_artifacts
-from flows.runners import RunnerSpec, build_task_runner, on_dask, parse_task_runner
-from tasks.assemble import assemble, scene_cut
-from tasks.generate import generate, on_this_machine
-from tasks.ingest import ingest
-from tasks.language import LanguageChoice, detect_storyboard_language
-from tasks.manifest import RunReport, count_statuses, write_manifest, write_run_report
-from tasks.prompt import ScenePrompt, prompt
-from tasks.publish import publish, staging_folder
-from tasks.review import review
-from tasks.scene import (
+from domain.errors import ConfigurationError, FatalServiceError
+from domain.report import RunReport
+from domain.scene import (
     GeneratedMedia,
     SceneFailure,
     SceneOutcome,
@@ -40,6 +31,16 @@ from tasks.scene import (
     StoryboardPlan,
     Transcript,
 )
+from flows.artifacts import Progress, publish_run_artifacts
+from flows.runners import RunnerSpec, build_task_runner, on_dask, parse_task_runner
+from tasks.assemble import assemble, scene_cut
+from tasks.generate import generate, on_this_machine
+from tasks.ingest import ingest
+from tasks.language import LanguageChoice, detect_storyboard_language
+from tasks.manifest import count_statuses, write_manifest, write_run_report
+from tasks.prompt import ScenePrompt, prompt
+from tasks.publish import publish, staging_folder
+from tasks.review import review
 from tasks.transcribe import transcribe
 
 VERSIONED_PACKAGES = (

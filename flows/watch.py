@@ -23,10 +23,10 @@ from pathlib import Path, PurePosixPath
 from prefect import flow, get_run_logger
 
 from clients.cache import content_key
-from clients.errors import FatalServiceError, StoryboardError
 from clients.lease import LEASE_LIFETIME_S, Lease
-from clients.storage import Storage, StorageError, StoredObject, is_s3, open_storage, safe_name
+from clients.storage import Storage, StoredObject, is_s3, open_storage, safe_name
 from configs.settings import Settings
+from domain.errors import FatalServiceError, StorageError, StoryboardError
 from flows.runners import build_task_runner, parse_task_runner
 from flows.storyboard import StoryboardResult, storyboard
 from tasks.ingest import STORYBOARD_FILE, is_recording

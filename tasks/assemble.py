@@ -25,7 +25,8 @@ from PIL import Image, ImageDraw
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from clients.drawing import (
+from clients.media.audio import decode_audio
+from clients.media.drawing import (
     cover,
     draw_lines,
     fit_text,
@@ -34,11 +35,11 @@ from clients.drawing import (
     placeholder_card,
     text_width,
 )
-from clients.errors import AudioError
-from clients.generation import SVD_HEIGHT, SVD_WIDTH
-from clients.media import FloatAudio, decode_audio, run_ffmpeg
+from clients.media.ffmpeg import run_ffmpeg
 from configs.settings import AssemblySettings, FitMethod
-from tasks.scene import SceneOutcome, SceneStatus, Segment, TimelineEntry
+from domain.errors import AudioError
+from domain.media import SVD_HEIGHT, SVD_WIDTH, FloatAudio
+from domain.scene import SceneOutcome, SceneStatus, Segment, TimelineEntry
 
 Frame = np.ndarray[Any, np.dtype[np.uint8]]
 CAPTION_LINGER_S = 1.0

@@ -12,24 +12,20 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.tasks import exponential_backoff
 
-from clients.backends import backend_for
 from clients.cache import ContentCache, content_key
-from clients.errors import (
+from clients.generation.backend import GenerationBackend
+from clients.services import backend_for
+from clients.storage import CacheLocation
+from configs.settings import GenerationSettings
+from domain.errors import (
     ContentFilteredError,
     FatalServiceError,
     SceneError,
     StoryboardError,
     TransientServiceError,
 )
-from clients.generation import (
-    ClipRequest,
-    GenerationBackend,
-    ImageRequest,
-    image_extension,
-)
-from clients.storage import CacheLocation
-from configs.settings import GenerationSettings
-from tasks.scene import GeneratedMedia, SceneFailure, SceneStatus
+from domain.media import ClipRequest, ImageRequest, image_extension
+from domain.scene import GeneratedMedia, SceneFailure, SceneStatus
 
 IMAGES = "images"
 CLIPS = "clips"

@@ -15,19 +15,12 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from clients.cache import content_key
-from clients.errors import AudioError, ConfigurationError
-from clients.media import check_audio
-from clients.storage import (
-    S3Storage,
-    StorageError,
-    StoredObject,
-    is_s3,
-    mirror,
-    open_storage,
-    safe_name,
-)
-from configs.settings import StoryboardSpec, default_cache_dir, load_storyboard_spec
-from tasks.scene import Recording, StoryboardPlan
+from clients.media.audio import check_audio
+from clients.storage import S3Storage, StoredObject, is_s3, mirror, open_storage, safe_name
+from configs.settings import default_cache_dir, load_storyboard_spec
+from domain.errors import AudioError, ConfigurationError, StorageError
+from domain.scene import Recording, StoryboardPlan
+from domain.storyboard import StoryboardSpec
 
 AUDIO_EXTENSIONS = frozenset({".wav", ".mp3", ".m4a", ".flac", ".ogg", ".webm"})
 STORYBOARD_FILE = "storyboard.yaml"

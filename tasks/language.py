@@ -19,14 +19,15 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from clients.cache import content_key
-from clients.errors import AudioError
-from clients.media import decode_audio
-from clients.storage import CacheLocation, StorageError
-from clients.whisper import TranscriptionEngine, load_engine
+from clients.media.audio import decode_audio
+from clients.services import load_engine
+from clients.storage import CacheLocation
+from clients.transcription.types import TranscriptionEngine
 from configs.settings import TranscriptionSettings
+from domain.errors import AudioError, StorageError
+from domain.scene import Recording
 from tasks.ingest import recording_here
 from tasks.packing import SAMPLE_RATE, Audio, SpeechClip, speech_clip
-from tasks.scene import Recording
 
 STORYBOARD_SPEECH_S = 10.0
 OWN_LANGUAGE_SPEECH_S = 5.0

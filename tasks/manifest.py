@@ -6,7 +6,6 @@ import json
 import re
 import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -16,7 +15,8 @@ from prefect.cache_policies import NO_CACHE
 
 from clients.cache import atomic_path, write_text_atomic
 from clients.storage import safe_name
-from tasks.scene import SceneOutcome, SceneStatus, TimelineEntry
+from domain.report import RunReport, ScenePaths
+from domain.scene import SceneOutcome, SceneStatus, TimelineEntry
 
 MANIFEST_COLUMNS = (
     "scene_id",
@@ -39,35 +39,6 @@ MANIFEST_COLUMNS = (
 )
 EXTRA_COLUMNS = ("language_probability", "english_transcript", "note")
 _UNSAFE = re.compile(r"[^\w.-]+", re.UNICODE)
-
-
-@dataclass(frozen=True)
-class ScenePaths:
-    """A scene's published files, relative to TARGET ("" when it has none)."""
-
-    image: str = ""
-    clip: str = ""
-
-
-@dataclass
-class RunReport:
-    """What `run.json` records."""
-
-    storyboard: str
-    title: str
-    source: str
-    target: str
-    backend: str
-    engine: str
-    model: str
-    task_runner: str
-    stages: dict[str, float] = field(default_factory=dict)
-    scenes: dict[str, int] = field(default_factory=dict)
-    api_calls: int = 0
-    cache_hits: int = 0
-    versions: dict[str, str] = field(default_factory=dict)
-    draft: bool = False
-    source_fingerprint: str | None = None
 
 
 def scene_dir_name(scene_id: str, taken: set[str]) -> str:

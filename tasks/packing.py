@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from clients.whisper import RawSegment, RawTranscription, TranscriptionEngine
+from clients.transcription.types import RawSegment, RawTranscription, TranscriptionEngine
 from configs.settings import TranscriptionSettings
-from tasks.scene import Segment
+from domain.scene import Segment
 
 SAMPLE_RATE = 16_000
 PACK_LIMIT_S = 28.0

@@ -9,9 +9,10 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from clients.cache import content_key
-from clients.generation import SVD_HEIGHT, SVD_WIDTH, ImageRequest
-from configs.settings import GenerationSettings, StoryboardSpec
-from tasks.scene import Recording, Transcript
+from configs.settings import GenerationSettings
+from domain.media import SVD_HEIGHT, SVD_WIDTH, ImageRequest
+from domain.scene import Recording, Transcript
+from domain.storyboard import StoryboardSpec
 
 MAX_PROMPT_CHARS = 600
 _FILLERS = re.compile(r"\b(?:um+|uh+|erm+|hmm+|you know|i mean)\b[,.]?\s*", re.IGNORECASE)

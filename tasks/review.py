@@ -15,9 +15,9 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from clients.cache import atomic_path, write_text_atomic
-from clients.drawing import cover, fit_text, font, line_height, placeholder_card, wrap
-from tasks.manifest import RunReport, ScenePaths
-from tasks.scene import SceneOutcome, SceneStatus, TimelineEntry
+from clients.media.drawing import cover, fit_text, font, line_height, placeholder_card, wrap
+from domain.report import RunReport, ScenePaths
+from domain.scene import SceneOutcome, SceneStatus, TimelineEntry
 
 THUMB_WIDTH = 320
 SHEET_COLUMNS = 4

@@ -13,15 +13,16 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from clients.cache import ContentCache, content_key
-from clients.errors import AudioError
-from clients.media import decode_audio
-from clients.storage import CacheLocation, StorageError
-from clients.whisper import RawSegment, RawTranscription, TranscriptionEngine, load_engine
+from clients.media.audio import decode_audio
+from clients.services import load_engine
+from clients.storage import CacheLocation
+from clients.transcription.types import RawSegment, RawTranscription, TranscriptionEngine
 from configs.settings import TranscriptionSettings
+from domain.errors import AudioError, StorageError
+from domain.scene import Recording, SceneFailure, Segment, Transcript
 from tasks.ingest import recording_here
 from tasks.language import LanguageChoice, scene_language, storyboard_language
 from tasks.packing import PACK_LIMIT_S, Audio, SpeechClip, plan_packs, speech_clip, transcribe_pack
-from tasks.scene import Recording, SceneFailure, Segment, Transcript
 
 WHISPER_SAMPLE_RATE = 16_000
 CACHE_NAMESPACE = "transcripts"

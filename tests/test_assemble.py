@@ -7,10 +7,11 @@ import av
 import numpy as np
 import pytest
 
-from clients.draft import DraftBackend
-from clients.generation import ClipRequest, ImageRequest
-from clients.media import probe
+from clients.generation.draft import DraftBackend
+from clients.media.ffmpeg import probe
 from configs.settings import AssemblySettings
+from domain.media import ClipRequest, ImageRequest
+from domain.scene import Segment
 from tasks.assemble import (
     SceneCut,
     active_caption,
@@ -19,7 +20,6 @@ from tasks.assemble import (
     source_frame_index,
     timeline_frames,
 )
-from tasks.scene import Segment
 from tests.conftest import write_wav
 
 

@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clients import media
-from clients.errors import AudioError
-from clients.media import decode_audio, run_ffmpeg
+from clients.media import audio as media
+from clients.media.audio import decode_audio
+from clients.media.ffmpeg import run_ffmpeg
+from domain.errors import AudioError
 from tests.conftest import DEMO_DIR, write_wav
 from tests.test_cli import assert_clean, read_manifest, run_cli
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from clients.media import probe
+from clients.media.ffmpeg import probe
 from tasks.manifest import MANIFEST_COLUMNS
 from tests.conftest import DEMO_DIR, PROJECT_ROOT, write_wav
 

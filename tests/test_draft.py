@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clients.draft import DraftBackend, prompt_palette
-from clients.generation import ClipRequest, ImageRequest
-from clients.media import probe
+from clients.generation.draft import DraftBackend, prompt_palette
+from clients.media.ffmpeg import probe
+from domain.media import ClipRequest, ImageRequest
 
 PROMPT = "A lion walks through a misty jungle at dawn, watercolor"
 

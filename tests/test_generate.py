@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from clients.cache import ContentCache
-from clients.draft import DraftBackend
-from clients.errors import ContentFilteredError
-from clients.generation import ClipRequest, GeneratedClip, GeneratedImage, ImageRequest
+from clients.generation.draft import DraftBackend
 from configs.settings import GenerationSettings
+from domain.errors import ContentFilteredError
+from domain.media import ClipRequest, GeneratedClip, GeneratedImage, ImageRequest
 from tasks.generate import generate_media
 
 SETTINGS = GenerationSettings()

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from clients import whisper
 from clients.cache import write_text_atomic
-from clients.errors import ConfigurationError
 from clients.storage import open_storage
+from clients.transcription import models as whisper
+from domain.errors import ConfigurationError
+from domain.scene import GeneratedMedia, Recording, SceneOutcome, SceneStatus, TimelineEntry
 from tasks.ingest import plan_storyboard
 from tasks.manifest import MANIFEST_COLUMNS, manifest_frame, publish_scene_files, write_outputs
 from tasks.prompt import MAX_PROMPT_CHARS, compose_prompt
-from tasks.scene import GeneratedMedia, Recording, SceneOutcome, SceneStatus, TimelineEntry
 from tests.conftest import DEMO_DIR, write_wav
 from tests.test_cli import assert_clean, read_manifest, run_cli
 

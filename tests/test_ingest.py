@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from clients.errors import ConfigurationError
+from domain.errors import ConfigurationError
 from tasks.ingest import natural_key, plan_storyboard
 from tests.conftest import write_wav
 

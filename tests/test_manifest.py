@@ -5,6 +5,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from domain.scene import (
+    GeneratedMedia,
+    Recording,
+    SceneOutcome,
+    SceneStatus,
+    Segment,
+    TimelineEntry,
+    Transcript,
+)
 from tasks.manifest import (
     MANIFEST_COLUMNS,
     caption_cues,
@@ -13,15 +22,6 @@ from tasks.manifest import (
     scene_dir_name,
     srt_text,
     vtt_text,
-)
-from tasks.scene import (
-    GeneratedMedia,
-    Recording,
-    SceneOutcome,
-    SceneStatus,
-    Segment,
-    TimelineEntry,
-    Transcript,
 )
 
 INTERFACE_COLUMNS = (

@@ -13,15 +13,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clients.errors import (
+from clients.generation.http import ConnectionOptions, RetryPolicy, ServiceConnection
+from clients.generation.nvidia import NvidiaClient, image_body
+from clients.generation.payloads import fit_for_svd
+from clients.generation.ratelimit import RateLimiter
+from domain.errors import (
     ContentFilteredError,
     FatalServiceError,
     GenerationError,
     TransientServiceError,
 )
-from clients.generation import ClipRequest, ImageRequest
-from clients.nvidia import ClientOptions, NvidiaClient, RetryPolicy, fit_for_svd, image_body
-from clients.ratelimit import RateLimiter
+from domain.media import ClipRequest, ImageRequest
 from tests.fakes.nvidia_server import VALID_KEY, FakeNvidia, Faults
 
 
@@ -30,14 +32,17 @@ def _request(prompt: str = "a lion at dawn", model: str = "sdxl") -> ImageReques
 
 
 def _client(fake: FakeNvidia, key: str = VALID_KEY, attempts: int = 6, **kw: float) -> NvidiaClient:
-    options = ClientOptions(
+    options = ConnectionOptions(
         api_base=fake.api_base,
         nvcf_base=fake.nvcf_base,
         poll_interval_s=0.0,
         timeout_s=kw.pop("timeout_s", 10.0),
+        poll_deadline_s=900.0,
         retry=RetryPolicy(attempts=attempts, base_delay_s=0.0, max_delay_s=0.0),
     )
-    return NvidiaClient(key, options, RateLimiter(per_minute=60_000), sleep=lambda _: None)
+    limiter = RateLimiter(per_minute=60_000)
+    connection = ServiceConnection("NVIDIA API", options, limiter, key, sleep=lambda _: None)
+    return NvidiaClient(connection)
 
 
 @pytest.fixture
@@ -99,7 +104,6 @@ def test_transient_faults_are_retried_and_counted() -> None:
         images = [client.generate_image(_request(f"scene {i}")) for i in range(10)]
     assert fake.stats.injected_faults > 0
     assert sum(image.api_calls for image in images) == fake.stats.generation_requests
-    assert client.requests_sent == fake.stats.generation_requests
 
 
 def test_transient_faults_give_up_after_the_attempts() -> None:
@@ -137,9 +141,18 @@ def test_content_filtering_is_a_result_not_retried(fake: FakeNvidia) -> None:
 
 
 def _mock_client(handler: httpx.MockTransport, sleeps: list[float] | None = None) -> NvidiaClient:
-    options = ClientOptions(api_base="https://api.test/v1/genai", nvcf_base="https://nvcf.test")
+    options = ConnectionOptions(
+        api_base="https://api.test/v1/genai",
+        nvcf_base="https://nvcf.test",
+        timeout_s=120.0,
+        poll_deadline_s=900.0,
+        retry=RetryPolicy(attempts=6),
+    )
     record = sleeps.append if sleeps is not None else (lambda _: None)
-    return NvidiaClient(VALID_KEY, options, RateLimiter(60_000), transport=handler, sleep=record)
+    connection = ServiceConnection(
+        "NVIDIA API", options, RateLimiter(60_000), VALID_KEY, transport=handler, sleep=record
+    )
+    return NvidiaClient(connection)
 
 
 def test_retry_after_is_honoured() -> None:
@@ -272,11 +285,18 @@ def test_a_refused_key_costs_one_request_however_many_threads_wait(fake: FakeNvi
 
 
 def test_nim_backend_generates_images_locally_hosted(fake: FakeNvidia) -> None:
-    from clients.media import probe
-    from clients.nim import NimClient, check_ready
+    from clients.generation.nim import NimClient, check_ready
+    from clients.media.ffmpeg import probe
 
     check_ready(fake.base_url)
-    client = NimClient(fake.base_url, limiter=RateLimiter(60_000), sleep=lambda _: None)
+    options = ConnectionOptions(
+        api_base=fake.base_url,
+        nvcf_base=fake.nvcf_base,
+        timeout_s=10.0,
+        poll_deadline_s=60.0,
+        retry=RetryPolicy(attempts=3),
+    )
+    client = NimClient(ServiceConnection("NIM", options, RateLimiter(60_000), sleep=lambda _: None))
     image = client.generate_image(_request(model="flux.1-dev"))
     clip = client.generate_clip(ClipRequest(image.data, 9, 1.8, 127))
     assert fake.stats.by_path["nim"] == 1 and fake.stats.violations == []
@@ -292,7 +312,7 @@ def test_nim_backend_generates_images_locally_hosted(fake: FakeNvidia) -> None:
 
 
 def test_a_nim_still_loading_stops_the_run_before_it_starts(fake: FakeNvidia) -> None:
-    from clients.nim import check_ready
+    from clients.generation.nim import check_ready
 
     fake.nim_loading = True
     with pytest.raises(FatalServiceError, match="still loading"):

@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from clients.openai_whisper import openai_checkpoint, read_ctranslate2_model
-from clients.whisper import TranscriptionEngine, load_engine, resolve_model_dir
+from clients.services import load_engine
+from clients.transcription.convert import openai_checkpoint, read_ctranslate2_model
+from clients.transcription.models import resolve_model_dir
+from clients.transcription.types import TranscriptionEngine
 from configs.settings import TranscriptionSettings
+from domain.scene import Recording
 from tasks.ingest import plan_storyboard
-from tasks.scene import Recording
 from tasks.transcribe import transcribe_recording
 from tests.conftest import DEMO_DIR, DEMO_WORDS, write_wav
 from tests.test_cli import run_cli

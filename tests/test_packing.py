@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from clients.whisper import RawSegment, RawTranscription, RawWord
+from clients.transcription.types import RawSegment, RawTranscription, RawWord
 from tasks.packing import verified_owners
 
 SPANS = [(0.0, 1.0), (2.0, 3.2)]  # two scenes' speech, a second of silence apart

@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 
-from clients.whisper import TranscriptionEngine, load_engine
+from clients.services import load_engine
+from clients.transcription.types import TranscriptionEngine
 from configs.settings import TranscriptionSettings
+from domain.scene import Recording, SceneFailure, Transcript
 from tasks.language import LanguageChoice
-from tasks.scene import Recording, SceneFailure, Transcript
 from tasks.transcribe import transcribe_recordings
 from tests.conftest import DEMO_DIR
 from tests.wer import word_error_rate, words

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from clients.media import probe
+from clients.media.ffmpeg import probe
 from tests.conftest import DEMO_DIR
 from tests.fakes.nvidia_server import VALID_KEY, FakeNvidia, Faults
 from tests.test_cli import run_cli

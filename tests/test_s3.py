@@ -14,9 +14,9 @@ import boto3
 import pandas as pd
 import pytest
 
-from clients.errors import AudioError
-from clients.media import probe
-from clients.storage import S3Storage, StorageError, mirror, open_storage, safe_name
+from clients.media.ffmpeg import probe
+from clients.storage import S3Storage, mirror, open_storage, safe_name
+from domain.errors import AudioError, StorageError
 from tasks.ingest import plan_storyboard, recording_here
 from tests.conftest import DEMO_DIR
 from tests.fakes.s3_proxy import FaultPlan, S3FaultProxy

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from clients.errors import ConfigurationError
 from configs.settings import default_cache_dir, load_settings
+from domain.errors import ConfigurationError
 
 
 def test_defaults_load_and_match_the_documented_values() -> None:

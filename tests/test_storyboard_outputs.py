@@ -9,21 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from clients.draft import DraftBackend
-from clients.generation import ClipRequest, ImageRequest
-from clients.media import probe
+from clients.generation.draft import DraftBackend
+from clients.media.ffmpeg import probe
 from configs.settings import AssemblySettings
+from domain.media import ClipRequest, ImageRequest
+from domain.report import RunReport
+from domain.scene import GeneratedMedia, Recording, SceneOutcome, SceneStatus, Segment, Transcript
 from tasks.assemble import assemble_storyboard, scene_cut
-from tasks.manifest import RunReport, write_outputs
+from tasks.manifest import write_outputs
 from tasks.review import write_review
-from tasks.scene import (
-    GeneratedMedia,
-    Recording,
-    SceneOutcome,
-    SceneStatus,
-    Segment,
-    Transcript,
-)
 from tests.conftest import write_wav
 
 pytestmark = pytest.mark.slow

@@ -10,21 +10,16 @@ import numpy as np
 import pytest
 
 from clients.cache import ContentCache
-from clients.errors import AudioError, ConfigurationError
-from clients.whisper import (
-    TranscriptionEngine,
-    engine_device,
-    load_engine,
-    resolve_model_dir,
-    select_compute_type,
-    select_device,
-)
+from clients.services import engine_device, load_engine
+from clients.transcription.models import resolve_model_dir, select_compute_type, select_device
+from clients.transcription.types import TranscriptionEngine
 from configs.settings import TranscriptionSettings
+from domain.errors import AudioError, ConfigurationError
+from domain.scene import Recording, SceneFailure, Transcript
 from tasks import transcribe as transcribe_module
 from tasks.ingest import plan_storyboard
 from tasks.language import LanguageChoice
 from tasks.packing import SpeechClip, plan_packs
-from tasks.scene import Recording, SceneFailure, Transcript
 from tasks.transcribe import cached_transcripts, transcribe_recording, transcribe_recordings
 from tests.conftest import DEMO_DIR, DEMO_WORDS, write_wav
 from tests.wer import word_error_rate
@@ -220,7 +215,7 @@ def test_device_and_compute_type_selection_for_cuda_and_cpu() -> None:
 def test_openai_engine_uses_cuda_in_float16_when_torch_sees_a_gpu(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import clients.openai_whisper as openai_whisper
+    import clients.transcription.openai_whisper as openai_whisper
 
     settings = TranscriptionSettings(engine="openai-whisper")
     monkeypatch.setattr(openai_whisper, "torch_cuda_available", lambda: True)

@@ -24,7 +24,7 @@ from typing import Any
 
 from PIL import Image
 
-from clients.draft import encode_h264, zoom_frames
+from clients.media.video import CLIP_ENCODING, encode_frames, push_in_frames
 
 VALID_KEY = "nvapi-test-0123456789abcdef"
 FILTER_WORD = "forbidden"
@@ -493,4 +493,4 @@ def _sample_image(prompt: str, seed: int, size: tuple[int, int]) -> bytes:
 
 def _sample_video() -> bytes:
     frame = Image.new("RGB", (1024, 576), (90, 120, 160))
-    return encode_h264(zoom_frames(frame, 1, 25, 1024, 576), 1024, 576, 6)
+    return encode_frames(push_in_frames(frame, 1, 25, 1024, 576), 6, CLIP_ENCODING)

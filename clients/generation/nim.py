@@ -12,9 +12,14 @@ from typing import Any
 
 import httpx
 
-from clients.draft import encode_h264, zoom_frames
-from clients.errors import ConfigurationError, FatalServiceError
-from clients.generation import (
+from clients.generation.backend import BackendKind
+from clients.generation.http import ServiceConnection, connection_options
+from clients.generation.payloads import fit_for_svd, flux_size, image_decoder, image_media_type
+from clients.generation.ratelimit import RequestBudget
+from clients.media.video import CLIP_ENCODING, encode_frames, push_in_frames
+from configs.settings import GenerationSettings
+from domain.errors import ConfigurationError, FatalServiceError
+from domain.media import (
     SVD_FPS,
     SVD_FRAMES,
     SVD_HEIGHT,
@@ -23,15 +28,6 @@ from clients.generation import (
     GeneratedClip,
     GeneratedImage,
     ImageRequest,
-)
-from clients.nvidia import (
-    ClientOptions,
-    NvidiaClient,
-    _check_finish,
-    _flux_size,
-    _media_type,
-    fit_for_svd,
-    parse_image_answer,
 )
 
 NIM_VARIABLE = "NIM_BASE_URL"
@@ -45,7 +41,7 @@ def nim_base_url() -> str:
 
 
 def nim_body(request: ImageRequest) -> dict[str, Any]:
-    width, height = _flux_size(request.width, request.height)
+    width, height = flux_size(request.width, request.height)
     schnell = request.model == "flux.1-schnell"
     return {
         "prompt": request.prompt,
@@ -72,46 +68,48 @@ def check_ready(base_url: str, transport: httpx.BaseTransport | None = None) -> 
         raise FatalServiceError(f"NIM at {base_url} is {state} (HTTP {response.status_code})")
 
 
-class NimClient(NvidiaClient):
-    """The hosted client's retries, limits and error policy, aimed at a NIM."""
+class NimClient:
+    """A NIM's text to image through the shared connection; clips made locally."""
 
     name = "nim"
-    requires_key = False
 
-    def __init__(self, base_url: str, options: ClientOptions | None = None, **kwargs: Any) -> None:
-        base_options = options or ClientOptions()
-        super().__init__(
-            api_key="",
-            options=ClientOptions(
-                api_base=base_url,
-                nvcf_base=base_options.nvcf_base,
-                timeout_s=base_options.timeout_s,
-                poll_interval_s=base_options.poll_interval_s,
-                poll_deadline_s=base_options.poll_deadline_s,
-                retry=base_options.retry,
-            ),
-            **kwargs,
-        )
+    def __init__(self, connection: ServiceConnection) -> None:
+        self.connection = connection
 
     def __repr__(self) -> str:
-        return f"NimClient(base_url={self.options.api_base!r})"
+        return f"NimClient(base_url={self.connection.options.api_base!r})"
+
+    def close(self) -> None:
+        self.connection.close()
 
     def image_fingerprint(self, request: ImageRequest) -> dict[str, Any]:
-        return {"body": nim_body(request), "nim": self.options.api_base}
+        return {"body": nim_body(request), "nim": self.connection.options.api_base}
 
     def generate_image(self, request: ImageRequest) -> GeneratedImage:
-        def decode(body: dict[str, Any]) -> tuple[bytes, int]:
-            data, reason, seed = parse_image_answer(body)
-            _check_finish(reason, "prompt")
-            _media_type(data)
-            return data, int(seed or request.seed)
-
-        sent, (data, seed) = self._invoke("v1/infer", nim_body(request), decode)
-        return GeneratedImage(data=data, media_type=_media_type(data), seed=seed, api_calls=sent)
+        sent, (data, seed) = self.connection.invoke(
+            "v1/infer", nim_body(request), image_decoder(request.seed)
+        )
+        media_type = image_media_type(data)
+        return GeneratedImage(data=data, media_type=media_type, seed=seed, api_calls=sent)
 
     def generate_clip(self, request: ClipRequest) -> GeneratedClip:
         frame = fit_for_svd(request.image)
-        frames = zoom_frames(frame, request.seed, SVD_FRAMES, SVD_WIDTH, SVD_HEIGHT)
-        return GeneratedClip(
-            data=encode_h264(frames, SVD_WIDTH, SVD_HEIGHT, SVD_FPS), seed=request.seed, api_calls=0
-        )
+        frames = push_in_frames(frame, request.seed, SVD_FRAMES, SVD_WIDTH, SVD_HEIGHT)
+        data = encode_frames(frames, SVD_FPS, CLIP_ENCODING)
+        return GeneratedClip(data=data, seed=request.seed, api_calls=0)
+
+
+def create(settings: GenerationSettings, limiter: RequestBudget) -> NimClient:
+    options = connection_options(settings, nim_base_url())
+    return NimClient(ServiceConnection("NIM", options, limiter))
+
+
+def check_configured() -> None:
+    nim_base_url()
+
+
+def check_answering() -> None:
+    check_ready(nim_base_url())
+
+
+KIND = BackendKind(name="nim", create=create, check=check_configured, check_ready=check_answering)

@@ -13,16 +13,17 @@ import io
 import math
 import random
 import re
-import subprocess
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from clients.drawing import RGB, cover, draw_lines, fit_text, font, line_height, text_width
-from clients.generation import (
+from clients.generation.backend import BackendKind
+from clients.generation.ratelimit import RequestBudget
+from clients.media.drawing import RGB, draw_lines, fit_text, font, line_height, text_width
+from clients.media.video import CLIP_ENCODING, encode_frames, push_in_frames
+from configs.settings import GenerationSettings
+from domain.media import (
     SVD_FPS,
     SVD_FRAMES,
     SVD_HEIGHT,
@@ -32,7 +33,6 @@ from clients.generation import (
     GeneratedImage,
     ImageRequest,
 )
-from clients.media import FfmpegError, ffmpeg_executable
 
 # Hues (degrees) for words that carry a colour; other words get a hue from their hash.
 _WORD_HUES = {
@@ -191,53 +191,6 @@ def draw_panel(prompt: str, seed: int, label: str, width: int, height: int) -> I
     return panel
 
 
-def zoom_frames(image: Image.Image, seed: int, frames: int, width: int, height: int) -> list[bytes]:
-    """A slow push-in from the top edge with a slight sideways drift, as raw RGB24 frames.
-
-    Anchoring at the top keeps the panel's header (label and prompt) in view throughout.
-    """
-    rng = random.Random(seed ^ 0x5EED)
-    source = cover(image.convert("RGB"), width, height)
-    end_zoom = 1.06
-    drift = rng.uniform(-0.3, 0.3)
-    out: list[bytes] = []
-    for index in range(frames):
-        t = index / max(1, frames - 1)
-        eased = t * t * (3 - 2 * t)
-        zoom = 1 + (end_zoom - 1) * eased
-        crop_w, crop_h = width / zoom, height / zoom
-        left = (width - crop_w) * (0.5 + drift * eased)
-        frame = source.resize(
-            (width, height), Image.Resampling.BILINEAR, box=(left, 0, left + crop_w, crop_h)
-        )
-        out.append(frame.tobytes())
-    return out
-
-
-def encode_h264(frames: list[bytes], width: int, height: int, fps: int) -> bytes:
-    """Raw RGB24 frames to an MP4 (H.264, yuv420p, no audio)."""
-    with tempfile.TemporaryDirectory(prefix="storyboard-draft-") as folder:
-        output = Path(folder) / "clip.mp4"
-        _pipe_to_ffmpeg(frames, width, height, fps, output)
-        return output.read_bytes()
-
-
-def _pipe_to_ffmpeg(frames: list[bytes], width: int, height: int, fps: int, output: Path) -> None:
-    command = [
-        ffmpeg_executable(), "-hide_banner", "-nostdin", "-loglevel", "error",
-        "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(fps),
-        "-i", "pipe:0",
-        "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p",
-        "-threads", "1", "-bitexact", "-movflags", "+faststart", "-y", str(output),
-    ]  # fmt: skip
-    completed = subprocess.run(  # noqa: S603 - argument list, no shell
-        command, input=b"".join(frames), capture_output=True, check=False
-    )
-    if completed.returncode != 0:
-        message = completed.stderr.decode(errors="replace").strip().splitlines()
-        raise FfmpegError(f"ffmpeg failed: {message[-1] if message else completed.returncode}")
-
-
 class DraftBackend:
     """Offline stand-in for the hosted models; every frame says DRAFT."""
 
@@ -258,6 +211,13 @@ class DraftBackend:
 
     def generate_clip(self, request: ClipRequest) -> GeneratedClip:
         image = Image.open(io.BytesIO(request.image))
-        frames = zoom_frames(image, request.seed, SVD_FRAMES, SVD_WIDTH, SVD_HEIGHT)
-        data = encode_h264(frames, SVD_WIDTH, SVD_HEIGHT, SVD_FPS)
+        frames = push_in_frames(image, request.seed, SVD_FRAMES, SVD_WIDTH, SVD_HEIGHT)
+        data = encode_frames(frames, SVD_FPS, CLIP_ENCODING)
         return GeneratedClip(data=data, seed=request.seed, api_calls=0)
+
+
+def create(settings: GenerationSettings, limiter: RequestBudget) -> DraftBackend:
+    return DraftBackend()
+
+
+KIND = BackendKind(name="draft", create=create, paid=False)

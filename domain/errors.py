@@ -1,9 +1,11 @@
-"""The exception hierarchy every stage and client raises.
+"""The exception hierarchy every layer raises and the command line turns into exit codes.
 
     StoryboardError                 base of everything below
     ├── ConfigurationError          bad usage, configuration or storyboard: exit 2
     ├── FatalServiceError           the service refuses us (bad key, no credits): exit 1
     ├── TransientServiceError       worth retrying (429, 5xx, timeouts, dropped connections)
+    ├── StorageError                a bucket or folder cannot be read or written: exit 1
+    ├── FfmpegError                 ffmpeg exited with an error
     └── SceneError                  one scene cannot be made; the others go on
         ├── AudioError              the recording cannot be read or decoded
         ├── GenerationError         the backend rejected this scene's request
@@ -42,6 +44,14 @@ class TransientServiceError(StoryboardError):
     def __init__(self, message: str, retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class StorageError(StoryboardError):
+    """A bucket or folder cannot be read or written (credentials, permissions, missing)."""
+
+
+class FfmpegError(StoryboardError):
+    """ffmpeg exited with an error."""
 
 
 class SceneError(StoryboardError):

@@ -1,19 +1,24 @@
-"""The generation backend interface: text to image, image to motion clip.
+"""What a generation backend is asked for and what it answers, whichever backend it is.
 
-A backend is anything with `generate_image` and `generate_clip`. Its results are shaped like
-the hosted API's (an encoded image; an H.264 clip of 25 frames at 6 fps, 1024x576), so the
-stages after generation cannot tell one backend from another.
+Results are shaped like the hosted API's (an encoded image; an H.264 clip of 25 frames at
+6 fps, 1024x576), so the stages after generation cannot tell one backend from another.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import Any, Literal
+
+import numpy as np
 
 SVD_WIDTH = 1024
 SVD_HEIGHT = 576
 SVD_FRAMES = 25
 SVD_FPS = 6
+
+ImageModel = Literal["sdxl", "sd3-medium", "flux.1-dev", "flux.1-schnell"]
+FloatAudio = np.ndarray[Any, np.dtype[np.float32]]
+"""Mono samples in [-1, 1]."""
 
 
 @dataclass(frozen=True)
@@ -63,20 +68,6 @@ class GeneratedClip:
     data: bytes
     seed: int
     api_calls: int = 1
-
-
-class GenerationBackend(Protocol):
-    name: str
-
-    def image_fingerprint(self, request: ImageRequest) -> dict[str, Any]:
-        """Everything that determines this backend's image for `request` (the cache key)."""
-        ...
-
-    def generate_image(self, request: ImageRequest) -> GeneratedImage:
-        """Raises ContentFilteredError, GenerationError, Transient- or FatalServiceError."""
-        ...
-
-    def generate_clip(self, request: ClipRequest) -> GeneratedClip: ...
 
 
 def image_extension(media_type: str) -> str:

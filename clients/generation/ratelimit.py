@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from clients.errors import FatalServiceError
+from domain.errors import FatalServiceError
 
 
 class RequestBudget(Protocol):

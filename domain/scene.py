@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from configs.settings import StoryboardSpec
+from domain.storyboard import StoryboardSpec
 
 
 class SceneStatus(StrEnum):

@@ -1,12 +1,9 @@
-"""The openai-whisper engine (torch), from the same bundled CTranslate2 weights.
+"""CTranslate2 Whisper weights to an openai-whisper checkpoint.
 
 A CTranslate2 Whisper `model.bin` (binary version 6) is a flat list of named arrays. Mapped
 onto openai-whisper's state dict (the fused q,k,v and k,v projections split; openai-whisper's
 key projections have no bias), it gives a checkpoint that `whisper.load_model` reads. The
-conversion runs once and is cached beside the joined weights. A named checkpoint in
-openai-whisper's own cache (`~/.cache/whisper/base.pt`) is used as it is when a user has one.
-
-openai-whisper and torch live in the optional `openai` extra (`pip install -e .[openai]`).
+conversion runs once and is cached beside the joined weights.
 """
 
 from __future__ import annotations
@@ -14,15 +11,13 @@ from __future__ import annotations
 import os
 import re
 import struct
-import threading
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
 
 from clients.cache import atomic_path
-from clients.errors import ConfigurationError
-from clients.whisper import RawSegment, RawTranscription, RawWord
+from domain.errors import ConfigurationError
 
 _DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}
 SUPPORTED_BINARY_VERSION = 6
@@ -160,99 +155,3 @@ def openai_cache_checkpoint(name: str) -> Path | None:
     root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "whisper"
     candidate = root / f"{name}.pt"
     return candidate if candidate.is_file() else None
-
-
-def torch_cuda_available() -> bool:
-    try:
-        import torch
-
-        return bool(torch.cuda.is_available())
-    except ImportError:
-        return False
-
-
-class OpenAIWhisperEngine:
-    """openai-whisper behind a lock, with Silero VAD (from faster-whisper) for silence."""
-
-    name = "openai-whisper"
-
-    def __init__(self, checkpoint: Path, model_name: str, device: str) -> None:
-        try:
-            import torch
-            import whisper
-        except ImportError:
-            raise ConfigurationError(
-                "the openai-whisper engine needs the `openai` extra: "
-                "pip install -e '.[openai]' (make test installs it)"
-            ) from None
-        torch.set_num_threads(os.cpu_count() or 1)
-        self.model_name = model_name
-        self.device = device
-        self.compute_type = "float16" if device == "cuda" else "float32"
-        self._model = whisper.load_model(str(checkpoint), device=device)
-        self._lock = threading.Lock()
-
-    def detect_language(self, audio: np.ndarray[Any, np.dtype[np.float32]]) -> tuple[str, float]:
-        """The language of the first 30 s of `audio`, and its probability."""
-        with self._lock:
-            return self._detect_language(audio)
-
-    def _detect_language(self, audio: np.ndarray[Any, np.dtype[np.float32]]) -> tuple[str, float]:
-        import whisper
-
-        window = whisper.pad_or_trim(audio)
-        mel = whisper.log_mel_spectrogram(window, self._model.dims.n_mels).to(self.device)
-        _, probabilities = self._model.detect_language(mel)
-        language = max(probabilities, key=probabilities.get)
-        return str(language), float(probabilities[language])
-
-    def transcribe(
-        self,
-        audio: np.ndarray[Any, np.dtype[np.float32]],
-        *,
-        language: str | None,
-        task: str,
-        beam_size: int,
-        vad_filter: bool,
-        word_timestamps: bool = False,
-    ) -> RawTranscription:
-
-        if vad_filter:
-            from faster_whisper.vad import VadOptions, get_speech_timestamps
-
-            if not get_speech_timestamps(audio, VadOptions()):
-                return RawTranscription(
-                    language=language or "en", language_probability=0.0, segments=()
-                )
-        with self._lock:
-            probability = 1.0
-            if language is None:
-                language, probability = self._detect_language(audio)
-            result = self._model.transcribe(
-                audio,
-                language=language,
-                task=task,
-                beam_size=beam_size,
-                best_of=beam_size,
-                fp16=self.device == "cuda",
-                condition_on_previous_text=False,
-                word_timestamps=word_timestamps,
-                verbose=None,
-            )
-        segments = tuple(
-            RawSegment(
-                start_s=float(segment["start"]),
-                end_s=float(segment["end"]),
-                text=str(segment["text"]).strip(),
-                no_speech_prob=float(segment["no_speech_prob"]),
-                avg_logprob=float(segment["avg_logprob"]),
-                words=tuple(
-                    RawWord(float(word["start"]), float(word["end"]), str(word["word"]))
-                    for word in segment.get("words", ())
-                ),
-            )
-            for segment in result["segments"]
-        )
-        return RawTranscription(
-            language=language, language_probability=probability, segments=segments
-        )

@@ -1,0 +1,47 @@
+"""The generation backend interface: text to image, image to motion clip.
+
+A backend is anything with `generate_image` and `generate_clip`; a `BackendKind` says how to
+check, reach and build one from the settings. `clients/services.py` lists the kinds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from clients.generation.ratelimit import RequestBudget
+from configs.settings import GenerationSettings
+from domain.media import ClipRequest, GeneratedClip, GeneratedImage, ImageRequest
+
+
+class GenerationBackend(Protocol):
+    name: str
+
+    def image_fingerprint(self, request: ImageRequest) -> dict[str, Any]:
+        """Everything that determines this backend's image for `request` (the cache key)."""
+        ...
+
+    def generate_image(self, request: ImageRequest) -> GeneratedImage:
+        """Raises ContentFilteredError, GenerationError, Transient- or FatalServiceError."""
+        ...
+
+    def generate_clip(self, request: ClipRequest) -> GeneratedClip: ...
+
+
+def always_usable() -> None:
+    """For a backend that needs nothing from its environment."""
+
+
+@dataclass(frozen=True)
+class BackendKind:
+    """How to check, reach and build one kind of backend."""
+
+    name: str
+    create: Callable[[GenerationSettings, RequestBudget], GenerationBackend]
+    check: Callable[[], None] = always_usable
+    """Raise ConfigurationError when the backend cannot be used here (a missing key or URL)."""
+    check_ready: Callable[[], None] = always_usable
+    """Raise FatalServiceError when the service does not answer before a run starts."""
+    paid: bool = True
+    """Whether its requests spend a budget (a rate limit, on Dask shared by every worker)."""

@@ -1,0 +1,1 @@
+"""Whisper engines behind one interface (`types.py`), their weights and their devices."""

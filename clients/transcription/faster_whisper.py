@@ -1,0 +1,102 @@
+"""The faster-whisper engine (CTranslate2): the default, on CPU or CUDA."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from clients.transcription.models import (
+    cuda_device_count,
+    resolve_model_dir,
+    select_compute_type,
+    select_device,
+)
+from clients.transcription.types import EngineKind, RawSegment, RawTranscription, RawWord
+from configs.settings import TranscriptionSettings
+
+
+class FasterWhisperEngine:
+    """faster-whisper behind a lock: one CTranslate2 model, any number of calling threads."""
+
+    name = "faster-whisper"
+
+    def __init__(self, model_dir: Path, model_name: str, device: str, compute_type: str) -> None:
+        from faster_whisper import WhisperModel
+
+        self.model_name = model_name
+        self.device = device
+        self.compute_type = compute_type
+        self._model = WhisperModel(
+            str(model_dir),
+            device=device,
+            compute_type=compute_type,
+            cpu_threads=os.cpu_count() or 1,
+            local_files_only=True,
+        )
+        self._lock = threading.Lock()
+
+    def transcribe(
+        self,
+        audio: np.ndarray[Any, np.dtype[np.float32]],
+        *,
+        language: str | None,
+        task: str,
+        beam_size: int,
+        vad_filter: bool,
+        word_timestamps: bool = False,
+    ) -> RawTranscription:
+        with self._lock:
+            segments, info = self._model.transcribe(
+                audio,
+                language=language,
+                task=task,
+                beam_size=beam_size,
+                vad_filter=vad_filter,
+                condition_on_previous_text=False,
+                word_timestamps=word_timestamps,
+            )
+            raw = tuple(
+                RawSegment(
+                    start_s=float(segment.start),
+                    end_s=float(segment.end),
+                    text=segment.text.strip(),
+                    no_speech_prob=float(segment.no_speech_prob),
+                    avg_logprob=float(segment.avg_logprob),
+                    words=tuple(
+                        RawWord(float(word.start), float(word.end), word.word)
+                        for word in segment.words or ()
+                    ),
+                )
+                for segment in segments
+            )
+        return RawTranscription(
+            language=info.language,
+            language_probability=float(info.language_probability),
+            segments=raw,
+        )
+
+    def detect_language(self, audio: np.ndarray[Any, np.dtype[np.float32]]) -> tuple[str, float]:
+        """The language of the first 30 s of `audio` (speech only), and its probability."""
+        with self._lock:
+            language, probability, _ = self._model.detect_language(audio)
+        return str(language), float(probability)
+
+
+def device_for(settings: TranscriptionSettings) -> tuple[str, str]:
+    """(device, compute type) for these settings on this machine."""
+    device = select_device(settings.device, cuda_device_count())
+    return device, select_compute_type(settings.compute_type, device)
+
+
+def create(
+    settings: TranscriptionSettings, models_dir: Path, device: str, compute_type: str
+) -> FasterWhisperEngine:
+    model_dir = resolve_model_dir(settings.model, models_dir)
+    return FasterWhisperEngine(model_dir, settings.model, device, compute_type)
+
+
+KIND = EngineKind(name="faster-whisper", device_for=device_for, create=create)

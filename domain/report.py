@@ -1,0 +1,34 @@
+"""What a run reports: `run.json`'s record and each scene's published files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ScenePaths:
+    """A scene's published files, relative to TARGET ("" when it has none)."""
+
+    image: str = ""
+    clip: str = ""
+
+
+@dataclass
+class RunReport:
+    """What `run.json` records."""
+
+    storyboard: str
+    title: str
+    source: str
+    target: str
+    backend: str
+    engine: str
+    model: str
+    task_runner: str
+    stages: dict[str, float] = field(default_factory=dict)
+    scenes: dict[str, int] = field(default_factory=dict)
+    api_calls: int = 0
+    cache_hits: int = 0
+    versions: dict[str, str] = field(default_factory=dict)
+    draft: bool = False
+    source_fingerprint: str | None = None
