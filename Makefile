@@ -43,6 +43,7 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/python scripts/check_sizes.py cli flows tasks clients configs domain benchmarks scripts
 
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy

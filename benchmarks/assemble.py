@@ -31,7 +31,8 @@ def worker(scenes: int, folder: Path) -> None:
     from configs.settings import AssemblySettings
     from domain.media import ClipRequest, ImageRequest
     from domain.scene import Segment
-    from tasks.assemble import SceneCut, assemble_storyboard
+    from tasks.assembly.render import assemble_storyboard
+    from tasks.assembly.timeline import SceneCut
 
     backend = DraftBackend()
     clips = []

@@ -22,34 +22,49 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-from tests.fakes.nvidia_server import VALID_KEY, FakeNvidia, Faults
+from tests.fakes.nvidia_server import VALID_KEY, FakeNvidia, Faults, Stats
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def main() -> None:
+Run = tuple[int, float, dict[str, Any], int]
+"""One render: exit code, wall seconds, its run.json, and generation requests sent so far."""
+
+
+def parse_arguments() -> argparse.Namespace:
+    """The soak's options (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenes", type=int, default=200)
     parser.add_argument("--latency", type=float, default=0.3)
     parser.add_argument("--faults", type=float, default=0.2)
     parser.add_argument("--rpm", type=float, default=600.0)
     parser.add_argument("--task-runner", default="thread")
-    arguments = parser.parse_args()
+    return parser.parse_args()
 
+
+def prepare_storyboard(folder: Path, arguments: argparse.Namespace) -> tuple[Path, Path]:
+    """`--scenes` copies of the demo recordings and a config for them, under `folder`."""
     demo = sorted(p for p in (ROOT / "storyboards" / "demo").iterdir() if p.suffix != ".yaml")
+    source = folder / "soak"
+    source.mkdir()
+    for index in range(arguments.scenes):
+        recording = demo[index % len(demo)]
+        shutil.copy(recording, source / f"scene_{index + 1}{recording.suffix}")
+    config = folder / "config.yaml"
+    config.write_text(
+        f"generation:\n  requests_per_minute: {arguments.rpm}\n  concurrency: 8\n"
+        "  max_attempts: 10\nassembly:\n  fps: 12\n"
+    )
+    return source, config
+
+
+def run_soak(arguments: argparse.Namespace) -> tuple[list[Run], Stats, float]:
+    """Both renders against the fake, its stats, and the peak memory (MB) of a child."""
     with tempfile.TemporaryDirectory(prefix="soak-") as name:
         folder = Path(name)
-        source = folder / "soak"
-        source.mkdir()
-        for index in range(arguments.scenes):
-            recording = demo[index % len(demo)]
-            shutil.copy(recording, source / f"scene_{index + 1}{recording.suffix}")
-        config = folder / "config.yaml"
-        config.write_text(
-            f"generation:\n  requests_per_minute: {arguments.rpm}\n  concurrency: 8\n"
-            "  max_attempts: 10\nassembly:\n  fps: 12\n"
-        )
+        source, config = prepare_storyboard(folder, arguments)
         faults = Faults(
             latency_s=arguments.latency,
             transient_rate=arguments.faults,
@@ -64,7 +79,7 @@ def main() -> None:
                 "STORYBOARD_CACHE_DIR": str(folder / "cache"),
                 "PREFECT_HOME": str(folder / "prefect"),
             }
-            runs = []
+            runs: list[Run] = []
             for attempt in (1, 2):
                 target = folder / f"out{attempt}"
                 started = time.perf_counter()
@@ -79,7 +94,11 @@ def main() -> None:
                 runs.append((completed.returncode, wall, report, fake.stats.generation_requests))
             stats = fake.stats
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return runs, stats, peak
 
+
+def print_report(arguments: argparse.Namespace, runs: list[Run], stats: Stats, peak: float) -> None:
+    """Wall time against the rate-limit bound, requests, retries, cache hits and memory."""
     (code1, wall1, report1, sent1), (code2, wall2, report2, sent2) = runs
     needed = 2 * arguments.scenes
     bound = (needed - 1) * 60 / arguments.rpm
@@ -97,6 +116,13 @@ def main() -> None:
           f"{report2['cache_hits']} cache hits")  # fmt: skip
     print(f"peak memory           {peak:.0f} MB (largest process)")
     print(f"contract violations   {len(stats.violations)}")
+
+
+def main() -> None:
+    """Parse the options, run the soak and print its report."""
+    arguments = parse_arguments()
+    runs, stats, peak = run_soak(arguments)
+    print_report(arguments, runs, stats, peak)
 
 
 if __name__ == "__main__":

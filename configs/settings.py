@@ -1,8 +1,10 @@
 """Typed settings for a run, and the loading of `storyboard.yaml`.
 
-Settings come from `configs/defaults.yaml`, then a `--config FILE`, then a storyboard file's
-`settings:` block, then command-line flags, each merged key by key over the last. Every
-model forbids unknown keys so that a typo is an error, not a silently ignored setting.
+The fields below are the one source of every default and range. A `--config FILE`, then a
+storyboard file's `settings:` block, then command-line flags are merged over them, key by
+key. `configs/defaults.yaml` documents the defaults with comments; a test keeps it equal to
+these fields. Every model forbids unknown keys so that a typo is an error, not a silently
+ignored setting.
 """
 
 from __future__ import annotations
@@ -18,8 +20,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from domain.errors import ConfigurationError
 from domain.media import ImageModel
 from domain.storyboard import StoryboardSpec
-
-DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")
 
 BackendName = Literal["auto", "nvidia", "nim", "draft"]
 FitMethod = Literal["pingpong", "stretch", "hold", "kenburns"]
@@ -160,8 +160,8 @@ def load_settings(
     config_file: Path | None = None,
     *overrides: Mapping[str, Any],
 ) -> Settings:
-    """Defaults, then `config_file`, then each mapping in `overrides`, validated."""
-    data = _read_yaml(DEFAULTS_FILE)
+    """The defaults, then `config_file`, then each mapping in `overrides`, validated."""
+    data: dict[str, Any] = {}
     source = "configuration"
     if config_file is not None:
         data = _merge(data, _read_yaml(config_file))

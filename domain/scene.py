@@ -25,7 +25,6 @@ class Recording:
     path: Path
     source_uri: str
     sha256: str
-    size_bytes: int
     prompt_override: str | None = None
     seed_override: int | None = None
     duration_override_s: float | None = None

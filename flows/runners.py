@@ -105,3 +105,15 @@ def on_dask() -> bool:
 
     context = FlowRunContext.get()
     return context is not None and isinstance(context.task_runner, DaskTaskRunner)
+
+
+def current_task_runner() -> str:
+    """The flow run's task runner as `--task-runner` names it: thread, dask or dask=ADDRESS."""
+    from prefect.context import FlowRunContext
+    from prefect_dask.task_runners import DaskTaskRunner
+
+    context = FlowRunContext.get()
+    runner = context.task_runner if context is not None else None
+    if not isinstance(runner, DaskTaskRunner):
+        return "thread"
+    return str(RunnerSpec("dask", runner.address))

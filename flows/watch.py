@@ -128,7 +128,6 @@ def render(
         target=join_location(target, folder.path),
         settings=settings,
         backend=backend,
-        task_runner=task_runner,
         source_fingerprint=folder.fingerprint,
     )
 

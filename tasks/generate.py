@@ -177,3 +177,15 @@ def on_this_machine(media: GeneratedMedia, cache: ContentCache) -> GeneratedMedi
         image_path=cache.ensure_local(media.image_path),
         clip_path=cache.ensure_local(media.clip_path),
     )
+
+
+@task(name="fetch generated media", cache_policy=NO_CACHE)
+def media_here(
+    made: dict[int, GeneratedMedia | SceneFailure], cache: CacheLocation
+) -> dict[int, GeneratedMedia | SceneFailure]:
+    """Every scene's generated files on the machine that assembles them."""
+    local = cache.open()
+    return {
+        index: on_this_machine(item, local) if isinstance(item, GeneratedMedia) else item
+        for index, item in made.items()
+    }

@@ -255,7 +255,6 @@ def plan_storyboard(source: str, cache_dir: Path | None = None) -> StoryboardPla
                 path=file,
                 source_uri=resolved.uri_of(file),
                 sha256=file_sha256(file),
-                size_bytes=file.stat().st_size,
                 prompt_override=scene_spec.prompt if scene_spec else None,
                 seed_override=scene_spec.seed if scene_spec else None,
                 duration_override_s=scene_spec.duration if scene_spec else None,

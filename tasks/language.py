@@ -102,6 +102,30 @@ def storyboard_language(
     return LanguageChoice(heard[0] if heard else None)
 
 
+def cached_storyboard_language(
+    recordings: Sequence[Recording],
+    settings: TranscriptionSettings,
+    cache: CacheLocation,
+    named: str | None,
+) -> tuple[LanguageChoice, tuple[str, float, float] | None]:
+    """The language the user named, else the one of the storyboard's first speech, cached by
+    the storyboard's audio, so an unchanged re-run decodes nothing here; and, when it was
+    heard just now, what `heard_language` says of it."""
+    if named:
+        return LanguageChoice(named, forced=True), None
+    store = cache.open()
+    key = content_key([r.sha256 for r in recordings], settings.model, STORYBOARD_SPEECH_S)
+    known = store.get_json(CACHE_NAMESPACE, key)
+    if known is not None and isinstance(known.get("language"), str):
+        return LanguageChoice(known["language"]), None
+    heard = heard_language(load_engine(settings, cache.local / "models"), recordings, settings)
+    if heard is None:
+        return LanguageChoice(None), None
+    language, probability, _ = heard
+    store.put_json(CACHE_NAMESPACE, key, {"language": language, "probability": probability})
+    return LanguageChoice(language), heard
+
+
 @task(name="detect language", cache_policy=NO_CACHE)
 def detect_storyboard_language(
     recordings: list[Recording],
@@ -109,24 +133,9 @@ def detect_storyboard_language(
     cache: CacheLocation,
     named: str | None,
 ) -> LanguageChoice:
-    """The language the user named, else the one of the storyboard's first speech, cached by
-    the storyboard's audio, so an unchanged re-run decodes nothing here."""
-    if named:
-        return LanguageChoice(named, forced=True)
-    store = cache.open()
-    key = content_key([r.sha256 for r in recordings], settings.model, STORYBOARD_SPEECH_S)
-    known = store.get_json(CACHE_NAMESPACE, key)
-    if known is not None and isinstance(known.get("language"), str):
-        return LanguageChoice(known["language"])
-    heard = heard_language(load_engine(settings, cache.local / "models"), recordings, settings)
-    if heard is None:
-        return LanguageChoice(None)
-    language, probability, seconds = heard
-    store.put_json(CACHE_NAMESPACE, key, {"language": language, "probability": probability})
-    get_run_logger().info(
-        "storyboard language: %s (probability %.2f, from %.1f s of its first speech)",
-        language,
-        probability,
-        seconds,
-    )
-    return LanguageChoice(language)
+    choice, heard = cached_storyboard_language(recordings, settings, cache, named)
+    if heard is not None:
+        get_run_logger().info(
+            "storyboard language: %s (probability %.2f, from %.1f s of its first speech)", *heard
+        )
+    return choice

@@ -105,18 +105,8 @@ class PackedResult:
     seconds: float
 
 
-def transcribe_pack(
-    engine: TranscriptionEngine,
-    pack: Sequence[SpeechClip],
-    settings: TranscriptionSettings,
-    language: str | None,
-    keep: Callable[[RawSegment], bool],
-) -> dict[int, PackedResult] | None:
-    """Each clip's segments on its own timeline, from one Whisper pass over the whole pack.
-
-    None when Whisper is not confident of one language for the pack.
-    """
-    started = time.perf_counter()
+def _pack_audio(pack: Sequence[SpeechClip]) -> tuple[Audio, list[float]]:
+    """The pack's clips back to back, `PACK_GAP_S` of silence apart, and where each starts."""
     gap = np.zeros(round(PACK_GAP_S * SAMPLE_RATE), np.float32)
     offsets: list[float] = []
     parts: list[Audio] = []
@@ -128,20 +118,15 @@ def transcribe_pack(
         offsets.append(position)
         parts.append(clip.audio)
         position += clip.duration_s
-    raw = engine.transcribe(
-        np.concatenate(parts),
-        language=language,
-        task="transcribe",
-        beam_size=settings.packed_beam_size,
-        vad_filter=False,
-        word_timestamps=True,
-    )
-    if language is None and raw.language_probability < MIN_PACK_LANGUAGE_PROBABILITY:
-        return None
-    spans = [(offset, offset + clip.duration_s) for offset, clip in zip(offsets, pack, strict=True)]
-    owners = verified_owners(raw, spans, keep)
-    if owners is None:
-        return None
+    return np.concatenate(parts), offsets
+
+
+def _segments_by_scene(
+    owners: Sequence[tuple[RawSegment, int]],
+    pack: Sequence[SpeechClip],
+    offsets: Sequence[float],
+) -> tuple[dict[int, list[Segment]], dict[int, list[RawSegment]]]:
+    """Each clip's segments moved onto its own timeline, and its raw segments, by pack index."""
     grouped: dict[int, list[Segment]] = {index: [] for index in range(len(pack))}
     kept: dict[int, list[RawSegment]] = {index: [] for index in range(len(pack))}
     for segment, index in owners:
@@ -157,6 +142,37 @@ def transcribe_pack(
         text = "".join(word for _, _, word in words).strip()
         grouped[index].append(Segment(words[0][0], max(words[-1][1], words[0][0]), text))
         kept[index].append(segment)
+    return grouped, kept
+
+
+def transcribe_pack(
+    engine: TranscriptionEngine,
+    pack: Sequence[SpeechClip],
+    settings: TranscriptionSettings,
+    language: str | None,
+    keep: Callable[[RawSegment], bool],
+) -> dict[int, PackedResult] | None:
+    """Each clip's segments on its own timeline, from one Whisper pass over the whole pack.
+
+    None when Whisper is not confident of one language for the pack.
+    """
+    started = time.perf_counter()
+    audio, offsets = _pack_audio(pack)
+    raw = engine.transcribe(
+        audio,
+        language=language,
+        task="transcribe",
+        beam_size=settings.packed_beam_size,
+        vad_filter=False,
+        word_timestamps=True,
+    )
+    if language is None and raw.language_probability < MIN_PACK_LANGUAGE_PROBABILITY:
+        return None
+    spans = [(offset, offset + clip.duration_s) for offset, clip in zip(offsets, pack, strict=True)]
+    owners = verified_owners(raw, spans, keep)
+    if owners is None:
+        return None
+    grouped, kept = _segments_by_scene(owners, pack, offsets)
     seconds = time.perf_counter() - started
     total = sum(clip.duration_s for clip in pack) or 1.0
     return {

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from clients.cache import content_key
-from clients.storage import open_storage, upload_tree
+from clients.storage import is_s3, open_storage, upload_tree
+
+
+@dataclass(frozen=True)
+class OutputLocations:
+    """Where the user finds the video and the manifest: paths, or s3:// URIs."""
+
+    video: str
+    manifest: str
 
 
 def staging_folder(cache_dir: Path, target: str) -> Path:
@@ -20,12 +29,12 @@ def staging_folder(cache_dir: Path, target: str) -> Path:
     return folder
 
 
-def publish_outputs(folder: Path, target: str) -> list[str]:
-    return upload_tree(folder, open_storage(target))
-
-
 @task(name="publish", cache_policy=NO_CACHE)
-def publish(folder: Path, target: str) -> list[str]:
-    names = publish_outputs(folder, target)
+def publish(folder: Path, target: str) -> OutputLocations:
+    """Upload the staged outputs when `target` is a bucket; where the outputs now are."""
+    if not is_s3(target):
+        return OutputLocations(str(folder / "storyboard.mp4"), str(folder / "manifest.csv"))
+    storage = open_storage(target)
+    names = upload_tree(folder, storage)
     get_run_logger().info("uploaded %d files to %s", len(names), target)
-    return names
+    return OutputLocations(storage.uri_of("storyboard.mp4"), storage.uri_of("manifest.csv"))

@@ -1,15 +1,18 @@
 """Review: a contact sheet and an index.html beside the video, for the people who review it.
 
 The page uses only relative links (the video, each scene's image and clip), so it works opened
-from the local folder and served from a bucket alike. Every text it shows is escaped.
+from the local folder and served from a bucket alike. The page is the Jinja2 template
+`templates/review.html.j2`, rendered with autoescaping: every text it shows is escaped by the
+engine.
 """
 
 from __future__ import annotations
 
-import html
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from PIL import Image, ImageDraw
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -77,37 +80,44 @@ def contact_sheet(outcomes: Sequence[SceneOutcome], output: Path, aspect: float)
         sheet.save(temporary, format="PNG")
 
 
-STYLE = """
-body{font-family:system-ui,sans-serif;margin:0 auto;max-width:1200px;padding:16px;
-  background:#f6f6f3;color:#1d1d1f}
-h1{margin:.2em 0}
-.meta{color:#555}
-.draft{color:#b00;font-weight:bold}
-video.main{width:100%;background:#000;border-radius:6px}
-.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));gap:14px;margin-top:18px}
-.card{background:#fff;border-radius:8px;padding:10px;box-shadow:0 1px 3px #0002;
-  border-top:5px solid #3a5}
-.card.no_speech{border-top-color:#999}
-.card.filtered{border-top-color:#e93}
-.card.failed{border-top-color:#d33}
-.card header{display:flex;gap:8px;align-items:baseline;flex-wrap:wrap}
-.card h2{font-size:1.05em;margin:0;word-break:break-all}
-.order{font-weight:bold;color:#777}
-.status{font-size:.8em;background:#eee;border-radius:4px;padding:1px 6px}
-.seek{margin-left:auto;font-size:.85em}
-.media img,.media video{width:100%;display:block;margin-top:6px;border-radius:4px}
-.placeholder{height:120px;display:flex;align-items:center;justify-content:center;background:#eee;color:#777;margin-top:6px}
-dl{margin:8px 0 0}
-dt{font-size:.8em;color:#777;margin-top:6px}
-dd{margin:0;white-space:pre-wrap}
-.error{color:#b22;font-size:.9em}
-.note{color:#a60;font-size:.9em}
-"""
+TEMPLATES = Path(__file__).parent / "templates"
+_PAGES = Environment(
+    loader=FileSystemLoader(TEMPLATES),
+    autoescape=select_autoescape(["html", "j2"]),
+    undefined=StrictUndefined,
+    keep_trailing_newline=True,
+)
 
 
 def _seconds(value: float) -> str:
     minutes, seconds = divmod(value, 60)
     return f"{int(minutes)}:{seconds:05.2f}"
+
+
+@dataclass(frozen=True)
+class _Card:
+    """One scene's card on the page: the outcome, with what the page works out for it."""
+
+    outcome: SceneOutcome
+    paths: ScenePaths
+    start: str
+    """Where the video seeks to, in seconds."""
+    when: str
+    """The scene's span, "m:ss.ss to m:ss.ss", or "" when it is not on the timeline."""
+    transcript: str
+    language: str
+
+
+def _card(outcome: SceneOutcome, span: TimelineEntry | None, paths: ScenePaths) -> _Card:
+    transcript = outcome.transcript
+    return _Card(
+        outcome=outcome,
+        paths=paths,
+        start=f"{span.start_s:.3f}" if span else "0",
+        when=f"{_seconds(span.start_s)} to {_seconds(span.end_s)}" if span else "",
+        transcript=transcript.text if transcript else "",
+        language=transcript.language if transcript else "",
+    )
 
 
 def review_page(
@@ -116,71 +126,17 @@ def review_page(
     published: Mapping[str, ScenePaths],
     report: RunReport,
 ) -> str:
-    """index.html: the video, then one card per scene."""
-    e = html.escape
+    """index.html: the video, then one card per scene (templates/review.html.j2)."""
     spans = {entry.scene_id: entry for entry in timeline}
-    cards = []
-    for outcome in outcomes:
-        paths = published.get(outcome.scene_id, ScenePaths())
-        span = spans.get(outcome.scene_id)
-        when = f"{_seconds(span.start_s)} to {_seconds(span.end_s)}" if span else ""
-        media = (
-            f'<img src="{e(paths.image)}" alt="scene {e(outcome.scene_id)} image" loading="lazy">'
-            f'<video src="{e(paths.clip)}" poster="{e(paths.image)}" controls muted loop '
-            'preload="none"></video>'
-            if paths.image
-            else '<div class="placeholder">no picture</div>'
+    cards = [
+        _card(
+            outcome,
+            spans.get(outcome.scene_id),
+            published.get(outcome.scene_id, ScenePaths()),
         )
-        transcript = outcome.transcript.text if outcome.transcript else ""
-        language = outcome.transcript.language if outcome.transcript else ""
-        error = f'<p class="error">{e(outcome.error)}</p>' if outcome.error else ""
-        note = f'<p class="note">{e(outcome.note)}</p>' if outcome.note else ""
-        start = f"{span.start_s:.3f}" if span else "0"
-        cards.append(
-            f'<article class="card {e(outcome.status.value)}" id="scene-{outcome.recording.order}">'
-            f'<header><span class="order">{outcome.recording.order}</span>'
-            f'<h2>{e(outcome.scene_id)}</h2><span class="status">{e(outcome.status.value)}</span>'
-            f'<a class="seek" href="#top" data-start="{start}">{e(when)}</a></header>'
-            f'<div class="media">{media}</div>'
-            f"<dl><dt>Transcript{f' ({e(language)})' if language else ''}</dt>"
-            f"<dd>{e(transcript) or '<em>none</em>'}</dd>"
-            f"<dt>Prompt</dt><dd>{e(outcome.prompt) or '<em>none</em>'}</dd>"
-            f"<dt>Seed</dt><dd>{'' if outcome.seed is None else outcome.seed}</dd></dl>"
-            f"{error}{note}</article>"
-        )
-    counts = ", ".join(f"{n} {e(status)}" for status, n in report.scenes.items() if n)
-    draft = (
-        '<p class="draft">DRAFT: the pictures are drawn offline, not generated.</p>'
-        if report.draft
-        else ""
-    )
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{e(report.title)}: storyboard review</title>
-<style>
-{STYLE}</style></head>
-<body id="top">
-<h1>{e(report.title)}</h1>
-<p class="meta">{counts} · backend {e(report.backend)} · Whisper {e(report.model)} ·
-{report.api_calls} API calls, {report.cache_hits} cache hits ·
-<a href="manifest.csv">manifest.csv</a> · <a href="storyboard.srt">captions</a> ·
-<a href="contact_sheet.png">contact sheet</a></p>
-{draft}
-<video class="main" id="storyboard" src="storyboard.mp4" controls preload="metadata"></video>
-<section class="cards">
-{"".join(cards)}
-</section>
-<script>
-document.querySelectorAll("a.seek").forEach(function (link) {{
-  link.addEventListener("click", function () {{
-    var video = document.getElementById("storyboard");
-    video.currentTime = parseFloat(link.dataset.start) || 0;
-  }});
-}});
-</script>
-</body></html>
-"""
+        for outcome in outcomes
+    ]
+    return _PAGES.get_template("review.html.j2").render(report=report, cards=cards)
 
 
 def write_review(

@@ -135,19 +135,6 @@ def transcribe_audio(
     return _transcript(engine, audio, raw, segments, settings, time.perf_counter() - started)
 
 
-def transcribe_recording(
-    engine: TranscriptionEngine,
-    recording: Recording,
-    settings: TranscriptionSettings,
-    language: str | None = None,
-) -> Transcript:
-    """Read one recording. Raises AudioError when it cannot be decoded."""
-    started = time.perf_counter()
-    audio = decode_audio(recording.path, WHISPER_SAMPLE_RATE, settings.max_recording_s)
-    transcript = transcribe_audio(engine, audio, settings, language)
-    return replace(transcript, seconds=round(time.perf_counter() - started, 3))
-
-
 def transcribe_recordings(
     engine: TranscriptionEngine,
     recordings: Sequence[Recording],

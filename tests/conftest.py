@@ -3,16 +3,13 @@ folder before any project module (and so Prefect) is imported."""
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import subprocess
 import tempfile
-import wave
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 _SESSION_HOME = Path(tempfile.mkdtemp(prefix="storyboard-tests-"))
@@ -22,29 +19,10 @@ os.environ.pop("NVIDIA_API_KEY", None)
 os.environ.pop("PREFECT_API_URL", None)
 
 from flows.runtime import configure_environment  # noqa: E402
+from tests.helpers import run_cli  # noqa: E402
 from tests.servers import free_port, start_prefect_server  # noqa: E402
 
 configure_environment()
-
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-DEMO_DIR = PROJECT_ROOT / "storyboards" / "demo"
-DEMO_WORDS = {
-    spoken.stem: spoken.read_text(encoding="utf-8").strip() for spoken in DEMO_DIR.glob("*.txt")
-}
-"""The words spoken in each demo narration, by scene id (`<scene id>.txt` beside it)."""
-
-
-def write_wav(path: Path, seconds: float, frequency: float = 0.0, rate: int = 16_000) -> Path:
-    """A mono 16-bit WAV: a sine tone at `frequency`, or silence when it is 0."""
-    count = round(seconds * rate)
-    t = np.arange(count) / rate
-    samples = 0.3 * np.sin(2 * math.pi * frequency * t) if frequency else np.zeros(count)
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes((samples * 32767).astype("<i2").tobytes())
-    return path
 
 
 @pytest.fixture(scope="session")
@@ -82,11 +60,6 @@ def cli_env(session_home: Path, prefect_api: str) -> dict[str, str]:
     return env
 
 
-def embedded_prefect(env: dict[str, str]) -> dict[str, str]:
-    """`env` without PREFECT_API_URL: the command starts Prefect's embedded API itself."""
-    return {key: value for key, value in env.items() if key != "PREFECT_API_URL"}
-
-
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
     """A real S3 protocol server on loopback (moto in server mode)."""
@@ -120,8 +93,6 @@ def demo_run(
     tmp_path_factory: pytest.TempPathFactory, session_home: Path
 ) -> tuple[subprocess.CompletedProcess[str], Path]:
     """`storyboard demo`, run once for every test that looks at its outputs."""
-    from tests.test_cli import run_cli
-
     env = dict(os.environ)
     env.pop("NVIDIA_API_KEY", None)
     env.pop("PREFECT_API_URL", None)

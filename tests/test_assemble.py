@@ -12,15 +12,11 @@ from clients.media.ffmpeg import probe
 from configs.settings import AssemblySettings
 from domain.media import ClipRequest, ImageRequest
 from domain.scene import Segment
-from tasks.assemble import (
-    SceneCut,
-    active_caption,
-    assemble_storyboard,
-    normalise_loudness,
-    source_frame_index,
-    timeline_frames,
-)
-from tests.conftest import write_wav
+from tasks.assembly.narration import normalise_loudness
+from tasks.assembly.overlay import scene_sources
+from tasks.assembly.render import assemble_storyboard, render_scene
+from tasks.assembly.timeline import SceneCut, active_caption, source_frame_index, timeline_frames
+from tests.helpers import write_wav
 
 
 @pytest.mark.parametrize("method", ["pingpong", "stretch", "hold"])
@@ -218,3 +214,15 @@ def test_ken_burns_moves_slowly_over_the_whole_narration(tmp_path: Path) -> None
     steps = [np.abs(a - b).mean() for a, b in itertools.pairwise(frames)]
     assert max(steps) < 6.0, "no jumps"
     assert np.abs(frames[0] - frames[-1]).mean() > 5.0, "it moves"
+
+
+@pytest.mark.parametrize(("fps", "frame_count"), [(25, 29), (30, 123)])
+def test_a_scene_segment_has_exactly_its_frames(tmp_path: Path, fps: int, frame_count: int) -> None:
+    """Counts where frame_count / fps * fps falls just short of frame_count in floating point."""
+    cut = SceneCut("a", "A", None, placeholder_heading="Failed", placeholder_detail="bad")
+    settings = AssemblySettings(width=128, height=72, fps=fps)
+    sources, source_fps = scene_sources(cut, settings)
+    output = tmp_path / "scene.mp4"
+    render_scene(cut, sources, source_fps, frame_count, settings, output)
+    assert len(_frames(output)) == frame_count
+    assert probe(output).video_codec == "h264"

@@ -16,8 +16,7 @@ from clients.media import audio as media
 from clients.media.audio import decode_audio
 from clients.media.ffmpeg import run_ffmpeg
 from domain.errors import AudioError
-from tests.conftest import DEMO_DIR, write_wav
-from tests.test_cli import assert_clean, read_manifest, run_cli
+from tests.helpers import DEMO_DIR, assert_clean, read_manifest, run_cli, write_wav
 
 TWO_HOURS_S = 7200
 

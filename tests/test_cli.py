@@ -6,35 +6,15 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from clients.media.ffmpeg import probe
 from tasks.manifest import MANIFEST_COLUMNS
-from tests.conftest import DEMO_DIR, PROJECT_ROOT, write_wav
+from tests.helpers import DEMO_DIR, PROJECT_ROOT, assert_clean, read_manifest, run_cli, write_wav
 
 pytestmark = pytest.mark.slow
-STORYBOARD = str(Path(sys.executable).with_name("storyboard"))
-
-
-def run_cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603 - fixed argument list
-        [STORYBOARD, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=600
-    )
-
-
-def assert_clean(result: subprocess.CompletedProcess[str]) -> None:
-    output = result.stdout + result.stderr
-    assert "Traceback" not in output, output
-    assert "ERROR" not in output, output
-    assert "CancelledError" not in output, output
-
-
-def read_manifest(target: Path) -> pd.DataFrame:
-    return pd.read_csv(target / "manifest.csv", keep_default_na=False)
 
 
 def test_demo_succeeds_cleanly_and_says_where_the_outputs_are(
@@ -225,3 +205,23 @@ def test_transcribe_prints_one_json_object_per_scene(
     assert all(keys <= set(line) for line in lines)
     assert lines[0]["no_speech"] is True and lines[0]["prompt"] == ""
     assert "grass" in lines[1]["transcript"] and lines[1]["language"] == "en"
+
+
+def test_transcribe_goes_through_the_cache_a_run_uses(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    source = tmp_path / "scenes"
+    source.mkdir()
+    shutil.copy(DEMO_DIR / "storm.m4a", source / "storm.m4a")
+    shutil.copy(DEMO_DIR / "night.ogg", source / "night.ogg")
+    env = {**cli_env, "STORYBOARD_CACHE_DIR": str(tmp_path / "cache")}
+    first = run_cli(["transcribe", str(source)], env, tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert len(list((tmp_path / "cache" / "transcripts").rglob("*.json"))) == 2
+    again = run_cli(["transcribe", str(source)], env, tmp_path)
+    # The same lines, `seconds` (the time the transcription took) included: read, not redone.
+    assert again.stdout == first.stdout
+    run = run_cli(["run", str(source), "--out", str(tmp_path / "out")], env, tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert_clean(run)
+    assert len(list((tmp_path / "cache" / "transcripts").rglob("*.json"))) == 2

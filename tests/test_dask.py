@@ -15,10 +15,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import DEMO_DIR, free_port
 from tests.fakes.nvidia_server import FakeNvidia, Faults
-from tests.test_cli import assert_clean, read_manifest, run_cli
-from tests.test_nvidia_pipeline import _env
+from tests.helpers import DEMO_DIR, assert_clean, nvidia_env, read_manifest, run_cli
+from tests.servers import free_port
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
@@ -106,7 +105,7 @@ def test_every_worker_draws_from_one_request_budget(
         "generation:\n  requests_per_minute: 120\ndask:\n  workers: 2\n  threads_per_worker: 3\n"
     )
     with FakeNvidia(Faults()) as fake:
-        env = _env(cli_env, fake, tmp_path / "cache")
+        env = nvidia_env(cli_env, fake, tmp_path / "cache")
         started = time.monotonic()
         result = run_cli(
             ["run", str(source), "--out", "out", "--config", str(config),

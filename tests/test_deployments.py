@@ -1,4 +1,5 @@
-"""prefect.yaml: every deployment points at a real flow and passes it parameters it accepts."""
+"""Each deployment is defined once (flows/deployments.py): `storyboard serve` follows that
+definition, and prefect.yaml is checked equal to it."""
 
 from __future__ import annotations
 
@@ -10,33 +11,65 @@ import pytest
 import yaml
 
 from configs.settings import Settings
-from flows.runners import parse_task_runner
-from tests.conftest import PROJECT_ROOT
+from flows.deployments import SERVED, runner_deployments, schedule_of
+from tests.helpers import PROJECT_ROOT
 
 DEPLOYMENTS: list[dict[str, Any]] = yaml.safe_load((PROJECT_ROOT / "prefect.yaml").read_text())[
     "deployments"
 ]
+BY_NAME = {deployment["name"]: deployment for deployment in DEPLOYMENTS}
+
+
+def _flow_at(entrypoint: str) -> Any:
+    module_path, _, name = entrypoint.partition(":")
+    return getattr(importlib.import_module(module_path.removesuffix(".py").replace("/", ".")), name)
 
 
 @pytest.mark.parametrize("deployment", DEPLOYMENTS, ids=[d["name"] for d in DEPLOYMENTS])
 def test_deployment_parameters_fit_its_flow(deployment: dict[str, Any]) -> None:
-    module_path, _, flow_name = deployment["entrypoint"].partition(":")
-    module = importlib.import_module(module_path.removesuffix(".py").replace("/", "."))
-    flow = getattr(module, flow_name)
+    flow = _flow_at(deployment["entrypoint"])
     accepted = inspect.signature(flow.fn).parameters
     parameters = deployment["parameters"]
     assert set(parameters) <= set(accepted), set(parameters) - set(accepted)
     Settings.model_validate(parameters.get("settings", {}))
-    parse_task_runner(parameters.get("task_runner", "thread"))
     assert deployment["work_pool"]["name"].startswith("storyboard-")
 
 
+@pytest.mark.parametrize("definition", SERVED, ids=[d.name for d in SERVED])
+def test_prefect_yaml_declares_each_served_deployment_as_defined(definition: Any) -> None:
+    declared = BY_NAME[definition.name]
+    assert declared["entrypoint"] == definition.entrypoint
+    assert declared["description"] == definition.description
+    schedules = declared.get("schedules", [])
+    if definition.scheduled:
+        assert schedules == [{"interval": Settings().watch.interval_s}]
+    else:
+        assert schedules == []
+
+
+def test_serve_builds_the_defined_deployments() -> None:
+    settings = Settings()
+    served = runner_deployments(
+        settings, "draft", "in", "out", 1.0, schedule_of(settings, None, None)
+    )
+    for definition, deployment in zip(SERVED, served, strict=True):
+        assert deployment.name == definition.name
+        assert deployment.entrypoint == definition.entrypoint
+        assert deployment.description == definition.description
+        assert bool(deployment.schedules) == definition.scheduled
+
+
+def test_every_other_declared_deployment_is_a_variant_of_a_defined_flow() -> None:
+    defined = {definition.entrypoint for definition in SERVED} | {"flows/on_dask.py:storyboard"}
+    assert {deployment["entrypoint"] for deployment in DEPLOYMENTS} <= defined
+    assert _flow_at("flows/on_dask.py:storyboard").name == "storyboard"
+
+
 def test_there_are_process_docker_gpu_and_dask_deployments() -> None:
-    names = {deployment["name"] for deployment in DEPLOYMENTS}
     assert {
         "drop-folder",
         "on-demand",
         "on-demand-docker",
         "on-demand-gpu",
         "on-demand-dask",
-    } <= names
+    } <= set(BY_NAME)

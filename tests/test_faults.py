@@ -10,10 +10,8 @@ import pandas as pd
 import pytest
 
 from tasks.ingest import is_recording
-from tests.conftest import DEMO_DIR
 from tests.fakes.nvidia_server import FakeNvidia, Faults
-from tests.test_cli import assert_clean, run_cli
-from tests.test_nvidia_pipeline import _env
+from tests.helpers import DEMO_DIR, assert_clean, nvidia_env, run_cli
 
 pytestmark = pytest.mark.slow
 SCENES = 50
@@ -34,7 +32,7 @@ def test_thirty_percent_transient_faults_over_fifty_scenes_end_with_every_scene_
         "assembly:\n  fps: 8\n  width: 512\n  height: 288\n"
     )
     with FakeNvidia(Faults(transient_rate=0.3, async_rate=0.1, seed=30)) as fake:
-        env = _env(cli_env, fake, tmp_path / "cache")
+        env = nvidia_env(cli_env, fake, tmp_path / "cache")
         result = run_cli(
             ["run", str(source), "--out", str(tmp_path / "out"), "--config", str(config)],
             env,

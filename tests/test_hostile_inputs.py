@@ -21,8 +21,7 @@ from domain.scene import GeneratedMedia, Recording, SceneOutcome, SceneStatus, T
 from tasks.ingest import plan_storyboard
 from tasks.manifest import MANIFEST_COLUMNS, manifest_frame, publish_scene_files, write_outputs
 from tasks.prompt import MAX_PROMPT_CHARS, compose_prompt
-from tests.conftest import DEMO_DIR, write_wav
-from tests.test_cli import assert_clean, read_manifest, run_cli
+from tests.helpers import DEMO_DIR, assert_clean, read_manifest, run_cli, write_wav
 
 LONG_PROMPT = " ".join(["golden", "lion", "river", "elephant"] * 1500)
 
@@ -122,7 +121,7 @@ def _outcome(tmp_path: Path, scene_id: str, order: int) -> SceneOutcome:
     image.write_bytes(b"png " + scene_id.encode())
     clip.write_bytes(b"mp4 " + scene_id.encode())
     path = tmp_path / f"{scene_id}.wav"
-    recording = Recording(scene_id, order, path, path.as_uri(), "ab" * 32, 10)
+    recording = Recording(scene_id, order, path, path.as_uri(), "ab" * 32)
     media = GeneratedMedia(image, clip, 7, "sdxl", "draft")
     return SceneOutcome(recording, SceneStatus.OK, prompt="a lion", seed=7, media=media)
 

@@ -7,7 +7,7 @@ import pytest
 
 from domain.errors import ConfigurationError
 from tasks.ingest import natural_key, plan_storyboard
-from tests.conftest import write_wav
+from tests.helpers import write_wav
 
 
 def _touch_recordings(folder: Path, names: list[str]) -> None:

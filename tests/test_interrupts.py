@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DEMO_DIR, embedded_prefect
-from tests.test_cli import STORYBOARD
+from tests.helpers import DEMO_DIR, STORYBOARD, embedded_prefect
 
 pytestmark = pytest.mark.slow
 STOP_BOUND_S = 30.0  # generous for a loaded CI machine; measured here: 3 to 5 s

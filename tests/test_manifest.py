@@ -32,7 +32,7 @@ INTERFACE_COLUMNS = (
 
 def _recording(tmp_path: Path, scene_id: str, order: int) -> Recording:
     path = tmp_path / f"{scene_id}.wav"
-    return Recording(scene_id, order, path, path.as_uri(), "ab" * 32, 10)
+    return Recording(scene_id, order, path, path.as_uri(), "ab" * 32)
 
 
 def _transcript(text: str, segments: tuple[Segment, ...]) -> Transcript:

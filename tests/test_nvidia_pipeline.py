@@ -11,9 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import DEMO_DIR, embedded_prefect
 from tests.fakes.nvidia_server import VALID_KEY, FakeNvidia, Faults
-from tests.test_cli import assert_clean, run_cli
+from tests.helpers import DEMO_DIR, assert_clean, embedded_prefect, nvidia_env, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -24,19 +23,6 @@ def storyboard_dir(tmp_path: Path) -> Path:
     shutil.copytree(DEMO_DIR, source)
     (tmp_path / "fast.yaml").write_text("generation:\n  requests_per_minute: 600\n")
     return source
-
-
-def _env(
-    base: dict[str, str], fake: FakeNvidia, cache: Path, key: str = VALID_KEY
-) -> dict[str, str]:
-    env = dict(base)
-    env.update(
-        NVIDIA_API_KEY=key,
-        NVIDIA_API_BASE=fake.api_base,
-        NVCF_API_BASE=fake.nvcf_base,
-        STORYBOARD_CACHE_DIR=str(cache),
-    )
-    return env
 
 
 def _run(source: Path, target: Path, env: dict[str, str]):  # type: ignore[no-untyped-def]
@@ -58,7 +44,7 @@ def test_faulty_async_api_renders_every_scene_then_reruns_for_free(
     cache = tmp_path / "cache"
     with FakeNvidia(Faults(transient_rate=0.25, async_rate=0.2, seed=11)) as fake:
         # the embedded API, so that Prefect's database is in session_home, searched below
-        env = _env(embedded_prefect(cli_env), fake, cache)
+        env = nvidia_env(embedded_prefect(cli_env), fake, cache)
         first = _run(storyboard_dir, tmp_path / "out", env)
         assert first.returncode == 0, first.stderr
         assert_clean(first)
@@ -95,7 +81,7 @@ def test_a_refused_key_exits_1_at_once_with_one_line(
         result = _run(
             storyboard_dir,
             tmp_path / "out",
-            _env(cli_env, fake, tmp_path / "c", "nvapi-revoked"),
+            nvidia_env(cli_env, fake, tmp_path / "c", "nvapi-revoked"),
         )
         elapsed = time.monotonic() - started
     assert result.returncode == 1, result.stderr
@@ -113,7 +99,7 @@ def test_forbidden_content_is_filtered_and_the_rest_render(
     storyboard_dir: Path, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
     with FakeNvidia(filter_word="water") as fake:
-        result = _run(storyboard_dir, tmp_path / "out", _env(cli_env, fake, tmp_path / "c"))
+        result = _run(storyboard_dir, tmp_path / "out", nvidia_env(cli_env, fake, tmp_path / "c"))
     assert result.returncode == 3, result.stderr
     manifest = pd.read_csv(tmp_path / "out" / "manifest.csv", keep_default_na=False)
     assert manifest["status"].tolist() == ["ok", "ok", "filtered", "ok", "ok"]

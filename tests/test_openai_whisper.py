@@ -8,17 +8,16 @@ from pathlib import Path
 
 import pytest
 
+from clients.media.audio import decode_audio
 from clients.services import load_engine
 from clients.transcription.convert import openai_checkpoint, read_ctranslate2_model
 from clients.transcription.models import resolve_model_dir
 from clients.transcription.types import TranscriptionEngine
 from configs.settings import TranscriptionSettings
-from domain.scene import Recording
+from domain.scene import Transcript
 from tasks.ingest import plan_storyboard
-from tasks.transcribe import transcribe_recording
-from tests.conftest import DEMO_DIR, DEMO_WORDS, write_wav
-from tests.test_cli import run_cli
-from tests.wer import word_error_rate
+from tasks.transcribe import WHISPER_SAMPLE_RATE, transcribe_audio
+from tests.helpers import DEMO_DIR, DEMO_WORDS, run_cli, word_error_rate, write_wav
 
 pytestmark = pytest.mark.slow
 SETTINGS = TranscriptionSettings(engine="openai-whisper")
@@ -56,15 +55,19 @@ def test_engine_is_loaded_once_and_runs_on_the_cpu(
 def test_demo_narrations_within_25_percent_wer(engine: TranscriptionEngine) -> None:
     plan = plan_storyboard(str(DEMO_DIR))
     picked = [r for r in plan.recordings if r.scene_id in {"dawn", "storm"}]
-    hypotheses = [transcribe_recording(engine, r, SETTINGS) for r in picked]
+    hypotheses = [_transcribe(engine, r.path) for r in picked]
     assert all(t.language == "en" and not t.no_speech for t in hypotheses)
     reference = " ".join(DEMO_WORDS[r.scene_id] for r in picked)
     assert word_error_rate(reference, " ".join(t.text for t in hypotheses)) < 0.25
 
 
+def _transcribe(engine: TranscriptionEngine, path: Path) -> Transcript:
+    return transcribe_audio(engine, decode_audio(path, WHISPER_SAMPLE_RATE), SETTINGS, None)
+
+
 def test_silence_is_no_speech(engine: TranscriptionEngine, tmp_path: Path) -> None:
     path = write_wav(tmp_path / "quiet.wav", 3.0)
-    transcript = transcribe_recording(engine, Recording("q", 1, path, "", "", 1), SETTINGS)
+    transcript = _transcribe(engine, path)
     assert transcript.no_speech and transcript.text == ""
 
 

@@ -5,11 +5,9 @@ Recordings are spoken by espeak-ng (`make test` installs it), as the tester made
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -19,8 +17,8 @@ from configs.settings import TranscriptionSettings
 from domain.scene import Recording, SceneFailure, Transcript
 from tasks.language import LanguageChoice
 from tasks.transcribe import transcribe_recordings
-from tests.conftest import DEMO_DIR
-from tests.wer import word_error_rate, words
+from tests.fakes.engines import RememberingEngine
+from tests.helpers import DEMO_DIR, word_error_rate, words
 
 pytestmark = pytest.mark.slow
 PACKED = TranscriptionSettings()
@@ -40,27 +38,6 @@ NUMBER_WORDS = [
 ]
 
 
-class RememberingEngine:
-    """The real engine, answering a call it has answered before (the same audio and options)
-    from memory: reading a scene alone, packed mode's fallback and the one-by-one reference
-    are the same Whisper call, and Whisper is deterministic."""
-
-    def __init__(self, engine: TranscriptionEngine) -> None:
-        self.engine = engine
-        self.name, self.model_name = engine.name, engine.model_name
-        self.device, self.compute_type = engine.device, engine.compute_type
-        self.answers: dict[tuple[object, ...], Any] = {}
-
-    def transcribe(self, audio: Any, **options: Any) -> Any:
-        key = (hashlib.sha256(audio.tobytes()).hexdigest(), *sorted(options.items()))
-        if key not in self.answers:
-            self.answers[key] = self.engine.transcribe(audio, **options)
-        return self.answers[key]
-
-    def detect_language(self, audio: Any) -> tuple[str, float]:
-        return self.engine.detect_language(audio)
-
-
 @pytest.fixture(scope="module")
 def engine(cache_dir: Path) -> TranscriptionEngine:
     return RememberingEngine(load_engine(PACKED, cache_dir / "models"))  # type: ignore[return-value]
@@ -77,7 +54,7 @@ def speak(path: Path, text: str, voice: str = "en", speed: int = 220) -> Path:
 
 
 def recording(path: Path, order: int) -> Recording:
-    return Recording(path.stem, order, path, path.as_uri(), f"{order:064x}", path.stat().st_size)
+    return Recording(path.stem, order, path, path.as_uri(), f"{order:064x}")
 
 
 def numbers_in(text: str) -> list[int]:

@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 
 from clients.media.ffmpeg import probe
-from tests.conftest import DEMO_DIR
 from tests.fakes.nvidia_server import VALID_KEY, FakeNvidia, Faults
-from tests.test_cli import run_cli
+from tests.helpers import DEMO_DIR, run_cli
 
 pytestmark = pytest.mark.slow
 

@@ -18,9 +18,9 @@ from clients.media.ffmpeg import probe
 from clients.storage import S3Storage, mirror, open_storage, safe_name
 from domain.errors import AudioError, StorageError
 from tasks.ingest import plan_storyboard, recording_here
-from tests.conftest import DEMO_DIR
 from tests.fakes.s3_proxy import FaultPlan, S3FaultProxy
-from tests.test_cli import assert_clean, run_cli
+from tests.helpers import DEMO_DIR, assert_clean, run_cli, s3_env
+from tests.servers import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -36,11 +36,6 @@ def buckets(s3: Any) -> tuple[str, str]:
     for name in names:
         s3.create_bucket(Bucket=name)
     return names
-
-
-def s3_env(cli_env: dict[str, str], endpoint: str) -> dict[str, str]:
-    return {**cli_env, **{k: os.environ[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-            "AWS_DEFAULT_REGION")}, "AWS_ENDPOINT_URL": endpoint}  # fmt: skip
 
 
 def put_demo(s3: Any, bucket: str, prefix: str, scenes: dict[str, str]) -> None:
@@ -150,8 +145,6 @@ def test_credentials_the_endpoint_refuses_exit_1(cli_env: dict[str, str], tmp_pa
     import subprocess
     import sys
     import time
-
-    from tests.conftest import free_port
 
     port = free_port()
     server = subprocess.Popen(  # noqa: S603 - fixed argument list

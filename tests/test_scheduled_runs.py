@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import DEMO_DIR
+from tests.helpers import DEMO_DIR
 from tests.servers import PrefectServer, start_postgres, start_prefect_server
 
 pytestmark = pytest.mark.slow

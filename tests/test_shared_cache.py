@@ -18,11 +18,8 @@ import pytest
 from clients.cache import ContentCache
 from clients.storage import LocalStorage
 from tasks.generate import _cached_or_generated
-from tests.conftest import DEMO_DIR
 from tests.fakes.nvidia_server import FakeNvidia, Faults
-from tests.test_cli import STORYBOARD, assert_clean, read_manifest
-from tests.test_nvidia_pipeline import _env
-from tests.test_s3 import s3_env
+from tests.helpers import DEMO_DIR, STORYBOARD, assert_clean, nvidia_env, read_manifest, s3_env
 
 
 def test_machines_sharing_a_store_produce_each_entry_once(tmp_path: Path) -> None:
@@ -74,7 +71,7 @@ def test_two_machines_sharing_an_s3_cache_generate_each_scene_once(
     config.write_text("generation:\n  requests_per_minute: 600\n")
 
     def machine(fake: FakeNvidia, name: str) -> dict[str, Any]:
-        env = s3_env(_env(cli_env, fake, tmp_path / "unused"), s3_endpoint)
+        env = s3_env(nvidia_env(cli_env, fake, tmp_path / "unused"), s3_endpoint)
         env.update(
             STORYBOARD_CACHE_DIR=f"s3://{bucket}/shared/", XDG_CACHE_HOME=str(tmp_path / name)
         )

@@ -15,10 +15,11 @@ from configs.settings import AssemblySettings
 from domain.media import ClipRequest, ImageRequest
 from domain.report import RunReport
 from domain.scene import GeneratedMedia, Recording, SceneOutcome, SceneStatus, Segment, Transcript
-from tasks.assemble import assemble_storyboard, scene_cut
+from tasks.assemble import scene_cut
+from tasks.assembly.render import assemble_storyboard
 from tasks.manifest import write_outputs
 from tasks.review import write_review
-from tests.conftest import write_wav
+from tests.helpers import write_wav
 
 pytestmark = pytest.mark.slow
 STATUSES = [SceneStatus.OK] * 4 + [SceneStatus.NO_SPEECH, SceneStatus.FILTERED]
@@ -41,7 +42,7 @@ def _outcomes(folder: Path, count: int) -> list[SceneOutcome]:
         path = write_wav(folder / f"n{index}.wav", seconds, 220 + 20 * (index % 5))
         status = STATUSES[index % len(STATUSES)]
         scene_id = f"scene {index + 1} <b>&</b>"
-        recording = Recording(scene_id, index + 1, path, path.as_uri(), f"{index:064d}", 1)
+        recording = Recording(scene_id, index + 1, path, path.as_uri(), f"{index:064d}")
         said = f"words of scene {index + 1}"
         segments = (Segment(0.1, seconds / 2, said), Segment(seconds / 2, seconds - 0.05, "more"))
         transcript = Transcript("en", 0.9, said, said, segments, seconds, False, 0.1)
@@ -122,7 +123,7 @@ def test_portrait_scenes_use_their_own_portrait_image_not_a_crop_of_the_clip(
     (tmp_path / "tall.mp4").write_bytes(clip.data)
     media = GeneratedMedia(tmp_path / "tall.png", tmp_path / "tall.mp4", 3, "sdxl", "draft")
     path = write_wav(tmp_path / "n.wav", 2.0, 300)
-    recording = Recording("tall", 1, path, path.as_uri(), "0" * 64, 1)
+    recording = Recording("tall", 1, path, path.as_uri(), "0" * 64)
     transcript = Transcript("en", 0.9, "x", "x", (), 2.0, False, 0.1)
     outcome = SceneOutcome(recording, SceneStatus.OK, transcript, "p", 3, media)
     settings = AssemblySettings(width=576, height=1024, fps=12, captions=False, scene_labels=False)

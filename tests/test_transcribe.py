@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from clients.cache import ContentCache
+from clients.media.audio import decode_audio
 from clients.services import engine_device, load_engine
 from clients.transcription.models import resolve_model_dir, select_compute_type, select_device
 from clients.transcription.types import TranscriptionEngine
@@ -20,9 +21,13 @@ from tasks import transcribe as transcribe_module
 from tasks.ingest import plan_storyboard
 from tasks.language import LanguageChoice
 from tasks.packing import SpeechClip, plan_packs
-from tasks.transcribe import cached_transcripts, transcribe_recording, transcribe_recordings
-from tests.conftest import DEMO_DIR, DEMO_WORDS, write_wav
-from tests.wer import word_error_rate
+from tasks.transcribe import (
+    WHISPER_SAMPLE_RATE,
+    cached_transcripts,
+    transcribe_audio,
+    transcribe_recordings,
+)
+from tests.helpers import DEMO_DIR, DEMO_WORDS, word_error_rate, write_wav
 
 pytestmark = pytest.mark.slow
 SETTINGS = TranscriptionSettings()
@@ -34,7 +39,7 @@ def engine(cache_dir: Path) -> TranscriptionEngine:
 
 
 def _recording(path: Path) -> Recording:
-    return Recording(path.stem, 1, path, path.as_uri(), path.stem, path.stat().st_size)
+    return Recording(path.stem, 1, path, path.as_uri(), path.stem)
 
 
 def test_bundled_base_weights_are_joined_once(cache_dir: Path) -> None:
@@ -43,6 +48,12 @@ def test_bundled_base_weights_are_joined_once(cache_dir: Path) -> None:
     assert resolve_model_dir("base", cache_dir / "models") == first
     assert (first / "model.bin").stat().st_mtime_ns == stamp
     assert {p.name for p in first.iterdir()} >= {"model.bin", "config.json", "tokenizer.json"}
+
+
+def _transcribe_one(engine: TranscriptionEngine, recording: Recording) -> Transcript:
+    """One recording in one Whisper pass; AudioError when it cannot be decoded."""
+    audio = decode_audio(recording.path, WHISPER_SAMPLE_RATE, SETTINGS.max_recording_s)
+    return transcribe_audio(engine, audio, SETTINGS, None)
 
 
 def test_engine_is_loaded_once_per_process(engine: TranscriptionEngine, cache_dir: Path) -> None:
@@ -55,7 +66,7 @@ def test_demo_narrations_are_transcribed_within_25_percent_wer(
     plan = plan_storyboard(str(DEMO_DIR))
     references, hypotheses = [], []
     for recording in plan.recordings:
-        transcript = transcribe_recording(engine, recording, SETTINGS)
+        transcript = _transcribe_one(engine, recording)
         assert transcript.language == "en"
         assert not transcript.no_speech
         assert transcript.segments and transcript.segments[0].start_s < 1.0
@@ -67,9 +78,7 @@ def test_demo_narrations_are_transcribed_within_25_percent_wer(
 def test_silence_is_no_speech_not_a_hallucination(
     engine: TranscriptionEngine, tmp_path: Path
 ) -> None:
-    transcript = transcribe_recording(
-        engine, _recording(write_wav(tmp_path / "s.wav", 3.0)), SETTINGS
-    )
+    transcript = _transcribe_one(engine, _recording(write_wav(tmp_path / "s.wav", 3.0)))
     assert transcript.no_speech
     assert transcript.text == "" and transcript.segments == ()
     assert transcript.audio_duration_s == pytest.approx(3.0, abs=0.05)
@@ -85,7 +94,7 @@ def test_low_noise_is_no_speech(engine: TranscriptionEngine, tmp_path: Path) -> 
         out.setsampwidth(2)
         out.setframerate(16_000)
         out.writeframes((noise * 32767).astype("<i2").tobytes())
-    assert transcribe_recording(engine, _recording(path), SETTINGS).no_speech
+    assert _transcribe_one(engine, _recording(path)).no_speech
 
 
 @pytest.mark.parametrize(
@@ -98,7 +107,7 @@ def test_unreadable_recordings_raise_one_line_audio_errors(
     path = tmp_path / "memo.mp3"
     path.write_bytes(content)
     with pytest.raises(AudioError, match=message) as caught:
-        transcribe_recording(engine, _recording(path), SETTINGS)
+        _transcribe_one(engine, _recording(path))
     assert "\n" not in str(caught.value)
 
 
@@ -161,7 +170,7 @@ def test_short_scenes_are_packed_into_few_whisper_passes(
 ) -> None:
     recordings = list(plan_storyboard(str(DEMO_DIR)).recordings)
     silent = write_wav(tmp_path / "silent.wav", 2.0)
-    recordings.insert(2, Recording("silent", 3, silent, silent.as_uri(), "0" * 64, 1))
+    recordings.insert(2, Recording("silent", 3, silent, silent.as_uri(), "0" * 64))
     counting = CountingEngine(engine)
     results = transcribe_recordings(counting, recordings, SETTINGS)  # type: ignore[arg-type]
     assert counting.calls == 1, "five short scenes, one Whisper pass; the silent one needs none"

@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -15,22 +14,10 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.conftest import DEMO_DIR
-from tests.fakes.nvidia_server import VALID_KEY, FakeNvidia
-from tests.test_cli import assert_clean, run_cli
+from tests.fakes.nvidia_server import FakeNvidia
+from tests.helpers import DEMO_DIR, STORYBOARD, assert_clean, nvidia_env, run_cli
 
 pytestmark = pytest.mark.slow
-STORYBOARD = str(Path(sys.executable).with_name("storyboard"))
-
-
-def nvidia_env(base: dict[str, str], fake: FakeNvidia, cache: Path) -> dict[str, str]:
-    return {
-        **base,
-        "NVIDIA_API_KEY": VALID_KEY,
-        "NVIDIA_API_BASE": fake.api_base,
-        "NVCF_API_BASE": fake.nvcf_base,
-        "STORYBOARD_CACHE_DIR": str(cache),
-    }
 
 
 def watch(source: str, target: str, env: dict[str, str], cwd: Path, settle: str = "0"):  # type: ignore[no-untyped-def]

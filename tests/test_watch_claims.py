@@ -26,7 +26,7 @@ import flows.watch
 from clients.storage import Storage, open_storage
 from configs.settings import load_settings
 from flows.watch import CLAIMS, WatchReport, claim, storyboard_folders, watch_pass
-from tests.conftest import DEMO_DIR
+from tests.helpers import DEMO_DIR
 
 FOLDER = "alpha"
 

@@ -105,19 +105,20 @@ def _mix(a: RGB, b: RGB, t: float) -> RGB:
     )
 
 
-def draw_panel(prompt: str, seed: int, label: str, width: int, height: int) -> Image.Image:
-    """The draft storyboard panel for a prompt."""
-    rng = random.Random(seed)
-    palette = prompt_palette(prompt)
+def _sky(palette: list[RGB], width: int, height: int) -> Image.Image:
+    """The panel's background: a vertical gradient between two pale prompt colours."""
     sky_top, sky_bottom = _mix(palette[0], (245, 245, 250), 0.55), _mix(palette[1], (255,) * 3, 0.3)
     gradient = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None]
     top, bottom = np.array(sky_top, np.float32), np.array(sky_bottom, np.float32)
     sky = (top + (bottom - top) * gradient[..., None]).repeat(width, axis=1)
-    panel = Image.fromarray(sky.astype(np.uint8))
-    draw = ImageDraw.Draw(panel)
+    return Image.fromarray(sky.astype(np.uint8))
 
+
+def _draw_landscape(panel: Image.Image, rng: random.Random, palette: list[RGB], unit: int) -> None:
+    """A sun and one ridge of hills per remaining palette colour, placed by `rng`."""
+    width, height = panel.size
+    draw = ImageDraw.Draw(panel)
     sun_x, sun_y = rng.uniform(0.15, 0.85) * width, rng.uniform(0.35, 0.5) * height
-    unit = min(height, round(width * 9 / 16))  # type sizes follow the panel's narrow side
     radius = unit * 0.08
     draw.ellipse(
         (sun_x - radius, sun_y - radius, sun_x + radius, sun_y + radius),
@@ -135,9 +136,10 @@ def draw_panel(prompt: str, seed: int, label: str, width: int, height: int) -> I
             [*ridge, (width, height), (0, height)], fill=_mix(colour, (20, 20, 30), 0.15 * layer)
         )
 
-    overlay = Image.new("RGBA", (width, height), (0, 0, 0, 0))
-    ink = ImageDraw.Draw(overlay)
-    margin = max(8, unit * 16 // 9 // 32)
+
+def _stamp_draft(overlay: Image.Image, unit: int) -> None:
+    """The large, tilted, translucent DRAFT stamp across the middle of the overlay."""
+    width, height = overlay.size
     stamp_font = font(unit // 4, bold=True)
     stamp = "DRAFT"
     stamp_layer = Image.new("RGBA", (width, height), (0, 0, 0, 0))
@@ -151,7 +153,18 @@ def draw_panel(prompt: str, seed: int, label: str, width: int, height: int) -> I
     )
     overlay.alpha_composite(stamp_layer.rotate(12, resample=Image.Resampling.BICUBIC))
 
-    label = label or "SCENE"
+
+def _draw_header(
+    ink: ImageDraw.ImageDraw,
+    prompt: str,
+    seed: int,
+    label: str,
+    palette: list[RGB],
+    width: int,
+    unit: int,
+    margin: int,
+) -> None:
+    """The band across the top: the scene label, the prompt, the DRAFT note and the palette."""
     label_font = font(unit // 16, bold=True)
     label_width = text_width(label, label_font) + margin
     note_font = font(max(10, unit // 40))
@@ -177,6 +190,13 @@ def draw_panel(prompt: str, seed: int, label: str, width: int, height: int) -> I
     y = draw_lines(ink, caption_lines, caption_font, text_left, margin / 2, (25, 25, 30))
     note = f"DRAFT · drawn offline, not AI-generated · seed {seed}"
     ink.text((text_left, y), note, font=note_font, fill=(150, 30, 30, 255))
+    _draw_swatches(ink, palette, width, margin, swatch)
+
+
+def _draw_swatches(
+    ink: ImageDraw.ImageDraw, palette: list[RGB], width: int, margin: int, swatch: int
+) -> None:
+    """The prompt's palette as a row of outlined squares at the header's right end."""
     for index, colour in enumerate(palette):
         x = width - margin - (len(palette) - index) * (swatch + 4)
         ink.rectangle(
@@ -184,6 +204,21 @@ def draw_panel(prompt: str, seed: int, label: str, width: int, height: int) -> I
             fill=(*colour, 255),
             outline=(30, 30, 30, 255),
         )
+
+
+def draw_panel(prompt: str, seed: int, label: str, width: int, height: int) -> Image.Image:
+    """The draft storyboard panel for a prompt."""
+    rng = random.Random(seed)
+    palette = prompt_palette(prompt)
+    panel = _sky(palette, width, height)
+    unit = min(height, round(width * 9 / 16))  # type sizes follow the panel's narrow side
+    _draw_landscape(panel, rng, palette, unit)
+
+    overlay = Image.new("RGBA", (width, height), (0, 0, 0, 0))
+    ink = ImageDraw.Draw(overlay)
+    margin = max(8, unit * 16 // 9 // 32)
+    _stamp_draft(overlay, unit)
+    _draw_header(ink, prompt, seed, label or "SCENE", palette, width, unit, margin)
     ink.rectangle(
         (0, 0, width - 1, height - 1), outline=(15, 15, 15, 255), width=max(3, width // 200)
     )

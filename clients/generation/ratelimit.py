@@ -44,7 +44,6 @@ class RateLimiter:
         self._sleep = sleep
         self._lock = threading.Lock()
         self._next_free = clock() - self.interval_s * (self.burst - 1)
-        self.waited_s = 0.0
 
     def acquire(self) -> float:
         """Block until a request may be sent; returns the seconds waited."""
@@ -54,7 +53,6 @@ class RateLimiter:
             slot = max(self._next_free, earliest)
             self._next_free = slot + self.interval_s
             wait = max(0.0, slot - now)
-            self.waited_s += wait
         if wait > 0:
             self._sleep(wait)
         return wait

@@ -66,35 +66,11 @@ def _count_layers(arrays: dict[str, Any], stack: str) -> int:
     return len({match.group(1) for name in arrays if (match := pattern.match(name))})
 
 
-def openai_checkpoint(arrays: dict[str, np.ndarray[Any, Any]]) -> dict[str, Any]:
-    """`{"dims": ..., "model_state_dict": ...}` as openai-whisper's `load_model` expects."""
-    import torch
-
-    state: dict[str, Any] = {}
-
-    def put(name: str, value: np.ndarray[Any, Any]) -> None:
-        state[name] = torch.from_numpy(np.ascontiguousarray(value).astype(np.float32))
-
-    def norm(target: str, source: str) -> None:
-        put(f"{target}.weight", arrays[f"{source}/gamma"])
-        put(f"{target}.bias", arrays[f"{source}/beta"])
-
-    def linear(target: str, source: str, bias: bool = True) -> None:
-        put(f"{target}.weight", arrays[f"{source}/weight"])
-        if bias:
-            put(f"{target}.bias", arrays[f"{source}/bias"])
-
-    def split(target_prefix: str, source: str, names: tuple[str, ...]) -> None:
-        weights = np.split(arrays[f"{source}/weight"], len(names))
-        biases = np.split(arrays[f"{source}/bias"], len(names))
-        for name, weight, bias in zip(names, weights, biases, strict=True):
-            put(f"{target_prefix}.{name}.weight", weight)
-            if name != "key":
-                put(f"{target_prefix}.{name}.bias", bias)
-
+def _whisper_dims(arrays: dict[str, np.ndarray[Any, Any]]) -> dict[str, int]:
+    """openai-whisper's `ModelDimensions`, read off the shapes of the CTranslate2 arrays."""
     state_dims = arrays["encoder/position_encodings/encodings"].shape
     text_dims = arrays["decoder/position_encodings/encodings"].shape
-    dims = {
+    return {
         "n_mels": int(arrays["encoder/conv1/weight"].shape[1]),
         "n_audio_ctx": int(state_dims[0]),
         "n_audio_state": int(state_dims[1]),
@@ -107,33 +83,78 @@ def openai_checkpoint(arrays: dict[str, np.ndarray[Any, Any]]) -> dict[str, Any]
         "n_text_layer": _count_layers(arrays, "decoder"),
     }
 
-    def block(target: str, source: str) -> None:
+
+class _StateDict:
+    """openai-whisper's state dict, filled from CTranslate2 arrays: each method copies one
+    CTranslate2 `source` (a `/`-separated prefix) to one openai-whisper `target` (`.`)."""
+
+    def __init__(self, arrays: dict[str, np.ndarray[Any, Any]]) -> None:
+        self.arrays = arrays
+        self.state: dict[str, Any] = {}
+
+    def put(self, name: str, value: np.ndarray[Any, Any]) -> None:
+        import torch
+
+        self.state[name] = torch.from_numpy(np.ascontiguousarray(value).astype(np.float32))
+
+    def norm(self, target: str, source: str) -> None:
+        self.put(f"{target}.weight", self.arrays[f"{source}/gamma"])
+        self.put(f"{target}.bias", self.arrays[f"{source}/beta"])
+
+    def linear(self, target: str, source: str) -> None:
+        self.put(f"{target}.weight", self.arrays[f"{source}/weight"])
+        self.put(f"{target}.bias", self.arrays[f"{source}/bias"])
+
+    def split(self, target_prefix: str, source: str, names: tuple[str, ...]) -> None:
+        """A fused projection split into one per name; `key` projections have no bias."""
+        weights = np.split(self.arrays[f"{source}/weight"], len(names))
+        biases = np.split(self.arrays[f"{source}/bias"], len(names))
+        for name, weight, bias in zip(names, weights, biases, strict=True):
+            self.put(f"{target_prefix}.{name}.weight", weight)
+            if name != "key":
+                self.put(f"{target_prefix}.{name}.bias", bias)
+
+    def block(self, target: str, source: str) -> None:
         """What encoder and decoder layers share: self-attention and the MLP."""
-        norm(f"{target}.attn_ln", f"{source}/self_attention/layer_norm")
-        split(f"{target}.attn", f"{source}/self_attention/linear_0", ("query", "key", "value"))
-        linear(f"{target}.attn.out", f"{source}/self_attention/linear_1")
-        norm(f"{target}.mlp_ln", f"{source}/ffn/layer_norm")
-        linear(f"{target}.mlp.0", f"{source}/ffn/linear_0")
-        linear(f"{target}.mlp.2", f"{source}/ffn/linear_1")
+        self.norm(f"{target}.attn_ln", f"{source}/self_attention/layer_norm")
+        self.split(f"{target}.attn", f"{source}/self_attention/linear_0", ("query", "key", "value"))
+        self.linear(f"{target}.attn.out", f"{source}/self_attention/linear_1")
+        self.norm(f"{target}.mlp_ln", f"{source}/ffn/layer_norm")
+        self.linear(f"{target}.mlp.0", f"{source}/ffn/linear_0")
+        self.linear(f"{target}.mlp.2", f"{source}/ffn/linear_1")
 
+
+def _map_encoder(state: _StateDict, layers: int) -> None:
+    """The audio encoder: convolutions, positional embedding, blocks and final norm."""
     for conv in ("conv1", "conv2"):
-        linear(f"encoder.{conv}", f"encoder/{conv}")
-    put("encoder.positional_embedding", arrays["encoder/position_encodings/encodings"])
-    for index in range(dims["n_audio_layer"]):
-        block(f"encoder.blocks.{index}", f"encoder/layer_{index}")
-    norm("encoder.ln_post", "encoder/layer_norm")
+        state.linear(f"encoder.{conv}", f"encoder/{conv}")
+    state.put("encoder.positional_embedding", state.arrays["encoder/position_encodings/encodings"])
+    for index in range(layers):
+        state.block(f"encoder.blocks.{index}", f"encoder/layer_{index}")
+    state.norm("encoder.ln_post", "encoder/layer_norm")
 
-    put("decoder.token_embedding.weight", arrays["decoder/embeddings/weight"])
-    put("decoder.positional_embedding", arrays["decoder/position_encodings/encodings"])
-    for index in range(dims["n_text_layer"]):
+
+def _map_decoder(state: _StateDict, layers: int) -> None:
+    """The text decoder: embeddings, blocks with cross-attention, and final norm."""
+    state.put("decoder.token_embedding.weight", state.arrays["decoder/embeddings/weight"])
+    state.put("decoder.positional_embedding", state.arrays["decoder/position_encodings/encodings"])
+    for index in range(layers):
         source, target = f"decoder/layer_{index}", f"decoder.blocks.{index}"
-        block(target, source)
-        norm(f"{target}.cross_attn_ln", f"{source}/attention/layer_norm")
-        linear(f"{target}.cross_attn.query", f"{source}/attention/linear_0")
-        split(f"{target}.cross_attn", f"{source}/attention/linear_1", ("key", "value"))
-        linear(f"{target}.cross_attn.out", f"{source}/attention/linear_2")
-    norm("decoder.ln", "decoder/layer_norm")
-    return {"dims": dims, "model_state_dict": state}
+        state.block(target, source)
+        state.norm(f"{target}.cross_attn_ln", f"{source}/attention/layer_norm")
+        state.linear(f"{target}.cross_attn.query", f"{source}/attention/linear_0")
+        state.split(f"{target}.cross_attn", f"{source}/attention/linear_1", ("key", "value"))
+        state.linear(f"{target}.cross_attn.out", f"{source}/attention/linear_2")
+    state.norm("decoder.ln", "decoder/layer_norm")
+
+
+def openai_checkpoint(arrays: dict[str, np.ndarray[Any, Any]]) -> dict[str, Any]:
+    """`{"dims": ..., "model_state_dict": ...}` as openai-whisper's `load_model` expects."""
+    dims = _whisper_dims(arrays)
+    state = _StateDict(arrays)
+    _map_encoder(state, dims["n_audio_layer"])
+    _map_decoder(state, dims["n_text_layer"])
+    return {"dims": dims, "model_state_dict": state.state}
 
 
 def converted_checkpoint(ctranslate2_dir: Path, name: str, models_dir: Path) -> Path:

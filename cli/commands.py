@@ -1,0 +1,241 @@
+"""What each `storyboard` command does, once its arguments are parsed.
+
+Every command checks what it can before Prefect starts (the same preflight the flow runs), so
+that a usage mistake costs a second, not a server start.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from clients.services import check_backend, check_backend_ready, choose_backend
+from clients.storage import CacheLocation, is_s3, open_storage
+from configs.settings import Settings, load_settings
+from domain.errors import ConfigurationError
+from domain.scene import Recording, SceneFailure, Transcript
+
+EXIT_OK = 0
+EXIT_PLACEHOLDERS = 3
+DRAFT_NOTICE = "backend: draft (offline DRAFT panels; set NVIDIA_API_KEY for generated images)"
+
+
+def say(message: str) -> None:
+    print(f"storyboard: {message}", file=sys.stderr, flush=True)
+
+
+def location(uri: str) -> str:
+    return uri if is_s3(uri) else str(Path(uri).expanduser().resolve())
+
+
+def shown(uri: str) -> str:
+    if is_s3(uri):
+        return uri
+    try:
+        return str(Path(uri).relative_to(Path.cwd()))
+    except ValueError:
+        return uri
+
+
+def announce_backend(backend: str) -> None:
+    check_backend_ready(backend)
+    say(DRAFT_NOTICE if backend == "draft" else f"backend: {backend}")
+
+
+def command_run(
+    source: str,
+    target: str | None,
+    config: Path | None,
+    backend_name: str | None,
+    only: Sequence[str],
+    refresh: bool,
+    task_runner: str,
+) -> int:
+    from flows.runners import build_task_runner, parse_task_runner, prefect_api_for
+    from flows.runtime import quiet_prefect_console
+    from flows.storyboard import storyboard
+    from tasks.ingest import resolve_source
+    from tasks.preflight import check_run, check_target
+
+    runner = parse_task_runner(task_runner)
+    if target is not None:
+        check_target(target)  # before an S3 source is downloaded
+    resolved = resolve_source(source)
+    settings = load_settings(config, resolved.spec.settings)
+    target_uri = location(target or str(Path("output") / resolved.name))
+    check_target(target_uri)
+    backend = check_run(resolved, backend_name or settings.generation.backend, only)
+    announce_backend(backend)
+    quiet_prefect_console()
+    with prefect_api_for(runner):
+        result = storyboard.with_options(task_runner=build_task_runner(runner, settings))(
+            source=source,
+            target=target_uri,
+            settings=settings,
+            backend=backend,
+            only=list(only),
+            refresh=refresh,
+        )
+    report = result.report
+    total = sum(report.scenes.values())
+    summary = ", ".join(f"{count} {status}" for status, count in report.scenes.items() if count)
+    draft = " (DRAFT panels, not generated images)" if report.draft else ""
+    print(
+        f"Storyboard '{report.title}': {total} scenes ({summary}), backend {report.backend}"
+        f"{draft}, {report.stages.get('total', 0):.1f} s"
+    )
+    print(f"  video:    {shown(result.video)}")
+    print(f"  manifest: {shown(result.manifest)}")
+    return EXIT_OK if report.scenes.get("ok", 0) == total else EXIT_PLACEHOLDERS
+
+
+def _watched(source: str, config: Path | None, backend_name: str | None) -> tuple[Settings, str]:
+    """The settings and backend of a watcher over `source`, once `source` can be listed and
+    the backend used."""
+    settings = load_settings(config)
+    if not is_s3(source) and not Path(source).is_dir():
+        raise ConfigurationError(f"{source}: no such folder")
+    open_storage(source).list()
+    backend = choose_backend(backend_name or settings.generation.backend)
+    check_backend(backend)
+    announce_backend(backend)
+    return settings, backend
+
+
+def command_watch(
+    source: str,
+    target: str,
+    config: Path | None,
+    backend_name: str | None,
+    once: bool,
+    interval: float | None,
+    settle: float | None,
+    task_runner: str,
+) -> int:
+    from flows.runners import parse_task_runner, prefect_api_for
+    from flows.runtime import quiet_prefect_console
+    from flows.watch import watch_pass
+
+    runner = parse_task_runner(task_runner)
+    settings, backend = _watched(source, config, backend_name)
+    source, target = location(source), location(target)
+    quiet_prefect_console()
+    settle_s = settings.watch.settle_s if settle is None else settle
+    with prefect_api_for(runner):
+        return _watch_loop(
+            lambda: watch_pass(
+                source=source,
+                target=target,
+                settings=settings,
+                backend=backend,
+                settle_s=settle_s,
+                task_runner=str(runner),
+            ),
+            once,
+            settings.watch.interval_s if interval is None else interval,
+        )
+
+
+def _watch_loop(one_pass: Callable[[], Any], once: bool, interval_s: float) -> int:
+    while True:
+        report = one_pass()
+        print(
+            f"watch: {len(report.rendered)} rendered, {len(report.unchanged)} unchanged, "
+            f"{len(report.settling)} settling, {len(report.claimed_elsewhere)} taken by another "
+            f"watcher, {len(report.failed)} failed",
+            flush=True,
+        )
+        for path in report.rendered:
+            print(f"  rendered: {path}", flush=True)
+        if once:
+            return EXIT_PLACEHOLDERS if report.failed or report.with_placeholders else EXIT_OK
+        time.sleep(interval_s)
+
+
+def command_serve(
+    source: str,
+    target: str,
+    config: Path | None,
+    backend_name: str | None,
+    interval: float | None,
+    cron: str | None,
+    settle: float | None,
+) -> int:
+    from prefect import serve
+
+    from flows.deployments import runner_deployments, schedule_of
+    from flows.runtime import quiet_prefect_console
+
+    settings, backend = _watched(source, config, backend_name)
+    quiet_prefect_console()
+    deployments = runner_deployments(
+        settings,
+        backend,
+        location(source),
+        location(target),
+        settings.watch.settle_s if settle is None else settle,
+        schedule_of(settings, interval, cron),
+    )
+    # Prefect's runner stops on SIGTERM by exiting from inside its event loop, leaving this
+    # coroutine behind; the stop itself is clean.
+    warnings.filterwarnings("ignore", "coroutine 'Runner.astop' was never awaited", RuntimeWarning)
+    say("serving deployments storyboard-watch/drop-folder and storyboard/on-demand (Ctrl-C stops)")
+    serve(*deployments)
+    return EXIT_OK
+
+
+def command_transcribe(
+    source: str,
+    engine: str | None,
+    model: str | None,
+    device: str | None,
+    config: Path | None,
+) -> int:
+    """The transcripts a run would use, through the same cache: an unchanged storyboard is
+    read from it, and what is transcribed here is not transcribed again by `run`."""
+    from tasks.ingest import plan_storyboard
+    from tasks.language import cached_storyboard_language
+    from tasks.transcribe import cached_transcripts
+
+    plan = plan_storyboard(source)
+    chosen = {"engine": engine, "model": model, "device": device}
+    overrides = {"transcription": {key: value for key, value in chosen.items() if value}}
+    settings = load_settings(config, plan.spec.settings, overrides)
+    cache = CacheLocation(settings.cache_dir, settings.shared_cache)
+    recordings = list(plan.recordings)
+    named = plan.spec.language or settings.transcription.language
+    language, _ = cached_storyboard_language(recordings, settings.transcription, cache, named)
+    models = cache.local / "models"
+    results = cached_transcripts(cache.open(), recordings, settings.transcription, models, language)
+    for recording, transcript in zip(recordings, results, strict=True):
+        line = _transcript_line(recording.scene_id, transcript, plan.spec.style, recording)
+        print(json.dumps(line, ensure_ascii=False), flush=True)
+    failures = sum(isinstance(result, SceneFailure) for result in results)
+    return EXIT_PLACEHOLDERS if failures else EXIT_OK
+
+
+def _transcript_line(
+    scene_id: str, transcript: Transcript | SceneFailure, style: str, recording: Recording
+) -> dict[str, Any]:
+    from tasks.prompt import build_prompt
+
+    if isinstance(transcript, SceneFailure):
+        return {"scene_id": scene_id, "error": transcript.reason, "no_speech": False}
+    prompt = ""
+    if not transcript.no_speech:
+        prompt = build_prompt(transcript.english_text, style, recording.prompt_override)
+    return {
+        "scene_id": scene_id,
+        "language": transcript.language,
+        "language_probability": transcript.language_probability,
+        "transcript": transcript.text,
+        "prompt": prompt,
+        "no_speech": transcript.no_speech,
+        "audio_duration_s": transcript.audio_duration_s,
+        "seconds": transcript.seconds,
+    }

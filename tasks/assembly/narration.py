@@ -1,0 +1,79 @@
+"""The narration track: every scene's recording, back to back, as one PCM WAV built once.
+
+Each recording is brought to one loudness; a recording that is refused or cannot be decoded
+becomes `placeholder_seconds` of silence, so its placeholder card still has a span.
+"""
+
+from __future__ import annotations
+
+import wave
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from clients.media.audio import decode_audio
+from configs.settings import AssemblySettings
+from domain.errors import AudioError
+from domain.media import FloatAudio
+from tasks.assembly.timeline import SceneCut
+
+
+def normalise_loudness(
+    samples: np.ndarray[Any, np.dtype[np.float32]], rate: int, target_dbfs: float
+) -> np.ndarray[Any, np.dtype[np.float32]]:
+    """Gain to bring the speech (20 ms windows above -50 dBFS) to `target_dbfs` RMS, with the
+    peaks kept under full scale; silence is left as it is."""
+    window = max(1, rate // 50)
+    usable = len(samples) // window * window
+    if usable == 0:
+        return samples
+    rms = np.sqrt(np.mean(samples[:usable].reshape(-1, window) ** 2, axis=1))
+    speech = rms[rms > 10 ** (-50 / 20)]
+    if speech.size == 0:
+        return samples
+    level = 20 * np.log10(float(np.sqrt(np.mean(speech**2))))
+    gain = 10 ** (float(np.clip(target_dbfs - level, -20.0, 18.0)) / 20)
+    louder = samples * gain
+    peak = float(np.max(np.abs(louder)))
+    if peak > 0.98:
+        louder *= 0.98 / peak
+    return louder.astype(np.float32)
+
+
+def narration_samples(cut: SceneCut, settings: AssemblySettings) -> FloatAudio:
+    """The scene's recording, or `placeholder_seconds` of silence when there is none to play."""
+    silence = np.zeros(round(settings.placeholder_seconds * settings.sample_rate), np.float32)
+    if cut.narration is None:
+        return silence
+    try:
+        return decode_audio(cut.narration, settings.sample_rate)
+    except (AudioError, OSError):
+        return silence
+
+
+def write_narration_track(
+    cuts: Sequence[SceneCut], settings: AssemblySettings, wav_path: Path
+) -> list[float]:
+    """All narrations, back to back, as one 16-bit mono WAV; returns each scene's seconds.
+
+    A recording that is refused or cannot be decoded becomes `placeholder_seconds` of silence.
+    """
+    rate = settings.sample_rate
+    durations: list[float] = []
+    with wave.open(str(wav_path), "wb") as track:
+        track.setnchannels(1)
+        track.setsampwidth(2)
+        track.setframerate(rate)
+        for cut in cuts:
+            samples = narration_samples(cut, settings)
+            if settings.loudness_dbfs is not None:
+                samples = normalise_loudness(samples, rate, settings.loudness_dbfs)
+            if cut.duration_override_s is not None:
+                wanted = round(cut.duration_override_s * rate)
+                samples = np.pad(samples[:wanted], (0, max(0, wanted - len(samples))))
+            pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2")
+            track.writeframes(pcm.tobytes())
+            durations.append(len(samples) / rate)
+    return durations

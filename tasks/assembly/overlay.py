@@ -1,0 +1,139 @@
+"""What a scene shows: its source frames (clip, still or placeholder card) and the label and
+caption drawn over them.
+
+Overlays are drawn on the clip's few source frames rather than on every output frame; a still
+gets a slow Ken Burns push-in instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image, ImageDraw
+
+from clients.media.drawing import (
+    cover,
+    draw_lines,
+    fit_text,
+    font,
+    line_height,
+    placeholder_card,
+    text_width,
+)
+from clients.media.video import Frame
+from configs.settings import AssemblySettings
+from domain.errors import AudioError
+from domain.media import SVD_HEIGHT, SVD_WIDTH
+from tasks.assembly.timeline import SceneCut, active_caption
+
+
+def read_clip_frames(path: Path, width: int, height: int) -> tuple[list[Image.Image], float]:
+    """Every frame of a short clip, at the output size, and the clip's frame rate."""
+    frames: list[Image.Image] = []
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        fps = float(stream.average_rate or 6)
+        for frame in container.decode(stream):
+            image = frame.to_image()  # type: ignore[no-untyped-call]
+            frames.append(cover(image, width, height))
+    if not frames:
+        raise AudioError(f"{path.name}: the clip has no frames")
+    return frames, fps
+
+
+def _draw_label(draw: ImageDraw.ImageDraw, label: str, width: int, height: int) -> None:
+    """The scene's label, white on a dark box, in the top right corner."""
+    margin = max(8, width // 40)
+    label_font = font(max(12, height // 30), bold=True)
+    box = (
+        width - margin * 2 - text_width(label, label_font),
+        margin,
+        width - margin,
+        margin + line_height(label_font) + margin // 2,
+    )
+    draw.rectangle(box, fill=(0, 0, 0, 150))
+    draw.text((box[0] + margin / 2, box[1] + margin / 4), label, font=label_font, fill="white")
+
+
+def _draw_caption(draw: ImageDraw.ImageDraw, caption: str, width: int, height: int) -> None:
+    """Up to three centred lines of caption on a dark band along the bottom edge."""
+    margin = max(8, width // 40)
+    caption_font, lines = fit_text(
+        caption, width - 4 * margin, 3, (height // 18, height // 22, height // 28)
+    )
+    block = line_height(caption_font) * len(lines)
+    top = height - block - margin * 2
+    draw.rectangle((0, top - margin / 2, width, height), fill=(0, 0, 0, 140))
+    draw_lines(
+        draw,
+        lines,
+        caption_font,
+        2 * margin,
+        top,
+        (255, 255, 255),
+        centre_width=width - 4 * margin,
+        stroke=(0, 0, 0),
+    )
+
+
+def overlay(base: Image.Image, label: str | None, caption: str | None) -> Frame:
+    """`base` as an RGB frame, with the label and the caption (either may be None) drawn on."""
+    width, height = base.size
+    if not label and not caption:
+        return np.asarray(base.convert("RGB"))
+    layer = Image.new("RGBA", base.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(layer)
+    if label:
+        _draw_label(draw, label, width, height)
+    if caption:
+        _draw_caption(draw, caption, width, height)
+    return np.asarray(Image.alpha_composite(base.convert("RGBA"), layer).convert("RGB"))
+
+
+def scene_label(cut: SceneCut, settings: AssemblySettings) -> str | None:
+    """The label drawn over a scene: only over a generated clip, and only when asked for."""
+    return cut.label if settings.scene_labels and cut.clip_path is not None else None
+
+
+def first_frame(cut: SceneCut, sources: Sequence[Image.Image], settings: AssemblySettings) -> Frame:
+    """What a scene shows at its first instant, for the previous scene to dissolve into."""
+    caption = active_caption(cut.segments, 0.0) if settings.captions else None
+    text = cut.segments[caption].text if caption is not None else None
+    return overlay(sources[0], scene_label(cut, settings), text)
+
+
+def ken_burns(still: Image.Image, progress: float) -> Image.Image:
+    """A slow push-in over a still, `progress` from 0 to 1."""
+    width, height = still.size
+    zoom = 1.0 + 0.12 * progress
+    crop_w, crop_h = width / zoom, height / zoom
+    left, top = (width - crop_w) / 2, (height - crop_h) * 0.4
+    return still.resize(
+        (width, height), Image.Resampling.BILINEAR, box=(left, top, left + crop_w, top + crop_h)
+    )
+
+
+def differs_from_clip(settings: AssemblySettings) -> bool:
+    """Whether the storyboard's frame is far from the motion clip's 16:9 (9:16, 1:1)."""
+    return abs(settings.width / settings.height - SVD_WIDTH / SVD_HEIGHT) > 0.15
+
+
+def scene_sources(cut: SceneCut, settings: AssemblySettings) -> tuple[list[Image.Image], float]:
+    """The frames a scene is made of (its clip's, or one placeholder card) and their rate.
+
+    For a storyboard far from the clip's 16:9, the scene's own image (generated in the
+    storyboard's shape) is used instead of a narrow crop of the clip, with a slow push-in.
+    """
+    if cut.image_path is not None and differs_from_clip(settings):
+        with Image.open(cut.image_path) as image:
+            still: Image.Image = image.convert("RGB")
+        return [cover(still, settings.width, settings.height)], 0.0
+    if cut.clip_path is not None:
+        return read_clip_frames(cut.clip_path, settings.width, settings.height)
+    card = placeholder_card(
+        settings.width, settings.height, cut.placeholder_heading, cut.placeholder_detail, cut.label
+    )
+    return [card], 1.0

@@ -1,0 +1,129 @@
+"""Rendering: each scene as its own short video-only H.264 segment, a few scenes at a time,
+then the segments joined and the narration muxed in.
+
+Every segment is encoded by the one H.264 encoder (`clients.media.video.write_video`) with
+exactly the frames its span on the audio timeline rounds to. Memory stays flat whatever the
+number of scenes: it is bounded by the workers, not by the scenes.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from clients.media.video import Frame, VideoEncoding, write_video
+from configs.settings import AssemblySettings, FitMethod
+from domain.scene import TimelineEntry
+from tasks.assembly.mux import join_segments
+from tasks.assembly.narration import write_narration_track
+from tasks.assembly.overlay import first_frame, ken_burns, overlay, scene_label, scene_sources
+from tasks.assembly.timeline import SceneCut, active_caption, source_frame_index, timeline_frames
+
+
+def scene_frames(
+    cut: SceneCut,
+    sources: Sequence[Image.Image],
+    source_fps: float,
+    frame_count: int,
+    settings: AssemblySettings,
+) -> Callable[[int, int | None], Frame]:
+    """picture(output index, caption index): a scene's frame before any dissolve.
+
+    A clip's frames are fitted to the span and each (source frame, caption) pair is drawn
+    once; a still (or `fit: kenburns`) gets a slow push-in drawn afresh for every frame.
+    """
+    fps = settings.fps
+    label = scene_label(cut, settings)
+    push_in = cut.clip_path is not None and (settings.fit == "kenburns" or source_fps == 0.0)
+    still = sources[len(sources) // 2]
+    method: FitMethod = "pingpong" if settings.fit == "kenburns" else settings.fit
+    baked: dict[tuple[int, int | None], Frame] = {}
+
+    def picture(index: int, caption: int | None) -> Frame:
+        text = cut.segments[caption].text if caption is not None else None
+        if push_in:
+            return overlay(ken_burns(still, index / max(1, frame_count - 1)), label, text)
+        source = source_frame_index(index, frame_count, fps, len(sources), source_fps, method)
+        if (source, caption) not in baked:
+            baked[(source, caption)] = overlay(sources[source], label, text)
+        return baked[(source, caption)]
+
+    return picture
+
+
+def render_scene(
+    cut: SceneCut,
+    sources: Sequence[Image.Image],
+    source_fps: float,
+    frame_count: int,
+    settings: AssemblySettings,
+    output: Path,
+    next_frame: Frame | None = None,
+) -> None:
+    """One scene as a video-only H.264 segment of exactly `frame_count` frames.
+
+    With `next_frame` (the next scene's first frame) and `settings.crossfade_s`, the scene's
+    last frames dissolve into it, so the cut lands on the scene boundary and never moves the
+    narration.
+    """
+    fps = settings.fps
+    fade = min(round(settings.crossfade_s * fps), frame_count // 2) if next_frame is not None else 0
+    picture = scene_frames(cut, sources, source_fps, frame_count, settings)
+
+    def frame_at(t: float) -> Frame:
+        index = min(frame_count - 1, round(t * fps))
+        caption = active_caption(cut.segments, t) if settings.captions else None
+        frame = picture(index, caption)
+        if fade and next_frame is not None and index >= frame_count - fade:
+            alpha = (index - (frame_count - fade) + 1) / (fade + 1)
+            frame = (frame * (1.0 - alpha) + next_frame * alpha).astype(np.uint8)
+        return frame
+
+    encoding = VideoEncoding(preset=settings.video_preset, crf=settings.video_crf)
+    write_video(frame_at, frame_count, fps, output, encoding)
+
+
+def assemble_storyboard(
+    cuts: Sequence[SceneCut],
+    settings: AssemblySettings,
+    output: Path,
+    music: Path | None = None,
+) -> list[TimelineEntry]:
+    """Render `cuts` into `output` (written atomically); returns where each scene sits."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".assemble-", dir=output.parent) as folder:
+        work = Path(folder)
+        narration = work / "narration.wav"
+        durations = write_narration_track(cuts, settings, narration)
+        spans = timeline_frames(durations, settings.fps)
+        segments = [work / f"scene_{number:05d}.mp4" for number in range(1, len(cuts) + 1)]
+
+        def render(index: int) -> None:
+            sources, source_fps = scene_sources(cuts[index], settings)
+            next_frame = None
+            if settings.crossfade_s > 0 and index + 1 < len(cuts):
+                following = cuts[index + 1]
+                next_frame = first_frame(following, scene_sources(following, settings)[0], settings)
+            frames = spans[index][2]
+            render_scene(
+                cuts[index], sources, source_fps, frames, settings, segments[index], next_frame
+            )
+
+        # A few scenes at a time: each overlaps its Python frame work with another's encode,
+        # and memory stays bounded by the workers, not by the number of scenes.
+        workers = settings.render_workers or os.cpu_count() or 1
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(render, range(len(cuts))))
+        joined = work / "storyboard.mp4"
+        join_segments(segments, narration, settings, joined, music)
+        joined.replace(output)
+    return [
+        TimelineEntry(scene_id=cut.scene_id, start_s=round(start, 3), end_s=round(end, 3))
+        for cut, (start, end, _) in zip(cuts, spans, strict=True)
+    ]

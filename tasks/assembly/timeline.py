@@ -1,0 +1,118 @@
+"""Where scenes sit: what the assembler knows of a scene, frame-exact spans, captions, fitting.
+
+Scene boundaries fall on frame boundaries rounded from the audio timeline, so they never drift.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from configs.settings import FitMethod
+from domain.scene import SceneOutcome, SceneStatus, Segment
+
+CAPTION_LINGER_S = 1.0
+
+
+@dataclass(frozen=True)
+class SceneCut:
+    """What the assembler needs to know about one scene."""
+
+    scene_id: str
+    label: str
+    narration: Path | None
+    """None when the recording itself was refused: the card then lasts placeholder_seconds."""
+    segments: tuple[Segment, ...] = ()
+    clip_path: Path | None = None
+    image_path: Path | None = None
+    placeholder_heading: str = ""
+    placeholder_detail: str = ""
+    duration_override_s: float | None = None
+
+
+def source_frame_index(
+    output_index: int,
+    output_frames: int,
+    output_fps: float,
+    source_frames: int,
+    source_fps: float,
+    method: FitMethod,
+) -> int:
+    """Which source frame shows at an output frame when a clip is fitted to a longer span."""
+    if source_frames <= 1:
+        return 0
+    last = source_frames - 1
+    if method == "stretch":
+        return min(last, int(output_index * source_frames / max(1, output_frames)))
+    position = output_index / output_fps * source_fps
+    if method == "hold":
+        return min(last, int(position))
+    natural_s = source_frames / source_fps
+    slowdown = min(2.0, max(1.0, output_frames / output_fps / natural_s))
+    cycle = int(position / slowdown) % (2 * last)
+    return cycle if cycle <= last else 2 * last - cycle
+
+
+def active_caption(segments: Sequence[Segment], t: float) -> int | None:
+    """The index of the caption segment showing at scene time `t`, if any."""
+    current = None
+    for index, segment in enumerate(segments):
+        if segment.start_s <= t:
+            current = index
+        else:
+            break
+    if current is None or t > segments[current].end_s + CAPTION_LINGER_S:
+        return None
+    return current
+
+
+def timeline_frames(durations: Sequence[float], fps: int) -> list[tuple[float, float, int]]:
+    """(start_s, end_s, frame count) per scene, boundaries rounded to frames without drift."""
+    spans = []
+    start = 0.0
+    for duration in durations:
+        end = start + duration
+        frames = max(1, round(end * fps) - round(start * fps))
+        spans.append((start, end, frames))
+        start = end
+    return spans
+
+
+_PLACEHOLDERS = {
+    SceneStatus.NO_SPEECH: (
+        "No speech",
+        "Nothing was heard in this recording, so no picture was made.",
+    ),
+    SceneStatus.FILTERED: ("Filtered", "The image service's content filter refused this scene."),
+    SceneStatus.FAILED: ("Failed", "This scene could not be made."),
+}
+"""The card's heading and detail for a scene without a picture, by its status."""
+
+
+def scene_cut(outcome: SceneOutcome) -> SceneCut:
+    """How one scene appears in the video: its clip, or a card that says why it has none."""
+    recording = outcome.recording
+    segments = outcome.transcript.segments if outcome.transcript else ()
+    label = f"Scene {recording.order} · {recording.scene_id}"
+    if outcome.status is SceneStatus.OK and outcome.media is not None:
+        return SceneCut(
+            scene_id=recording.scene_id,
+            label=label,
+            narration=recording.path,
+            segments=segments,
+            clip_path=outcome.media.clip_path,
+            image_path=outcome.media.image_path,
+            duration_override_s=recording.duration_override_s,
+        )
+    heading, detail = _PLACEHOLDERS.get(outcome.status, _PLACEHOLDERS[SceneStatus.FAILED])
+    recording_refused = outcome.status is SceneStatus.FAILED and outcome.transcript is None
+    return SceneCut(
+        scene_id=recording.scene_id,
+        label=label,
+        narration=None if recording_refused else recording.path,
+        segments=segments,
+        placeholder_heading=heading,
+        placeholder_detail=outcome.error or detail,
+        duration_override_s=recording.duration_override_s,
+    )

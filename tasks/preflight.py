@@ -1,0 +1,78 @@
+"""Preflight: what a run checks before any work starts, the same from the command line and
+from a deployment: the backend can be used here, `--only` names scenes of this storyboard, and
+the target accepts writes. Nothing is paid for or rendered until these hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from clients.generation.ratelimit import ensure_prefect_rate_limit
+from clients.services import backend_kind, check_backend, choose_backend, shared_limit_name
+from clients.storage import CacheLocation, is_s3, open_storage
+from configs.settings import Settings
+from domain.errors import ConfigurationError
+from tasks.ingest import SourceFolder, resolve_source, scene_files
+from tasks.publish import staging_folder
+
+
+@dataclass(frozen=True)
+class RunSetup:
+    """A checked run: its backend, where its outputs are written first, and its cache."""
+
+    backend: str
+    target: str
+    target_dir: Path
+    """The target folder, or for an S3 target the local folder its outputs are staged in."""
+    cache: CacheLocation
+    shared_limit: str | None = None
+    """The Prefect rate limit every worker of a distributed run draws requests from."""
+
+
+def check_only(known: Iterable[str], only: Sequence[str], where: str) -> None:
+    """ConfigurationError unless every id in `only` is a scene of the storyboard."""
+    scene_ids = set(known)
+    unknown = [scene_id for scene_id in only if scene_id not in scene_ids]
+    if unknown:
+        raise ConfigurationError(f"--only: no scene called {', '.join(unknown)} in {where}")
+
+
+def check_target(target: str) -> None:
+    """StorageError now, before anything is downloaded or paid for, if `target` refuses writes."""
+    open_storage(target).check_writable()
+
+
+def check_run(source: SourceFolder, requested_backend: str, only: Sequence[str]) -> str:
+    """The backend a run uses (`auto` resolved), once the source has recordings (and a good
+    `scenes:` list and `music:`), `only` names some of them, and the backend can be used
+    here."""
+    check_only(scene_files(source).by_id, only, source.uri)
+    backend = choose_backend(requested_backend)
+    check_backend(backend)
+    return backend
+
+
+@task(name="preflight", cache_policy=NO_CACHE)
+def preflight(
+    source: str,
+    target: str,
+    requested_backend: str,
+    only: list[str],
+    settings: Settings,
+    distributed: bool,
+) -> RunSetup:
+    """Check the run, empty its staging folder and, on Dask, set up the shared request budget."""
+    check_target(target)
+    backend = check_run(resolve_source(source, settings.cache_dir), requested_backend, only)
+    target_dir = staging_folder(settings.cache_dir, target) if is_s3(target) else Path(target)
+    shared_limit = None
+    if distributed and backend_kind(backend).paid:
+        shared_limit = shared_limit_name(backend)
+        ensure_prefect_rate_limit(shared_limit, settings.generation.requests_per_minute)
+    cache = CacheLocation(settings.cache_dir, settings.shared_cache)
+    return RunSetup(backend, target, target_dir, cache, shared_limit)

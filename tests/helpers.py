@@ -1,0 +1,100 @@
+"""Helpers shared by the tests: paths to the bundled demo, narrations made on the spot, running
+the `storyboard` command as a user does, and the environments it runs in.
+
+Helpers only: no tests and no fixtures here (fixtures live in `conftest.py`, fakes in
+`tests/fakes/`), so that no test module needs to import another."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tests.fakes.nvidia_server import VALID_KEY, FakeNvidia
+from tests.wer import word_error_rate, words
+
+__all__ = [
+    "DEMO_DIR",
+    "DEMO_WORDS",
+    "PROJECT_ROOT",
+    "STORYBOARD",
+    "assert_clean",
+    "embedded_prefect",
+    "nvidia_env",
+    "read_manifest",
+    "run_cli",
+    "s3_env",
+    "word_error_rate",
+    "words",
+    "write_wav",
+]
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEMO_DIR = PROJECT_ROOT / "storyboards" / "demo"
+DEMO_WORDS = {
+    spoken.stem: spoken.read_text(encoding="utf-8").strip() for spoken in DEMO_DIR.glob("*.txt")
+}
+"""The words spoken in each demo narration, by scene id (`<scene id>.txt` beside it)."""
+
+STORYBOARD = str(Path(sys.executable).with_name("storyboard"))
+
+
+def write_wav(path: Path, seconds: float, frequency: float = 0.0, rate: int = 16_000) -> Path:
+    """A mono 16-bit WAV: a sine tone at `frequency`, or silence when it is 0."""
+    count = round(seconds * rate)
+    t = np.arange(count) / rate
+    samples = 0.3 * np.sin(2 * math.pi * frequency * t) if frequency else np.zeros(count)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes((samples * 32767).astype("<i2").tobytes())
+    return path
+
+
+def run_cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - fixed argument list
+        [STORYBOARD, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=600
+    )
+
+
+def assert_clean(result: subprocess.CompletedProcess[str]) -> None:
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output, output
+    assert "ERROR" not in output, output
+    assert "CancelledError" not in output, output
+
+
+def read_manifest(target: Path) -> pd.DataFrame:
+    return pd.read_csv(target / "manifest.csv", keep_default_na=False)
+
+
+def embedded_prefect(env: dict[str, str]) -> dict[str, str]:
+    """`env` without PREFECT_API_URL: the command starts Prefect's embedded API itself."""
+    return {key: value for key, value in env.items() if key != "PREFECT_API_URL"}
+
+
+def nvidia_env(
+    base: dict[str, str], fake: FakeNvidia, cache: Path, key: str = VALID_KEY
+) -> dict[str, str]:
+    """`base`, pointed at the fake NVIDIA API with `key`, caching in `cache`."""
+    env = dict(base)
+    env.update(
+        NVIDIA_API_KEY=key,
+        NVIDIA_API_BASE=fake.api_base,
+        NVCF_API_BASE=fake.nvcf_base,
+        STORYBOARD_CACHE_DIR=str(cache),
+    )
+    return env
+
+
+def s3_env(cli_env: dict[str, str], endpoint: str) -> dict[str, str]:
+    """`cli_env` with the test S3 credentials (from `s3_endpoint`) and `endpoint`."""
+    return {**cli_env, **{k: os.environ[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+            "AWS_DEFAULT_REGION")}, "AWS_ENDPOINT_URL": endpoint}  # fmt: skip
