@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
 	@touch $@
 
 $(VENV)/.installed-test: pyproject.toml constraints.txt $(VENV)/.installed
-	$(PIP) install $(PIN) -e ".[test,openai]"
+	$(PIP) install $(PIN) -e ".[test,openai,local]"
 	@touch $@
 
 demo: $(VENV)/.installed

@@ -67,9 +67,10 @@ def command_run(
         check_target(target)  # before an S3 source is downloaded
     resolved = resolve_source(source)
     settings = load_settings(config, resolved.spec.settings)
+    backend = check_run(resolved, backend_name or settings.generation.backend, only, settings)
     target_uri = location(target or str(Path("output") / resolved.name))
-    check_target(target_uri)
-    backend = check_run(resolved, backend_name or settings.generation.backend, only)
+    if target is None:
+        check_target(target_uri)  # the default folder is made only for a run that can start
     announce_backend(backend)
     quiet_prefect_console()
     with prefect_api_for(runner):
@@ -102,7 +103,7 @@ def _watched(source: str, config: Path | None, backend_name: str | None) -> tupl
         raise ConfigurationError(f"{source}: no such folder")
     open_storage(source).list()
     backend = choose_backend(backend_name or settings.generation.backend)
-    check_backend(backend)
+    check_backend(backend, settings.generation)
     announce_backend(backend)
     return settings, backend
 

@@ -11,7 +11,7 @@ import functools
 import threading
 from pathlib import Path
 
-from clients.generation import draft, nim, nvidia
+from clients.generation import draft, local, nim, nvidia
 from clients.generation.backend import BackendKind, GenerationBackend
 from clients.generation.ratelimit import PrefectRateLimit, RateLimiter, RequestBudget
 from clients.transcription import faster_whisper, openai_whisper
@@ -20,7 +20,7 @@ from configs.settings import GenerationSettings, TranscriptionSettings
 from domain.errors import ConfigurationError
 
 GENERATION_BACKENDS: dict[str, BackendKind] = {
-    kind.name: kind for kind in (nvidia.KIND, nim.KIND, draft.KIND)
+    kind.name: kind for kind in (nvidia.KIND, nim.KIND, local.KIND, draft.KIND)
 }
 TRANSCRIPTION_ENGINES: dict[str, EngineKind] = {
     kind.name: kind for kind in (faster_whisper.KIND, openai_whisper.KIND)
@@ -42,9 +42,9 @@ def backend_kind(name: str) -> BackendKind:
     return kind
 
 
-def check_backend(name: str) -> None:
+def check_backend(name: str, settings: GenerationSettings) -> None:
     """Fail before any work starts when `name` cannot be used here."""
-    backend_kind(name).check()
+    backend_kind(name).check(settings)
 
 
 def check_backend_ready(name: str) -> None:
@@ -63,7 +63,7 @@ def create_backend(
     """`shared_limit` names the Prefect rate limit that several worker processes share;
     without it the process keeps its own budget of `settings.requests_per_minute`."""
     kind = backend_kind(name)
-    kind.check()
+    kind.check(settings)
     limiter: RequestBudget = RateLimiter(settings.requests_per_minute)
     if shared_limit and kind.paid:
         limiter = PrefectRateLimit(shared_limit, settings.requests_per_minute)

@@ -21,7 +21,7 @@ from domain.errors import ConfigurationError
 from domain.media import ImageModel
 from domain.storyboard import StoryboardSpec
 
-BackendName = Literal["auto", "nvidia", "nim", "draft"]
+BackendName = Literal["auto", "nvidia", "nim", "local", "draft"]
 FitMethod = Literal["pingpong", "stretch", "hold", "kenburns"]
 
 
@@ -44,6 +44,33 @@ class TranscriptionSettings(_Strict):
     scenes_per_task: int = Field(default=40, ge=1)
 
 
+class LocalGenerationSettings(_Strict):
+    """`--backend local`: diffusers on this machine. Its own ranges: the hosted API's limits do
+    not apply here."""
+
+    image_model: str | None = None
+    """A text-to-image pipeline folder (saved by diffusers, or a fine-tuned one) or a hub id
+    in the Hugging Face cache: SDXL, SD 1.x/2.x, SD-Turbo, SD3.5, FLUX."""
+    video_model: str | None = None
+    """A Stable Video Diffusion (SVD or SVD-XT) folder or hub id; None: a slow push-in over
+    the image instead of a motion clip."""
+    revision: str | None = None
+    device: Literal["auto", "cuda", "cpu"] = "auto"
+    dtype: Literal["auto", "float16", "bfloat16", "float32"] = "auto"
+    steps: int = Field(default=30, ge=1, le=200)
+    guidance_scale: float = Field(default=5.0, ge=0.0, le=30.0)
+    batch_size: int = Field(default=1, ge=1, le=16)
+    clip_width: int = Field(default=1024, ge=64, le=2048, multiple_of=64)
+    clip_height: int = Field(default=576, ge=64, le=2048, multiple_of=64)
+    clip_steps: int = Field(default=25, ge=1, le=100)
+    frames: int = Field(default=25, ge=2, le=64)
+    fps: int = Field(default=6, ge=1, le=30)
+    noise_aug_strength: float = Field(default=0.02, ge=0.0, le=1.0)
+    decode_chunk_size: int = Field(default=8, ge=1, le=64)
+    compile: bool = False
+    cpu_offload: Literal["auto", "on", "off"] = "auto"
+
+
 class GenerationSettings(_Strict):
     backend: BackendName = "auto"
     image_model: ImageModel = "sdxl"
@@ -59,6 +86,7 @@ class GenerationSettings(_Strict):
     request_timeout_s: float = Field(default=120.0, gt=0.0)
     poll_deadline_s: float = Field(default=900.0, gt=0.0)
     max_attempts: int = Field(default=6, ge=1, le=20)
+    local: LocalGenerationSettings = LocalGenerationSettings()
 
 
 class AssemblySettings(_Strict):

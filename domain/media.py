@@ -22,6 +22,25 @@ FloatAudio = np.ndarray[Any, np.dtype[np.float32]]
 
 
 @dataclass(frozen=True)
+class Subject:
+    """LoRA or DreamBooth weights applied to every picture, with the word they answer to."""
+
+    path: str
+    scale: float = 1.0
+    trigger: str = ""
+
+
+@dataclass(frozen=True)
+class ClipMotion:
+    """A scene's own motion settings (`storyboard.yaml`); None: the backend's settings."""
+
+    motion_bucket_id: int | None = None
+    noise_aug_strength: float | None = None
+    frames: int | None = None
+    fps: int | None = None
+
+
+@dataclass(frozen=True)
 class ImageRequest:
     prompt: str
     negative_prompt: str
@@ -34,11 +53,15 @@ class ImageRequest:
     height: int = SVD_HEIGHT
     label: str = ""
     """A caption for draft panels ("Scene 3"); hosted models never see it."""
+    subjects: tuple[Subject, ...] = ()
+    motion: ClipMotion = ClipMotion()
 
     def fingerprint(self) -> dict[str, Any]:
-        """What determines a hosted model's image: everything but the label."""
+        """What determines a hosted model's image: everything but the label and what only the
+        local backend reads (its subjects; the motion belongs to the clip)."""
         fields = asdict(self)
-        fields.pop("label")
+        for name in ("label", "subjects", "motion"):
+            fields.pop(name)
         return fields
 
 
@@ -48,9 +71,12 @@ class ClipRequest:
     seed: int
     cfg_scale: float
     motion_bucket_id: int
+    noise_aug_strength: float | None = None
+    frames: int | None = None
+    fps: int | None = None
 
     def fingerprint(self) -> dict[str, Any]:
-        fields = asdict(self)
+        fields = {key: value for key, value in asdict(self).items() if value is not None}
         fields["image"] = self.image  # hashed by content_key, never stored
         return fields
 

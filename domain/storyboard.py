@@ -13,6 +13,17 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class SubjectSpec(_Strict):
+    """LoRA or DreamBooth weights that put one character or object in every picture
+    (`--backend local`)."""
+
+    path: str = Field(min_length=1)
+    """A .safetensors file or a folder of LoRA weights, relative to the storyboard folder."""
+    scale: float = Field(default=1.0, ge=-4.0, le=4.0)
+    trigger: str = ""
+    """The word the weights were trained on; added to every prompt that lacks it."""
+
+
 class SceneSpec(_Strict):
     """Per-scene overrides in `storyboard.yaml`."""
 
@@ -21,6 +32,10 @@ class SceneSpec(_Strict):
     seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
     duration: float | None = Field(default=None, gt=0.0, le=600.0)
     skip: bool = False
+    motion_bucket_id: int | None = Field(default=None, ge=0, le=255)
+    noise_aug_strength: float | None = Field(default=None, ge=0.0, le=1.0)
+    frames: int | None = Field(default=None, ge=2, le=64)
+    fps: int | None = Field(default=None, ge=1, le=30)
 
 
 class StoryboardSpec(_Strict):
@@ -35,6 +50,7 @@ class StoryboardSpec(_Strict):
     language: str | None = None
     music: str | None = None
     """Background music beside the recordings (a file name in the storyboard folder)."""
+    subjects: tuple[SubjectSpec, ...] = ()
     scenes: tuple[SceneSpec, ...] = ()
     settings: dict[str, Any] = Field(default_factory=dict)
 

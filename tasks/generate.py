@@ -96,18 +96,23 @@ def generate_media(
     image = _cached_or_generated(cache, IMAGES, image_key, refresh, make_image)
     calls_before_clip = image.api_calls
 
+    motion = request.motion
+    bucket = motion.motion_bucket_id
     clip_request = ClipRequest(
         image=image.path.read_bytes(),
         seed=request.seed,
         cfg_scale=settings.svd_cfg_scale,
-        motion_bucket_id=settings.motion_bucket_id,
+        motion_bucket_id=settings.motion_bucket_id if bucket is None else bucket,
+        noise_aug_strength=motion.noise_aug_strength,
+        frames=motion.frames,
+        fps=motion.fps,
     )
 
     def make_clip() -> tuple[bytes, str, int, int]:
         clip = backend.generate_clip(clip_request)
         return clip.data, "clip.mp4", clip.seed, clip.api_calls
 
-    clip_key = content_key(CLIPS, backend.name, clip_request.fingerprint())
+    clip_key = content_key(CLIPS, backend.name, backend.clip_fingerprint(clip_request))
     try:
         clip = _cached_or_generated(cache, CLIPS, clip_key, refresh, make_clip)
     except StoryboardError as exc:
@@ -117,7 +122,7 @@ def generate_media(
         image_path=image.path,
         clip_path=clip.path,
         seed=image.seed,
-        image_model=request.model,
+        image_model=backend.image_model_name(request),
         backend=backend.name,
         api_calls=image.api_calls + clip.api_calls,
         cache_hits=int(image.from_cache) + int(clip.from_cache),

@@ -47,13 +47,20 @@ def check_target(target: str) -> None:
     open_storage(target).check_writable()
 
 
-def check_run(source: SourceFolder, requested_backend: str, only: Sequence[str]) -> str:
+def check_run(
+    source: SourceFolder, requested_backend: str, only: Sequence[str], settings: Settings
+) -> str:
     """The backend a run uses (`auto` resolved), once the source has recordings (and a good
     `scenes:` list and `music:`), `only` names some of them, and the backend can be used
     here."""
     check_only(scene_files(source).by_id, only, source.uri)
+    for subject in source.spec.subjects:
+        if not (source.folder / subject.path).expanduser().exists():
+            raise ConfigurationError(
+                f"{source.described}: subject weights {subject.path} not found in {source.folder}"
+            )
     backend = choose_backend(requested_backend)
-    check_backend(backend)
+    check_backend(backend, settings.generation)
     return backend
 
 
@@ -68,7 +75,8 @@ def preflight(
 ) -> RunSetup:
     """Check the run, empty its staging folder and, on Dask, set up the shared request budget."""
     check_target(target)
-    backend = check_run(resolve_source(source, settings.cache_dir), requested_backend, only)
+    resolved = resolve_source(source, settings.cache_dir)
+    backend = check_run(resolved, requested_backend, only, settings)
     target_dir = staging_folder(settings.cache_dir, target) if is_s3(target) else Path(target)
     shared_limit = None
     if distributed and backend_kind(backend).paid:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from clients.cache import content_key
 from configs.settings import GenerationSettings
-from domain.media import SVD_HEIGHT, SVD_WIDTH, ImageRequest
+from domain.media import SVD_HEIGHT, SVD_WIDTH, ClipMotion, ImageRequest, Subject
 from domain.scene import Recording, Transcript
 from domain.storyboard import StoryboardSpec
 
@@ -102,8 +103,25 @@ def image_request(
         label=f"Scene {recording.order}",
         width=size[0],
         height=size[1],
+        subjects=subjects_of(spec, recording.path.parent),
+        motion=scene_motion(spec, recording.scene_id),
     )
     return ScenePrompt(request, composed.note)
+
+
+def subjects_of(spec: StoryboardSpec, folder: Path) -> tuple[Subject, ...]:
+    """The storyboard's subjects, their weights found relative to its folder."""
+    return tuple(
+        Subject(str((folder / subject.path).expanduser()), subject.scale, subject.trigger)
+        for subject in spec.subjects
+    )
+
+
+def scene_motion(spec: StoryboardSpec, scene_id: str) -> ClipMotion:
+    scene = spec.scene(scene_id)
+    if scene is None:
+        return ClipMotion()
+    return ClipMotion(scene.motion_bucket_id, scene.noise_aug_strength, scene.frames, scene.fps)
 
 
 @task(name="prompt", cache_policy=NO_CACHE)

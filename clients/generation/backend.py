@@ -22,14 +22,22 @@ class GenerationBackend(Protocol):
         """Everything that determines this backend's image for `request` (the cache key)."""
         ...
 
+    def image_model_name(self, request: ImageRequest) -> str:
+        """The model that makes the image, as the manifest names it."""
+        ...
+
     def generate_image(self, request: ImageRequest) -> GeneratedImage:
         """Raises ContentFilteredError, GenerationError, Transient- or FatalServiceError."""
+        ...
+
+    def clip_fingerprint(self, request: ClipRequest) -> dict[str, Any]:
+        """Everything that determines this backend's clip for `request` (the cache key)."""
         ...
 
     def generate_clip(self, request: ClipRequest) -> GeneratedClip: ...
 
 
-def always_usable() -> None:
+def always_usable(*_: object) -> None:
     """For a backend that needs nothing from its environment."""
 
 
@@ -39,8 +47,9 @@ class BackendKind:
 
     name: str
     create: Callable[[GenerationSettings, RequestBudget], GenerationBackend]
-    check: Callable[[], None] = always_usable
-    """Raise ConfigurationError when the backend cannot be used here (a missing key or URL)."""
+    check: Callable[[GenerationSettings], None] = always_usable
+    """Raise ConfigurationError when the backend cannot be used here (a missing key, URL or
+    model), saying where it looked."""
     check_ready: Callable[[], None] = always_usable
     """Raise FatalServiceError when the service does not answer before a run starts."""
     paid: bool = True

@@ -244,6 +244,12 @@ class DraftBackend:
             data=buffer.getvalue(), media_type="image/png", seed=request.seed, api_calls=0
         )
 
+    def image_model_name(self, request: ImageRequest) -> str:
+        return request.model
+
+    def clip_fingerprint(self, request: ClipRequest) -> dict[str, Any]:
+        return request.fingerprint()
+
     def generate_clip(self, request: ClipRequest) -> GeneratedClip:
         image = Image.open(io.BytesIO(request.image))
         frames = push_in_frames(image, request.seed, SVD_FRAMES, SVD_WIDTH, SVD_HEIGHT)

@@ -92,6 +92,12 @@ class NimClient:
         media_type = image_media_type(data)
         return GeneratedImage(data=data, media_type=media_type, seed=seed, api_calls=sent)
 
+    def image_model_name(self, request: ImageRequest) -> str:
+        return request.model
+
+    def clip_fingerprint(self, request: ClipRequest) -> dict[str, Any]:
+        return request.fingerprint()
+
     def generate_clip(self, request: ClipRequest) -> GeneratedClip:
         frame = fit_for_svd(request.image)
         frames = push_in_frames(frame, request.seed, SVD_FRAMES, SVD_WIDTH, SVD_HEIGHT)
@@ -104,7 +110,7 @@ def create(settings: GenerationSettings, limiter: RequestBudget) -> NimClient:
     return NimClient(ServiceConnection("NIM", options, limiter))
 
 
-def check_configured() -> None:
+def check_configured(settings: GenerationSettings) -> None:
     nim_base_url()
 
 

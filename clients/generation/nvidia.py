@@ -145,6 +145,12 @@ class NvidiaClient:
         media_type = image_media_type(data)
         return GeneratedImage(data=data, media_type=media_type, seed=seed, api_calls=sent)
 
+    def image_model_name(self, request: ImageRequest) -> str:
+        return request.model
+
+    def clip_fingerprint(self, request: ClipRequest) -> dict[str, Any]:
+        return request.fingerprint()
+
     def generate_clip(self, request: ClipRequest) -> GeneratedClip:
         buffer = io.BytesIO()
         fit_for_svd(request.image).save(buffer, format="JPEG", quality=90)
@@ -167,7 +173,7 @@ class NvidiaClient:
         return GeneratedClip(data=video, seed=seed, api_calls=sent)
 
 
-def check_key() -> None:
+def check_key(settings: GenerationSettings) -> None:
     if not read_api_key():
         raise ConfigurationError(f"--backend nvidia needs {API_KEY_VARIABLE} to be set")
 

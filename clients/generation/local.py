@@ -1,0 +1,293 @@
+"""`--backend local`: Stable Diffusion and Stable Video Diffusion with diffusers, on this
+machine's GPU (or CPU).
+
+One pipeline of each kind per process, loaded on first use and shared by every scene; scenes
+that arrive together go through the denoiser together (`generation.local.batch_size`). The
+speed levers are `diffusers_speed.py`'s, the same the benchmark measures. A CUDA out-of-memory
+error is retried once with the memory savers on (model offload to the CPU, VAE tiling,
+attention slicing), then fails that scene with one line. Subjects (LoRA or DreamBooth weights)
+are applied to every picture of the storyboard that names them, and their trigger word is added
+to every prompt that lacks it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import io
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+from PIL import Image
+
+from clients.generation.backend import BackendKind
+from clients.generation.local_batching import Batcher
+from clients.generation.local_models import (
+    ModelLocation,
+    choose_device,
+    choose_dtype,
+    load_pipeline,
+    locate_model,
+    torch_modules,
+    weights_digest,
+)
+from clients.generation.ratelimit import RequestBudget
+from clients.media.drawing import cover
+from clients.media.video import CLIP_ENCODING, encode_frames, push_in_frames
+from configs.settings import GenerationSettings, LocalGenerationSettings
+from domain.errors import ConfigurationError, GenerationError
+from domain.media import ClipRequest, GeneratedClip, GeneratedImage, ImageRequest, Subject
+
+logger = logging.getLogger(__name__)
+_Result = TypeVar("_Result")
+
+
+def pipeline_size(width: int, height: int) -> tuple[int, int]:
+    """The nearest size a latent-diffusion UNet accepts (multiples of 64, at least 64)."""
+    return max(64, round(width / 64) * 64), max(64, round(height / 64) * 64)
+
+
+def with_triggers(prompt: str, subjects: tuple[Subject, ...]) -> str:
+    missing = [s.trigger for s in subjects if s.trigger and s.trigger.lower() not in prompt.lower()]
+    return ", ".join([*missing, prompt]) if missing else prompt
+
+
+class LocalDiffusersBackend:
+    """Text to image and image to clip with diffusers pipelines on this machine."""
+
+    name = "local"
+
+    def __init__(self, settings: LocalGenerationSettings) -> None:
+        if settings.image_model is None:
+            raise ConfigurationError("--backend local needs generation.local.image_model")
+        self.settings = settings
+        self.image_model = locate_model(settings.image_model, settings.revision, "image_model")
+        self.video_model: ModelLocation | None = None
+        if settings.video_model is not None:
+            self.video_model = locate_model(settings.video_model, settings.revision, "video_model")
+        self.device = choose_device(settings.device)
+        self.dtype = choose_dtype(settings.dtype, self.device)
+        self._pipelines: dict[str, Any] = {}
+        self._loading = threading.Lock()
+        self._memory_savers = False
+        self._adapters: dict[str, str] = {}
+        self._batcher = Batcher(self._run_images, settings.batch_size)
+        self._clip_lock = threading.Lock()
+
+    # -- fingerprints: everything that determines a result ----------------------------------
+
+    def image_fingerprint(self, request: ImageRequest) -> dict[str, Any]:
+        return {
+            "model": self.image_model.identity,
+            "prompt": with_triggers(request.prompt, request.subjects),
+            "negative_prompt": request.negative_prompt,
+            "seed": request.seed,
+            "size": pipeline_size(request.width, request.height),
+            "steps": self.settings.steps,
+            "guidance_scale": self.settings.guidance_scale,
+            "subjects": [(weights_digest(_path(s)), s.scale) for s in request.subjects],
+            "dtype": str(self.dtype),
+        }
+
+    def image_model_name(self, request: ImageRequest) -> str:
+        return str(self.settings.image_model)
+
+    def clip_fingerprint(self, request: ClipRequest) -> dict[str, Any]:
+        return {
+            **request.fingerprint(),
+            "model": self.video_model.identity if self.video_model else "push-in",
+            **self._clip_options(request),
+            "dtype": str(self.dtype),
+        }
+
+    # -- generation ---------------------------------------------------------------------------
+
+    def generate_image(self, request: ImageRequest) -> GeneratedImage:
+        image = self._batcher.submit(request)
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        return GeneratedImage(buffer.getvalue(), "image/png", request.seed, api_calls=0)
+
+    def generate_clip(self, request: ClipRequest) -> GeneratedClip:
+        options = self._clip_options(request)
+        width, height = options["width"], options["height"]
+        still = cover(Image.open(io.BytesIO(request.image)).convert("RGB"), width, height)
+        if self.video_model is None:
+            frames = push_in_frames(still, request.seed, options["num_frames"], width, height)
+        else:
+            with self._clip_lock:
+                frames = self._with_memory_retry(lambda: self._run_clip(still, request, options))
+        data = encode_frames(frames, options["fps"], CLIP_ENCODING)
+        return GeneratedClip(data=data, seed=request.seed, api_calls=0)
+
+    def _clip_options(self, request: ClipRequest) -> dict[str, Any]:
+        local = self.settings
+        return {
+            "num_frames": request.frames or local.frames,
+            "fps": request.fps or local.fps,
+            "motion_bucket_id": request.motion_bucket_id,
+            "noise_aug_strength": (
+                local.noise_aug_strength
+                if request.noise_aug_strength is None
+                else request.noise_aug_strength
+            ),
+            "width": local.clip_width,
+            "height": local.clip_height,
+            "max_guidance_scale": max(1.0, request.cfg_scale),
+            "num_inference_steps": local.clip_steps,
+        }
+
+    def _run_clip(
+        self, still: Image.Image, request: ClipRequest, options: dict[str, Any]
+    ) -> list[Any]:
+        torch, _ = torch_modules()
+        pipeline = self._pipeline("video")
+        generator = torch.Generator(device="cpu").manual_seed(request.seed)
+        decode_chunk = min(self.settings.decode_chunk_size, options["num_frames"])
+        with torch.inference_mode():
+            result = pipeline(
+                image=still, generator=generator, decode_chunk_size=decode_chunk, **options
+            )
+        return [np.asarray(frame.convert("RGB")) for frame in result.frames[0]]
+
+    def _run_images(self, requests: list[ImageRequest]) -> list[Image.Image]:
+        """One denoiser pass for several scenes of the same shape."""
+        return self._with_memory_retry(lambda: self._images_once(requests))
+
+    def _images_once(self, requests: list[ImageRequest]) -> list[Image.Image]:
+        torch, _ = torch_modules()
+        pipeline = self._pipeline("image")
+        self._use_subjects(pipeline, requests[0].subjects)
+        width, height = pipeline_size(requests[0].width, requests[0].height)
+        options: dict[str, Any] = {
+            "prompt": [with_triggers(r.prompt, r.subjects) for r in requests],
+            "num_inference_steps": self.settings.steps,
+            "guidance_scale": self.settings.guidance_scale,
+            "width": width,
+            "height": height,
+            "generator": [torch.Generator(device="cpu").manual_seed(r.seed) for r in requests],
+        }
+        if "negative_prompt" in inspect.signature(pipeline.__call__).parameters:
+            options["negative_prompt"] = [r.negative_prompt for r in requests]
+        with torch.inference_mode():
+            images: list[Image.Image] = pipeline(**options).images
+        return [image.convert("RGB") for image in images]
+
+    # -- pipelines, subjects, memory ----------------------------------------------------------
+
+    def _pipeline(self, kind: str) -> Any:
+        with self._loading:
+            if kind not in self._pipelines:
+                location = self.image_model if kind == "image" else self.video_model
+                assert location is not None
+                pipeline = load_pipeline(location, self.dtype, video=kind == "video")
+                self._pipelines[kind] = prepare_pipeline(
+                    pipeline, self.settings, self.device, self.dtype, self._memory_savers
+                )
+            return self._pipelines[kind]
+
+    def _use_subjects(self, pipeline: Any, subjects: tuple[Subject, ...]) -> None:
+        if not subjects:
+            if self._adapters:
+                pipeline.disable_lora()
+            return
+        names = []
+        for subject in subjects:
+            if subject.path not in self._adapters:
+                name = f"subject{len(self._adapters)}"
+                try:
+                    pipeline.load_lora_weights(str(_path(subject)), adapter_name=name)
+                except (OSError, ValueError, KeyError, RuntimeError) as exc:
+                    reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+                    raise ConfigurationError(
+                        f"subject {subject.path}: does not fit the image model (made for "
+                        f"another model family?): {reason}"
+                    ) from None
+                self._adapters[subject.path] = name
+            names.append(self._adapters[subject.path])
+        pipeline.enable_lora()
+        pipeline.set_adapters(names, adapter_weights=[s.scale for s in subjects])
+
+    def _with_memory_retry(self, call: Callable[[], _Result]) -> _Result:
+        torch, _ = torch_modules()
+        try:
+            return call()
+        except torch.cuda.OutOfMemoryError:
+            if self._memory_savers:
+                raise GenerationError("out of GPU memory, even with the memory savers on") from None
+        logger.warning("out of GPU memory: retrying once with CPU offload and VAE tiling")
+        with self._loading:
+            self._memory_savers = True
+            self._pipelines.clear()
+        torch.cuda.empty_cache()
+        try:
+            return call()
+        except torch.cuda.OutOfMemoryError:
+            raise GenerationError("out of GPU memory, even with the memory savers on") from None
+
+
+def _path(subject: Subject) -> Path:
+    return Path(subject.path)
+
+
+def prepare_pipeline(
+    pipeline: Any, settings: LocalGenerationSettings, device: str, dtype: Any, savers: bool
+) -> Any:
+    """The pipeline on `device` with the speed recipe, or offloaded when memory is short."""
+    from clients.generation.diffusers_speed import SpeedRecipe, apply_recipe
+
+    wanted = savers or settings.cpu_offload == "on"
+    offload = device == "cuda" and (
+        wanted or (settings.cpu_offload == "auto" and memory_is_short(pipeline))
+    )
+    recipe = SpeedRecipe(
+        name="local",
+        dtype=dtype,
+        fuse_qkv=False,  # LoRA subjects need the separate projections
+        channels_last=device == "cuda",
+        vae_tiling=savers,
+        compile_mode="default" if settings.compile and device == "cuda" else "none",
+        tf32=device == "cuda",
+    )
+    if offload:
+        pipeline.enable_model_cpu_offload()
+        logger.info("local backend: the model is offloaded to the CPU between steps (less memory)")
+        vae = getattr(pipeline, "vae", None)
+        if vae is not None and hasattr(vae, "use_tiling"):
+            vae.use_tiling = True
+        return pipeline
+    return apply_recipe(pipeline, recipe, device)
+
+
+def memory_is_short(pipeline: Any) -> bool:
+    """Whether the pipeline's weights and working memory would not fit the GPU's free memory."""
+    torch, _ = torch_modules()
+    free, _ = torch.cuda.mem_get_info()
+    weights = sum(
+        parameter.numel() * parameter.element_size()
+        for component in pipeline.components.values()
+        if isinstance(component, torch.nn.Module)
+        for parameter in component.parameters()
+    )
+    return bool(weights * 1.6 > free)
+
+
+def create(settings: GenerationSettings, limiter: RequestBudget) -> LocalDiffusersBackend:
+    return LocalDiffusersBackend(settings.local)
+
+
+def check_models(settings: GenerationSettings) -> None:
+    """Before any work: torch and diffusers installed, both models where they are said to be."""
+    torch_modules()
+    local = settings.local
+    if local.image_model is None:
+        raise ConfigurationError("--backend local needs generation.local.image_model")
+    locate_model(local.image_model, local.revision, "generation.local.image_model")
+    if local.video_model is not None:
+        locate_model(local.video_model, local.revision, "generation.local.video_model")
+
+
+KIND = BackendKind(name="local", create=create, check=check_models, paid=False)

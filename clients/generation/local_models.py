@@ -1,0 +1,163 @@
+"""Finding, naming and loading diffusers pipelines for `--backend local`.
+
+A model is a pipeline folder (saved by diffusers' `save_pretrained`, or a fine-tuned one) or a
+hub id already in the user's Hugging Face cache: nothing is ever downloaded. Its identity, for
+the content cache, is the hub id and the snapshot's revision, or for a folder a digest of its
+configuration and weight files. torch and diffusers live in the `local` extra and are imported
+only when a pipeline is loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from domain.errors import ConfigurationError
+
+_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+_HASHED_SUFFIXES = (".json", ".txt", ".model", ".safetensors", ".bin", ".ckpt", ".pt", ".pth")
+EXTRA_HINT = "pip install -e '.[local]'"
+
+
+@dataclass(frozen=True)
+class ModelLocation:
+    """Where a model's files are, and what names it in the cache key."""
+
+    folder: Path
+    identity: str
+
+
+def hub_cache_dir() -> Path:
+    configured = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
+    if configured:
+        return Path(configured).expanduser()
+    home = os.environ.get("HF_HOME")
+    base = Path(home).expanduser() if home else Path.home() / ".cache" / "huggingface"
+    return base / "hub"
+
+
+def locate_model(name: str, revision: str | None, setting: str) -> ModelLocation:
+    """The folder for `name` (a folder, or a hub id in the cache); ConfigurationError saying
+    where it looked otherwise."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "model_index.json").is_file():
+            raise ConfigurationError(
+                f"{setting}: {path} is not a diffusers pipeline folder (no model_index.json)"
+            )
+        return ModelLocation(path.resolve(), f"folder:{folder_digest(path.resolve())}")
+    if not _HUB_ID.match(name):
+        raise ConfigurationError(f"{setting}: no pipeline folder at {path}")
+    snapshot = _cached_snapshot(name, revision)
+    if snapshot is None:
+        raise ConfigurationError(
+            f"{setting}: no folder {path} here, and '{name}' is not in the Hugging Face cache "
+            f"({hub_cache_dir()}); download it once (huggingface-cli download {name}) or name "
+            "a folder"
+        )
+    return ModelLocation(snapshot, f"hub:{name}@{snapshot.name}")
+
+
+def _cached_snapshot(repo_id: str, revision: str | None) -> Path | None:
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:
+        return None
+    try:
+        folder = snapshot_download(
+            repo_id, revision=revision, local_files_only=True, cache_dir=hub_cache_dir()
+        )
+    except Exception:  # any way of not being in the cache: not found, no revision, offline
+        return None
+    return Path(folder)
+
+
+_digests: dict[tuple[str, tuple[tuple[str, int, int], ...]], str] = {}
+_digests_lock = threading.Lock()
+
+
+def folder_digest(folder: Path) -> str:
+    """sha256 over the folder's configuration and weight files (names and contents); computed
+    once per process for files of the same sizes and modification times."""
+    files = sorted(
+        path for path in folder.rglob("*") if path.is_file() and path.suffix in _HASHED_SUFFIXES
+    )
+    stats = tuple(
+        (str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns) for p in files
+    )
+    key = (str(folder), stats)
+    with _digests_lock:
+        if key in _digests:
+            return _digests[key]
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(str(path.relative_to(folder)).encode())
+        digest.update(file_digest(path).encode())
+    with _digests_lock:
+        _digests[key] = digest.hexdigest()
+    return _digests[key]
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while chunk := stream.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def weights_digest(path: Path) -> str:
+    """A LoRA's identity: its file's sha256, or its folder's digest."""
+    if path.is_dir():
+        return folder_digest(path)
+    if not path.is_file():
+        raise ConfigurationError(f"subject weights {path}: no such file or folder")
+    return file_digest(path)
+
+
+def torch_modules() -> tuple[Any, Any]:
+    """(torch, diffusers), or a ConfigurationError naming the extra that installs them."""
+    try:
+        import diffusers
+        import torch
+    except ImportError:
+        raise ConfigurationError(
+            f"--backend local needs torch and diffusers: {EXTRA_HINT}"
+        ) from None
+    return torch, diffusers
+
+
+def choose_device(requested: str) -> str:
+    torch, _ = torch_modules()
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise ConfigurationError("generation.local.device is cuda, but no CUDA device is visible")
+    return requested
+
+
+def choose_dtype(requested: str, device: str) -> Any:
+    """float32 on the CPU; on a GPU bfloat16 where it has it (SDXL's VAE overflows in
+    float16), else float16."""
+    torch, _ = torch_modules()
+    if requested != "auto":
+        return getattr(torch, requested)
+    if device != "cuda":
+        return torch.float32
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def load_pipeline(location: ModelLocation, dtype: Any, video: bool) -> Any:
+    """The pipeline in `location`, as its model_index.json names it (SDXL, SD, SD3, FLUX, SVD)."""
+    _, diffusers = torch_modules()
+    loader = diffusers.StableVideoDiffusionPipeline if video else diffusers.DiffusionPipeline
+    try:
+        return loader.from_pretrained(location.folder, dtype=dtype, local_files_only=True)
+    except (OSError, ValueError, KeyError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigurationError(f"{location.folder}: cannot be loaded ({reason})") from None
