@@ -118,6 +118,8 @@ class DaskSettings(_Strict):
     threads_per_worker: int = Field(default=2, ge=1)
     worker_resources: dict[str, float] = Field(default_factory=dict)
     transcription_resources: dict[str, float] = Field(default_factory=dict)
+    generation_resources: dict[str, float] = Field(default_factory=dict)
+    """What a generate task asks for, e.g. {GPU: 1} with `--backend local`."""
 
 
 class Settings(_Strict):

@@ -100,29 +100,33 @@ def generate_scenes(
     refresh: bool,
     only: Sequence[str],
     progress: Progress,
+    distributed: bool,
 ) -> tuple[dict[int, ScenePrompt], Generated]:
-    """A prompt, then an image and a clip, for every scene that was heard; by plan index."""
+    """A prompt, then an image and a clip, for every scene that was heard; by plan index. On
+    Dask, the generate tasks ask for `dask.generation_resources` from the workers."""
     frame_size = (settings.assembly.width, settings.assembly.height)
     prompts: dict[int, ScenePrompt] = {}
     futures: dict[int, PrefectFuture[GeneratedMedia | SceneFailure]] = {}
-    for index, (recording, transcript) in enumerate(zip(plan.recordings, transcripts, strict=True)):
-        if isinstance(transcript, SceneFailure) or transcript.no_speech:
-            progress.advance()
-            continue
-        prompts[index] = prompt.with_options(task_run_name=f"prompt {recording.scene_id}")(
-            recording, transcript, plan.spec, settings.generation, frame_size
-        )
-        futures[index] = generate.with_options(
-            task_run_name=f"generate {recording.scene_id}"
-        ).submit(
-            recording.scene_id,
-            prompts[index].request,
-            setup.backend,
-            settings.generation,
-            setup.cache,
-            recording.scene_id in only if only else refresh,
-            setup.shared_limit,
-        )
+    scenes = enumerate(zip(plan.recordings, transcripts, strict=True))
+    with _asking_for(settings.dask.generation_resources if distributed else {}):
+        for index, (recording, transcript) in scenes:
+            if isinstance(transcript, SceneFailure) or transcript.no_speech:
+                progress.advance()
+                continue
+            prompts[index] = prompt.with_options(task_run_name=f"prompt {recording.scene_id}")(
+                recording, transcript, plan.spec, settings.generation, frame_size
+            )
+            futures[index] = generate.with_options(
+                task_run_name=f"generate {recording.scene_id}"
+            ).submit(
+                recording.scene_id,
+                prompts[index].request,
+                setup.backend,
+                settings.generation,
+                setup.cache,
+                recording.scene_id in only if only else refresh,
+                setup.shared_limit,
+            )
     generated: Generated = {}
     for index, future in futures.items():
         generated[index] = future.result()

@@ -68,7 +68,7 @@ def storyboard(
         progress.advance(len(transcripts))
     with clock.stage("generate"):
         prompts, generated = generate_scenes(
-            plan, transcripts, setup, settings, refresh, only, progress
+            plan, transcripts, setup, settings, refresh, only, progress, on_dask()
         )
     raise_if_refused(generated)
     outcomes = scene_outcomes(plan, transcripts, prompts, generated)

@@ -22,7 +22,7 @@ from PIL import Image
 from clients.generation.local import LocalDiffusersBackend, pipeline_size
 from clients.media.ffmpeg import probe
 from configs.settings import LocalGenerationSettings
-from domain.errors import ConfigurationError
+from domain.errors import ConfigurationError, GenerationError
 from domain.media import ImageRequest, Subject
 from tests.fakes import tiny_pipelines
 from tests.helpers import DEMO_DIR, assert_clean, read_manifest, run_cli
@@ -434,3 +434,52 @@ def test_a_lora_for_another_model_family_is_a_configuration_error(models: Models
     with pytest.raises(ConfigurationError, match=r"sdxl-lora\.safetensors"):
         backend.generate_image(image_request(wrong))
     assert backend.generate_image(image_request()).data, "the pipeline still renders without it"
+
+
+def test_out_of_gpu_memory_retries_once_with_the_savers_then_fails_the_scene_in_one_line(
+    models: Models, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    backend = LocalDiffusersBackend(
+        LocalGenerationSettings(image_model=str(models.sd), device="cpu", steps=2)
+    )
+    made = backend._images_once
+    failures = [torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")]
+
+    def short_of_memory_once(requests: list[ImageRequest]) -> list[Image.Image]:
+        if failures:
+            raise failures.pop()
+        return made(requests)
+
+    monkeypatch.setattr(backend, "_images_once", short_of_memory_once)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    assert backend.generate_image(image_request()).data.startswith(b"\x89PNG")
+    assert backend._memory_savers
+
+    def always_short(requests: list[ImageRequest]) -> list[Image.Image]:
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(backend, "_images_once", always_short)
+    with pytest.raises(GenerationError, match="out of GPU memory") as failed:
+        backend.generate_image(image_request())
+    assert "\n" not in str(failed.value)
+
+
+def test_a_hub_id_is_found_in_the_hugging_face_cache_and_named_by_its_revision(
+    models: Models, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--studio--tiny-sd"
+    shutil.copytree(models.sd, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    backend = LocalDiffusersBackend(
+        LocalGenerationSettings(image_model="studio/tiny-sd", device="cpu", steps=2)
+    )
+    assert backend.image_model.identity == f"hub:studio/tiny-sd@{commit}"
+    assert backend.generate_image(image_request()).data.startswith(b"\x89PNG")
+    with pytest.raises(ConfigurationError, match="not in the Hugging Face cache"):
+        LocalDiffusersBackend(LocalGenerationSettings(image_model="studio/absent", device="cpu"))
