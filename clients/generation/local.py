@@ -88,7 +88,7 @@ class LocalDiffusersBackend:
             "size": pipeline_size(request.width, request.height),
             "steps": self.settings.steps,
             "guidance_scale": self.settings.guidance_scale,
-            "subjects": [(weights_digest(_path(s)), s.scale) for s in request.subjects],
+            "subjects": [(weights_digest(Path(s.path)), s.scale) for s in request.subjects],
             "dtype": str(self.dtype),
         }
 
@@ -199,7 +199,7 @@ class LocalDiffusersBackend:
             if subject.path not in self._adapters:
                 name = f"subject{len(self._adapters)}"
                 try:
-                    pipeline.load_lora_weights(str(_path(subject)), adapter_name=name)
+                    pipeline.load_lora_weights(subject.path, adapter_name=name)
                 except (OSError, ValueError, KeyError, RuntimeError) as exc:
                     reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
                     raise ConfigurationError(
@@ -227,10 +227,6 @@ class LocalDiffusersBackend:
             return call()
         except torch.cuda.OutOfMemoryError:
             raise GenerationError("out of GPU memory, even with the memory savers on") from None
-
-
-def _path(subject: Subject) -> Path:
-    return Path(subject.path)
 
 
 def prepare_pipeline(

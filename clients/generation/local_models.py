@@ -14,6 +14,7 @@ import os
 import re
 import threading
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,15 @@ class ModelLocation:
     """Where a model's files are, and what names it in the cache key."""
 
     folder: Path
-    identity: str
+    hub_id: str | None = None
+
+    @cached_property
+    def identity(self) -> str:
+        """The hub id and the snapshot's revision, or a digest of the folder's files (read only
+        when a cache key needs it: finding a model does not hash its weights)."""
+        if self.hub_id is not None:
+            return f"hub:{self.hub_id}@{self.folder.name}"
+        return f"folder:{folder_digest(self.folder)}"
 
 
 def hub_cache_dir() -> Path:
@@ -50,7 +59,7 @@ def locate_model(name: str, revision: str | None, setting: str) -> ModelLocation
             raise ConfigurationError(
                 f"{setting}: {path} is not a diffusers pipeline folder (no model_index.json)"
             )
-        return ModelLocation(path.resolve(), f"folder:{folder_digest(path.resolve())}")
+        return ModelLocation(path.resolve())
     if not _HUB_ID.match(name):
         raise ConfigurationError(f"{setting}: no pipeline folder at {path}")
     snapshot = _cached_snapshot(name, revision)
@@ -60,7 +69,7 @@ def locate_model(name: str, revision: str | None, setting: str) -> ModelLocation
             f"({hub_cache_dir()}); download it once (huggingface-cli download {name}) or name "
             "a folder"
         )
-    return ModelLocation(snapshot, f"hub:{name}@{snapshot.name}")
+    return ModelLocation(snapshot, hub_id=name)
 
 
 def _cached_snapshot(repo_id: str, revision: str | None) -> Path | None:
@@ -77,38 +86,34 @@ def _cached_snapshot(repo_id: str, revision: str | None) -> Path | None:
     return Path(folder)
 
 
-_digests: dict[tuple[str, tuple[tuple[str, int, int], ...]], str] = {}
+def folder_digest(folder: Path) -> str:
+    """sha256 over the folder's configuration and weight files (names and contents)."""
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.suffix in _HASHED_SUFFIXES:
+            digest.update(str(path.relative_to(folder)).encode())
+            digest.update(file_digest(path).encode())
+    return digest.hexdigest()
+
+
+_digests: dict[tuple[str, int, int], str] = {}
 _digests_lock = threading.Lock()
 
 
-def folder_digest(folder: Path) -> str:
-    """sha256 over the folder's configuration and weight files (names and contents); computed
-    once per process for files of the same sizes and modification times."""
-    files = sorted(
-        path for path in folder.rglob("*") if path.is_file() and path.suffix in _HASHED_SUFFIXES
-    )
-    stats = tuple(
-        (str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns) for p in files
-    )
-    key = (str(folder), stats)
+def file_digest(path: Path) -> str:
+    """A file's sha256, read once per process while its size and modification time stay."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     with _digests_lock:
         if key in _digests:
             return _digests[key]
     digest = hashlib.sha256()
-    for path in files:
-        digest.update(str(path.relative_to(folder)).encode())
-        digest.update(file_digest(path).encode())
-    with _digests_lock:
-        _digests[key] = digest.hexdigest()
-    return _digests[key]
-
-
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as stream:
         while chunk := stream.read(1 << 22):
             digest.update(chunk)
-    return digest.hexdigest()
+    with _digests_lock:
+        _digests[key] = digest.hexdigest()
+    return _digests[key]
 
 
 def weights_digest(path: Path) -> str:
