@@ -41,6 +41,7 @@ def main() -> None:
         latency_s=arguments.latency,
         rate_limit_per_minute=int(arguments.rpm),
         transient_rate=arguments.faults,
+        fault_kinds=("429", "500", "502", "503"),  # answered before a job is accepted
     )
     requests = [
         ImageRequest(f"scene {index}: a lion at dawn", "", "sdxl", index + 1, 5.0, "DDIM", 25)

@@ -3,6 +3,7 @@
     PYTHONPATH=. python benchmarks/local_generation.py --mode seed --json seed.json
     PYTHONPATH=. python benchmarks/local_generation.py --mode ours --json ours.json
     PYTHONPATH=. python benchmarks/local_generation.py --mode ours --compile default --json c.json
+    PYTHONPATH=. python benchmarks/local_generation.py --mode ours --clips-only --json clips.json
     PYTHONPATH=. python benchmarks/local_generation.py --report seed.json ours.json c.json
     PYTHONPATH=. python benchmarks/local_generation.py --tiny    # CPU, tiny configs, anywhere
 
@@ -74,10 +75,8 @@ class Workload:
 
 
 def _tiny_sdxl() -> dict[str, dict[str, Any]]:
-    text: dict[str, Any] = dict(
-        hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2
-    )
-    text |= dict(vocab_size=1000, max_position_embeddings=77, projection_dim=32)
+    text: dict[str, Any] = dict(vocab_size=1000, max_position_embeddings=77, projection_dim=32)
+    text |= dict(hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2)
     unet: dict[str, Any] = dict(
         block_out_channels=[32, 64], layers_per_block=2, sample_size=32, attention_head_dim=[2, 4],
         down_block_types=["DownBlock2D", "CrossAttnDownBlock2D"],
@@ -86,9 +85,8 @@ def _tiny_sdxl() -> dict[str, dict[str, Any]]:
         transformer_layers_per_block=[1, 2], projection_class_embeddings_input_dim=80,
     )  # fmt: skip
     vae: dict[str, Any] = dict(block_out_channels=[32, 64], latent_channels=4, sample_size=128)
-    vae |= dict(
-        down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2
-    )
+    vae["down_block_types"] = ["DownEncoderBlock2D"] * 2
+    vae["up_block_types"] = ["UpDecoderBlock2D"] * 2
     return {"unet": unet, "vae": vae, "text_encoder": text, "text_encoder_2": text}
 
 
@@ -102,10 +100,8 @@ def _tiny_svd() -> dict[str, dict[str, Any]]:
     )  # fmt: skip
     vae: dict[str, Any] = dict(block_out_channels=[32, 64], latent_channels=4)
     vae |= dict(down_block_types=["DownEncoderBlock2D"] * 2)
-    image: dict[str, Any] = dict(
-        hidden_size=32, projection_dim=32, num_hidden_layers=5, num_attention_heads=4
-    )
-    image |= dict(image_size=224, intermediate_size=37, patch_size=14)  # the pipeline's 224
+    image: dict[str, Any] = dict(hidden_size=32, projection_dim=32, num_hidden_layers=5,
+        num_attention_heads=4, image_size=224, intermediate_size=37, patch_size=14)  # fmt: skip
     return {"unet": unet, "vae": vae, "image_encoder": image}
 
 
@@ -179,6 +175,9 @@ def load_pipelines(args: argparse.Namespace, device: str) -> tuple[Any, Any]:
         ("sdxl", build_sdxl, d.StableDiffusionXLPipeline),
         ("svd-xt", build_svd, d.StableVideoDiffusionPipeline),
     ):
+        if name == "sdxl" and args.clips_only:
+            pipelines.append(None)  # no SDXL: make_images hands out stand-in images
+            continue
         folder = Path(args.build) / name if args.build else None
         if folder is not None and (folder / "model_index.json").exists():
             pipeline = cls.from_pretrained(folder, torch_dtype=torch.float16)
@@ -194,19 +193,16 @@ def load_pipelines(args: argparse.Namespace, device: str) -> tuple[Any, Any]:
 
 def parameter_counts(sdxl: Any, svd: Any) -> dict[str, int]:
     """Parameters of every model, evidence that the architectures are the real ones."""
-    models = {f"sdxl.{n}": getattr(sdxl, n) for n in _SDXL_MODELS}
+    models = {f"sdxl.{n}": getattr(sdxl, n) for n in _SDXL_MODELS} if sdxl else {}
     models |= {f"svd.{n}": getattr(svd, n) for n in ("unet", "vae", "image_encoder")}
     return {name: sum(p.numel() for p in model.parameters()) for name, model in models.items()}
-
-
-def _sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
 
 
 def make_images(pipe: Any, recipe: SpeedRecipe, seeds: list[int], work: Workload, steps: int,
                 device: str) -> list[Image.Image]:  # fmt: skip
     """One SDXL call per `images_per_call` scenes; one generator (seed) per scene."""
+    if pipe is None:  # --clips-only: one plain stand-in image per scene, no SDXL
+        return [Image.new("RGB", (work.image_size,) * 2, (96, 128, 160)) for _ in seeds]
     images: list[Image.Image] = []
     for start in range(0, len(seeds), recipe.images_per_call):
         batch = seeds[start : start + recipe.images_per_call]
@@ -236,10 +232,11 @@ def make_clips(pipe: Any, recipe: SpeedRecipe, images: list[Image.Image], seeds:
 
 
 def _timed(device: str, call: Any) -> tuple[float, Any]:
-    _sync(device)
+    sync = torch.cuda.synchronize if device == "cuda" else lambda: None
+    sync()
     started = time.perf_counter()
     result = call()
-    _sync(device)
+    sync()
     return time.perf_counter() - started, result
 
 
@@ -300,6 +297,7 @@ def recipe_for(args: argparse.Namespace) -> SpeedRecipe:
         decode_chunk_size=args.decode_chunk_size,
         fuse_qkv=not args.no_fuse,
         channels_last=not args.no_channels_last,
+        fullgraph=not args.no_fullgraph,
     )
     return replace(recipe, dtype=torch.float32) if args.tiny else recipe
 
@@ -350,6 +348,7 @@ def parse_args() -> argparse.Namespace:
     add("--measure", type=int, help="scenes actually timed (default: seed 2, ours all)")
     add("--compile", choices=COMPILE_MODES, default="none", help="torch.compile the UNets")
     add("--compile-vae", action="store_true", help="also compile the VAE decoders")
+    add("--no-fullgraph", action="store_true", help="compile allowing graph breaks")
     add("--dtype", choices=("bf16", "fp16"), default="bf16", help="ours: half type")
     add("--attention", choices=("auto", "flash", "cudnn", "efficient"), default="auto")
     add("--images-per-call", type=int, default=8, help="ours: prompts per SDXL call")
@@ -363,6 +362,7 @@ def parse_args() -> argparse.Namespace:
     add("--image-size", type=int, help="image side (default 1024)")
     add("--build", metavar="DIR", help="save random pipelines here once, load them after")
     add("--images-only", action="store_true", help="time the SDXL images alone (s/clip 0)")
+    add("--clips-only", action="store_true", help="time the SVD clips alone (no SDXL built)")
     add("--tiny", action="store_true", help="tiny configs on the CPU: runs without a GPU")
     add("--json", metavar="FILE", help="write this run's result here")
     add("--report", nargs="+", metavar="FILE", help="print the table of saved results")
@@ -384,7 +384,7 @@ def main() -> None:
     name = torch.cuda.get_device_name() if device == "cuda" else "CPU (--tiny)"
     built_s, (sdxl, svd) = _timed(device, lambda: load_pipelines(args, device))
     params = parameter_counts(sdxl, svd)
-    for pipeline in (sdxl, svd):
+    for pipeline in (p for p in (sdxl, svd) if p is not None):
         apply_recipe(pipeline, recipe, device)
     result = run(sdxl, svd, recipe, work, device)
     result |= {"mode": args.mode, "device_name": name, "build_s": built_s, "params": params}

@@ -58,9 +58,19 @@ def exit_at_once_on_signal(status: int) -> None:
     signal.signal(signal.SIGTERM, hard_exit)
 
 
+_received: list[Interrupted] = []
+
+
+def received() -> Interrupted | None:
+    """The signal that stopped the command, if one did: whatever the error it surfaced as (a
+    library may wrap the exception, as pydantic does when it lands in a serializer)."""
+    return _received[0] if _received else None
+
+
 def _first_signal(signum: int, _frame: FrameType | None) -> None:
     stop_logging()
     stopping = Interrupted(signum)
+    _received.append(stopping)
 
     def hard_exit(*_: object) -> None:
         _exit_now(stopping)

@@ -147,6 +147,9 @@ def _run_command(arguments: argparse.Namespace) -> int:
         _say("interrupted")
         return 130
     except Exception as exc:
+        if (signalled := interrupts.received()) is not None:  # the signal, wrapped by a library
+            _say(signalled.message)
+            return signalled.exit_status
         return _internal_error(exc)
 
 

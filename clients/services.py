@@ -18,6 +18,7 @@ from clients.transcription import faster_whisper, openai_whisper
 from clients.transcription.types import EngineKind, TranscriptionEngine
 from configs.settings import GenerationSettings, TranscriptionSettings
 from domain.errors import ConfigurationError
+from domain.storyboard import StoryboardSpec
 
 GENERATION_BACKENDS: dict[str, BackendKind] = {
     kind.name: kind for kind in (nvidia.KIND, nim.KIND, local.KIND, draft.KIND)
@@ -42,9 +43,15 @@ def backend_kind(name: str) -> BackendKind:
     return kind
 
 
-def check_backend(name: str, settings: GenerationSettings) -> None:
-    """Fail before any work starts when `name` cannot be used here."""
-    backend_kind(name).check(settings)
+def check_backend(
+    name: str, settings: GenerationSettings, spec: StoryboardSpec | None = None
+) -> None:
+    """Fail before any work starts when `name` cannot be used here, or (given `spec`) cannot
+    make what the storyboard asks for."""
+    kind = backend_kind(name)
+    kind.check(settings)
+    if spec is not None:
+        kind.check_storyboard(settings, spec)
 
 
 def check_backend_ready(name: str) -> None:

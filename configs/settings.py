@@ -74,12 +74,16 @@ class LocalGenerationSettings(_Strict):
 class GenerationSettings(_Strict):
     backend: BackendName = "auto"
     image_model: ImageModel = "sdxl"
+    fallback_models: tuple[ImageModel, ...] = ()
+    """nvidia: the models to switch to, in order, when `image_model` is retired."""
     concurrency: int = Field(default=4, ge=1, le=64)
-    cfg_scale: float = Field(default=5.0, ge=0.0, le=35.0)
+    cfg_scale: float | None = Field(default=None, ge=0.0, le=35.0)
+    """None: the image model's default. The hosted models' own ranges are checked by the
+    nvidia backend at load time (clients/generation/schemas.py)."""
     sampler: Literal["DDIM", "K_EULER_ANCESTRAL", "K_LMS", "K_DPM_2_ANCESTRAL"] = (
         "K_DPM_2_ANCESTRAL"
     )
-    steps: int = Field(default=25, ge=1, le=100)
+    steps: int | None = Field(default=None, ge=1, le=100)
     svd_cfg_scale: float = Field(default=1.8, ge=0.0, le=9.0)
     motion_bucket_id: int = 127
     requests_per_minute: float = Field(default=40.0, gt=0.0, le=10_000.0)
@@ -122,12 +126,29 @@ class DaskSettings(_Strict):
     """What a generate task asks for, e.g. {GPU: 1} with `--backend local`."""
 
 
+class SafetySettings(_Strict):
+    """The screen every prompt passes before its first request (README "The safety screen")."""
+
+    enabled: Literal["auto", "on", "off"] = "auto"
+    """auto: on for every backend but draft."""
+    classifier: bool = True
+    """Score each prompt and narration sentence with the bundled offline classifier."""
+    threshold: float = Field(default=0.9, gt=0.0, le=1.0)
+    """A score at or above this blocks the scene."""
+    blocklist: tuple[str, ...] = ()
+    """Words and phrases that block a scene (whole words, any case); storyboard.yaml's
+    `blocklist:` adds its own."""
+    blocklist_file: Path | None = None
+    """A file of more, one a line (`#` comments); a relative path is from the working folder."""
+
+
 class Settings(_Strict):
     transcription: TranscriptionSettings = TranscriptionSettings()
     generation: GenerationSettings = GenerationSettings()
     assembly: AssemblySettings = AssemblySettings()
     watch: WatchSettings = WatchSettings()
     dask: DaskSettings = DaskSettings()
+    safety: SafetySettings = SafetySettings()
     cache_dir: Path = Field(default_factory=lambda: default_cache_dir())
     shared_cache: str | None = Field(default_factory=lambda: shared_cache_uri())
     """An S3 prefix every worker and machine shares the content cache through

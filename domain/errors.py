@@ -3,12 +3,14 @@
     StoryboardError                 base of everything below
     ├── ConfigurationError          bad usage, configuration or storyboard: exit 2
     ├── FatalServiceError           the service refuses us (bad key, no credits): exit 1
+    │   └── ModelUnavailableError   the model is retired or unknown to this account
     ├── TransientServiceError       worth retrying (429, 5xx, timeouts, dropped connections)
     ├── StorageError                a bucket or folder cannot be read or written: exit 1
     ├── FfmpegError                 ffmpeg exited with an error
     └── SceneError                  one scene cannot be made; the others go on
         ├── AudioError              the recording cannot be read or decoded
         ├── GenerationError         the backend rejected this scene's request
+        │   └── OutcomeUnknownError a sent request's answer was lost: never re-sent blindly
         └── ContentFilteredError    the backend filtered the prompt or the image
 
 Messages are one line, meant for the user, and never contain secrets. A full disk surfaces
@@ -38,6 +40,15 @@ class FatalServiceError(StoryboardError):
     """The generation service refuses every request (bad key, exhausted credits)."""
 
 
+class ModelUnavailableError(FatalServiceError):
+    """The service does not know the model (retired, or not offered to this account): every
+    request for it would fail the same way."""
+
+    def __init__(self, message: str, model: str = "") -> None:
+        super().__init__(message)
+        self.model = model
+
+
 class TransientServiceError(StoryboardError):
     """A failure that may go away when the same request is sent again."""
 
@@ -64,6 +75,11 @@ class AudioError(SceneError):
 
 class GenerationError(SceneError):
     """The backend rejected this scene's request for good."""
+
+
+class OutcomeUnknownError(GenerationError):
+    """A request was sent but its answer was lost (a read timeout, a dropped connection): the
+    service may have started a paid job, so it is not sent again within this run."""
 
 
 class ContentFilteredError(SceneError):

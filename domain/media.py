@@ -87,6 +87,9 @@ class GeneratedImage:
     media_type: str
     seed: int
     api_calls: int = 1
+    model: str = ""
+    """The model that made it, where the backend says (a fallback may differ from the one
+    asked for)."""
 
 
 @dataclass(frozen=True)

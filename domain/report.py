@@ -32,3 +32,7 @@ class RunReport:
     versions: dict[str, str] = field(default_factory=dict)
     draft: bool = False
     source_fingerprint: str | None = None
+    fallbacks: dict[str, str] = field(default_factory=dict)
+    """Image models found retired, and the fallback that made their scenes' images."""
+    unknown_outcomes: list[str] = field(default_factory=list)
+    """Scenes whose request was sent but whose answer was lost (a re-run may pay again)."""

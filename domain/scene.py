@@ -13,6 +13,8 @@ class SceneStatus(StrEnum):
     OK = "ok"
     NO_SPEECH = "no_speech"
     FILTERED = "filtered"
+    BLOCKED = "blocked"
+    """The safety screen stopped the prompt before any request."""
     FAILED = "failed"
 
 
@@ -82,6 +84,8 @@ class SceneFailure:
     status: SceneStatus = SceneStatus.FAILED
     api_calls: int = 0
     fatal: bool = False
+    outcome_unknown: bool = False
+    """A request was sent and its answer lost: the service may have made (and billed) it."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,8 @@ class GeneratedMedia:
     backend: str
     api_calls: int = 0
     cache_hits: int = 0
+    retired_model: str = ""
+    """The model asked for, when it was retired and `image_model` is its fallback."""
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,9 @@ class StoryboardSpec(_Strict):
     music: str | None = None
     """Background music beside the recordings (a file name in the storyboard folder)."""
     subjects: tuple[SubjectSpec, ...] = ()
+    blocklist: tuple[str, ...] = ()
+    """Words and phrases the safety screen blocks in this storyboard, besides
+    `safety.blocklist` and `safety.blocklist_file`."""
     scenes: tuple[SceneSpec, ...] = ()
     settings: dict[str, Any] = Field(default_factory=dict)
 

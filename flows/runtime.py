@@ -24,9 +24,17 @@ QUIET_DEFAULTS = {
 }
 
 
+# A local Dask worker killed while it works (the run was stopped) leaves a semaphore that
+# multiprocessing's resource tracker, a child process, reports after the command's last line.
+KILLED_WORKER_NOISE = "ignore:resource_tracker:UserWarning"
+
+
 def configure_environment() -> None:
     for name, value in QUIET_DEFAULTS.items():
         os.environ.setdefault(name, value)
+    warnings = [w for w in os.environ.get("PYTHONWARNINGS", "").split(",") if w]
+    if KILLED_WORKER_NOISE not in warnings:
+        os.environ["PYTHONWARNINGS"] = ",".join([*warnings, KILLED_WORKER_NOISE])
 
 
 STOPPING = threading.Event()

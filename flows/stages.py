@@ -1,6 +1,6 @@
-"""How the storyboard flow fans scene work out over its task runner, and puts it back together.
+"""The storyboard flow's stage clock and Dask resources, and its scenes put back together.
 
-Each function here submits tasks and gathers their results; none of them does I/O itself.
+(The fan-out of scene work is `flows/scene_stream.py`.) Nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -9,10 +9,6 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
-from prefect.futures import PrefectFuture
-
-from clients.storage import CacheLocation
-from configs.settings import Settings
 from domain.errors import FatalServiceError
 from domain.scene import (
     GeneratedMedia,
@@ -23,12 +19,7 @@ from domain.scene import (
     StoryboardPlan,
     Transcript,
 )
-from flows.artifacts import Progress
-from tasks.generate import generate, media_here
-from tasks.language import LanguageChoice
-from tasks.preflight import RunSetup
-from tasks.prompt import ScenePrompt, prompt
-from tasks.transcribe import transcribe
+from tasks.prompt import ScenePrompt
 
 Generated = dict[int, GeneratedMedia | SceneFailure]
 
@@ -48,40 +39,16 @@ class StageClock:
         finally:
             self.seconds[name] = round(time.perf_counter() - began, 3)
 
+    def add(self, name: str, seconds: float) -> None:
+        """Count `seconds` more to stage `name` (stages that overlap are timed apart)."""
+        self.seconds[name] = round(self.seconds.get(name, 0.0) + seconds, 3)
+
     def with_total(self) -> dict[str, float]:
         return {**self.seconds, "total": round(time.perf_counter() - self.started, 3)}
 
 
-def transcribe_scenes(
-    plan: StoryboardPlan,
-    settings: Settings,
-    cache: CacheLocation,
-    language: LanguageChoice,
-    distributed: bool,
-) -> list[Transcript | SceneFailure]:
-    """Every recording, `scenes_per_task` scenes to a task, so a cluster's workers share them.
-
-    On Dask, the tasks ask for `dask.transcription_resources` (a GPU, say) from the workers.
-    """
-    recordings = list(plan.recordings)
-    size = settings.transcription.scenes_per_task
-    batches = [recordings[start : start + size] for start in range(0, len(recordings), size)]
-    resources = settings.dask.transcription_resources if distributed else {}
-    futures = []
-    with _asking_for(resources):
-        for batch in batches:
-            ids = [recording.scene_id for recording in batch]
-            shown = ", ".join(ids[:3]) + (", …" if len(ids) > 3 else "")
-            futures.append(
-                transcribe.with_options(
-                    task_run_name=f"transcribe {shown} ({len(ids)} scenes)"
-                ).submit(batch, settings.transcription, cache, language)
-            )
-    return [transcript for future in futures for transcript in future.result()]
-
-
 @contextmanager
-def _asking_for(resources: dict[str, float]) -> Iterator[None]:
+def asking_for(resources: dict[str, float]) -> Iterator[None]:
     """Tasks submitted inside ask Dask for `resources` on the worker that runs them."""
     if not resources:
         yield
@@ -90,48 +57,6 @@ def _asking_for(resources: dict[str, float]) -> Iterator[None]:
 
     with annotate(resources=resources):
         yield
-
-
-def generate_scenes(
-    plan: StoryboardPlan,
-    transcripts: Sequence[Transcript | SceneFailure],
-    setup: RunSetup,
-    settings: Settings,
-    refresh: bool,
-    only: Sequence[str],
-    progress: Progress,
-    distributed: bool,
-) -> tuple[dict[int, ScenePrompt], Generated]:
-    """A prompt, then an image and a clip, for every scene that was heard; by plan index. On
-    Dask, the generate tasks ask for `dask.generation_resources` from the workers."""
-    frame_size = (settings.assembly.width, settings.assembly.height)
-    prompts: dict[int, ScenePrompt] = {}
-    futures: dict[int, PrefectFuture[GeneratedMedia | SceneFailure]] = {}
-    scenes = enumerate(zip(plan.recordings, transcripts, strict=True))
-    with _asking_for(settings.dask.generation_resources if distributed else {}):
-        for index, (recording, transcript) in scenes:
-            if isinstance(transcript, SceneFailure) or transcript.no_speech:
-                progress.advance()
-                continue
-            prompts[index] = prompt.with_options(task_run_name=f"prompt {recording.scene_id}")(
-                recording, transcript, plan.spec, settings.generation, frame_size
-            )
-            futures[index] = generate.with_options(
-                task_run_name=f"generate {recording.scene_id}"
-            ).submit(
-                recording.scene_id,
-                prompts[index].request,
-                setup.backend,
-                settings.generation,
-                setup.cache,
-                recording.scene_id in only if only else refresh,
-                setup.shared_limit,
-            )
-    generated: Generated = {}
-    for index, future in futures.items():
-        generated[index] = future.result()
-        progress.advance()
-    return prompts, media_here(generated, setup.cache)
 
 
 def raise_if_refused(generated: Mapping[int, GeneratedMedia | SceneFailure]) -> None:
@@ -178,6 +103,9 @@ def _outcome(
             error=generated.reason,
             note=note,
         )
+    if generated and generated.retired_model:
+        fallback = f"made by {generated.image_model}: {generated.retired_model} is retired"
+        note = f"{note}; {fallback}" if note else fallback
     return SceneOutcome(
         recording,
         SceneStatus.OK,

@@ -15,13 +15,8 @@ from configs.settings import Settings
 from domain.report import RunReport
 from flows.artifacts import Progress, publish_run_artifacts
 from flows.runners import current_task_runner, on_dask
-from flows.stages import (
-    StageClock,
-    generate_scenes,
-    raise_if_refused,
-    scene_outcomes,
-    transcribe_scenes,
-)
+from flows.scene_stream import transcribe_and_generate
+from flows.stages import StageClock, raise_if_refused, scene_outcomes
 from tasks.assemble import assemble, scene_cut
 from tasks.ingest import ingest
 from tasks.language import detect_storyboard_language
@@ -60,16 +55,13 @@ def storyboard(
 
     with clock.stage("transcribe"):
         named = plan.spec.language or settings.transcription.language
-        recordings = list(plan.recordings)
         language = detect_storyboard_language(
-            recordings, settings.transcription, setup.cache, named
+            list(plan.recordings), settings.transcription, setup.cache, named
         )
-        transcripts = transcribe_scenes(plan, settings, setup.cache, language, on_dask())
-        progress.advance(len(transcripts))
-    with clock.stage("generate"):
-        prompts, generated = generate_scenes(
-            plan, transcripts, setup, settings, refresh, only, progress, on_dask()
-        )
+    scenes = transcribe_and_generate(
+        plan, setup, settings, language, refresh, only, progress, on_dask(), clock
+    )
+    transcripts, prompts, generated = scenes.transcripts, scenes.prompts, scenes.generated
     raise_if_refused(generated)
     outcomes = scene_outcomes(plan, transcripts, prompts, generated)
 

@@ -20,6 +20,7 @@ from configs.settings import GenerationSettings
 from domain.errors import (
     ContentFilteredError,
     FatalServiceError,
+    OutcomeUnknownError,
     SceneError,
     StoryboardError,
     TransientServiceError,
@@ -32,11 +33,21 @@ CLIPS = "clips"
 
 
 @dataclass(frozen=True)
+class _Made:
+    data: bytes
+    file_name: str
+    seed: int
+    api_calls: int
+    model: str = ""
+
+
+@dataclass(frozen=True)
 class _Artifact:
     path: Path
     seed: int
     api_calls: int
     from_cache: bool
+    model: str = ""
 
 
 def _cached_or_generated(
@@ -44,9 +55,9 @@ def _cached_or_generated(
     namespace: str,
     key: str,
     refresh: bool,
-    produce: Callable[[], tuple[bytes, str, int, int]],
+    produce: Callable[[], _Made],
 ) -> _Artifact:
-    """The cached file for `key`, or `produce()`'s (data, file name, seed, api calls), stored.
+    """The cached file for `key`, or what `produce()` made, stored.
 
     Production holds the entry's lock, so two runs needing the same result pay for it once:
     the second waits, then finds it in the cache. A content-filter refusal is a result too:
@@ -58,13 +69,16 @@ def _cached_or_generated(
         if not refresh and (hit := _lookup(cache, namespace, key)) is not None:
             return hit
         try:
-            data, file_name, seed, api_calls = produce()
+            made = produce()
         except ContentFilteredError as exc:
             cache.put_json(namespace, key, {"filtered": str(exc)})
             raise
-        path = cache.put_file(namespace, key, file_name, data)
-        cache.put_json(namespace, key, {"file": file_name, "seed": seed})
-    return _Artifact(path, seed, api_calls, from_cache=False)
+        path = cache.put_file(namespace, key, made.file_name, made.data)
+        entry: dict[str, object] = {"file": made.file_name, "seed": made.seed}
+        if made.model:
+            entry["model"] = made.model
+        cache.put_json(namespace, key, entry)
+    return _Artifact(path, made.seed, made.api_calls, from_cache=False, model=made.model)
 
 
 def _lookup(cache: ContentCache, namespace: str, key: str) -> _Artifact | None:
@@ -76,7 +90,7 @@ def _lookup(cache: ContentCache, namespace: str, key: str) -> _Artifact | None:
     path = cache.get_file(namespace, key, str(entry.get("file", "")))
     if path is None:
         return None
-    return _Artifact(path, int(entry["seed"]), 0, from_cache=True)
+    return _Artifact(path, int(entry["seed"]), 0, from_cache=True, model=entry.get("model", ""))
 
 
 def generate_media(
@@ -88,9 +102,10 @@ def generate_media(
 ) -> GeneratedMedia:
     """One scene's image and clip; each is requested only when the cache lacks it."""
 
-    def make_image() -> tuple[bytes, str, int, int]:
+    def make_image() -> _Made:
         image = backend.generate_image(request)
-        return image.data, f"image.{image_extension(image.media_type)}", image.seed, image.api_calls
+        file_name = f"image.{image_extension(image.media_type)}"
+        return _Made(image.data, file_name, image.seed, image.api_calls, image.model)
 
     image_key = content_key(IMAGES, backend.name, backend.image_fingerprint(request))
     image = _cached_or_generated(cache, IMAGES, image_key, refresh, make_image)
@@ -108,9 +123,9 @@ def generate_media(
         fps=motion.fps,
     )
 
-    def make_clip() -> tuple[bytes, str, int, int]:
+    def make_clip() -> _Made:
         clip = backend.generate_clip(clip_request)
-        return clip.data, "clip.mp4", clip.seed, clip.api_calls
+        return _Made(clip.data, "clip.mp4", clip.seed, clip.api_calls)
 
     clip_key = content_key(CLIPS, backend.name, backend.clip_fingerprint(clip_request))
     try:
@@ -122,7 +137,8 @@ def generate_media(
         image_path=image.path,
         clip_path=clip.path,
         seed=image.seed,
-        image_model=backend.image_model_name(request),
+        image_model=image.model or backend.image_model_name(request),
+        retired_model=request.model if image.model not in ("", request.model) else "",
         backend=backend.name,
         api_calls=image.api_calls + clip.api_calls,
         cache_hits=int(image.from_cache) + int(clip.from_cache),
@@ -169,7 +185,8 @@ def generate(
         return SceneFailure(str(exc), SceneStatus.FILTERED, api_calls=exc.api_calls)
     except SceneError as exc:
         logger.warning("%s: %s", scene_id, exc)
-        return SceneFailure(str(exc), api_calls=exc.api_calls)
+        lost = isinstance(exc, OutcomeUnknownError)
+        return SceneFailure(str(exc), api_calls=exc.api_calls, outcome_unknown=lost)
     except FatalServiceError as exc:
         return SceneFailure(str(exc), api_calls=exc.api_calls, fatal=True)
 

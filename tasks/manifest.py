@@ -216,6 +216,8 @@ def write_run_json(report: RunReport, path: Path) -> None:
         "task_runner": report.task_runner,
         "versions": report.versions,
         "source_fingerprint": report.source_fingerprint,
+        "fallbacks": report.fallbacks,
+        "unknown_outcomes": report.unknown_outcomes,
     }
     write_text_atomic(path, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
 

@@ -19,6 +19,7 @@ from configs.settings import Settings
 from domain.errors import ConfigurationError
 from tasks.ingest import SourceFolder, resolve_source, scene_files
 from tasks.publish import staging_folder
+from tasks.safety import safety_screen
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,8 @@ def check_run(
                 f"{source.described}: subject weights {subject.path} not found in {source.folder}"
             )
     backend = choose_backend(requested_backend)
-    check_backend(backend, settings.generation)
+    check_backend(backend, settings.generation, source.spec)
+    safety_screen(settings.safety, backend, source.spec)  # its blocklist file can be read
     return backend
 
 

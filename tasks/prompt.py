@@ -10,6 +10,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from clients.cache import content_key
+from clients.generation.schemas import MODELS
 from configs.settings import GenerationSettings
 from domain.media import SVD_HEIGHT, SVD_WIDTH, ClipMotion, ImageRequest, Subject
 from domain.scene import Recording, Transcript
@@ -92,14 +93,15 @@ def image_request(
     """The generation request for a scene whose narration was heard, shaped like the
     storyboard (`size`: its frame)."""
     composed = compose_prompt(transcript.english_text, spec.style, recording.prompt_override)
+    model = spec.image_model or settings.image_model
     request = ImageRequest(
         prompt=composed.text,
         negative_prompt=spec.negative_prompt,
-        model=spec.image_model or settings.image_model,
+        model=model,
         seed=scene_seed(spec.seed, recording.scene_id, recording.seed_override),
-        cfg_scale=settings.cfg_scale,
+        cfg_scale=_or_model_default(settings.cfg_scale, model, "cfg_scale", 5.0),
         sampler=settings.sampler,
-        steps=settings.steps,
+        steps=int(_or_model_default(settings.steps, model, "steps", 25)),
         label=f"Scene {recording.order}",
         width=size[0],
         height=size[1],
@@ -107,6 +109,14 @@ def image_request(
         motion=scene_motion(spec, recording.scene_id),
     )
     return ScenePrompt(request, composed.note)
+
+
+def _or_model_default(value: float | None, model: str, name: str, otherwise: float) -> float:
+    """A setting, or when it is left open the image model's own default."""
+    if value is not None:
+        return value
+    default = MODELS[model].fields[name].default if model in MODELS else None
+    return otherwise if default is None else float(default)
 
 
 def subjects_of(spec: StoryboardSpec, folder: Path) -> tuple[Subject, ...]:

@@ -28,6 +28,7 @@ _STATUS_COLOURS = {
     SceneStatus.OK: (60, 160, 90),
     SceneStatus.NO_SPEECH: (150, 150, 150),
     SceneStatus.FILTERED: (220, 150, 40),
+    SceneStatus.BLOCKED: (140, 70, 170),
     SceneStatus.FAILED: (210, 60, 60),
 }
 

@@ -63,4 +63,10 @@ def build_run_report(
         cache_hits=sum(item.cache_hits for item in media),
         versions=package_versions(),
         source_fingerprint=source_fingerprint,
+        fallbacks={m.retired_model: m.image_model for m in media if m.retired_model},
+        unknown_outcomes=[
+            plan.recordings[index].scene_id
+            for index, made in sorted(generated.items())
+            if isinstance(made, SceneFailure) and made.outcome_unknown
+        ],
     )

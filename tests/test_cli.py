@@ -66,7 +66,7 @@ def test_demo_writes_captions_and_a_run_report(
     assert srt.startswith("1\n00:00:00,") and "lion" in srt.lower()
     report = json.loads((target / "run.json").read_text())
     assert set(report["stages"]) >= {"ingest", "transcribe", "generate", "assemble", "total"}
-    assert report["scenes"] == {"ok": 5, "no_speech": 0, "filtered": 0, "failed": 0}
+    assert report["scenes"] == {"ok": 5, "no_speech": 0, "filtered": 0, "blocked": 0, "failed": 0}
     assert report["backend"] == "draft" and report["engine"] == "faster-whisper"
     assert report["task_runner"] == "thread" and report["versions"]["prefect"]
     assert report["api_calls"] == 0

@@ -1,4 +1,6 @@
-"""Load with faults: 50 scenes against the fake NVIDIA API failing 30 % of requests."""
+"""Load with faults: 50 scenes against the strict fake NVIDIA API failing 30 % of requests
+(answered before a job is accepted), 20 % answered 202, SVD jobs slower than the read
+timeout, and results behind presigned 302s as zips."""
 
 from __future__ import annotations
 
@@ -29,9 +31,19 @@ def test_thirty_percent_transient_faults_over_fifty_scenes_end_with_every_scene_
     config = tmp_path / "config.yaml"
     config.write_text(
         "generation:\n  requests_per_minute: 6000\n  concurrency: 8\n  max_attempts: 10\n"
+        "  request_timeout_s: 2\n"  # the gateway is asked to answer within 1 s
         "assembly:\n  fps: 8\n  width: 512\n  height: 288\n"
     )
-    with FakeNvidia(Faults(transient_rate=0.3, async_rate=0.1, seed=30)) as fake:
+    faults = Faults(
+        transient_rate=0.3,
+        async_rate=0.2,
+        seed=30,
+        fault_kinds=("429", "500", "502", "503"),
+        job_seconds={"stabilityai/stable-video-diffusion": 1.5},
+        redirect_results=True,
+        zip_results=True,
+    )
+    with FakeNvidia(faults) as fake:
         env = nvidia_env(cli_env, fake, tmp_path / "cache")
         result = run_cli(
             ["run", str(source), "--out", str(tmp_path / "out"), "--config", str(config)],
@@ -47,5 +59,7 @@ def test_thirty_percent_transient_faults_over_fifty_scenes_end_with_every_scene_
     report = json.loads((tmp_path / "out" / "run.json").read_text())
     assert stats.violations == []
     assert stats.injected_faults >= 0.2 * 2 * SCENES, stats.injected_faults
-    assert report["api_calls"] == stats.generation_requests
+    assert (stats.jobs, stats.duplicate_jobs) == (2 * SCENES, 0)
     assert stats.generation_requests == 2 * SCENES + stats.injected_faults
+    assert stats.polls >= SCENES and stats.result_fetches > 0  # every SVD job outlasted 1 s
+    assert report["api_calls"] == stats.total_requests, stats.requests_by_kind

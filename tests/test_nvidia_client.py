@@ -7,6 +7,8 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
 
 import httpx
 import numpy as np
@@ -21,14 +23,37 @@ from domain.errors import (
     ContentFilteredError,
     FatalServiceError,
     GenerationError,
+    ModelUnavailableError,
+    OutcomeUnknownError,
     TransientServiceError,
 )
 from domain.media import ClipRequest, ImageRequest
 from tests.fakes.nvidia_server import VALID_KEY, FakeNvidia, Faults
 
+SVD_PATH = "stabilityai/stable-video-diffusion"
+
+
+def _jpeg() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (1024, 576), (30, 60, 90)).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def _ignore_poll_seconds(client: NvidiaClient) -> None:
+    """Like a gateway that holds the POST until the job is done: no NVCF-POLL-SECONDS sent."""
+    client.connection.options = replace(client.connection.options, paid_jobs=True)
+    original = client.connection.send
+
+    def send(calls: Any, method: str, url: str, budgeted: bool = True, **kw: Any) -> Any:
+        headers = {k: v for k, v in kw.pop("headers", {}).items() if k != "NVCF-POLL-SECONDS"}
+        return original(calls, method, url, budgeted, headers=headers, **kw)
+
+    client.connection.send = send  # type: ignore[method-assign]
+
 
 def _request(prompt: str = "a lion at dawn", model: str = "sdxl") -> ImageRequest:
-    return ImageRequest(prompt, "blurry", model, 1234, 5.0, "K_DPM_2_ANCESTRAL", 25)
+    cfg, steps = (0.0, 4) if model == "flux.1-schnell" else (5.0, 25)
+    return ImageRequest(prompt, "blurry", model, 1234, cfg, "K_DPM_2_ANCESTRAL", steps)
 
 
 def _client(fake: FakeNvidia, key: str = VALID_KEY, attempts: int = 6, **kw: float) -> NvidiaClient:
@@ -62,9 +87,13 @@ def test_every_image_model_gets_a_request_the_contract_accepts(
 
 
 def test_model_limits_are_respected_in_the_bodies() -> None:
-    wild = ImageRequest("p", "", "flux.1-schnell", 1, 30.0, "DDIM", 60)
-    assert (image_body(wild)["steps"], image_body(wild)["cfg_scale"]) == (4, 0.0)
-    dev = image_body(ImageRequest("p", "", "flux.1-dev", 1, 30.0, "DDIM", 500))
+    for wild in (
+        ImageRequest("p", "", "flux.1-schnell", 1, 30.0, "DDIM", 60),
+        ImageRequest("p", "", "flux.1-dev", 1, 5.0, "DDIM", 500),
+    ):
+        with pytest.raises(GenerationError, match="must be"):
+            image_body(wild)
+    dev = image_body(ImageRequest("p", "", "flux.1-dev", 1, 9.0, "DDIM", 100))
     assert (dev["width"], dev["height"], dev["steps"], dev["cfg_scale"]) == (1344, 768, 100, 9.0)
     sd3 = image_body(ImageRequest("p", "n", "sd3-medium", 1, 5.0, "DDIM", 25))
     assert sd3["aspect_ratio"] == "16:9" and sd3["negative_prompt"] == "n"
@@ -85,7 +114,8 @@ def test_large_images_go_through_the_asset_upload(fake: FakeNvidia) -> None:
     Image.fromarray(noise).save(buffer, format="PNG")
     clip = _client(fake).generate_clip(ClipRequest(buffer.getvalue(), 5, 1.8, 127))
     assert b"ftyp" in clip.data[:64]
-    assert fake.stats.assets == 1 and fake.stats.violations == []
+    assert fake.stats.assets == 1 == fake.stats.assets_deleted and fake.stats.violations == []
+    assert clip.api_calls == 4 == fake.stats.total_requests  # create, upload, POST, delete
 
 
 @pytest.mark.parametrize("redirect", [False, True])
@@ -93,31 +123,82 @@ def test_202_answers_are_polled_until_done(redirect: bool) -> None:
     faults = Faults(async_rate=1.0, polls_before_done=3, redirect_results=redirect)
     with FakeNvidia(faults) as fake:
         image = _client(fake).generate_image(_request())
-    assert image.api_calls == 1
     assert fake.stats.polls == 4
-    assert fake.stats.violations == []
+    assert image.api_calls == fake.stats.total_requests == 5 + redirect
+    assert fake.stats.violations == [] and fake.stats.duplicate_jobs == 0
+
+
+ANSWERED = ("429", "500", "502", "503")
 
 
 def test_transient_faults_are_retried_and_counted() -> None:
-    with FakeNvidia(Faults(transient_rate=0.6, seed=3)) as fake:
+    with FakeNvidia(Faults(transient_rate=0.6, seed=3, fault_kinds=ANSWERED)) as fake:
         client = _client(fake, attempts=20)
         images = [client.generate_image(_request(f"scene {i}")) for i in range(10)]
     assert fake.stats.injected_faults > 0
     assert sum(image.api_calls for image in images) == fake.stats.generation_requests
+    assert fake.stats.jobs == 10 and fake.stats.duplicate_jobs == 0
 
 
 def test_transient_faults_give_up_after_the_attempts() -> None:
-    expected = pytest.raises(TransientServiceError, match="gave up after 3 attempts")
-    with FakeNvidia(Faults(transient_rate=1.0)) as fake, expected as caught:
+    expected = pytest.raises(TransientServiceError, match="gave up after 3 requests")
+    with FakeNvidia(Faults(transient_rate=1.0, fault_kinds=ANSWERED)) as fake, expected as caught:
         _client(fake, attempts=3).generate_image(_request())
     assert caught.value.api_calls == 3 == fake.stats.generation_requests
 
 
-def test_slow_answers_time_out_and_are_retried() -> None:
-    expected = pytest.raises(TransientServiceError, match="timed out")
-    with FakeNvidia(Faults(latency_s=1.0)) as fake, expected:
-        _client(fake, attempts=2, timeout_s=0.2).generate_image(_request())
-    assert fake.stats.generation_requests == 2
+def test_an_answer_lost_after_sending_is_never_sent_again() -> None:
+    """A job that outlasts the read timeout (a gateway that ignores NVCF-POLL-SECONDS), and a
+    connection dropped once the job was accepted: outcome unknown, one job, no second POST."""
+    slow = Faults(job_seconds={SVD_PATH: 3.0})
+    dropped = Faults(transient_rate=1.0, fault_kinds=("drop",), drop_after_accept=True)
+    for faults, timeout_s, why in ((slow, 1.0, "no answer within 1 s"), (dropped, 10.0, "drop")):
+        with FakeNvidia(faults) as fake, pytest.raises(OutcomeUnknownError, match=why) as lost:
+            client = _client(fake, timeout_s=timeout_s)
+            client.connection.options = replace(client.connection.options, timeout_s=timeout_s)
+            _ignore_poll_seconds(client)
+            client.generate_clip(ClipRequest(_jpeg(), 5, 1.8, 127))
+        assert fake.stats.jobs == 1 and fake.stats.by_path[SVD_PATH] == 1
+        assert lost.value.api_calls == 1 and "a re-run may pay for it again" in str(lost.value)
+
+
+def test_a_job_slower_than_the_read_timeout_is_polled_not_posted_twice() -> None:
+    with FakeNvidia(Faults(job_seconds={SVD_PATH: 2.5})) as fake:
+        client = _client(fake, timeout_s=2.0)  # the gateway is asked to answer within 1 s
+        clip = client.generate_clip(ClipRequest(_jpeg(), 5, 1.8, 127))
+    assert b"ftyp" in clip.data[:64]
+    assert fake.stats.jobs == 1 and fake.stats.duplicate_jobs == 0 and fake.stats.polls >= 1
+    assert set(fake.stats.poll_seconds) == {1.0}
+    assert clip.api_calls == fake.stats.total_requests and fake.stats.violations == []
+
+
+def test_results_behind_a_presigned_302_are_fetched_without_the_key_even_zipped() -> None:
+    faults = Faults(async_rate=1.0, polls_before_done=1, redirect_results=True, zip_results=True)
+    with FakeNvidia(faults) as fake:
+        image = _client(fake).generate_image(_request())
+    assert image.media_type == "image/jpeg"
+    assert fake.stats.result_fetches == 1 and fake.stats.violations == []
+    assert image.api_calls == fake.stats.total_requests
+
+
+def test_a_retired_model_stops_after_one_request_and_names_the_alternatives() -> None:
+    with FakeNvidia() as fake:
+        fake.retire("stabilityai/stable-diffusion-xl")
+        client = _client(fake)
+        with pytest.raises(ModelUnavailableError) as retired:
+            client.generate_image(_request())
+        with pytest.raises(ModelUnavailableError):
+            client.generate_image(_request("another scene"))
+        assert fake.stats.generation_requests == 1
+        message = str(retired.value)
+        assert "image model 'sdxl'" in message and "Not found for account" in message
+        assert "sd3-medium, flux.1-dev, flux.1-schnell" in message and "\n" not in message
+
+        fallback = _client(fake)
+        fallback.fallback_models = ("flux.1-schnell",)
+        image = fallback.generate_image(_request())
+    assert image.model == "flux.1-schnell" and image.api_calls == 2
+    assert fake.stats.violations == []
 
 
 def test_a_refused_key_stops_every_later_call_without_sending(fake: FakeNvidia) -> None:

@@ -15,6 +15,7 @@ from tests.fakes.nvidia_server import VALID_KEY, FakeNvidia, Faults
 from tests.helpers import DEMO_DIR, assert_clean, embedded_prefect, nvidia_env, run_cli
 
 pytestmark = pytest.mark.slow
+SDXL = "stabilityai/stable-diffusion-xl"
 
 
 @pytest.fixture
@@ -42,7 +43,10 @@ def test_faulty_async_api_renders_every_scene_then_reruns_for_free(
     storyboard_dir: Path, session_home: Path, tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
     cache = tmp_path / "cache"
-    with FakeNvidia(Faults(transient_rate=0.25, async_rate=0.2, seed=11)) as fake:
+    answered = ("429", "500", "502", "503")
+    with FakeNvidia(
+        Faults(transient_rate=0.25, async_rate=0.2, seed=11, fault_kinds=answered)
+    ) as fake:
         # the embedded API, so that Prefect's database is in session_home, searched below
         env = nvidia_env(embedded_prefect(cli_env), fake, cache)
         first = _run(storyboard_dir, tmp_path / "out", env)
@@ -61,7 +65,8 @@ def test_faulty_async_api_renders_every_scene_then_reruns_for_free(
     manifest = pd.read_csv(tmp_path / "out" / "manifest.csv", keep_default_na=False)
     assert manifest["status"].tolist() == ["ok"] * 5
     assert set(manifest["backend"]) == {"nvidia"}
-    assert report["api_calls"] == sent >= 10
+    assert report["api_calls"] == fake.stats.total_requests >= sent >= 10
+    assert fake.stats.duplicate_jobs == 0
     assert fake.stats.generation_requests == sent, "the re-run must send nothing"
     assert (again["api_calls"], again["cache_hits"]) == (0, 10)
 
@@ -95,10 +100,13 @@ def test_a_refused_key_exits_1_at_once_with_one_line(
     assert elapsed < 120
 
 
-def test_forbidden_content_is_filtered_and_the_rest_render(
+def test_forbidden_content_is_filtered_and_a_retired_model_falls_back_as_configured(
     storyboard_dir: Path, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
+    config = storyboard_dir.parent / "fast.yaml"
+    config.write_text(config.read_text() + "  fallback_models: [flux.1-dev]\n")
     with FakeNvidia(filter_word="water") as fake:
+        fake.retire(SDXL)
         result = _run(storyboard_dir, tmp_path / "out", nvidia_env(cli_env, fake, tmp_path / "c"))
     assert result.returncode == 3, result.stderr
     manifest = pd.read_csv(tmp_path / "out" / "manifest.csv", keep_default_na=False)
@@ -106,3 +114,33 @@ def test_forbidden_content_is_filtered_and_the_rest_render(
     assert "content filter" in manifest.loc[2, "error"]
     assert manifest.loc[2, "image_path"] == ""
     assert fake.stats.by_path["stabilityai/stable-video-diffusion"] == 4
+    assert fake.stats.by_path[SDXL] == 1 and fake.stats.violations == []
+    made = manifest[manifest["status"] == "ok"]
+    assert set(made["image_model"]) == {"flux.1-dev"}
+    assert all("made by flux.1-dev: sdxl is retired" in note for note in made["note"])
+    report = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert report["fallbacks"] == {"sdxl": "flux.1-dev"}
+    assert report["api_calls"] == fake.stats.total_requests
+
+
+def test_a_retired_model_stops_the_run_and_a_refused_setting_sends_nothing(
+    storyboard_dir: Path, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    with FakeNvidia() as fake:
+        env = nvidia_env(cli_env, fake, tmp_path / "c")
+        fake.retire(SDXL)
+        retired = _run(storyboard_dir, tmp_path / "out", env)
+        (storyboard_dir.parent / "fast.yaml").write_text("generation:\n  cfg_scale: 12\n")
+        refused = _run(storyboard_dir, tmp_path / "out2", env)
+    assert retired.returncode == 1, retired.stderr
+    errors = [line for line in retired.stderr.splitlines() if line.startswith("storyboard: error")]
+    assert len(errors) == 1 and "image model 'sdxl'" in errors[0], retired.stderr
+    assert "Not found for account" in errors[0] and "flux.1-dev" in errors[0]
+    assert "Traceback" not in retired.stderr
+    assert fake.stats.by_path[SDXL] <= 2
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.strip().splitlines()[-1] == (
+        "storyboard: error: generation.cfg_scale: 12.0 is refused by"
+        " stabilityai/stable-diffusion-xl (cfg_scale must be above 1 and at most 9)"
+    )
+    assert fake.stats.by_path[SDXL] <= 2  # the refused setting sent nothing

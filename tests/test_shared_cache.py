@@ -17,7 +17,7 @@ import pytest
 
 from clients.cache import ContentCache
 from clients.storage import LocalStorage
-from tasks.generate import _cached_or_generated
+from tasks.generate import _cached_or_generated, _Made
 from tests.fakes.nvidia_server import FakeNvidia, Faults
 from tests.helpers import DEMO_DIR, STORYBOARD, assert_clean, nvidia_env, read_manifest, s3_env
 
@@ -26,10 +26,10 @@ def test_machines_sharing_a_store_produce_each_entry_once(tmp_path: Path) -> Non
     shared = LocalStorage(tmp_path / "shared")
     produced: list[str] = []
 
-    def produce() -> tuple[bytes, str, int, int]:
+    def produce() -> _Made:
         produced.append(threading.current_thread().name)
         time.sleep(0.5)
-        return b"clip bytes", "clip.mp4", 7, 1
+        return _Made(b"clip bytes", "clip.mp4", 7, 1)
 
     def machine(name: str) -> None:
         cache = ContentCache(tmp_path / name, shared, poll_s=0.05)

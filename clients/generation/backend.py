@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from clients.generation.ratelimit import RequestBudget
 from configs.settings import GenerationSettings
 from domain.media import ClipRequest, GeneratedClip, GeneratedImage, ImageRequest
+from domain.storyboard import StoryboardSpec
 
 
 class GenerationBackend(Protocol):
@@ -50,6 +51,8 @@ class BackendKind:
     check: Callable[[GenerationSettings], None] = always_usable
     """Raise ConfigurationError when the backend cannot be used here (a missing key, URL or
     model), saying where it looked."""
+    check_storyboard: Callable[[GenerationSettings, StoryboardSpec], None] = always_usable
+    """Raise ConfigurationError when the storyboard asks for what the backend refuses."""
     check_ready: Callable[[], None] = always_usable
     """Raise FatalServiceError when the service does not answer before a run starts."""
     paid: bool = True

@@ -4,22 +4,28 @@ One `ServiceConnection` per backend instance holds one connection pool and serve
 task of a process (it is thread-safe). `transport` swaps the network for tests.
 
 Failure policy, in one place:
-- 429, 5xx, timeouts, dropped connections and a 200 whose payload does not decode are
-  retried with exponential backoff and full jitter, honouring `Retry-After`; when the
-  attempts run out they raise TransientServiceError.
+- Safe to send again, with exponential backoff and full jitter (honouring `Retry-After`), up
+  to `max_attempts`, then TransientServiceError: 429, 5xx, a refused or failed connection, a
+  request not fully sent, and a 200 whose payload does not decode.
+- A request that was sent but whose answer was lost (a read timeout, a connection dropped
+  while waiting) may have started a paid job: OutcomeUnknownError, never sent again. The
+  gateway is asked to answer `202` early (`NVCF-POLL-SECONDS`, half the read timeout), so a
+  long job is polled by its request id instead of holding the POST open. Polls are safe to
+  repeat; a job whose result cannot be fetched also ends in OutcomeUnknownError.
 - 401, 402 and 403 raise FatalServiceError, and every later call on the same connection
   raises it at once without sending anything: a refused key stops the run after one request.
+- 404 on a model's endpoint raises ModelUnavailableError (retired, or not for this account);
+  later calls for that model raise it without sending anything.
 - Other 4xx answers raise GenerationError for that scene.
 
-Every message raised here is scrubbed of the API key.
+Every request is counted (`RequestCount`), polls and asset transfers included; every request
+to the service draws from the budget. Every message raised here is scrubbed of the API key.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import random
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -28,21 +34,27 @@ from typing import Any, TypeVar
 
 import httpx
 
+from clients.generation.answers import POLL_HEADER, final_body, poll_seconds, presigned
 from clients.generation.ratelimit import RequestBudget
 from configs.settings import GenerationSettings
 from domain.errors import (
     FatalServiceError,
     GenerationError,
+    ModelUnavailableError,
+    OutcomeUnknownError,
     StoryboardError,
     TransientServiceError,
 )
 
 DEFAULT_NVCF_BASE = "https://api.nvcf.nvidia.com/v2/nvcf"
-_FATAL_REASONS = {
-    401: "the API key was refused (malformed or missing)",
-    402: "the account has no credits left",
-    403: "the API key was refused (invalid or revoked)",
-}
+_SAFE_TO_RESEND = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.WriteError,
+    httpx.WriteTimeout,
+)
+_ANSWER_LOST = (httpx.ReadTimeout, httpx.ReadError, httpx.RemoteProtocolError)
 
 logger = logging.getLogger(__name__)
 _Result = TypeVar("_Result")
@@ -55,6 +67,8 @@ class RetryPolicy:
     max_delay_s: float = 30.0
 
     def delay(self, attempt: int, retry_after_s: float | None) -> float:
+        import random
+
         if retry_after_s is not None:
             return min(max(0.0, retry_after_s), self.max_delay_s * 4)
         ceiling = min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1))
@@ -71,9 +85,18 @@ class ConnectionOptions:
     poll_deadline_s: float
     retry: RetryPolicy
     poll_interval_s: float = 1.0
+    """The least time between two polls of one job."""
+    paid_jobs: bool = True
+    """A sent request whose answer was lost is not sent again (False: a self-hosted NIM)."""
+
+    @property
+    def poll_seconds(self) -> int:
+        return poll_seconds(self.timeout_s)
 
 
-def connection_options(settings: GenerationSettings, api_base: str) -> ConnectionOptions:
+def connection_options(
+    settings: GenerationSettings, api_base: str, paid_jobs: bool = True
+) -> ConnectionOptions:
     """Timeouts and retries from the settings; NVCF's address from NVCF_API_BASE."""
     return ConnectionOptions(
         api_base=api_base.rstrip("/"),
@@ -81,39 +104,19 @@ def connection_options(settings: GenerationSettings, api_base: str) -> Connectio
         timeout_s=settings.request_timeout_s,
         poll_deadline_s=settings.poll_deadline_s,
         retry=RetryPolicy(attempts=settings.max_attempts),
+        paid_jobs=paid_jobs,
     )
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        return None
+class RequestCount:
+    """The requests one call sent, of every kind; read into `api_calls`."""
+
+    def __init__(self) -> None:
+        self.sent = 0
 
 
-def problem_detail(response: httpx.Response) -> str:
-    """A short reason from an error body: problem+json detail, 422 msg, or plain text."""
-    try:
-        body = response.json()
-    except ValueError:
-        text = response.text.strip().splitlines()
-        return text[0][:200] if text else response.reason_phrase
-    if isinstance(body, dict):
-        detail = body.get("detail") or body.get("title")
-        if isinstance(detail, list) and detail and isinstance(detail[0], dict):
-            first = detail[0]
-            location = ".".join(str(part) for part in first.get("loc", []))
-            return f"{location}: {first.get('msg', 'invalid')}"[:200]
-        if detail:
-            return str(detail).splitlines()[0][:200]
-    return response.reason_phrase
-
-
-def with_calls(error: StoryboardError, calls: int) -> StoryboardError:
-    error.api_calls = calls
+def with_calls(error: StoryboardError, calls: RequestCount | int) -> StoryboardError:
+    error.api_calls = calls.sent if isinstance(calls, RequestCount) else calls
     return error
 
 
@@ -133,7 +136,7 @@ class ServiceConnection:
         self.options = options
         self.limiter = limiter
         self._key = api_key
-        self._sleep = sleep
+        self.sleep = sleep
         self._http = httpx.Client(
             transport=transport,
             timeout=httpx.Timeout(options.timeout_s, connect=15.0),
@@ -141,6 +144,7 @@ class ServiceConnection:
             headers={"Accept": "application/json"},
         )
         self._fatal: str | None = None
+        self._unavailable: dict[str, str] = {}
         self._key_accepted = threading.Event()
         self._probe = threading.Lock()
         self._lock = threading.Lock()
@@ -151,8 +155,17 @@ class ServiceConnection:
     def scrub(self, text: str) -> str:
         return text.replace(self._key, "***") if self._key else text
 
-    def _auth(self) -> dict[str, str]:
+    def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._key}"} if self._key else {}
+
+    def send(
+        self, calls: RequestCount, method: str, url: str, budgeted: bool = True, **kw: Any
+    ) -> httpx.Response:
+        """One request, counted (and, to the service, drawn from the budget)."""
+        if budgeted:
+            self.limiter.acquire()
+        calls.sent += 1
+        return self._http.request(method, url, **kw)
 
     def invoke(
         self,
@@ -160,169 +173,181 @@ class ServiceConnection:
         body: dict[str, Any],
         decode: Callable[[dict[str, Any]], _Result],
         headers: Mapping[str, str] | None = None,
+        calls: RequestCount | None = None,
     ) -> tuple[int, _Result]:
-        """POST with retries until `decode` accepts the final body; returns (requests sent,
-        what `decode` made of it). `decode` raises TransientServiceError for a payload that
-        does not decode, which is retried like any other transient failure."""
-        url = f"{self.options.api_base}/{path}"
+        """POST until `decode` accepts the final answer; returns (requests sent, what `decode`
+        made of it). `decode` raises TransientServiceError for a payload that does not decode,
+        which is retried like any other transient failure."""
+        calls = calls or RequestCount()
         policy = self.options.retry
-        sent = 0
         last_error: TransientServiceError | None = None
         for attempt in range(1, policy.attempts + 1):
             try:
-                probing = self._wait_until_key_is_trusted()
-            except FatalServiceError as exc:
-                raise with_calls(exc, sent) from None
-            self.limiter.acquire()
-            sent += 1
-            try:
-                return sent, decode(self._post_and_wait(url, body, headers or {}, probing))
+                self._refuse_known_failures(path)
+                answer = self._post_and_wait(path, body, headers or {}, calls)
+                return calls.sent, decode(answer)
             except TransientServiceError as exc:
                 last_error = exc
                 if attempt == policy.attempts:
                     break
                 delay = policy.delay(attempt, exc.retry_after_s)
                 logger.info("%s: %s; retrying in %.1f s", path, exc, delay)
-                self._sleep(delay)
+                self.sleep(delay)
             except StoryboardError as exc:
-                raise with_calls(exc, sent) from None
-        message = f"{path}: gave up after {sent} attempts ({last_error})"
-        raise with_calls(TransientServiceError(self.scrub(message)), sent)
+                raise with_calls(exc, calls) from None
+        message = f"{path}: gave up after {calls.sent} requests ({last_error})"
+        raise with_calls(TransientServiceError(self.scrub(message)), calls)
 
-    def _wait_until_key_is_trusted(self) -> bool:
+    def _refuse_known_failures(self, path: str) -> None:
+        with self._lock:
+            unavailable = self._unavailable.get(path)
+        if unavailable:
+            raise ModelUnavailableError(unavailable, path)
+        if self._fatal:
+            raise FatalServiceError(self._fatal)
+
+    def _wait_until_key_is_trusted(self, path: str) -> bool:
         """Until the service has once accepted the key, one request at a time goes out.
 
         Returns True when the caller is that one request (the probe). A refused key so costs
         one request, however many scenes are waiting; once accepted, requests run freely.
         """
         while not self._key_accepted.is_set():
-            if self._fatal:
-                raise FatalServiceError(self._fatal)
+            self._refuse_known_failures(path)
             if self._probe.acquire(blocking=False):
-                if self._key_accepted.is_set() or self._fatal:
+                if self._key_accepted.is_set():
                     self._probe.release()
                     continue
                 return True
             self._key_accepted.wait(0.05)
-        if self._fatal:
-            raise FatalServiceError(self._fatal)
+        self._refuse_known_failures(path)
         return False
 
     def _post_and_wait(
-        self, url: str, body: dict[str, Any], headers: Mapping[str, str], probing: bool = False
+        self, path: str, body: dict[str, Any], headers: Mapping[str, str], calls: RequestCount
     ) -> dict[str, Any]:
+        probing = self._wait_until_key_is_trusted(path)
         try:
-            response = self._http.post(url, json=body, headers={**self._auth(), **headers})
-            if response.status_code in (200, 202):
-                self._key_accepted.set()
-            elif response.status_code in _FATAL_REASONS:
-                self.final_body(response)  # records the refusal, then raises
-        except httpx.TimeoutException:
-            raise TransientServiceError("the request timed out") from None
-        except httpx.TransportError as exc:
-            raise TransientServiceError(
-                self.scrub(f"connection failed ({type(exc).__name__})")
-            ) from None
+            response = self._post(path, body, headers, calls)
         finally:
             if probing:
                 self._probe.release()
         if response.status_code == 202:
-            return self._poll(response)
-        return self.final_body(response)
+            return self._poll(response, calls)
+        if response.status_code == 302:
+            request_id = response.headers.get("NVCF-REQID", "(no request id)")
+            return self.final_body(self._follow(response, request_id, calls), "")
+        return self.final_body(response, path)
 
-    def _poll(self, accepted: httpx.Response) -> dict[str, Any]:
+    def _post(
+        self, path: str, body: dict[str, Any], headers: Mapping[str, str], calls: RequestCount
+    ) -> httpx.Response:
+        url = f"{self.options.api_base}/{path}"
+        sent_headers = {**self.auth(), **headers}
+        if self.options.paid_jobs:
+            sent_headers[POLL_HEADER] = str(self.options.poll_seconds)
+        try:
+            response = self.send(calls, "POST", url, json=body, headers=sent_headers)
+        except _SAFE_TO_RESEND as exc:
+            raise TransientServiceError(
+                f"the request was not sent ({type(exc).__name__})"
+            ) from None
+        except _ANSWER_LOST as exc:
+            if not self.options.paid_jobs:
+                raise TransientServiceError(f"no answer ({type(exc).__name__})") from None
+            raise OutcomeUnknownError(_lost(exc, self.options.timeout_s)) from None
+        except httpx.TransportError as exc:
+            raise TransientServiceError(
+                self.scrub(f"connection failed ({type(exc).__name__})")
+            ) from None
+        if response.status_code in (200, 202):
+            self._key_accepted.set()
+        elif response.status_code in (401, 402, 403, 404):
+            self.final_body(response, path)  # records the refusal, then raises
+        return response
+
+    def _poll(self, accepted: httpx.Response, calls: RequestCount) -> dict[str, Any]:
         request_id = accepted.headers.get("NVCF-REQID")
         if not request_id:
-            raise TransientServiceError("a 202 answer came without NVCF-REQID")
+            raise OutcomeUnknownError("a 202 answer came without NVCF-REQID: outcome unknown")
         url = f"{self.options.nvcf_base}/pexec/status/{request_id}"
         deadline = time.monotonic() + self.options.poll_deadline_s
-        while True:
-            if time.monotonic() > deadline:
-                raise TransientServiceError(
-                    f"no result within {self.options.poll_deadline_s:.0f} s"
-                )
-            self._sleep(self.options.poll_interval_s)
+        failures = 0
+        while time.monotonic() < deadline:
+            began = time.monotonic()
             try:
-                response = self._http.get(url, headers=self._auth())
+                response = self.send(calls, "GET", url, headers=self._poll_headers())
             except httpx.TimeoutException:
                 continue
             except httpx.TransportError as exc:
-                raise TransientServiceError(f"polling failed ({type(exc).__name__})") from None
-            if response.status_code == 202:
+                failures += 1
+                self._give_up_polling(request_id, failures, type(exc).__name__)
+                self.sleep(self.options.retry.delay(failures, None))
                 continue
-            if response.status_code == 302:
-                response = self._follow(response)
-            return self.final_body(response)
+            status = response.status_code
+            if status == 202:
+                self.sleep(max(0.0, self.options.poll_interval_s - (time.monotonic() - began)))
+                continue
+            if status == 429 or status >= 500:
+                failures += 1
+                self._give_up_polling(request_id, failures, f"HTTP {status}")
+                self.sleep(self.options.retry.delay(failures, None))
+                continue
+            if status == 302:
+                response = self._follow(response, request_id, calls)
+            return self.final_body(response, "")
+        raise OutcomeUnknownError(
+            f"request {request_id} gave no result within {self.options.poll_deadline_s:.0f} s"
+            " (outcome unknown)"
+        )
 
-    def _follow(self, redirect: httpx.Response) -> httpx.Response:
+    def _poll_headers(self) -> dict[str, str]:
+        return {**self.auth(), POLL_HEADER: str(self.options.poll_seconds)}
+
+    def _give_up_polling(self, request_id: str, failures: int, why: str) -> None:
+        if failures >= self.options.retry.attempts:
+            raise OutcomeUnknownError(
+                f"request {request_id} was accepted but its result could not be fetched ({why})"
+            )
+
+    def _follow(
+        self, redirect: httpx.Response, request_id: str, calls: RequestCount
+    ) -> httpx.Response:
+        """The result behind a 302: a presigned storage URL is fetched without our key."""
         location = redirect.headers.get("Location")
         if not location:
-            raise TransientServiceError("a 302 answer came without Location")
-        try:
-            return self._http.get(location, headers=self._auth())
-        except httpx.TransportError as exc:
-            raise TransientServiceError(
-                f"fetching the result failed ({type(exc).__name__})"
-            ) from None
-
-    def final_body(self, response: httpx.Response) -> dict[str, Any]:
-        status = response.status_code
-        if status == 200:
+            raise OutcomeUnknownError(f"request {request_id}: a 302 answer came without Location")
+        location = str(redirect.url.join(location))
+        headers = {} if presigned(location, self.options.nvcf_base) else self.auth()
+        for attempt in range(1, self.options.retry.attempts + 1):
             try:
-                body = response.json()
-            except (ValueError, json.JSONDecodeError):
-                raise TransientServiceError("the 200 answer is not valid JSON") from None
-            if not isinstance(body, dict):
-                raise TransientServiceError("the 200 answer is not a JSON object")
-            return body
-        detail = self.scrub(problem_detail(response))
-        if status in _FATAL_REASONS:
-            message = f"{self.service}: {_FATAL_REASONS[status]}: HTTP {status} {detail}"
-            with self._lock:
-                self._fatal = self._fatal or message
-            raise FatalServiceError(message)
-        if status == 429 or status >= 500:
-            raise TransientServiceError(
-                f"HTTP {status} {detail}", retry_after_s=_retry_after(response)
-            )
-        if 400 <= status < 500:
-            raise GenerationError(f"{self.service} rejected the request: HTTP {status} {detail}")
-        raise TransientServiceError(f"unexpected HTTP {status}")
-
-    def upload_asset(self, data: bytes, content_type: str) -> str:
-        """Upload `data` as an NVCF asset (retried like a request); returns its id."""
-        policy = self.options.retry
-        for attempt in range(1, policy.attempts + 1):
-            try:
-                return self._upload_once(data, content_type)
+                return self.send(calls, "GET", location, budgeted=False, headers=headers)
             except httpx.TransportError as exc:
-                error = TransientServiceError(f"asset upload failed ({type(exc).__name__})")
-            except TransientServiceError as exc:
-                error = exc
-            if attempt == policy.attempts:
-                raise error
-            self._sleep(policy.delay(attempt, error.retry_after_s))
-        raise TransientServiceError("asset upload failed")
+                why = type(exc).__name__
+            if attempt < self.options.retry.attempts:
+                self.sleep(self.options.retry.delay(attempt, None))
+        raise OutcomeUnknownError(f"request {request_id}: fetching its result failed ({why})")
 
-    def _upload_once(self, data: bytes, content_type: str) -> str:
-        description = "storyboard-svd-input"
-        created = self._http.post(
-            f"{self.options.nvcf_base}/assets",
-            json={"contentType": content_type, "description": description},
-            headers=self._auth(),
-        )
-        answer = self.final_body(created)
-        asset_id, upload_url = answer.get("assetId"), answer.get("uploadUrl")
-        if not isinstance(asset_id, str) or not isinstance(upload_url, str):
-            raise TransientServiceError("the asset answer had no assetId or uploadUrl")
-        uploaded = self._http.put(
-            upload_url,
-            content=data,
-            headers={
-                "Content-Type": content_type,
-                "x-amz-meta-nvcf-asset-description": description,
-            },
-        )
-        if uploaded.status_code >= 300:
-            raise TransientServiceError(f"asset upload answered HTTP {uploaded.status_code}")
-        return asset_id
+    def final_body(self, response: httpx.Response, path: str) -> dict[str, Any]:
+        """The JSON answer of a final response, or the error its status means."""
+        try:
+            return final_body(response, self.service, self.scrub)
+        except ModelUnavailableError as exc:
+            if not path:
+                raise GenerationError(str(exc)) from None
+            message = f"{exc} (model {path})"
+            with self._lock:
+                self._unavailable.setdefault(path, message)
+            raise ModelUnavailableError(message, path) from None
+        except FatalServiceError as exc:
+            with self._lock:
+                self._fatal = self._fatal or str(exc)
+            raise
+
+
+def _lost(exc: Exception, timeout_s: float) -> str:
+    if isinstance(exc, httpx.ReadTimeout):
+        what = f"no answer within {timeout_s:.0f} s of sending"
+    else:
+        what = f"the connection dropped after sending ({type(exc).__name__})"
+    return f"outcome unknown: {what}; not sent again (a re-run may pay for it again)"

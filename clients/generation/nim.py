@@ -106,7 +106,7 @@ class NimClient:
 
 
 def create(settings: GenerationSettings, limiter: RequestBudget) -> NimClient:
-    options = connection_options(settings, nim_base_url())
+    options = connection_options(settings, nim_base_url(), paid_jobs=False)
     return NimClient(ServiceConnection("NIM", options, limiter))
 
 

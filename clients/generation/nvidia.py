@@ -12,12 +12,20 @@ from __future__ import annotations
 
 import base64
 import io
+import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
+from clients.generation.assets import delete_asset, upload_asset
 from clients.generation.backend import BackendKind
-from clients.generation.http import ServiceConnection, connection_options
+from clients.generation.http import (
+    RequestCount,
+    ServiceConnection,
+    connection_options,
+    with_calls,
+)
 from clients.generation.payloads import (
     aspect_ratio,
     check_finish,
@@ -28,20 +36,28 @@ from clients.generation.payloads import (
     image_media_type,
 )
 from clients.generation.ratelimit import RequestBudget
+from clients.generation.schemas import (
+    MODELS,
+    SVD,
+    model_schema,
+    request_body,
+    settings_problem,
+)
 from configs.settings import GenerationSettings
-from domain.errors import ConfigurationError, TransientServiceError
+from domain.errors import (
+    ConfigurationError,
+    ModelUnavailableError,
+    StoryboardError,
+    TransientServiceError,
+)
 from domain.media import ClipRequest, GeneratedClip, GeneratedImage, ImageRequest
+from domain.storyboard import StoryboardSpec
 
 API_KEY_VARIABLE = "NVIDIA_API_KEY"
 DEFAULT_API_BASE = "https://ai.api.nvidia.com/v1/genai"
-SVD_PATH = "stabilityai/stable-video-diffusion"
-MODEL_PATHS = {
-    "sdxl": "stabilityai/stable-diffusion-xl",
-    "sd3-medium": "stabilityai/stable-diffusion-3-medium",
-    "flux.1-dev": "black-forest-labs/flux.1-dev",
-    "flux.1-schnell": "black-forest-labs/flux.1-schnell",
-}
 INLINE_IMAGE_LIMIT = 180_000  # base64 characters; above this the image goes as an asset
+
+logger = logging.getLogger(__name__)
 
 
 def read_api_key() -> str | None:
@@ -63,48 +79,56 @@ def read_api_key() -> str | None:
 
 
 def image_body(request: ImageRequest) -> dict[str, Any]:
-    """The request body for `request.model`, within that model's documented limits."""
-    if request.model == "sdxl":
-        prompts = [{"text": request.prompt, "weight": 1}]
-        if request.negative_prompt:
-            prompts.append({"text": request.negative_prompt, "weight": -1})
-        return {
-            "text_prompts": prompts,
-            "cfg_scale": request.cfg_scale,
-            "sampler": request.sampler,
-            "seed": request.seed,
-            "steps": max(5, request.steps),
-            "width": 1024,
-            "height": 1024,
-            "samples": 1,
-        }
-    if request.model == "sd3-medium":
-        body: dict[str, Any] = {
-            "prompt": request.prompt[:10_000],
-            "aspect_ratio": aspect_ratio(request.width, request.height),
-            "cfg_scale": min(request.cfg_scale, 9.0),
-            "steps": min(100, max(5, request.steps)),
-            "seed": request.seed,
-            "mode": "text-to-image",
-            "output_format": "jpeg",
-        }
-        if request.negative_prompt:
-            body["negative_prompt"] = request.negative_prompt
-        return body
-    if request.model in {"flux.1-dev", "flux.1-schnell"}:
-        width, height = flux_size(request.width, request.height)
-        schnell = request.model == "flux.1-schnell"
-        return {
-            "prompt": request.prompt,
-            "width": width,
-            "height": height,
-            "cfg_scale": 0.0 if schnell else min(request.cfg_scale, 9.0),
-            "steps": min(4, max(1, request.steps)) if schnell else min(100, max(5, request.steps)),
-            "seed": request.seed,
-            "mode": "base",
-            "samples": 1,
-        }
-    raise ConfigurationError(f"unknown image model '{request.model}'")
+    """The request body for `request.model`, built from its schema (`schemas.py`)."""
+    schema = model_schema(request.model)
+    values: dict[str, Any] = {
+        "prompt": request.prompt,
+        "negative_prompt": request.negative_prompt,
+        "cfg_scale": request.cfg_scale,
+        "steps": request.steps,
+        "sampler": request.sampler,
+        "seed": request.seed,
+    }
+    if "aspect_ratio" in schema.fields:
+        values["aspect_ratio"] = aspect_ratio(request.width, request.height)
+    if schema.fields.get("width") is not None and len(schema.fields["width"].choices) > 1:
+        values["width"], values["height"] = flux_size(request.width, request.height)
+    return request_body(schema, values)
+
+
+def for_model(request: ImageRequest, model: str) -> ImageRequest:
+    """`request` for another hosted model: values that model refuses become its defaults (the
+    user's own settings were checked against every fallback model at load time)."""
+    fields = model_schema(model).fields
+    cfg, steps = fields["cfg_scale"], fields["steps"]
+    return replace(
+        request,
+        model=model,
+        cfg_scale=request.cfg_scale if cfg.accepts(request.cfg_scale) else float(cfg.default),
+        steps=request.steps if steps.accepts(request.steps) else int(steps.default),
+    )
+
+
+def svd_input(image: bytes) -> tuple[bytes, str]:
+    """The SVD input as JPEG bytes and their base64: the best quality from 95 down to 80 that
+    fits inline; quality 80 (sent as an asset) when none does."""
+    frame = fit_for_svd(image)
+    best: tuple[bytes, str] | None = None
+    low, high = 80, 95
+    while low <= high:
+        quality = (low + high) // 2
+        buffer = io.BytesIO()
+        frame.save(buffer, format="JPEG", quality=quality, optimize=True)
+        encoded = base64.b64encode(buffer.getvalue()).decode()
+        if len(encoded) <= INLINE_IMAGE_LIMIT:
+            best, low = (buffer.getvalue(), encoded), quality + 1
+        else:
+            high = quality - 1
+    if best is not None:
+        return best
+    buffer = io.BytesIO()
+    frame.save(buffer, format="JPEG", quality=80, optimize=True)
+    return buffer.getvalue(), base64.b64encode(buffer.getvalue()).decode()
 
 
 def _decode_clip(seed: int) -> Callable[[dict[str, Any]], tuple[bytes, int]]:
@@ -123,8 +147,10 @@ class NvidiaClient:
 
     name = "nvidia"
 
-    def __init__(self, connection: ServiceConnection) -> None:
+    def __init__(self, connection: ServiceConnection, fallback_models: Sequence[str] = ()) -> None:
         self.connection = connection
+        self.fallback_models = tuple(fallback_models)
+        self._announced: set[str] = set()
 
     def __repr__(self) -> str:
         return f"NvidiaClient(api_base={self.connection.options.api_base!r})"
@@ -136,14 +162,38 @@ class NvidiaClient:
         return {"body": image_body(request), "model": request.model}
 
     def generate_image(self, request: ImageRequest) -> GeneratedImage:
-        path = MODEL_PATHS.get(request.model)
-        if path is None:
-            raise ConfigurationError(f"unknown image model '{request.model}'")
-        sent, (data, seed) = self.connection.invoke(
-            path, image_body(request), image_decoder(request.seed)
-        )
-        media_type = image_media_type(data)
-        return GeneratedImage(data=data, media_type=media_type, seed=seed, api_calls=sent)
+        """The image from `request.model`, or from the first fallback model that answers when
+        that one is retired; ModelUnavailableError when none is left."""
+        calls = RequestCount()
+        refused: ModelUnavailableError | None = None
+        for model in dict.fromkeys((request.model, *self.fallback_models)):
+            attempt = request if model == request.model else for_model(request, model)
+            try:
+                sent, (data, seed) = self.connection.invoke(
+                    model_schema(model).path,
+                    image_body(attempt),
+                    image_decoder(request.seed),
+                    calls=calls,
+                )
+            except ModelUnavailableError as exc:
+                refused = refused or exc
+                continue
+            if model != request.model:
+                self._announce(request.model, model)
+            media_type = image_media_type(data)
+            return GeneratedImage(data, media_type, seed, api_calls=sent, model=model)
+        assert refused is not None
+        message = unavailable_message(request.model, self.fallback_models, refused)
+        raise with_calls(ModelUnavailableError(message, request.model), calls)
+
+    def _announce(self, retired: str, fallback: str) -> None:
+        if retired not in self._announced:
+            self._announced.add(retired)
+            logger.warning(
+                "image model %s is retired or unavailable; using %s (generation.fallback_models)",
+                retired,
+                fallback,
+            )
 
     def image_model_name(self, request: ImageRequest) -> str:
         return request.model
@@ -152,30 +202,78 @@ class NvidiaClient:
         return request.fingerprint()
 
     def generate_clip(self, request: ClipRequest) -> GeneratedClip:
-        buffer = io.BytesIO()
-        fit_for_svd(request.image).save(buffer, format="JPEG", quality=90)
-        encoded = base64.b64encode(buffer.getvalue()).decode()
-        body: dict[str, Any] = {
-            "seed": request.seed,
-            "cfg_scale": request.cfg_scale,
-            "motion_bucket_id": request.motion_bucket_id,
-        }
-        headers: dict[str, str] = {}
-        if len(encoded) <= INLINE_IMAGE_LIMIT:
-            body["image"] = f"data:image/jpeg;base64,{encoded}"
-        else:
-            asset_id = self.connection.upload_asset(buffer.getvalue(), "image/jpeg")
-            body["image"] = f"data:image/jpeg;asset_id,{asset_id}"
-            headers = {"NVCF-INPUT-ASSET-REFERENCES": asset_id, "NVCF-FUNCTION-ASSET-IDS": asset_id}
-        sent, (video, seed) = self.connection.invoke(
-            SVD_PATH, body, _decode_clip(request.seed), headers
-        )
-        return GeneratedClip(data=video, seed=seed, api_calls=sent)
+        """The clip, its input image sent inline when it fits, else as an asset (deleted
+        after the job); every request counted."""
+        data, encoded = svd_input(request.image)
+        values = {"seed": request.seed, "cfg_scale": request.cfg_scale}
+        body = request_body(SVD, values | {"motion_bucket_id": request.motion_bucket_id})
+        calls, headers, asset_id = RequestCount(), {}, None
+        try:
+            if len(encoded) <= INLINE_IMAGE_LIMIT:
+                body["image"] = f"data:image/jpeg;base64,{encoded}"
+            else:
+                asset_id = upload_asset(self.connection, data, "image/jpeg", calls)
+                body["image"] = f"data:image/jpeg;asset_id,{asset_id}"
+                headers = {
+                    "NVCF-INPUT-ASSET-REFERENCES": asset_id,
+                    "NVCF-FUNCTION-ASSET-IDS": asset_id,
+                }
+            _, (video, seed) = self.connection.invoke(
+                SVD.path, body, _decode_clip(request.seed), headers, calls
+            )
+        except StoryboardError as exc:
+            raise with_calls(exc, calls) from None
+        finally:
+            if asset_id is not None:
+                delete_asset(self.connection, asset_id, calls)
+        return GeneratedClip(data=video, seed=seed, api_calls=calls.sent)
+
+
+def unavailable_message(
+    model: str, fallbacks: Sequence[str], refused: ModelUnavailableError
+) -> str:
+    """One line: which model is gone, and which hosted models may be used instead."""
+    others = [name for name in MODELS if name != model and name not in fallbacks]
+    tried = f" and its fallbacks {', '.join(fallbacks)}" if fallbacks else ""
+    return (
+        f"image model '{model}'{tried} retired or not available to this account ({refused});"
+        f" hosted models that may work: {', '.join(others) or 'none'}"
+        " (set generation.image_model, or generation.fallback_models to switch automatically)"
+    )
 
 
 def check_key(settings: GenerationSettings) -> None:
+    """The key is set, and every setting is one the hosted models accept (exit 2 otherwise)."""
     if not read_api_key():
         raise ConfigurationError(f"--backend nvidia needs {API_KEY_VARIABLE} to be set")
+    check_settings(settings)
+
+
+def check_settings(settings: GenerationSettings, image_model: str | None = None) -> None:
+    """ConfigurationError naming the setting and its allowed range when the image model, a
+    fallback model or SVD would refuse a value of `settings`."""
+    values = settings.model_dump()
+    for model in dict.fromkeys((image_model or settings.image_model, *settings.fallback_models)):
+        problem = settings_problem(model_schema(model), values, "generation.")
+        if problem:
+            raise ConfigurationError(problem)
+    problem = settings_problem(SVD, values, "generation.")
+    if problem:
+        raise ConfigurationError(problem)
+
+
+def check_storyboard(settings: GenerationSettings, spec: StoryboardSpec) -> None:
+    """What a storyboard asks of the hosted models: its image model takes the settings, and no
+    scene asks SVD for a motion it refuses."""
+    check_settings(settings, spec.image_model)
+    svd_bucket = SVD.fields["motion_bucket_id"]
+    for scene in spec.scenes:
+        bucket = scene.motion_bucket_id
+        if bucket is not None and not svd_bucket.accepts(bucket):
+            raise ConfigurationError(
+                f"scene '{scene.id}': motion_bucket_id {bucket} is refused by {SVD.path}"
+                f" ({svd_bucket.allowed()}; other values need --backend local)"
+            )
 
 
 def create(settings: GenerationSettings, limiter: RequestBudget) -> NvidiaClient:
@@ -185,7 +283,7 @@ def create(settings: GenerationSettings, limiter: RequestBudget) -> NvidiaClient
     connection = ServiceConnection(
         "NVIDIA API", connection_options(settings, api_base), limiter, api_key=key
     )
-    return NvidiaClient(connection)
+    return NvidiaClient(connection, settings.fallback_models)
 
 
-KIND = BackendKind(name="nvidia", create=create, check=check_key)
+KIND = BackendKind(name="nvidia", create=create, check=check_key, check_storyboard=check_storyboard)

@@ -85,6 +85,7 @@ _PLACEHOLDERS = {
         "Nothing was heard in this recording, so no picture was made.",
     ),
     SceneStatus.FILTERED: ("Filtered", "The image service's content filter refused this scene."),
+    SceneStatus.BLOCKED: ("Blocked", "The safety screen stopped this prompt before any request."),
     SceneStatus.FAILED: ("Failed", "This scene could not be made."),
 }
 """The card's heading and detail for a scene without a picture, by its status."""

@@ -1,0 +1,212 @@
+"""Scenes as a stream: each scene's generation starts as soon as its own transcript is there.
+
+Transcription runs in batches that grow (1 scene, then 2, 4, 8, 16, then `scenes_per_task`), so the
+first paid request goes out seconds into the run: a refused key stops it then, and a long
+storyboard's transcription overlaps its quota-bound generation. Between batches, and while
+one is running, the stream looks at the generations already done; one that found the service
+refusing every request (a refused key, a retired model) ends the stream at once. On the
+thread runner one batch is transcribed at a time (the engine is one model behind a lock), so
+stopping waits for that batch alone; on Dask every batch is submitted, for every worker.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from prefect.futures import PrefectFuture
+
+from clients.safety import SafetyScreen
+from configs.settings import Settings
+from domain.errors import FatalServiceError
+from domain.scene import GeneratedMedia, Recording, SceneFailure, StoryboardPlan, Transcript
+from flows.artifacts import Progress
+from flows.signals import signals_outside_serializers
+from flows.stages import StageClock, asking_for
+from tasks.generate import generate, media_here
+from tasks.language import LanguageChoice
+from tasks.preflight import RunSetup
+from tasks.prompt import ScenePrompt, prompt
+from tasks.safety import safety_screen, screen_scene
+from tasks.transcribe import transcribe
+
+FIRST_BATCHES = (1, 2, 4, 8, 16)
+WATCH_INTERVAL_S = 0.2
+
+Heard = Transcript | SceneFailure
+Made = GeneratedMedia | SceneFailure
+
+
+def transcription_batches(recordings: Sequence[Recording], size: int) -> list[list[Recording]]:
+    """`recordings` in order, in batches of 1, 2, 4, 8 and 16 first, then `size` (never more)."""
+    batches, start = [], 0
+    sizes = [min(first, size) for first in FIRST_BATCHES]
+    while start < len(recordings):
+        step = sizes.pop(0) if sizes else size
+        batches.append(list(recordings[start : start + step]))
+        start += step
+    return batches
+
+
+@dataclass
+class SceneResults:
+    """What the stream made, by plan index."""
+
+    transcripts: list[Heard] = field(default_factory=list)
+    prompts: dict[int, ScenePrompt] = field(default_factory=dict)
+    generated: dict[int, Made] = field(default_factory=dict)
+
+
+@dataclass
+class _Stream:
+    plan: StoryboardPlan
+    setup: RunSetup
+    settings: Settings
+    refresh: bool
+    only: Sequence[str]
+    progress: Progress
+    screen: SafetyScreen | None
+    resources: dict[str, float]
+    results: SceneResults = field(default_factory=SceneResults)
+    futures: dict[int, PrefectFuture[Made]] = field(default_factory=dict)
+    looked_at: set[int] = field(default_factory=set)
+
+    def take(self, recording: Recording, transcript: Heard) -> None:
+        """One transcript in: its prompt, its screen, then its generation submitted."""
+        index = len(self.results.transcripts)
+        self.results.transcripts.append(transcript)
+        self.progress.advance()
+        if isinstance(transcript, SceneFailure) or transcript.no_speech:
+            self.progress.advance()
+            return
+        frame = (self.settings.assembly.width, self.settings.assembly.height)
+        made = prompt.with_options(task_run_name=f"prompt {recording.scene_id}")(
+            recording, transcript, self.plan.spec, self.settings.generation, frame
+        )
+        self.results.prompts[index] = made
+        if blocked := screen_scene(self.screen, recording, transcript, made):
+            self.results.generated[index] = blocked  # the safety screen: no request at all
+            self.progress.advance()
+            return
+        refresh = recording.scene_id in self.only if self.only else self.refresh
+        with asking_for(self.resources):
+            self.futures[index] = generate.with_options(
+                task_run_name=f"generate {recording.scene_id}"
+            ).submit(
+                recording.scene_id,
+                made.request,
+                self.setup.backend,
+                self.settings.generation,
+                self.setup.cache,
+                refresh,
+                self.setup.shared_limit,
+            )
+
+    def stop_if_refused(self) -> None:
+        """FatalServiceError as soon as a finished generation found the service refusing."""
+        for index, future in self.futures.items():
+            if index not in self.looked_at and future.state.is_final():
+                self.looked_at.add(index)
+                made = generated(future)
+                if isinstance(made, SceneFailure) and made.fatal:
+                    raise FatalServiceError(made.reason)
+
+    def await_batch(self, future: PrefectFuture[list[Heard]]) -> list[Heard]:
+        while True:
+            future.wait(WATCH_INTERVAL_S)
+            self.stop_if_refused()
+            if future.state.is_final():
+                return future.result()
+
+    def gather(self) -> None:
+        for index, future in self.futures.items():
+            self.results.generated[index] = generated(future)
+            self.progress.advance()
+
+
+def generated(future: PrefectFuture[Made]) -> Made:
+    """A generate task's result; a task that failed for good (its retries spent on an outage)
+    is that scene's failure, not the run's."""
+    made = future.result(raise_on_failure=False)
+    if isinstance(made, BaseException):
+        reason = str(made) or type(made).__name__
+        return SceneFailure(reason, api_calls=getattr(made, "api_calls", 0))
+    return made
+
+
+def transcribe_and_generate(
+    plan: StoryboardPlan,
+    setup: RunSetup,
+    settings: Settings,
+    language: LanguageChoice,
+    refresh: bool,
+    only: Sequence[str],
+    progress: Progress,
+    distributed: bool,
+    clock: StageClock,
+) -> SceneResults:
+    """Every scene transcribed, prompted, screened and generated, in plan order. On Dask the
+    tasks ask for `dask.transcription_resources` and `dask.generation_resources`."""
+    screen = safety_screen(settings.safety, setup.backend, plan.spec)
+    if screen is not None:
+        screen.prepare()
+    resources = settings.dask.generation_resources if distributed else {}
+    stream = _Stream(plan, setup, settings, refresh, only, progress, screen, resources)
+    began = time.perf_counter()
+    with signals_outside_serializers():
+        batches = _Batches(plan.recordings, settings, setup, language, distributed)
+        while (batch := batches.next()) is not None:
+            recordings, future = batch
+            heard = stream.await_batch(future)
+            batches.taken()
+            for recording, transcript in zip(recordings, heard, strict=True):
+                stream.take(recording, transcript)
+    clock.add("transcribe", time.perf_counter() - began)
+    stream.gather()
+    clock.add("generate", time.perf_counter() - began)
+    stream.results.generated = media_here(stream.results.generated, setup.cache)
+    return stream.results
+
+
+class _Batches:
+    """Transcribe futures in plan order: all submitted at once on Dask; on the thread runner
+    the next one is submitted when the one before has finished, so one runs at a time."""
+
+    def __init__(
+        self,
+        recordings: Sequence[Recording],
+        settings: Settings,
+        setup: RunSetup,
+        language: LanguageChoice,
+        distributed: bool,
+    ) -> None:
+        size = settings.transcription.scenes_per_task
+        self.pending = deque(transcription_batches(recordings, size))
+        self.resources = settings.dask.transcription_resources if distributed else {}
+        self.settings, self.setup, self.language = settings.transcription, setup, language
+        self.distributed = distributed
+        self.running: deque[tuple[list[Recording], PrefectFuture[list[Heard]]]] = deque()
+        for _ in range(len(self.pending) if distributed else 1):
+            self._submit()
+
+    def _submit(self) -> None:
+        if not self.pending:
+            return
+        batch = self.pending.popleft()
+        ids = [recording.scene_id for recording in batch]
+        shown = ", ".join(ids[:3]) + (", …" if len(ids) > 3 else "")
+        with asking_for(self.resources):
+            future = transcribe.with_options(
+                task_run_name=f"transcribe {shown} ({len(ids)} scene{'s' * (len(ids) > 1)})"
+            ).submit(batch, self.settings, self.setup.cache, self.language)
+        self.running.append((batch, future))
+
+    def next(self) -> tuple[list[Recording], PrefectFuture[list[Heard]]] | None:
+        return self.running.popleft() if self.running else None
+
+    def taken(self) -> None:
+        """The batch handed out last has finished: on the thread runner, start the next."""
+        if not self.distributed:
+            self._submit()
