@@ -25,11 +25,13 @@ test: $(VENV)/.installed-test check-lock system-test-deps lint typecheck
 	$(BIN)/pytest
 
 # Debian's Chromium renders the review page in the tests; Debian's PostgreSQL backs a Prefect
-# server in the scheduled-run test; espeak-ng speaks the tests' recordings (root installs them;
-# others are told, and those tests skip).
-SYSTEM_TEST_PACKAGES := chromium postgresql espeak-ng
+# server in the scheduled-run test; espeak-ng speaks the tests' recordings; poppler-utils reads
+# and renders storyboard.pdf, drawn in DejaVu (root installs them; others are told, and those
+# tests skip or fail saying which package is missing).
+SYSTEM_TEST_PACKAGES := chromium postgresql espeak-ng poppler-utils fonts-dejavu-core
 system-test-deps:
 	@(command -v chromium >/dev/null && command -v espeak-ng >/dev/null && \
+	  command -v pdftoppm >/dev/null && test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf && \
 	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1) || \
 	  (apt-get update -qq && apt-get install -y -qq --no-install-recommends \
 	    $(SYSTEM_TEST_PACKAGES) >/dev/null) || \

@@ -109,6 +109,11 @@ class AssemblySettings(_Strict):
     sample_rate: int = Field(default=48000, ge=8000, le=96000)
     loudness_dbfs: float | None = Field(default=-20.0, ge=-60.0, le=0.0)
     music_db: float = Field(default=-18.0, ge=-60.0, le=0.0)
+    board_page: Literal["a4", "letter"] = "a4"
+    """The page size of `storyboard.pdf`, the printable board."""
+    exports: tuple[Literal["fcp_xml", "edl"], ...] = ()
+    """Editor timelines besides `storyboard.otio` (always written): Final Cut Pro 7 XML
+    (`storyboard.xml`, for Premiere and Resolve too) and CMX 3600 EDL (`storyboard.edl`)."""
 
 
 class WatchSettings(_Strict):

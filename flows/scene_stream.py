@@ -1,8 +1,10 @@
 """Scenes as a stream: each scene's generation starts as soon as its own transcript is there.
 
-Transcription runs in batches that grow (1 scene, then 2, 4, 8, 16, then `scenes_per_task`), so the
-first paid request goes out seconds into the run: a refused key stops it then, and a long
-storyboard's transcription overlaps its quota-bound generation. Between batches, and while
+For a paid backend, transcription runs in batches that grow (1 scene, then 2, 4, 8, 16, then
+`scenes_per_task`), so the first request goes out seconds into the run: a refused key stops
+it then, and a long storyboard's transcription overlaps its quota-bound generation. For the
+draft backend, whose pictures cost nothing and take no time, batches are `scenes_per_task`
+long: small ones would only cost Whisper more windows. Between batches, and while
 one is running, the stream looks at the generations already done; one that found the service
 refusing every request (a refused key, a retired model) ends the stream at once. On the
 thread runner one batch is transcribed at a time (the engine is one model behind a lock), so
@@ -39,10 +41,13 @@ Heard = Transcript | SceneFailure
 Made = GeneratedMedia | SceneFailure
 
 
-def transcription_batches(recordings: Sequence[Recording], size: int) -> list[list[Recording]]:
-    """`recordings` in order, in batches of 1, 2, 4, 8 and 16 first, then `size` (never more)."""
+def transcription_batches(
+    recordings: Sequence[Recording], size: int, ramp: bool = True
+) -> list[list[Recording]]:
+    """`recordings` in order, in batches of `size`; with `ramp`, of 1, 2, 4, 8 and 16 first
+    (never more than `size`)."""
     batches, start = [], 0
-    sizes = [min(first, size) for first in FIRST_BATCHES]
+    sizes = [min(first, size) for first in FIRST_BATCHES] if ramp else []
     while start < len(recordings):
         step = sizes.pop(0) if sizes else size
         batches.append(list(recordings[start : start + step]))
@@ -183,7 +188,7 @@ class _Batches:
         distributed: bool,
     ) -> None:
         size = settings.transcription.scenes_per_task
-        self.pending = deque(transcription_batches(recordings, size))
+        self.pending = deque(transcription_batches(recordings, size, ramp=setup.paid))
         self.resources = settings.dask.transcription_resources if distributed else {}
         self.settings, self.setup, self.language = settings.transcription, setup, language
         self.distributed = distributed

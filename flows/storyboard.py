@@ -18,6 +18,7 @@ from flows.runners import current_task_runner, on_dask
 from flows.scene_stream import transcribe_and_generate
 from flows.stages import StageClock, raise_if_refused, scene_outcomes
 from tasks.assemble import assemble, scene_cut
+from tasks.handoff import hand_off
 from tasks.ingest import ingest
 from tasks.language import detect_storyboard_language
 from tasks.manifest import write_manifest, write_run_report
@@ -71,6 +72,7 @@ def storyboard(
     image_model = plan.spec.image_model or settings.generation.image_model
     with clock.stage("manifest"):
         published = write_manifest(outcomes, timeline, folder, setup.backend, image_model)
+        hand_off(plan.title, outcomes, timeline, published, settings.assembly, folder)
 
     report = build_run_report(
         plan, target, setup.backend, settings, outcomes, generated, clock.with_total(),

@@ -33,6 +33,8 @@ class RunSetup:
     cache: CacheLocation
     shared_limit: str | None = None
     """The Prefect rate limit every worker of a distributed run draws requests from."""
+    paid: bool = False
+    """Whether the backend's requests spend a budget (and are worth starting early)."""
 
 
 def check_only(known: Iterable[str], only: Sequence[str], where: str) -> None:
@@ -85,4 +87,5 @@ def preflight(
         shared_limit = shared_limit_name(backend)
         ensure_prefect_rate_limit(shared_limit, settings.generation.requests_per_minute)
     cache = CacheLocation(settings.cache_dir, settings.shared_cache)
-    return RunSetup(backend, target, target_dir, cache, shared_limit)
+    paid = backend_kind(backend).paid
+    return RunSetup(backend, target, target_dir, cache, shared_limit, paid)

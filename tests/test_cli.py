@@ -38,6 +38,39 @@ def test_demo_video_is_h264_aac_as_long_as_the_narrations(
     assert info.duration_s == pytest.approx(narration, rel=0.03)
 
 
+def test_demo_cut_opens_in_opentimelineio_and_matches_the_manifest_within_a_frame(
+    demo_run: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    import opentimelineio as otio
+
+    _, target = demo_run
+    manifest = read_manifest(target)
+    cut = otio.adapters.read_from_file(str(target / "storyboard.otio"))
+    video = cut.video_tracks()[0]
+    assert [clip.name for clip in video] == manifest["scene_id"].tolist()
+    frame = 1 / video[0].source_range.duration.rate
+    for clip, (_, row) in zip(video, manifest.iterrows(), strict=True):
+        span = video.range_of_child(clip)
+        assert abs(span.start_time.to_seconds() - float(row["start_s"])) <= frame
+        assert abs(span.end_time_exclusive().to_seconds() - float(row["end_s"])) <= frame
+        assert [marker.name for marker in clip.markers] == [row["scene_id"]]
+        assert (target / clip.media_reference.target_url).is_file()  # relative to TARGET
+    assert [clip.name for clip in cut.audio_tracks()[0]] == manifest["scene_id"].tolist()
+
+
+def test_demo_board_is_a_pdf_with_every_scene(
+    demo_run: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    _, target = demo_run
+    text = subprocess.run(  # noqa: S603 - a fixed command on our own output
+        ["pdftotext", "-layout", str(target / "storyboard.pdf"), "-"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    for scene_id in read_manifest(target)["scene_id"]:
+        assert scene_id in text
+    assert "The Lion's Day" in text and "page 1/1" in text
+
+
 def test_demo_manifest_has_every_column_and_scenes_in_order(
     demo_run: tuple[subprocess.CompletedProcess[str], Path],
 ) -> None:

@@ -14,7 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import DEMO_DIR, assert_clean, run_cli
+from tests.fakes.nvidia_server import FakeNvidia
+from tests.helpers import DEMO_DIR, assert_clean, nvidia_env, run_cli
 from tests.servers import start_prefect_server
 
 pytestmark = pytest.mark.slow
@@ -33,10 +34,11 @@ def test_runs_task_names_and_artifacts_are_visible_in_the_server(
 ) -> None:
     source = tmp_path / "ui demo"
     source.mkdir()
-    shutil.copy(DEMO_DIR / "dawn.ogg", source / "dawn.ogg")
-    shutil.copy(DEMO_DIR / "night.ogg", source / "night.ogg")
-    env = {**cli_env, "PREFECT_API_URL": prefect_server}
-    result = run_cli(["run", str(source), "--out", str(tmp_path / "out")], env, tmp_path)
+    for name in ("dawn.ogg", "night.ogg", "river.mp3"):
+        shutil.copy(DEMO_DIR / name, source / name)
+    with FakeNvidia() as fake:
+        env = {**nvidia_env(cli_env, fake, tmp_path / "cache"), "PREFECT_API_URL": prefect_server}
+        result = run_cli(["run", str(source), "--out", str(tmp_path / "out")], env, tmp_path)
     assert result.returncode == 0, result.stderr
     assert_clean(result)
     assert "Starting temporary server" not in result.stderr
@@ -47,14 +49,14 @@ def test_runs_task_names_and_artifacts_are_visible_in_the_server(
         f["id"]: f["name"] for f in httpx.post(f"{prefect_server}/flows/filter", json={}).json()
     }
     assert flows[run["flow_id"]] == "storyboard"
-    assert run["parameters"]["backend"] == "draft"
+    assert run["parameters"]["backend"] == "nvidia"
 
     task_filter = {"task_runs": {"flow_run_id": {"any_": [run["id"]]}}}
     task_runs = httpx.post(f"{prefect_server}/task_runs/filter", json=task_filter).json()
     by_name = {task["name"]: task for task in task_runs}
-    transcribed = ("transcribe dawn (1 scene)", "transcribe night (1 scene)")
-    assert {*transcribed, "generate dawn", "generate night"} <= set(by_name)
-    # the stream: dawn is generated while night is still being transcribed
+    transcribed = ("transcribe dawn (1 scene)", "transcribe night, river (2 scenes)")
+    assert {*transcribed, "generate dawn", "generate night", "generate river"} <= set(by_name)
+    # the stream: dawn is generated while the next scenes are still being transcribed
     started = datetime.fromisoformat(by_name["generate dawn"]["start_time"])
     assert started < datetime.fromisoformat(by_name[transcribed[1]]["end_time"])
     assert all(task["state_type"] == "COMPLETED" for task in task_runs)

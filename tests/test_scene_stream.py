@@ -26,3 +26,7 @@ def test_a_small_task_size_caps_every_batch_and_short_storyboards_stop_early() -
     assert [len(b) for b in transcription_batches(_recordings(9), 3)] == [1, 2, 3, 3]
     assert [len(b) for b in transcription_batches(_recordings(2), 40)] == [1, 1]
     assert transcription_batches([], 40) == []
+
+
+def test_without_the_ramp_batches_are_the_task_size() -> None:
+    assert [len(b) for b in transcription_batches(_recordings(90), 40, ramp=False)] == [40, 40, 10]
