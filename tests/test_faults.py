@@ -1,4 +1,4 @@
-"""Load with faults: 50 scenes against the strict fake NVIDIA API failing 30 % of requests
+"""Load with faults: 20 scenes against the strict fake NVIDIA API failing 30 % of requests
 (answered before a job is accepted), 20 % answered 202, SVD jobs slower than the read
 timeout, and results behind presigned 302s as zips."""
 
@@ -16,14 +16,14 @@ from tests.fakes.nvidia_server import FakeNvidia, Faults
 from tests.helpers import DEMO_DIR, assert_clean, nvidia_env, run_cli
 
 pytestmark = pytest.mark.slow
-SCENES = 50
+SCENES = 20
 
 
-def test_thirty_percent_transient_faults_over_fifty_scenes_end_with_every_scene_ok(
+def test_thirty_percent_transient_faults_over_twenty_scenes_end_with_every_scene_ok(
     tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
     demo = sorted(path for path in DEMO_DIR.iterdir() if is_recording(path.name))
-    source = tmp_path / "fifty"
+    source = tmp_path / "twenty"
     source.mkdir()
     for index in range(SCENES):
         recording = demo[index % len(demo)]
