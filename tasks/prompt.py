@@ -10,7 +10,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from clients.cache import content_key
-from clients.generation.schemas import MODELS
+from clients.generation.schemas import MODELS, model_default, shorten_at_word
 from configs.settings import GenerationSettings
 from domain.media import SVD_HEIGHT, SVD_WIDTH, ClipMotion, ImageRequest, Subject
 from domain.scene import Recording, Transcript
@@ -34,15 +34,6 @@ class ComposedPrompt:
     """Why the prompt is not the whole narration (or scene prompt); "" when it is."""
 
 
-def _shorten(text: str, limit: int) -> str:
-    """`text` cut to at most `limit` characters at the last space, or inside its first word
-    when that word alone is longer than `limit`."""
-    cut = text[: limit + 1]
-    if " " in cut.strip():
-        cut = cut.rstrip().rsplit(" ", 1)[0]
-    return cut[:limit].rstrip(" ,;:")
-
-
 def compose_prompt(narration: str, style: str = "", override: str | None = None) -> ComposedPrompt:
     """The image prompt for one scene.
 
@@ -58,7 +49,7 @@ def compose_prompt(narration: str, style: str = "", override: str | None = None)
     note = ""
     if len(subject) > budget:
         kind = "scene prompt" if override is not None else "narration"
-        whole, subject = len(subject), _shorten(subject, budget)
+        whole, subject = len(subject), shorten_at_word(subject, budget)
         note = f"prompt shortened to the first {len(subject)} of the {kind}'s {whole} characters"
     return ComposedPrompt(f"{subject}, {style}" if style else subject, note)
 
@@ -115,7 +106,7 @@ def _or_model_default(value: float | None, model: str, name: str, otherwise: flo
     """A setting, or when it is left open the image model's own default."""
     if value is not None:
         return value
-    default = MODELS[model].fields[name].default if model in MODELS else None
+    default = model_default(model, name) if model in MODELS else None
     return otherwise if default is None else float(default)
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -67,8 +68,6 @@ class RetryPolicy:
     max_delay_s: float = 30.0
 
     def delay(self, attempt: int, retry_after_s: float | None) -> float:
-        import random
-
         if retry_after_s is not None:
             return min(max(0.0, retry_after_s), self.max_delay_s * 4)
         ceiling = min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1))

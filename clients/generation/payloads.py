@@ -13,6 +13,7 @@ from typing import Any
 
 from PIL import Image
 
+from clients.generation.schemas import FLUX_SIDES
 from clients.media.drawing import cover
 from domain.errors import ContentFilteredError, GenerationError, TransientServiceError
 from domain.media import SVD_HEIGHT, SVD_WIDTH
@@ -34,7 +35,7 @@ def aspect_ratio(width: int, height: int) -> str:
 
 def flux_size(width: int, height: int) -> tuple[int, int]:
     """The largest size on FLUX's grid (768..1344, step 64) with about the wanted shape."""
-    sizes = [(w, h) for w in range(768, 1345, 64) for h in range(768, 1345, 64)]
+    sizes = [(w, h) for w in FLUX_SIDES for h in FLUX_SIDES]
     target = width / height
     return min(sizes, key=lambda size: (abs(size[0] / size[1] - target), -size[0] * size[1]))
 

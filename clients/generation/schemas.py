@@ -247,12 +247,20 @@ def _text_prompts(schema: ModelSchema, values: Mapping[str, Any]) -> list[dict[s
     return prompts[: schema.text_prompts]
 
 
+def shorten_at_word(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters at the last space, or inside its first word
+    when that word alone is longer than `limit`."""
+    cut = text[: limit + 1]
+    if " " in cut.strip():
+        cut = cut.rstrip().rsplit(" ", 1)[0]
+    return cut[:limit].rstrip(" ,;:")
+
+
 def fit_prompt(text: str, limit: int, what: str = "prompt") -> str:
     """`text`, or its first words within `limit` characters, saying so in the log."""
     if len(text) <= limit:
         return text
-    cut = text[: limit + 1].rsplit(" ", 1)[0] if " " in text[:limit] else text[:limit]
-    cut = cut[:limit].rstrip(" ,;:")
+    cut = shorten_at_word(text, limit)
     logger.warning(
         "%s shortened to %d of its %d characters (the model's limit)", what, len(cut), len(text)
     )
