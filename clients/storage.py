@@ -12,6 +12,7 @@ the pipeline write outside its target or cache.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import mimetypes
 import os
@@ -47,6 +48,9 @@ _HINTS = {
 
 
 WRITE_CHECK = ".storyboard/write-check"
+MULTIPART_THRESHOLD = 16 * 1024 * 1024
+MULTIPART_CHUNK = 8 * 1024 * 1024
+"""How `S3Storage.upload` splits a large file, which decides the ETag S3 gives it."""
 """The empty object a run writes to an S3 target first, to learn it may write there."""
 
 
@@ -257,7 +261,11 @@ class S3Storage:
         from boto3.s3.transfer import TransferConfig
         from botocore.exceptions import BotoCoreError, ClientError
 
-        transfer = TransferConfig(multipart_threshold=16 * 1024 * 1024, max_concurrency=4)
+        transfer = TransferConfig(
+            multipart_threshold=MULTIPART_THRESHOLD,
+            multipart_chunksize=MULTIPART_CHUNK,
+            max_concurrency=4,
+        )
         try:
             self._client.upload_file(
                 str(source),
@@ -344,14 +352,18 @@ def walk_files(root: Path) -> Iterator[Path]:
             yield path
 
 
-def upload_tree(root: Path, storage: Storage) -> list[str]:
-    """Upload every file under `root` to `storage` (same relative names); returns the names."""
-    names = []
-    for path in walk_files(root):
-        name = path.relative_to(root).as_posix()
-        storage.upload(path, name)
-        names.append(name)
-    return names
+def local_etag(path: Path) -> str:
+    """The ETag S3 gives `path` once `S3Storage.upload` has put it: the MD5 of its bytes, or
+    for a multipart upload the MD5 of its parts' MD5s and the number of parts."""
+    whole = hashlib.md5(usedforsecurity=False)
+    parts = []
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(MULTIPART_CHUNK), b""):
+            whole.update(block)
+            parts.append(hashlib.md5(block, usedforsecurity=False).digest())
+    if path.stat().st_size < MULTIPART_THRESHOLD:
+        return whole.hexdigest()
+    return f"{hashlib.md5(b''.join(parts), usedforsecurity=False).hexdigest()}-{len(parts)}"
 
 
 def mirror(storage: Storage, names: list[StoredObject], folder: Path) -> None:

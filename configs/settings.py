@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from domain.errors import ConfigurationError
 from domain.media import ImageModel
@@ -40,6 +40,9 @@ class TranscriptionSettings(_Strict):
     no_speech_threshold: float = Field(default=0.6, ge=0.0, le=1.0)
     language: str | None = None
     pack_short_scenes: bool = True
+    word_timestamps: bool = False
+    """Ask Whisper for each word's time (packed windows always do). On whenever
+    `assembly.captions_by_word` is (`Settings`), and then part of the transcript cache key."""
     max_recording_s: float = Field(default=900.0, gt=0.0)
     scenes_per_task: int = Field(default=40, ge=1)
 
@@ -98,6 +101,9 @@ class AssemblySettings(_Strict):
     height: int = Field(default=576, ge=64, le=4096, multiple_of=2)
     fps: int = Field(default=24, ge=1, le=60)
     captions: bool = True
+    captions_by_word: bool = False
+    """Captions (burned in, .srt, .vtt) a few words at a time, following the words' times,
+    instead of Whisper's whole segments. Turns on `transcription.word_timestamps`."""
     scene_labels: bool = True
     fit: FitMethod = "pingpong"
     crossfade_s: float = Field(default=0.0, ge=0.0, le=2.0)
@@ -158,6 +164,35 @@ class Settings(_Strict):
     shared_cache: str | None = Field(default_factory=lambda: shared_cache_uri())
     """An S3 prefix every worker and machine shares the content cache through
     (`STORYBOARD_CACHE_DIR=s3://bucket/prefix/`); `cache_dir` then is this machine's copy."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _words_for_captions(cls, data: Any) -> Any:
+        """Captions by word need Whisper's word times: `assembly.captions_by_word` turns on
+        `transcription.word_timestamps`, so every caller (the flow, `storyboard transcribe`)
+        transcribes, and keys its cache, alike."""
+        if not isinstance(data, Mapping) or not _captions_by_word(data.get("assembly")):
+            return data
+        transcription = data.get("transcription", {})
+        if isinstance(transcription, TranscriptionSettings):
+            transcription = transcription.model_copy(update={"word_timestamps": True})
+        elif isinstance(transcription, Mapping):
+            transcription = {**transcription, "word_timestamps": True}
+        return {**data, "transcription": transcription}
+
+
+_BOOL = TypeAdapter(bool)
+
+
+def _captions_by_word(assembly: object) -> bool:
+    if isinstance(assembly, AssemblySettings):
+        return assembly.captions_by_word
+    if not isinstance(assembly, Mapping):
+        return False
+    try:
+        return _BOOL.validate_python(assembly.get("captions_by_word", False))
+    except ValidationError:
+        return False  # the field's own validation reports it
 
 
 def shared_cache_uri() -> str | None:

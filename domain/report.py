@@ -36,3 +36,5 @@ class RunReport:
     """Image models found retired, and the fallback that made their scenes' images."""
     unknown_outcomes: list[str] = field(default_factory=list)
     """Scenes whose request was sent but whose answer was lost (a re-run may pay again)."""
+    assembly: dict[str, int | bool] = field(default_factory=dict)
+    """What assembling encoded: segments encoded and reused, whether the narration was."""

@@ -51,10 +51,23 @@ class StoryboardPlan:
 
 
 @dataclass(frozen=True)
+class Word:
+    """One word Whisper heard, timed on its recording's timeline. `text` is as Whisper wrote it,
+    usually with its leading space, so joining a segment's words gives back its text."""
+
+    start_s: float
+    end_s: float
+    text: str
+
+
+@dataclass(frozen=True)
 class Segment:
     start_s: float
     end_s: float
     text: str
+    words: tuple[Word, ...] = ()
+    """Each word's time, when Whisper was asked for them (packed windows always are, every
+    scene with `assembly.captions_by_word`); empty otherwise and in older cached transcripts."""
 
 
 @dataclass(frozen=True)

@@ -68,20 +68,25 @@ def storyboard(
 
     video, folder = setup.target_dir / "storyboard.mp4", setup.target_dir
     with clock.stage("assemble"):
-        timeline = assemble([scene_cut(o) for o in outcomes], settings.assembly, video, plan.music)
+        cuts = [scene_cut(o, settings.assembly.captions_by_word) for o in outcomes]
+        assembled = assemble(cuts, settings.assembly, video, settings.cache_dir, plan.music)
+    timeline = assembled.timeline
     image_model = plan.spec.image_model or settings.generation.image_model
     with clock.stage("manifest"):
-        published = write_manifest(outcomes, timeline, folder, setup.backend, image_model)
-        hand_off(plan.title, outcomes, timeline, published, settings.assembly, folder)
+        published = write_manifest(
+            outcomes, timeline, folder, setup.backend, image_model,
+            settings.assembly.captions_by_word,
+        )  # fmt: skip
+        handed = hand_off(plan.title, outcomes, timeline, published, settings.assembly, folder)
 
     report = build_run_report(
         plan, target, setup.backend, settings, outcomes, generated, clock.with_total(),
-        current_task_runner(), source_fingerprint,
+        current_task_runner(), source_fingerprint, assembled.summary(),
     )  # fmt: skip
     aspect = settings.assembly.width / settings.assembly.height
-    review(outcomes, timeline, published, report, folder, aspect)
+    review(outcomes, timeline, published, report, folder, aspect, [p.name for p in handed])
     write_run_report(report, folder)
-    outputs = publish(folder, target)
+    outputs = publish(folder, target, published)
     progress.finish()
     publish_run_artifacts(outcomes, report, outputs.video, outputs.manifest)
     return StoryboardResult(target, outputs.video, outputs.manifest, report)

@@ -1,8 +1,9 @@
 """Assemble: every scene, in order, with its narration, into one H.264/AAC storyboard video.
 
 The Prefect task over `tasks.assembly`, which does the work: each scene is rendered into its
-own short video-only segment, the segments are joined by stream copy and the narration, built
-once as PCM, is muxed in as AAC.
+own short video-only segment, the narration is encoded once as AAC, and both are joined by
+stream copy. Segments and narration are kept in the assembly store under the cache folder, so
+a re-run encodes only the scenes that changed, and nothing when none did.
 """
 
 from __future__ import annotations
@@ -13,18 +14,34 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from configs.settings import AssemblySettings
-from domain.scene import TimelineEntry
-from tasks.assembly.render import assemble_storyboard
+from tasks.assembly.render import Assembly, assemble_storyboard
+from tasks.assembly.store import AssemblyStore
 from tasks.assembly.timeline import SceneCut, scene_cut
 
-__all__ = ["SceneCut", "assemble", "scene_cut"]
+__all__ = ["Assembly", "SceneCut", "assemble", "scene_cut"]
 
 
 @task(name="assemble", cache_policy=NO_CACHE)
 def assemble(
-    cuts: list[SceneCut], settings: AssemblySettings, output: Path, music: Path | None = None
-) -> list[TimelineEntry]:
-    """Render `cuts` into `output`; returns where each scene sits on the timeline."""
-    timeline = assemble_storyboard(cuts, settings, output, music)
-    get_run_logger().info("assembled %d scenes into %s", len(cuts), output.name)
-    return timeline
+    cuts: list[SceneCut],
+    settings: AssemblySettings,
+    output: Path,
+    cache_dir: Path,
+    music: Path | None = None,
+) -> Assembly:
+    """Render `cuts` into `output`; where each scene sits, and what was encoded for it."""
+    store = AssemblyStore(cache_dir / "assembly")
+    assembly = assemble_storyboard(cuts, settings, output, music, store)
+    logger = get_run_logger()
+    if assembly.encoded_nothing:
+        logger.info(
+            "assembled %d scenes into %s: nothing changed, nothing re-encoded",
+            len(cuts), output.name,
+        )  # fmt: skip
+    else:
+        logger.info(
+            "assembled %d scenes into %s: %d encoded, %d reused%s",
+            len(cuts), output.name, assembly.segments_encoded, assembly.segments_reused,
+            ", narration re-encoded" if assembly.track_encoded else "",
+        )  # fmt: skip
+    return assembly

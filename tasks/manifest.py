@@ -17,6 +17,7 @@ from clients.cache import atomic_path, write_text_atomic
 from clients.storage import safe_name
 from domain.report import RunReport, ScenePaths
 from domain.scene import SceneOutcome, SceneStatus, TimelineEntry
+from tasks.assembly.captions import caption_chunks
 
 MANIFEST_COLUMNS = (
     "scene_id",
@@ -139,17 +140,18 @@ def _timestamp(seconds: float, separator: str) -> str:
 
 
 def caption_cues(
-    outcomes: Sequence[SceneOutcome], timeline: Sequence[TimelineEntry]
+    outcomes: Sequence[SceneOutcome], timeline: Sequence[TimelineEntry], by_word: bool = False
 ) -> list[tuple[float, float, str]]:
-    """(start, end, text) on the storyboard's timeline: each segment offset by its scene's
-    start and clipped to its scene's span."""
+    """(start, end, text) on the storyboard's timeline: each segment (or, `by_word`, each
+    few words of it) offset by its scene's start and clipped to its scene's span."""
     spans = {entry.scene_id: entry for entry in timeline}
     cues: list[tuple[float, float, str]] = []
     for outcome in outcomes:
         span = spans.get(outcome.scene_id)
         if span is None or outcome.transcript is None:
             continue
-        for segment in outcome.transcript.segments:
+        segments = outcome.transcript.segments
+        for segment in caption_chunks(segments) if by_word else segments:
             start = min(span.end_s, span.start_s + segment.start_s)
             end = min(span.end_s, span.start_s + segment.end_s)
             if end - start >= 0.05 and segment.text:
@@ -185,6 +187,7 @@ def write_outputs(
     target: Path,
     backend: str,
     image_model: str,
+    captions_by_word: bool = False,
 ) -> dict[str, ScenePaths]:
     """manifest.csv, storyboard.srt and .vtt, and the scenes/ folder, each written atomically.
 
@@ -193,7 +196,7 @@ def write_outputs(
     frame = manifest_frame(outcomes, timeline, published, backend, image_model)
     with atomic_path(target / "manifest.csv") as temporary:
         frame.to_csv(temporary, index=False, encoding="utf-8")
-    cues = caption_cues(outcomes, timeline)
+    cues = caption_cues(outcomes, timeline, captions_by_word)
     write_text_atomic(target / "storyboard.srt", srt_text(cues))
     write_text_atomic(target / "storyboard.vtt", vtt_text(cues))
     return published
@@ -218,6 +221,7 @@ def write_run_json(report: RunReport, path: Path) -> None:
         "source_fingerprint": report.source_fingerprint,
         "fallbacks": report.fallbacks,
         "unknown_outcomes": report.unknown_outcomes,
+        "assembly": report.assembly,
     }
     write_text_atomic(path, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
 
@@ -229,8 +233,9 @@ def write_manifest(
     target: Path,
     backend: str,
     image_model: str,
+    captions_by_word: bool = False,
 ) -> dict[str, ScenePaths]:
-    return write_outputs(outcomes, timeline, target, backend, image_model)
+    return write_outputs(outcomes, timeline, target, backend, image_model, captions_by_word)
 
 
 @task(name="run-report", cache_policy=NO_CACHE)

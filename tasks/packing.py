@@ -22,7 +22,7 @@ import numpy as np
 
 from clients.transcription.types import RawSegment, RawTranscription, TranscriptionEngine
 from configs.settings import TranscriptionSettings
-from domain.scene import Segment
+from domain.scene import Segment, Word
 
 SAMPLE_RATE = 16_000
 PACK_LIMIT_S = 28.0
@@ -131,16 +131,17 @@ def _segments_by_scene(
     kept: dict[int, list[RawSegment]] = {index: [] for index in range(len(pack))}
     for segment, index in owners:
         clip, offset = pack[index], offsets[index]
-        words = [
-            (
+        words = tuple(
+            Word(
                 clip.original_time(max(0.0, word.start_s - offset)),
                 clip.original_time(max(0.0, word.end_s - offset)),
                 word.text,
             )
             for word in segment.words
-        ]
-        text = "".join(word for _, _, word in words).strip()
-        grouped[index].append(Segment(words[0][0], max(words[-1][1], words[0][0]), text))
+        )
+        text = "".join(word.text for word in words).strip()
+        start, end = words[0].start_s, max(words[-1].end_s, words[0].start_s)
+        grouped[index].append(Segment(start, end, text, words))
         kept[index].append(segment)
     return grouped, kept
 

@@ -22,6 +22,13 @@ from clients.media.drawing import cover, fit_text, font, line_height, placeholde
 from domain.report import RunReport, ScenePaths
 from domain.scene import SceneOutcome, SceneStatus, TimelineEntry
 
+EXPORT_LABELS = {
+    ".pdf": "printable board (PDF)",
+    ".otio": "OpenTimelineIO",
+    ".xml": "Final Cut Pro XML",
+    ".edl": "EDL",
+}
+"""How the page names each file handed to editors and to the review meeting."""
 THUMB_WIDTH = 320
 SHEET_COLUMNS = 4
 _STATUS_COLOURS = {
@@ -126,8 +133,10 @@ def review_page(
     timeline: Sequence[TimelineEntry],
     published: Mapping[str, ScenePaths],
     report: RunReport,
+    exports: Sequence[str] = (),
 ) -> str:
-    """index.html: the video, then one card per scene (templates/review.html.j2)."""
+    """index.html: the video, then one card per scene (templates/review.html.j2), linking
+    the `exports` written beside it (file names)."""
     spans = {entry.scene_id: entry for entry in timeline}
     cards = [
         _card(
@@ -137,7 +146,8 @@ def review_page(
         )
         for outcome in outcomes
     ]
-    return _PAGES.get_template("review.html.j2").render(report=report, cards=cards)
+    links = [(name, EXPORT_LABELS.get(Path(name).suffix, name)) for name in exports]
+    return _PAGES.get_template("review.html.j2").render(report=report, cards=cards, exports=links)
 
 
 def write_review(
@@ -147,9 +157,11 @@ def write_review(
     report: RunReport,
     target: Path,
     aspect: float,
+    exports: Sequence[str] = (),
 ) -> None:
     contact_sheet(outcomes, target / "contact_sheet.png", aspect)
-    write_text_atomic(target / "index.html", review_page(outcomes, timeline, published, report))
+    page = review_page(outcomes, timeline, published, report, exports)
+    write_text_atomic(target / "index.html", page)
 
 
 @task(name="review", cache_policy=NO_CACHE)
@@ -160,5 +172,6 @@ def review(
     report: RunReport,
     target: Path,
     aspect: float,
+    exports: list[str] | None = None,
 ) -> None:
-    write_review(outcomes, timeline, published, report, target, aspect)
+    write_review(outcomes, timeline, published, report, target, aspect, exports or ())

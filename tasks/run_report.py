@@ -43,6 +43,7 @@ def build_run_report(
     stages: dict[str, float],
     task_runner: str,
     source_fingerprint: str | None = None,
+    assembly: Mapping[str, int | bool] | None = None,
 ) -> RunReport:
     """`api_calls` counts every paid request, those of failed scenes included."""
     media = [outcome.media for outcome in outcomes if outcome.media is not None]
@@ -69,4 +70,5 @@ def build_run_report(
             for index, made in sorted(generated.items())
             if isinstance(made, SceneFailure) and made.outcome_unknown
         ],
+        assembly=dict(assembly or {}),
     )

@@ -19,7 +19,7 @@ from clients.storage import CacheLocation
 from clients.transcription.types import RawSegment, RawTranscription, TranscriptionEngine
 from configs.settings import TranscriptionSettings
 from domain.errors import AudioError, StorageError
-from domain.scene import Recording, SceneFailure, Segment, Transcript
+from domain.scene import Recording, SceneFailure, Segment, Transcript, Word
 from tasks.ingest import recording_here
 from tasks.language import LanguageChoice, scene_language, storyboard_language
 from tasks.packing import PACK_LIMIT_S, Audio, SpeechClip, plan_packs, speech_clip, transcribe_pack
@@ -56,7 +56,12 @@ def _is_speech(segment: RawSegment, no_speech_threshold: float) -> bool:
 
 def _speech_segments(raw: RawTranscription, no_speech_threshold: float) -> tuple[Segment, ...]:
     return tuple(
-        Segment(start_s=segment.start_s, end_s=segment.end_s, text=segment.text)
+        Segment(
+            start_s=segment.start_s,
+            end_s=segment.end_s,
+            text=segment.text,
+            words=tuple(Word(word.start_s, word.end_s, word.text) for word in segment.words),
+        )
         for segment in raw.segments
         if _is_speech(segment, no_speech_threshold)
     )
@@ -130,6 +135,7 @@ def transcribe_audio(
         task="transcribe",
         beam_size=settings.beam_size,
         vad_filter=settings.vad_filter,
+        word_timestamps=settings.word_timestamps,
     )
     segments = _speech_segments(raw, settings.no_speech_threshold)
     return _transcript(engine, audio, raw, segments, settings, time.perf_counter() - started)
@@ -195,16 +201,27 @@ def transcribe_recordings(
     return [results[index] for index in range(len(recordings))]
 
 
+def _segment_from_json(document: dict[str, Any]) -> Segment:
+    """A cached segment; one cached before words were kept has none."""
+    words = tuple(Word(**word) for word in document.get("words", ()))
+    return Segment(**{**document, "words": words})
+
+
 def _transcript_from_json(document: dict[str, Any]) -> Transcript:
     fields = {key: value for key, value in document.items() if key != "segments"}
-    segments = tuple(Segment(**segment) for segment in document.get("segments", ()))
+    segments = tuple(_segment_from_json(segment) for segment in document.get("segments", ()))
     return Transcript(**fields, segments=segments)
 
 
 def _cache_key(
     recording: Recording, settings: TranscriptionSettings, language: LanguageChoice
 ) -> str:
-    reading = settings.model_dump(mode="json", exclude={"scenes_per_task", "max_recording_s"})
+    """What the audio was read with. `word_timestamps` counts only when on, so transcripts
+    cached before it existed (and every one read without it) keep their keys."""
+    ignored = {"scenes_per_task", "max_recording_s"}
+    if not settings.word_timestamps:
+        ignored.add("word_timestamps")
+    reading = settings.model_dump(mode="json", exclude=ignored)
     return content_key(recording.sha256, reading, language.code, language.forced)
 
 

@@ -87,7 +87,7 @@ def test_assembled_video_is_h264_aac_as_long_as_the_narrations(tmp_path: Path) -
     ]
     settings = AssemblySettings(fps=12, placeholder_seconds=2.0)
     output = tmp_path / "out" / "storyboard.mp4"
-    timeline = assemble_storyboard(cuts, settings, output)
+    timeline = assemble_storyboard(cuts, settings, output).timeline
 
     expected = 1.5 + 6.2 + 2.0
     info = probe(output)
@@ -116,7 +116,7 @@ def test_duration_override_pads_the_narration(tmp_path: Path) -> None:
     cuts = [
         SceneCut("a", "a", narration, clip_path=_draft_clip(tmp_path, 3), duration_override_s=3.0)
     ]
-    timeline = assemble_storyboard(cuts, AssemblySettings(fps=12), tmp_path / "v.mp4")
+    timeline = assemble_storyboard(cuts, AssemblySettings(fps=12), tmp_path / "v.mp4").timeline
     assert timeline[0].end_s == pytest.approx(3.0)
     assert probe(tmp_path / "v.mp4").duration_s == pytest.approx(3.0, rel=0.03)
 
@@ -189,7 +189,7 @@ def test_crossfades_dissolve_into_the_next_scene_without_moving_it(
     ]
     settings = AssemblySettings(fps=12, crossfade_s=crossfade, captions=False)
     output = tmp_path / f"x{crossfade}.mp4"
-    timeline = assemble_storyboard(cuts, settings, output)
+    timeline = assemble_storyboard(cuts, settings, output).timeline
     assert [(e.start_s, e.end_s) for e in timeline] == [(0.0, 2.0), (2.0, 4.0)]
     frames = _frames(output)
     assert len(frames) == 48

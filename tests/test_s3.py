@@ -9,6 +9,7 @@ import uuid
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import boto3
 import pandas as pd
@@ -109,6 +110,40 @@ def test_run_from_a_bucket_to_a_bucket(
     assert (
         manifest.loc[0, "source_uri"] == f"s3://{source_bucket}/projects/alpha%20story/1%20dawn.ogg"
     )
+
+    s3.delete_object(Bucket=source_bucket, Key=f"{prefix}2 nuit étoilée.ogg")
+    with S3FaultProxy(s3_endpoint, FaultPlan()) as proxy:
+        again = run_cli(
+            ["run", f"s3://{source_bucket}/{prefix}", "--out", f"s3://{target_bucket}/alpha/"],
+            s3_env(cli_env, proxy.endpoint),
+            tmp_path,
+        )
+    assert again.returncode == 0, again.stderr
+    _assert_published_in_order(proxy.log.forwarded, f"/{target_bucket}/alpha/")
+    keys = {item["Key"] for item in s3.list_objects_v2(Bucket=target_bucket)["Contents"]}
+    assert not any("nuit" in key for key in keys), "the deleted scene's files are gone"
+    manifest_body = s3.get_object(Bucket=target_bucket, Key="alpha/manifest.csv")["Body"].read()
+    assert pd.read_csv(io.BytesIO(manifest_body))["scene_id"].tolist() == ["1 dawn"]
+    page = s3.get_object(Bucket=target_bucket, Key="alpha/index.html")["Body"].read().decode()
+    assert "nuit" not in page
+
+
+def _assert_published_in_order(requests: list[tuple[str, str]], prefix: str) -> None:
+    """Changed files only, scene files before the video, the manifest, review page and
+    run.json after it, deletions last."""
+    writes = [
+        (method, unquote(path)[len(prefix) :])
+        for method, path in requests
+        if method in {"PUT", "DELETE"} and unquote(path).startswith(prefix)
+    ]
+    names = [name for method, name in writes if method == "PUT"]
+    assert names[-3:] == ["manifest.csv", "index.html", "run.json"], names
+    assert "storyboard.mp4" in names and not any(n.startswith("scenes/") for n in names), (
+        "the remaining scene's files were unchanged and not uploaded again"
+    )
+    deleted = [name for method, name in writes if method == "DELETE"]
+    assert deleted and all(name.startswith("scenes/2_nuit") for name in deleted), deleted
+    assert writes[-len(deleted) :] == [("DELETE", name) for name in deleted]
 
 
 def test_run_from_a_bucket_to_a_folder(

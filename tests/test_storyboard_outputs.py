@@ -65,7 +65,7 @@ def test_24_scenes_render_with_every_output_and_consistent_timing(tmp_path: Path
     settings = AssemblySettings(fps=12)
     timeline = assemble_storyboard(
         [scene_cut(o) for o in outcomes], settings, target / "storyboard.mp4"
-    )
+    ).timeline
     published = write_outputs(outcomes, timeline, target, "draft", "sdxl")
     report = RunReport(
         "mixed", "Mixed <story>", "file:///x", str(target), "draft", "faster-whisper", "base",

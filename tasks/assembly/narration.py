@@ -1,22 +1,26 @@
-"""The narration track: every scene's recording, back to back, as one PCM WAV built once.
+"""The narration track: every scene's recording, back to back, as one PCM WAV.
 
-Each recording is brought to one loudness; a recording that is refused or cannot be decoded
-becomes `placeholder_seconds` of silence, so its placeholder card still has a span.
+Each recording is brought to one loudness and kept as PCM in the assembly store, so a re-run
+decodes only new recordings; a recording that is refused or cannot be decoded becomes
+`placeholder_seconds` of silence, so its placeholder card still has a span.
 """
 
 from __future__ import annotations
 
 import wave
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from clients.cache import atomic_path
 from clients.media.audio import decode_audio
 from configs.settings import AssemblySettings
 from domain.errors import AudioError
 from domain.media import FloatAudio
+from tasks.assembly.store import AssemblyStore, narration_key
 from tasks.assembly.timeline import SceneCut
 
 
@@ -53,27 +57,52 @@ def narration_samples(cut: SceneCut, settings: AssemblySettings) -> FloatAudio:
         return silence
 
 
-def write_narration_track(
-    cuts: Sequence[SceneCut], settings: AssemblySettings, wav_path: Path
-) -> list[float]:
-    """All narrations, back to back, as one 16-bit mono WAV; returns each scene's seconds.
-
-    A recording that is refused or cannot be decoded becomes `placeholder_seconds` of silence.
-    """
+def levelled_pcm(cut: SceneCut, settings: AssemblySettings) -> bytes:
+    """A scene's narration as 16-bit mono PCM: brought to one loudness and to the scene's
+    `duration` override when it has one."""
     rate = settings.sample_rate
-    durations: list[float] = []
+    samples = narration_samples(cut, settings)
+    if settings.loudness_dbfs is not None:
+        samples = normalise_loudness(samples, rate, settings.loudness_dbfs)
+    if cut.duration_override_s is not None:
+        wanted = round(cut.duration_override_s * rate)
+        samples = np.pad(samples[:wanted], (0, max(0, wanted - len(samples))))
+    return (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+
+
+@dataclass(frozen=True)
+class SceneNarration:
+    """One scene's levelled narration, kept in the assembly store."""
+
+    key: str
+    pcm: Path
+    reused: bool
+
+    def seconds(self, rate: int) -> float:
+        return self.pcm.stat().st_size / 2 / rate
+
+
+def scene_narration(
+    cut: SceneCut, settings: AssemblySettings, store: AssemblyStore
+) -> SceneNarration:
+    """The scene's levelled PCM from the store, decoded and levelled only when it is new."""
+    key = narration_key(cut, settings)
+    found = store.find("narration", key, ".pcm")
+    if found is not None:
+        return SceneNarration(key, found, reused=True)
+    path = store.path("narration", key, ".pcm")
+    with atomic_path(path) as temporary:
+        temporary.write_bytes(levelled_pcm(cut, settings))
+    return SceneNarration(key, path, reused=False)
+
+
+def write_narration_track(
+    narrations: Sequence[SceneNarration], settings: AssemblySettings, wav_path: Path
+) -> None:
+    """Every scene's narration, back to back, as one 16-bit mono WAV."""
     with wave.open(str(wav_path), "wb") as track:
         track.setnchannels(1)
         track.setsampwidth(2)
-        track.setframerate(rate)
-        for cut in cuts:
-            samples = narration_samples(cut, settings)
-            if settings.loudness_dbfs is not None:
-                samples = normalise_loudness(samples, rate, settings.loudness_dbfs)
-            if cut.duration_override_s is not None:
-                wanted = round(cut.duration_override_s * rate)
-                samples = np.pad(samples[:wanted], (0, max(0, wanted - len(samples))))
-            pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2")
-            track.writeframes(pcm.tobytes())
-            durations.append(len(samples) / rate)
-    return durations
+        track.setframerate(settings.sample_rate)
+        for narration in narrations:
+            track.writeframes(narration.pcm.read_bytes())

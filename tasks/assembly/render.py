@@ -1,5 +1,8 @@
 """Rendering: each scene as its own short video-only H.264 segment, a few scenes at a time,
-then the segments joined and the narration muxed in.
+then the segments joined and the narration muxed in, both by stream copy.
+
+Segments and the encoded narration come from the assembly store (`tasks/assembly/store.py`)
+when their key is there, so a re-run encodes only the scenes that changed.
 
 Every segment is encoded by the one H.264 encoder (`clients.media.video.write_video`) with
 exactly the frames its span on the audio timeline rounds to. Memory stays flat whatever the
@@ -12,6 +15,7 @@ import os
 import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +24,10 @@ from PIL import Image
 from clients.media.video import Frame, VideoEncoding, write_video
 from configs.settings import AssemblySettings, FitMethod
 from domain.scene import TimelineEntry
-from tasks.assembly.mux import join_segments
-from tasks.assembly.narration import write_narration_track
+from tasks.assembly.mux import encode_track, join_segments
+from tasks.assembly.narration import scene_narration, write_narration_track
 from tasks.assembly.overlay import first_frame, ken_burns, overlay, scene_label, scene_sources
+from tasks.assembly.store import AssemblyStore, segment_key, track_key
 from tasks.assembly.timeline import SceneCut, active_caption, source_frame_index, timeline_frames
 
 
@@ -89,41 +94,104 @@ def render_scene(
     write_video(frame_at, frame_count, fps, output, encoding)
 
 
+@dataclass(frozen=True)
+class Assembly:
+    """Where each scene sits in the assembled video, and what had to be encoded for it."""
+
+    timeline: list[TimelineEntry]
+    segments_encoded: int
+    segments_reused: int
+    track_encoded: bool
+
+    @property
+    def encoded_nothing(self) -> bool:
+        return self.segments_encoded == 0 and not self.track_encoded
+
+    def summary(self) -> dict[str, int | bool]:
+        return {
+            "segments_encoded": self.segments_encoded,
+            "segments_reused": self.segments_reused,
+            "narration_encoded": self.track_encoded,
+        }
+
+
+def scene_segments(
+    cuts: Sequence[SceneCut],
+    frame_counts: Sequence[int],
+    settings: AssemblySettings,
+    store: AssemblyStore,
+    work: Path,
+) -> tuple[list[Path], int]:
+    """Each scene's segment, from the store or rendered now; how many were rendered."""
+    keys = [
+        segment_key(cut, cuts[index + 1] if index + 1 < len(cuts) else None, frames, settings)
+        for index, (cut, frames) in enumerate(zip(cuts, frame_counts, strict=True))
+    ]
+    found = [store.find("segments", key, ".mp4") for key in keys]
+    missing = [index for index, path in enumerate(found) if path is None]
+
+    def render(index: int) -> Path:
+        sources, source_fps = scene_sources(cuts[index], settings)
+        next_frame = None
+        if settings.crossfade_s > 0 and index + 1 < len(cuts):
+            following = cuts[index + 1]
+            next_frame = first_frame(following, scene_sources(following, settings)[0], settings)
+        made = work / f"scene_{index + 1:05d}.mp4"
+        render_scene(
+            cuts[index], sources, source_fps, frame_counts[index], settings, made, next_frame
+        )
+        return store.keep("segments", keys[index], ".mp4", made)
+
+    # A few scenes at a time: each overlaps its Python frame work with another's encode,
+    # and memory stays bounded by the workers, not by the number of scenes.
+    workers = settings.render_workers or os.cpu_count() or 1
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for index, path in zip(missing, pool.map(render, missing), strict=True):
+            found[index] = path
+    return [path for path in found if path is not None], len(missing)
+
+
+def narration_track(
+    cuts: Sequence[SceneCut],
+    settings: AssemblySettings,
+    music: Path | None,
+    store: AssemblyStore,
+    work: Path,
+) -> tuple[Path, list[float], bool]:
+    """The encoded narration track, each scene's seconds, and whether it was encoded now."""
+    narrations = [scene_narration(cut, settings, store) for cut in cuts]
+    durations = [narration.seconds(settings.sample_rate) for narration in narrations]
+    key = track_key([narration.key for narration in narrations], music, settings)
+    found = store.find("tracks", key, ".m4a")
+    if found is not None:
+        return found, durations, False
+    wav, encoded = work / "narration.wav", work / "narration.m4a"
+    write_narration_track(narrations, settings, wav)
+    encode_track(wav, settings, encoded, music)
+    return store.keep("tracks", key, ".m4a", encoded), durations, True
+
+
 def assemble_storyboard(
     cuts: Sequence[SceneCut],
     settings: AssemblySettings,
     output: Path,
     music: Path | None = None,
-) -> list[TimelineEntry]:
-    """Render `cuts` into `output` (written atomically); returns where each scene sits."""
+    store: AssemblyStore | None = None,
+) -> Assembly:
+    """Render `cuts` into `output` (written atomically), encoding only what `store` lacks."""
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".assemble-", dir=output.parent) as folder:
         work = Path(folder)
-        narration = work / "narration.wav"
-        durations = write_narration_track(cuts, settings, narration)
+        store = store or AssemblyStore(work / "store")
+        track, durations, track_encoded = narration_track(cuts, settings, music, store, work)
         spans = timeline_frames(durations, settings.fps)
-        segments = [work / f"scene_{number:05d}.mp4" for number in range(1, len(cuts) + 1)]
-
-        def render(index: int) -> None:
-            sources, source_fps = scene_sources(cuts[index], settings)
-            next_frame = None
-            if settings.crossfade_s > 0 and index + 1 < len(cuts):
-                following = cuts[index + 1]
-                next_frame = first_frame(following, scene_sources(following, settings)[0], settings)
-            frames = spans[index][2]
-            render_scene(
-                cuts[index], sources, source_fps, frames, settings, segments[index], next_frame
-            )
-
-        # A few scenes at a time: each overlaps its Python frame work with another's encode,
-        # and memory stays bounded by the workers, not by the number of scenes.
-        workers = settings.render_workers or os.cpu_count() or 1
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(render, range(len(cuts))))
+        frame_counts = [frames for _, _, frames in spans]
+        segments, encoded = scene_segments(cuts, frame_counts, settings, store, work)
         joined = work / "storyboard.mp4"
-        join_segments(segments, narration, settings, joined, music)
+        join_segments(segments, track, joined)
         joined.replace(output)
-    return [
+    timeline = [
         TimelineEntry(scene_id=cut.scene_id, start_s=round(start, 3), end_s=round(end, 3))
         for cut, (start, end, _) in zip(cuts, spans, strict=True)
     ]
+    return Assembly(timeline, encoded, len(cuts) - encoded, track_encoded)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from configs.settings import FitMethod
 from domain.scene import SceneOutcome, SceneStatus, Segment
+from tasks.assembly.captions import caption_chunks
 
 CAPTION_LINGER_S = 1.0
 
@@ -29,6 +30,8 @@ class SceneCut:
     placeholder_heading: str = ""
     placeholder_detail: str = ""
     duration_override_s: float | None = None
+    narration_sha256: str = ""
+    """The recording's digest, known from ingest (read from the file when empty)."""
 
 
 def source_frame_index(
@@ -91,10 +94,13 @@ _PLACEHOLDERS = {
 """The card's heading and detail for a scene without a picture, by its status."""
 
 
-def scene_cut(outcome: SceneOutcome) -> SceneCut:
-    """How one scene appears in the video: its clip, or a card that says why it has none."""
+def scene_cut(outcome: SceneOutcome, by_word: bool = False) -> SceneCut:
+    """How one scene appears in the video: its clip, or a card that says why it has none.
+    `by_word` (`assembly.captions_by_word`): captions a few words at a time (`caption_chunks`)."""
     recording = outcome.recording
     segments = outcome.transcript.segments if outcome.transcript else ()
+    if by_word:
+        segments = caption_chunks(segments)
     label = f"Scene {recording.order} · {recording.scene_id}"
     if outcome.status is SceneStatus.OK and outcome.media is not None:
         return SceneCut(
@@ -105,6 +111,7 @@ def scene_cut(outcome: SceneOutcome) -> SceneCut:
             clip_path=outcome.media.clip_path,
             image_path=outcome.media.image_path,
             duration_override_s=recording.duration_override_s,
+            narration_sha256=recording.sha256,
         )
     heading, detail = _PLACEHOLDERS.get(outcome.status, _PLACEHOLDERS[SceneStatus.FAILED])
     recording_refused = outcome.status is SceneStatus.FAILED and outcome.transcript is None
@@ -116,4 +123,5 @@ def scene_cut(outcome: SceneOutcome) -> SceneCut:
         placeholder_heading=heading,
         placeholder_detail=outcome.error or detail,
         duration_override_s=recording.duration_override_s,
+        narration_sha256=recording.sha256,
     )

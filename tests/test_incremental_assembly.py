@@ -1,0 +1,162 @@
+"""Incremental assembly: a re-run encodes only what changed, and the video is the same as a
+full render of the same inputs."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from clients.generation.draft import DraftBackend
+from clients.media.ffmpeg import probe
+from configs.settings import AssemblySettings
+from domain.media import ClipRequest, ImageRequest
+from domain.scene import Segment
+from tasks.assembly.render import assemble_storyboard
+from tasks.assembly.store import AssemblyStore
+from tasks.assembly.timeline import SceneCut
+from tests.helpers import write_wav
+
+SETTINGS = AssemblySettings(fps=12, width=320, height=180)
+
+
+def _clip(folder: Path, seed: int) -> Path:
+    backend = DraftBackend()
+    request = ImageRequest(f"scene {seed}", "", "sdxl", seed, 5.0, "DDIM", 25, label=f"S{seed}")
+    image = backend.generate_image(request)
+    path = folder / f"clip{seed}.mp4"
+    path.write_bytes(backend.generate_clip(ClipRequest(image.data, seed, 1.8, 127)).data)
+    return path
+
+
+def _cuts(folder: Path) -> list[SceneCut]:
+    return [
+        SceneCut(
+            f"s{index}",
+            f"Scene {index}",
+            write_wav(folder / f"n{index}.wav", 1.0 + index * 0.5, 300 + 100 * index),
+            (Segment(0.1, 0.9, f"caption {index}"),),
+            _clip(folder, index + 1),
+        )
+        for index in range(4)
+    ]
+
+
+def _frames(video: Path) -> list[np.ndarray]:
+    with av.open(str(video)) as container:
+        return [f.to_ndarray(format="rgb24").astype(int) for f in container.decode(video=0)]
+
+
+def _audio(video: Path) -> np.ndarray:
+    with av.open(str(video)) as container:
+        return np.concatenate([f.to_ndarray().reshape(-1) for f in container.decode(audio=0)])
+
+
+def test_an_unchanged_rerun_encodes_nothing_and_gives_the_same_video(tmp_path: Path) -> None:
+    cuts, store = _cuts(tmp_path), AssemblyStore(tmp_path / "store")
+    first = assemble_storyboard(cuts, SETTINGS, tmp_path / "one.mp4", store=store)
+    again = assemble_storyboard(cuts, SETTINGS, tmp_path / "two.mp4", store=store)
+
+    assert (first.segments_encoded, first.track_encoded) == (4, True)
+    assert (again.segments_encoded, again.segments_reused, again.track_encoded) == (0, 4, False)
+    assert again.encoded_nothing and not first.encoded_nothing
+    assert again.timeline == first.timeline
+    one, two = _frames(tmp_path / "one.mp4"), _frames(tmp_path / "two.mp4")
+    assert len(one) == len(two) == round(sum(1.0 + i * 0.5 for i in range(4)) * 12)
+    assert all(np.array_equal(a, b) for a, b in zip(one, two, strict=True))
+    assert np.array_equal(_audio(tmp_path / "one.mp4"), _audio(tmp_path / "two.mp4"))
+
+
+def test_one_changed_clip_re_encodes_only_its_scene(tmp_path: Path) -> None:
+    cuts, store = _cuts(tmp_path), AssemblyStore(tmp_path / "store")
+    assemble_storyboard(cuts, SETTINGS, tmp_path / "before.mp4", store=store)
+    cuts[2] = dataclasses.replace(cuts[2], clip_path=_clip(tmp_path, 99))
+    after = assemble_storyboard(cuts, SETTINGS, tmp_path / "after.mp4", store=store)
+    full = assemble_storyboard(cuts, SETTINGS, tmp_path / "full.mp4")
+
+    assert (after.segments_encoded, after.segments_reused, after.track_encoded) == (1, 3, False)
+    assert full.segments_encoded == 4, "without a store everything is encoded"
+    before, incremental, whole = (
+        _frames(tmp_path / name) for name in ("before.mp4", "after.mp4", "full.mp4")
+    )
+    start, end = (
+        round(entry * 12) for entry in (after.timeline[2].start_s, after.timeline[2].end_s)
+    )
+    assert len(before) == len(incremental) == len(whole)
+    for index, (old, new, reference) in enumerate(zip(before, incremental, whole, strict=True)):
+        assert np.array_equal(new, reference), f"frame {index} differs from a full render"
+        changed = not np.array_equal(old, new)
+        assert changed == (start <= index < end), f"frame {index}"
+
+
+def test_a_replaced_recording_re_encodes_the_narration_and_only_its_captions(
+    tmp_path: Path,
+) -> None:
+    cuts, store = _cuts(tmp_path), AssemblyStore(tmp_path / "store")
+    first = assemble_storyboard(cuts, SETTINGS, tmp_path / "before.mp4", store=store)
+    recording = write_wav(tmp_path / "retake.wav", 1.5, 900)
+    cuts[1] = dataclasses.replace(
+        cuts[1], narration=recording, segments=(Segment(0.2, 1.3, "a new take"),)
+    )
+    after = assemble_storyboard(cuts, SETTINGS, tmp_path / "after.mp4", store=store)
+
+    assert (after.segments_encoded, after.track_encoded) == (1, True)
+    assert after.timeline == first.timeline, "a recording of the same length moves nothing"
+    assert probe(tmp_path / "after.mp4").duration_s == pytest.approx(
+        probe(tmp_path / "before.mp4").duration_s, abs=0.05
+    )
+    assert not np.array_equal(_audio(tmp_path / "before.mp4"), _audio(tmp_path / "after.mp4"))
+
+
+def test_a_longer_scene_re_encodes_only_scenes_whose_frames_moved(tmp_path: Path) -> None:
+    cuts, store = _cuts(tmp_path), AssemblyStore(tmp_path / "store")
+    assemble_storyboard(cuts, SETTINGS, tmp_path / "before.mp4", store=store)
+    cuts[0] = dataclasses.replace(cuts[0], narration=write_wav(tmp_path / "long.wav", 3.0, 300))
+    after = assemble_storyboard(cuts, SETTINGS, tmp_path / "after.mp4", store=store)
+
+    assert after.track_encoded
+    assert 1 <= after.segments_encoded < 4, "later scenes keep their frame counts"
+    assert after.timeline[1].start_s == pytest.approx(3.0)
+    assert len(_frames(tmp_path / "after.mp4")) == round((3.0 + 1.5 + 2.0 + 2.5) * 12)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"video_crf": 30},
+        {"captions": False},
+        {"scene_labels": False},
+        {"fit": "stretch"},
+    ],
+)
+def test_a_visual_setting_re_encodes_every_scene_and_an_audio_setting_none(
+    tmp_path: Path, change: dict[str, object]
+) -> None:
+    cuts, store = _cuts(tmp_path), AssemblyStore(tmp_path / "store")
+    assemble_storyboard(cuts, SETTINGS, tmp_path / "a.mp4", store=store)
+    visual = SETTINGS.model_copy(update=change)
+    assert assemble_storyboard(cuts, visual, tmp_path / "b.mp4", store=store).segments_encoded == 4
+    louder = SETTINGS.model_copy(update={"loudness_dbfs": -14.0})
+    audio = assemble_storyboard(cuts, louder, tmp_path / "c.mp4", store=store)
+    assert (audio.segments_encoded, audio.track_encoded) == (0, True)
+
+
+def test_a_crossfade_re_encodes_the_scene_that_dissolves_into_a_changed_one(
+    tmp_path: Path,
+) -> None:
+    settings = SETTINGS.model_copy(update={"crossfade_s": 0.3})
+    cuts, store = _cuts(tmp_path), AssemblyStore(tmp_path / "store")
+    assemble_storyboard(cuts, settings, tmp_path / "a.mp4", store=store)
+    cuts[2] = dataclasses.replace(cuts[2], clip_path=_clip(tmp_path, 77))
+    after = assemble_storyboard(cuts, settings, tmp_path / "b.mp4", store=store)
+    assert after.segments_encoded == 2, "scene 2 dissolves into the new scene 3"
+
+
+def test_a_store_path_with_a_quote_still_joins(tmp_path: Path) -> None:
+    cuts = _cuts(tmp_path)[:2]
+    store = AssemblyStore(tmp_path / "it's a store")
+    made = assemble_storyboard(cuts, SETTINGS, tmp_path / "v.mp4", store=store)
+    assert len(_frames(tmp_path / "v.mp4")) == round(made.timeline[-1].end_s * 12)

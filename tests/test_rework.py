@@ -1,0 +1,65 @@
+"""The rework loop through the command: an unchanged re-run encodes nothing, a re-recorded
+scene is the only one encoded again, and a scene deleted from the source leaves the target."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from clients.media.ffmpeg import probe
+from tests.helpers import DEMO_DIR, assert_clean, read_manifest, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def _report(target: Path) -> dict[str, object]:
+    loaded: dict[str, object] = json.loads((target / "run.json").read_text())
+    return loaded
+
+
+def test_rerun_re_encodes_only_what_changed_and_drops_deleted_scenes(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    source, target = tmp_path / "story", tmp_path / "out"
+    source.mkdir()
+    for name in ("1 dawn.ogg", "2 night.ogg", "3 river.mp3"):
+        shutil.copy(DEMO_DIR / name.split(" ")[1], source / name)
+    command = ["run", str(source), "--out", str(target)]
+
+    first = run_cli(command, cli_env, tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert _report(target)["assembly"] == {
+        "segments_encoded": 3,
+        "segments_reused": 0,
+        "narration_encoded": True,
+    }
+    length = probe(target / "storyboard.mp4").duration_s
+
+    unchanged = run_cli(command, cli_env, tmp_path)
+    assert unchanged.returncode == 0, unchanged.stderr
+    assert_clean(unchanged)
+    assert _report(target)["assembly"] == {
+        "segments_encoded": 0,
+        "segments_reused": 3,
+        "narration_encoded": False,
+    }
+    assert "nothing changed, nothing re-encoded" in unchanged.stdout + unchanged.stderr
+    assert probe(target / "storyboard.mp4").duration_s == pytest.approx(length, abs=0.01)
+
+    (source / "2 night.ogg").unlink()
+    dropped = run_cli(command, cli_env, tmp_path)
+    assert dropped.returncode == 0, dropped.stderr
+    assert read_manifest(target)["scene_id"].tolist() == ["1 dawn", "3 river"]
+    assert sorted(p.name for p in (target / "scenes").iterdir()) == ["1_dawn", "3_river"]
+    page = (target / "index.html").read_text()
+    assert "2 night" not in page
+    assert 'href="storyboard.pdf"' in page and 'href="storyboard.otio"' in page
+    assert "2 night" not in (target / "storyboard.srt").read_text() + str(_report(target))
+    assert probe(target / "storyboard.mp4").duration_s < length - 1.0
+    assembly = _report(target)["assembly"]
+    assert isinstance(assembly, dict) and assembly["narration_encoded"] is True
+    assert assembly["segments_reused"] >= 1, "scene 1 is where it was and looks the same"
+    assert assembly["segments_encoded"] + assembly["segments_reused"] == 2
