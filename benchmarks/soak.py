@@ -27,6 +27,8 @@ from typing import Any
 from tests.fakes.nvidia_server import VALID_KEY, FakeNvidia, Faults, Stats
 
 ROOT = Path(__file__).resolve().parents[1]
+AUDIO = {".ogg", ".mp3", ".m4a", ".wav", ".flac", ".webm"}
+"""The demo's recordings (beside them are their reference transcripts, which are not scenes)."""
 
 
 Run = tuple[int, float, dict[str, Any], int]
@@ -46,7 +48,7 @@ def parse_arguments() -> argparse.Namespace:
 
 def prepare_storyboard(folder: Path, arguments: argparse.Namespace) -> tuple[Path, Path]:
     """`--scenes` copies of the demo recordings and a config for them, under `folder`."""
-    demo = sorted(p for p in (ROOT / "storyboards" / "demo").iterdir() if p.suffix != ".yaml")
+    demo = sorted(p for p in (ROOT / "storyboards" / "demo").iterdir() if p.suffix in AUDIO)
     source = folder / "soak"
     source.mkdir()
     for index in range(arguments.scenes):

@@ -56,13 +56,16 @@ def command_run(
     refresh: bool,
     task_runner: str,
 ) -> int:
-    from flows.runners import build_task_runner, parse_task_runner, prefect_api_for
+    from flows.runners import launch_temporary_api, parse_task_runner, prefect_api_for
+
+    runner = parse_task_runner(task_runner)
+    server = launch_temporary_api()  # starts while the rest of the command loads
+    from flows.runners import build_task_runner
     from flows.runtime import quiet_prefect_console
     from flows.storyboard import storyboard
     from tasks.ingest import resolve_source
     from tasks.preflight import check_run, check_target
 
-    runner = parse_task_runner(task_runner)
     if target is not None:
         check_target(target)  # before an S3 source is downloaded
     resolved = resolve_source(source)
@@ -73,7 +76,7 @@ def command_run(
         check_target(target_uri)  # the default folder is made only for a run that can start
     announce_backend(backend)
     quiet_prefect_console()
-    with prefect_api_for(runner):
+    with prefect_api_for(runner, server):
         result = storyboard.with_options(task_runner=build_task_runner(runner, settings))(
             source=source,
             target=target_uri,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import re
+import time
 from collections.abc import Sequence
 from typing import cast
 from uuid import UUID
@@ -36,11 +37,14 @@ def escape_markdown(text: str) -> str:
 
 
 class Progress:
-    """A progress artifact that moves as scene work finishes."""
+    """A progress artifact that moves as scene work finishes: sent at most once every
+    `interval_s`, so that a storyboard of many cached scenes does not wait on the API."""
 
-    def __init__(self, storyboard: str, steps: int) -> None:
+    def __init__(self, storyboard: str, steps: int, interval_s: float = 1.0) -> None:
         self.steps = max(1, steps)
         self.done = 0
+        self.interval_s = interval_s
+        self._sent_at = time.monotonic()
         created = create_progress_artifact(
             progress=0.0,
             key=artifact_key("progress", storyboard),
@@ -50,7 +54,9 @@ class Progress:
 
     def advance(self, count: int = 1) -> None:
         self.done = min(self.steps, self.done + count)
-        update_progress_artifact(self._id, progress=round(100.0 * self.done / self.steps, 1))
+        if time.monotonic() - self._sent_at >= self.interval_s:
+            self._sent_at = time.monotonic()
+            update_progress_artifact(self._id, progress=round(100.0 * self.done / self.steps, 1))
 
     def finish(self) -> None:
         self.done = self.steps

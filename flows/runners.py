@@ -14,13 +14,17 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from configs.settings import Settings
 from domain.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from flows.temporary_server import DetachedTemporaryServer
 
 _ADDRESS = re.compile(r"^(tcp|tls|ucx|inproc)://[^\s/]+(:\d+)?/?$")
 
@@ -80,40 +84,62 @@ def build_task_runner(spec: RunnerSpec, settings: Settings) -> Any:
     )
 
 
-@contextmanager
-def prefect_api_for(spec: RunnerSpec) -> Iterator[None]:
-    """The Prefect API this run reports to: the one PREFECT_API_URL names, or a temporary
-    server of this run's own (see the module's docstring)."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+def launch_temporary_api() -> DetachedTemporaryServer | None:
+    """Without PREFECT_API_URL, launch this run's temporary API server now, so that it starts
+    while the command loads the rest of itself; None when a server is configured."""
+    from prefect.settings import PREFECT_API_URL
 
     if PREFECT_API_URL.value():
-        yield
-        return
+        return None
     from flows.temporary_server import DetachedTemporaryServer
 
     server = DetachedTemporaryServer()
-    server.start()  # stopped at exit, after the last logs have been sent
+    server.launch()  # stopped at exit, after the last logs have been sent
+    return server
+
+
+@contextmanager
+def prefect_api_for(
+    spec: RunnerSpec, launched: DetachedTemporaryServer | None = None
+) -> Iterator[None]:
+    """The Prefect API this run reports to: the one PREFECT_API_URL names, or a temporary
+    server of this run's own (`launched` early, or launched now)."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    server = launched or launch_temporary_api()
+    if server is None:
+        yield
+        return
+    server.wait_until_ready()
     os.environ["PREFECT_API_URL"] = server.api_url
     with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
         yield
 
 
+def _is_dask(runner: object) -> bool:
+    """Whether `runner` is Prefect's Dask task runner, without importing Dask when it is not
+    (a run on threads never loads it)."""
+    if "prefect_dask.task_runners" not in sys.modules:
+        return False
+    from prefect_dask.task_runners import DaskTaskRunner
+
+    return isinstance(runner, DaskTaskRunner)
+
+
 def on_dask() -> bool:
     """Whether the flow run in progress submits its tasks to Dask."""
     from prefect.context import FlowRunContext
-    from prefect_dask.task_runners import DaskTaskRunner
 
     context = FlowRunContext.get()
-    return context is not None and isinstance(context.task_runner, DaskTaskRunner)
+    return context is not None and _is_dask(context.task_runner)
 
 
 def current_task_runner() -> str:
     """The flow run's task runner as `--task-runner` names it: thread, dask or dask=ADDRESS."""
     from prefect.context import FlowRunContext
-    from prefect_dask.task_runners import DaskTaskRunner
 
     context = FlowRunContext.get()
     runner = context.task_runner if context is not None else None
-    if not isinstance(runner, DaskTaskRunner):
+    if not _is_dask(runner):
         return "thread"
-    return str(RunnerSpec("dask", runner.address))
+    return str(RunnerSpec("dask", getattr(runner, "address", None)))

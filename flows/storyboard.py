@@ -77,14 +77,18 @@ def storyboard(
             outcomes, timeline, folder, setup.backend, image_model,
             settings.assembly.captions_by_word,
         )  # fmt: skip
-        handed = hand_off(plan.title, outcomes, timeline, published, settings.assembly, folder)
+        handed = hand_off(
+            plan.title, outcomes, timeline, published, settings.assembly, folder,
+            settings.cache_dir,
+        )  # fmt: skip
 
     report = build_run_report(
         plan, target, setup.backend, settings, outcomes, generated, clock.with_total(),
         current_task_runner(), source_fingerprint, assembled.summary(),
     )  # fmt: skip
     aspect = settings.assembly.width / settings.assembly.height
-    review(outcomes, timeline, published, report, folder, aspect, [p.name for p in handed])
+    exports = [path.name for path in handed]
+    review(outcomes, timeline, published, report, folder, aspect, exports, settings.cache_dir)
     write_run_report(report, folder)
     outputs = publish(folder, target, published)
     progress.finish()

@@ -6,16 +6,23 @@ Editor timelines (`tasks/editorial.py`: `storyboard.otio`, and FCP XML and EDL a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from clients.cache import content_key
 from configs.settings import AssemblySettings
 from domain.report import ScenePaths
 from domain.scene import SceneOutcome, TimelineEntry
-from tasks.board import BOARD_FILE, board_scenes, write_board
+from tasks.assembly.store import AssemblyStore, file_digest
+from tasks.board import BOARD_FILE, BoardScene, board_scenes, write_board
 from tasks.editorial import editorial_timeline, write_editorial_files
+
+BOARD_FORMAT = 1
+"""Bumped whenever the board is drawn differently."""
 
 
 @task(name="hand-off files", cache_policy=NO_CACHE)
@@ -26,11 +33,28 @@ def hand_off(
     published: dict[str, ScenePaths],
     settings: AssemblySettings,
     target: Path,
+    cache_dir: Path,
 ) -> list[Path]:
-    """The editor timelines and the board, written into `target`; the paths written."""
+    """The editor timelines and the board, written into `target`; the paths written. The
+    board of an unchanged storyboard is the one made last time."""
     duration = max((entry.end_s for entry in timeline), default=0.0)
     cut = editorial_timeline(title, outcomes, timeline, published, settings.fps, duration)
     written = write_editorial_files(cut, target, settings.exports)
     panels = board_scenes(outcomes, timeline, published, target)
-    write_board(target / BOARD_FILE, title, panels, settings.fps, settings.board_page)
+    key = board_key(title, panels, settings.fps, settings.board_page)
+    AssemblyStore(cache_dir / "assembly").reuse_or_make(
+        "boards",
+        key,
+        target / BOARD_FILE,
+        lambda made: write_board(made, title, panels, settings.fps, settings.board_page),
+    )
     return [*written, target / BOARD_FILE]
+
+
+def board_key(title: str, panels: Sequence[BoardScene], fps: float, page: str) -> str:
+    """Everything the board shows: its panels (each image by its bytes), frame rate and page."""
+    shown = [
+        {**asdict(panel), "image": file_digest(panel.image) if panel.image else ""}
+        for panel in panels
+    ]
+    return content_key("board", BOARD_FORMAT, title, shown, fps, page)

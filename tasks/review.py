@@ -17,10 +17,11 @@ from PIL import Image, ImageDraw
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from clients.cache import atomic_path, write_text_atomic
+from clients.cache import atomic_path, content_key, write_text_atomic
 from clients.media.drawing import cover, fit_text, font, line_height, placeholder_card, wrap
 from domain.report import RunReport, ScenePaths
 from domain.scene import SceneOutcome, SceneStatus, TimelineEntry
+from tasks.assembly.store import AssemblyStore, file_digest
 
 EXPORT_LABELS = {
     ".pdf": "printable board (PDF)",
@@ -29,6 +30,8 @@ EXPORT_LABELS = {
     ".edl": "EDL",
 }
 """How the page names each file handed to editors and to the review meeting."""
+SHEET_FORMAT = 1
+"""Bumped whenever the contact sheet is drawn differently."""
 THUMB_WIDTH = 320
 SHEET_COLUMNS = 4
 _STATUS_COLOURS = {
@@ -86,6 +89,22 @@ def contact_sheet(outcomes: Sequence[SceneOutcome], output: Path, aspect: float)
             )
     with atomic_path(output) as temporary:
         sheet.save(temporary, format="PNG")
+
+
+def contact_sheet_key(outcomes: Sequence[SceneOutcome], aspect: float) -> str:
+    """Everything the contact sheet shows, so an unchanged storyboard reuses the last one."""
+    shown = [
+        [
+            outcome.recording.order,
+            outcome.scene_id,
+            outcome.status.value,
+            outcome.transcript.text if outcome.transcript else "",
+            outcome.error,
+            file_digest(outcome.media.image_path) if outcome.media else "",
+        ]
+        for outcome in outcomes
+    ]
+    return content_key("contact sheet", SHEET_FORMAT, shown, aspect)
 
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -158,8 +177,16 @@ def write_review(
     target: Path,
     aspect: float,
     exports: Sequence[str] = (),
+    store: AssemblyStore | None = None,
 ) -> None:
-    contact_sheet(outcomes, target / "contact_sheet.png", aspect)
+    sheet = target / "contact_sheet.png"
+    if store is None:
+        contact_sheet(outcomes, sheet, aspect)
+    else:
+        key = contact_sheet_key(outcomes, aspect)
+        store.reuse_or_make(
+            "sheets", key, sheet, lambda made: contact_sheet(outcomes, made, aspect)
+        )
     page = review_page(outcomes, timeline, published, report, exports)
     write_text_atomic(target / "index.html", page)
 
@@ -173,5 +200,7 @@ def review(
     target: Path,
     aspect: float,
     exports: list[str] | None = None,
+    cache_dir: Path | None = None,
 ) -> None:
-    write_review(outcomes, timeline, published, report, target, aspect, exports or ())
+    store = AssemblyStore(cache_dir / "assembly") if cache_dir is not None else None
+    write_review(outcomes, timeline, published, report, target, aspect, exports or (), store)

@@ -11,8 +11,9 @@ audio settings. Entries are files written atomically, so a killed run leaves non
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,11 +138,19 @@ class AssemblyStore:
             shutil.move(made, temporary)
         return destination
 
-
-def link_or_copy(source: Path, destination: Path) -> None:
-    """`destination` holding `source`'s bytes: a hard link where the file system allows it."""
-    destination.unlink(missing_ok=True)
-    try:
-        os.link(source, destination)
-    except OSError:
-        shutil.copyfile(source, destination)
+    def reuse_or_make(
+        self, kind: str, key: str, destination: Path, make: Callable[[Path], object]
+    ) -> bool:
+        """`destination` copied from the store when `key` is there, else made by
+        `make(path)`, kept and copied; whether it was reused."""
+        suffix = destination.suffix
+        found = self.find(kind, key, suffix)
+        reused = found is not None
+        if found is None:
+            with tempfile.TemporaryDirectory(prefix=".make-", dir=destination.parent) as work:
+                made = Path(work) / destination.name
+                make(made)
+                found = self.keep(kind, key, suffix, made)
+        with atomic_path(destination) as temporary:
+            shutil.copyfile(found, temporary)
+        return reused
