@@ -18,19 +18,21 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from prefect import get_run_logger
 from prefect.futures import PrefectFuture
 
 from clients.safety import SafetyScreen
+from clients.services import backend_for
 from configs.settings import Settings
 from domain.errors import FatalServiceError
 from domain.scene import GeneratedMedia, Recording, SceneFailure, StoryboardPlan, Transcript
 from flows.artifacts import Progress
 from flows.signals import signals_outside_serializers
 from flows.stages import StageClock, asking_for
-from tasks.generate import generate, media_here
+from tasks.generate import cached_media, generate, media_here
 from tasks.language import LanguageChoice
 from tasks.preflight import RunSetup
-from tasks.prompt import ScenePrompt, prompt
+from tasks.prompt import ScenePrompt, image_request
 from tasks.safety import safety_screen, screen_scene
 from tasks.transcribe import transcribe
 
@@ -78,6 +80,9 @@ class _Stream:
     futures: dict[int, PrefectFuture[Made]] = field(default_factory=dict)
     looked_at: set[int] = field(default_factory=set)
 
+    def __post_init__(self) -> None:
+        self.cache = self.setup.cache.open()
+
     def take(self, recording: Recording, transcript: Heard) -> None:
         """One transcript in: its prompt, its screen, then its generation submitted."""
         index = len(self.results.transcripts)
@@ -87,15 +92,21 @@ class _Stream:
             self.progress.advance()
             return
         frame = (self.settings.assembly.width, self.settings.assembly.height)
-        made = prompt.with_options(task_run_name=f"prompt {recording.scene_id}")(
-            recording, transcript, self.plan.spec, self.settings.generation, frame
-        )
+        # A prompt is a few string operations: made here, not in a task of its own, whose
+        # orchestration would cost a long storyboard's re-run more than the prompts do.
+        made = image_request(recording, transcript, self.plan.spec, self.settings.generation, frame)
+        if made.note:
+            get_run_logger().warning("%s: %s", recording.scene_id, made.note)
         self.results.prompts[index] = made
         if blocked := screen_scene(self.screen, recording, transcript, made):
             self.results.generated[index] = blocked  # the safety screen: no request at all
             self.progress.advance()
             return
         refresh = recording.scene_id in self.only if self.only else self.refresh
+        if not refresh and (reused := self.reused(made)) is not None:
+            self.results.generated[index] = reused  # no task: nothing to generate
+            self.progress.advance()
+            return
         with asking_for(self.resources):
             self.futures[index] = generate.with_options(
                 task_run_name=f"generate {recording.scene_id}"
@@ -108,6 +119,12 @@ class _Stream:
                 refresh,
                 self.setup.shared_limit,
             )
+
+    def reused(self, made: ScenePrompt) -> GeneratedMedia | None:
+        """The scene's image and clip when the cache already holds both."""
+        generation = self.settings.generation
+        backend = backend_for(self.setup.backend, generation, self.setup.shared_limit)
+        return cached_media(backend, self.cache, made.request, generation)
 
     def stop_if_refused(self) -> None:
         """FatalServiceError as soon as a finished generation found the service refusing."""

@@ -242,10 +242,7 @@ def draw_still(sheet: Sheet, scene: BoardScene, x: float, y: float) -> None:
     pdf.rect(x, y, width, height, style="F")
     if scene.image is not None:
         try:
-            with Image.open(scene.image) as opened:
-                still = opened.convert("RGB")
-            still.thumbnail((STILL_MAX_PX, STILL_MAX_PX))
-            pdf.image(still, x=x, y=y, w=width, h=height, keep_aspect_ratio=True)
+            pdf.image(still_of(scene.image), x=x, y=y, w=width, h=height, keep_aspect_ratio=True)
             return
         except (OSError, ValueError, Image.DecompressionBombError):
             pass
@@ -256,6 +253,17 @@ def draw_still(sheet: Sheet, scene: BoardScene, x: float, y: float) -> None:
     sheet.style(8, colour=GREY_TEXT)
     missing = "no image" if scene.image is None else "image unreadable"
     sheet.write(x, y + height / 2 + 2, width, 5, missing, "C")
+
+
+def still_of(image: Path) -> Image.Image | str:
+    """What the board embeds for `image`: a JPEG already small enough as it is (embedded
+    without re-encoding), anything else decoded and made small."""
+    with Image.open(image) as opened:
+        if opened.format == "JPEG" and max(opened.size) <= STILL_MAX_PX:
+            return str(image)
+        still: Image.Image = opened.convert("RGB")
+    still.thumbnail((STILL_MAX_PX, STILL_MAX_PX))
+    return still
 
 
 def draw_band(sheet: Sheet, scene: BoardScene, x: float, y: float) -> list[str]:

@@ -93,6 +93,63 @@ def _lookup(cache: ContentCache, namespace: str, key: str) -> _Artifact | None:
     return _Artifact(path, int(entry["seed"]), 0, from_cache=True, model=entry.get("model", ""))
 
 
+def _image_key(backend: GenerationBackend, request: ImageRequest) -> str:
+    return content_key(IMAGES, backend.name, backend.image_fingerprint(request))
+
+
+def _clip_request(image: Path, request: ImageRequest, settings: GenerationSettings) -> ClipRequest:
+    motion = request.motion
+    bucket = motion.motion_bucket_id
+    return ClipRequest(
+        image=image.read_bytes(),
+        seed=request.seed,
+        cfg_scale=settings.svd_cfg_scale,
+        motion_bucket_id=settings.motion_bucket_id if bucket is None else bucket,
+        noise_aug_strength=motion.noise_aug_strength,
+        frames=motion.frames,
+        fps=motion.fps,
+    )
+
+
+def _clip_key(backend: GenerationBackend, clip_request: ClipRequest) -> str:
+    return content_key(CLIPS, backend.name, backend.clip_fingerprint(clip_request))
+
+
+def _media(
+    backend: GenerationBackend, request: ImageRequest, image: _Artifact, clip: _Artifact
+) -> GeneratedMedia:
+    return GeneratedMedia(
+        image_path=image.path,
+        clip_path=clip.path,
+        seed=image.seed,
+        image_model=image.model or backend.image_model_name(request),
+        retired_model=request.model if image.model not in ("", request.model) else "",
+        backend=backend.name,
+        api_calls=image.api_calls + clip.api_calls,
+        cache_hits=int(image.from_cache) + int(clip.from_cache),
+    )
+
+
+def cached_media(
+    backend: GenerationBackend,
+    cache: ContentCache,
+    request: ImageRequest,
+    settings: GenerationSettings,
+) -> GeneratedMedia | None:
+    """The scene's image and clip when the cache holds both, without a request or a lock;
+    None otherwise (a remembered content-filter refusal too: the generate task reports it)."""
+    try:
+        image = _lookup(cache, IMAGES, _image_key(backend, request))
+        if image is None:
+            return None
+        clip = _lookup(
+            cache, CLIPS, _clip_key(backend, _clip_request(image.path, request, settings))
+        )
+    except ContentFilteredError:
+        return None
+    return None if clip is None else _media(backend, request, image, clip)
+
+
 def generate_media(
     backend: GenerationBackend,
     cache: ContentCache,
@@ -107,42 +164,21 @@ def generate_media(
         file_name = f"image.{image_extension(image.media_type)}"
         return _Made(image.data, file_name, image.seed, image.api_calls, image.model)
 
-    image_key = content_key(IMAGES, backend.name, backend.image_fingerprint(request))
-    image = _cached_or_generated(cache, IMAGES, image_key, refresh, make_image)
-    calls_before_clip = image.api_calls
-
-    motion = request.motion
-    bucket = motion.motion_bucket_id
-    clip_request = ClipRequest(
-        image=image.path.read_bytes(),
-        seed=request.seed,
-        cfg_scale=settings.svd_cfg_scale,
-        motion_bucket_id=settings.motion_bucket_id if bucket is None else bucket,
-        noise_aug_strength=motion.noise_aug_strength,
-        frames=motion.frames,
-        fps=motion.fps,
-    )
+    image = _cached_or_generated(cache, IMAGES, _image_key(backend, request), refresh, make_image)
+    clip_request = _clip_request(image.path, request, settings)
 
     def make_clip() -> _Made:
         clip = backend.generate_clip(clip_request)
         return _Made(clip.data, "clip.mp4", clip.seed, clip.api_calls)
 
-    clip_key = content_key(CLIPS, backend.name, backend.clip_fingerprint(clip_request))
     try:
-        clip = _cached_or_generated(cache, CLIPS, clip_key, refresh, make_clip)
+        clip = _cached_or_generated(
+            cache, CLIPS, _clip_key(backend, clip_request), refresh, make_clip
+        )
     except StoryboardError as exc:
-        exc.api_calls += calls_before_clip
+        exc.api_calls += image.api_calls
         raise
-    return GeneratedMedia(
-        image_path=image.path,
-        clip_path=clip.path,
-        seed=image.seed,
-        image_model=image.model or backend.image_model_name(request),
-        retired_model=request.model if image.model not in ("", request.model) else "",
-        backend=backend.name,
-        api_calls=image.api_calls + clip.api_calls,
-        cache_hits=int(image.from_cache) + int(clip.from_cache),
-    )
+    return _media(backend, request, image, clip)
 
 
 def _retry_when_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:

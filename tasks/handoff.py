@@ -7,9 +7,10 @@ Editor timelines (`tasks/editorial.py`: `storyboard.otio`, and FCP XML and EDL a
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
+from PIL import Image
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -18,7 +19,7 @@ from configs.settings import AssemblySettings
 from domain.report import ScenePaths
 from domain.scene import SceneOutcome, TimelineEntry
 from tasks.assembly.store import AssemblyStore, file_digest
-from tasks.board import BOARD_FILE, BoardScene, board_scenes, write_board
+from tasks.board import BOARD_FILE, STILL_MAX_PX, BoardScene, board_scenes, write_board
 from tasks.editorial import editorial_timeline, write_editorial_files
 
 BOARD_FORMAT = 1
@@ -42,13 +43,26 @@ def hand_off(
     written = write_editorial_files(cut, target, settings.exports)
     panels = board_scenes(outcomes, timeline, published, target)
     key = board_key(title, panels, settings.fps, settings.board_page)
-    AssemblyStore(cache_dir / "assembly").reuse_or_make(
+    store = AssemblyStore(cache_dir / "assembly")
+    panels = [replace(panel, image=_still(store, panel.image)) for panel in panels]
+    store.reuse_or_make(
         "boards",
         key,
         target / BOARD_FILE,
         lambda made: write_board(made, title, panels, settings.fps, settings.board_page),
     )
     return [*written, target / BOARD_FILE]
+
+
+def _still(store: AssemblyStore, image: Path | None) -> Path | None:
+    """The board's small JPEG of `image`; an unreadable image stays as it is (the board then
+    says so in its panel)."""
+    if image is None:
+        return None
+    try:
+        return store.still(image, STILL_MAX_PX)
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return image
 
 
 def board_key(title: str, panels: Sequence[BoardScene], fps: float, page: str) -> str:

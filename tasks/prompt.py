@@ -6,9 +6,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
-
 from clients.cache import content_key
 from clients.generation.schemas import MODELS, model_default, shorten_at_word
 from configs.settings import GenerationSettings
@@ -123,17 +120,3 @@ def scene_motion(spec: StoryboardSpec, scene_id: str) -> ClipMotion:
     if scene is None:
         return ClipMotion()
     return ClipMotion(scene.motion_bucket_id, scene.noise_aug_strength, scene.frames, scene.fps)
-
-
-@task(name="prompt", cache_policy=NO_CACHE)
-def prompt(
-    recording: Recording,
-    transcript: Transcript,
-    spec: StoryboardSpec,
-    settings: GenerationSettings,
-    size: tuple[int, int] = (SVD_WIDTH, SVD_HEIGHT),
-) -> ScenePrompt:
-    made = image_request(recording, transcript, spec, settings, size)
-    if made.note:
-        get_run_logger().warning("%s: %s", recording.scene_id, made.note)
-    return made

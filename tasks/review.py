@@ -8,7 +8,7 @@ engine.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,9 +43,11 @@ _STATUS_COLOURS = {
 }
 
 
-def _thumbnail(outcome: SceneOutcome, width: int, height: int) -> Image.Image:
+def _thumbnail(
+    outcome: SceneOutcome, width: int, height: int, still_of: Callable[[Path], Path]
+) -> Image.Image:
     if outcome.media is not None:
-        with Image.open(outcome.media.image_path) as image:
+        with Image.open(still_of(outcome.media.image_path)) as image:
             source: Image.Image = image.convert("RGB")
         return cover(source, width, height)
     heading = outcome.status.value.replace("_", " ")
@@ -53,8 +55,14 @@ def _thumbnail(outcome: SceneOutcome, width: int, height: int) -> Image.Image:
     return card.resize((width, height))
 
 
-def contact_sheet(outcomes: Sequence[SceneOutcome], output: Path, aspect: float) -> None:
-    """A grid of every scene: its frame, its id and status, and what was said."""
+def contact_sheet(
+    outcomes: Sequence[SceneOutcome],
+    output: Path,
+    aspect: float,
+    still_of: Callable[[Path], Path] = lambda image: image,
+) -> None:
+    """A grid of every scene: its frame (drawn from `still_of` the scene's image), its id and
+    status, and what was said."""
     thumb_w = THUMB_WIDTH
     thumb_h = round(thumb_w / aspect)
     caption_font = font(13)
@@ -68,7 +76,7 @@ def contact_sheet(outcomes: Sequence[SceneOutcome], output: Path, aspect: float)
     for index, outcome in enumerate(outcomes):
         x = 16 + (index % SHEET_COLUMNS) * cell_w
         y = 16 + (index // SHEET_COLUMNS) * cell_h
-        sheet.paste(_thumbnail(outcome, thumb_w, thumb_h), (x, y))
+        sheet.paste(_thumbnail(outcome, thumb_w, thumb_h, still_of), (x, y))
         colour = _STATUS_COLOURS[outcome.status]
         draw.rectangle((x, y + thumb_h, x + thumb_w, y + thumb_h + 4), fill=colour)
         title = f"{outcome.recording.order}. {outcome.scene_id} · {outcome.status.value}"
@@ -184,8 +192,12 @@ def write_review(
         contact_sheet(outcomes, sheet, aspect)
     else:
         key = contact_sheet_key(outcomes, aspect)
+
+        def still_of(image: Path) -> Path:
+            return store.still(image, 2 * THUMB_WIDTH)
+
         store.reuse_or_make(
-            "sheets", key, sheet, lambda made: contact_sheet(outcomes, made, aspect)
+            "sheets", key, sheet, lambda made: contact_sheet(outcomes, made, aspect, still_of)
         )
     page = review_page(outcomes, timeline, published, report, exports)
     write_text_atomic(target / "index.html", page)

@@ -24,6 +24,14 @@ def ffmpeg_executable() -> str:
     return str(imageio_ffmpeg.get_ffmpeg_exe())
 
 
+@cache
+def ffmpeg_version() -> str:
+    """The bundled ffmpeg's version (asked once per process: asking runs ffmpeg)."""
+    import imageio_ffmpeg
+
+    return str(imageio_ffmpeg.get_ffmpeg_version())
+
+
 def run_ffmpeg(arguments: Sequence[str]) -> None:
     command = [ffmpeg_executable(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
     completed = subprocess.run(  # noqa: S603 - argument list, no shell

@@ -18,13 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import imageio_ffmpeg
+from PIL import Image
 
 from clients.cache import atomic_path, content_key
+from clients.media.ffmpeg import ffmpeg_version
 from configs.settings import AssemblySettings
 from tasks.assembly.timeline import SceneCut
 
 ASSEMBLY_FORMAT = 1
+STILL_FORMAT = 1
 """Bumped whenever rendering changes what the same inputs look or sound like."""
 
 AUDIO_ONLY_SETTINGS = frozenset(
@@ -84,7 +86,7 @@ def segment_key(
     return content_key(
         "segment",
         ASSEMBLY_FORMAT,
-        imageio_ffmpeg.get_ffmpeg_version(),
+        ffmpeg_version(),
         visual_settings(settings),
         frame_count,
         picture_identity(cut, settings),
@@ -111,7 +113,7 @@ def track_key(narrations: list[str], music: Path | None, settings: AssemblySetti
     return content_key(
         "track",
         ASSEMBLY_FORMAT,
-        imageio_ffmpeg.get_ffmpeg_version(),
+        ffmpeg_version(),
         narrations,
         audio,
         _optional_digest(music),
@@ -154,3 +156,23 @@ class AssemblyStore:
         with atomic_path(destination) as temporary:
             shutil.copyfile(found, temporary)
         return reused
+
+    def still(self, image: Path, max_px: int) -> Path:
+        """`image` as a JPEG at most `max_px` on its longer side, made once per image: what
+        the board and the contact sheet draw, so a re-made sheet decodes no full picture."""
+        key = content_key("still", STILL_FORMAT, file_digest(image), max_px)
+
+        def make(path: Path) -> None:
+            with Image.open(image) as opened:
+                small = opened.convert("RGB")
+            small.thumbnail((max_px, max_px))
+            small.save(path, format="JPEG", quality=88)
+
+        found = self.find("stills", key, ".jpg")
+        if found is not None:
+            return found
+        self.root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".still-", dir=self.root) as work:
+            made = Path(work) / "still.jpg"
+            make(made)
+            return self.keep("stills", key, ".jpg", made)
