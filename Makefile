@@ -21,8 +21,10 @@ $(VENV)/.installed-test: pyproject.toml constraints.txt $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(BIN)/storyboard demo
 
+# Two workers, a test file each at a time: many tests wait on servers and subprocesses, so
+# two files side by side keep both cores busy (one at a time left half the CPU idle).
 test: $(VENV)/.installed-test check-lock system-test-deps lint typecheck
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 # Debian's Chromium renders the review page in the tests; Debian's PostgreSQL backs a Prefect
 # server in the scheduled-run test; espeak-ng speaks the tests' recordings; poppler-utils reads

@@ -36,5 +36,7 @@ class RunReport:
     """Image models found retired, and the fallback that made their scenes' images."""
     unknown_outcomes: list[str] = field(default_factory=list)
     """Scenes whose request was sent but whose answer was lost (a re-run may pay again)."""
+    flow_run_id: str | None = None
+    """The Prefect flow run that made it, for a link to the Prefect UI."""
     assembly: dict[str, int | bool] = field(default_factory=dict)
     """What assembling encoded: segments encoded and reused, whether the narration was."""

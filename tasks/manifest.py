@@ -222,6 +222,7 @@ def write_run_json(report: RunReport, path: Path) -> None:
         "fallbacks": report.fallbacks,
         "unknown_outcomes": report.unknown_outcomes,
         "assembly": report.assembly,
+        "flow_run_id": report.flow_run_id,
     }
     write_text_atomic(path, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
 

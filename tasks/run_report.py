@@ -6,6 +6,8 @@ import platform
 from collections.abc import Mapping, Sequence
 from importlib import metadata
 
+from prefect.runtime import flow_run
+
 from configs.settings import Settings
 from domain.report import RunReport
 from domain.scene import GeneratedMedia, SceneFailure, SceneOutcome, StoryboardPlan
@@ -71,4 +73,5 @@ def build_run_report(
             if isinstance(made, SceneFailure) and made.outcome_unknown
         ],
         assembly=dict(assembly or {}),
+        flow_run_id=flow_run.get_id(),
     )

@@ -35,6 +35,7 @@ def test_rerun_re_encodes_only_what_changed_and_drops_deleted_scenes(
         "segments_encoded": 3,
         "segments_reused": 0,
         "narration_encoded": True,
+        "narration_chunks_encoded": 1,
     }
     length = probe(target / "storyboard.mp4").duration_s
 
@@ -45,8 +46,10 @@ def test_rerun_re_encodes_only_what_changed_and_drops_deleted_scenes(
         "segments_encoded": 0,
         "segments_reused": 3,
         "narration_encoded": False,
+        "narration_chunks_encoded": 0,
     }
     assert "nothing changed, nothing re-encoded" in unchanged.stdout + unchanged.stderr
+    assert _report(target)["flow_run_id"], "run.json names the flow run, for a link to the UI"
     assert probe(target / "storyboard.mp4").duration_s == pytest.approx(length, abs=0.01)
 
     (source / "2 night.ogg").unlink()

@@ -24,6 +24,7 @@ from PIL import Image
 from clients.media.video import Frame, VideoEncoding, write_video
 from configs.settings import AssemblySettings, FitMethod
 from domain.scene import TimelineEntry
+from tasks.assembly.aac import encoded_chunks, splice_chunks
 from tasks.assembly.mux import encode_track, join_segments
 from tasks.assembly.narration import scene_narration, write_narration_track
 from tasks.assembly.overlay import first_frame, ken_burns, overlay, scene_label, scene_sources
@@ -101,7 +102,12 @@ class Assembly:
     timeline: list[TimelineEntry]
     segments_encoded: int
     segments_reused: int
-    track_encoded: bool
+    narration_pieces_encoded: int
+    """Chunks of the narration's AAC encoded now (the whole track, with music: 1)."""
+
+    @property
+    def track_encoded(self) -> bool:
+        return self.narration_pieces_encoded > 0
 
     @property
     def encoded_nothing(self) -> bool:
@@ -112,6 +118,7 @@ class Assembly:
             "segments_encoded": self.segments_encoded,
             "segments_reused": self.segments_reused,
             "narration_encoded": self.track_encoded,
+            "narration_chunks_encoded": self.narration_pieces_encoded,
         }
 
 
@@ -157,18 +164,24 @@ def narration_track(
     music: Path | None,
     store: AssemblyStore,
     work: Path,
-) -> tuple[Path, list[float], bool]:
-    """The encoded narration track, each scene's seconds, and whether it was encoded now."""
+) -> tuple[Path, list[float], int]:
+    """The encoded narration track, each scene's seconds, and how many pieces of it were
+    encoded now: chunks that splice without a seam (`tasks/assembly/aac.py`), or with music
+    under the narration, the whole track."""
     narrations = [scene_narration(cut, settings, store) for cut in cuts]
     durations = [narration.seconds(settings.sample_rate) for narration in narrations]
-    key = track_key([narration.key for narration in narrations], music, settings)
-    found = store.find("tracks", key, ".m4a")
-    if found is not None:
-        return found, durations, False
     wav, encoded = work / "narration.wav", work / "narration.m4a"
-    write_narration_track(narrations, settings, wav)
-    encode_track(wav, settings, encoded, music)
-    return store.keep("tracks", key, ".m4a", encoded), durations, True
+    if music is not None:
+        key = track_key([narration.key for narration in narrations], music, settings)
+        if (found := store.find("tracks", key, ".m4a")) is not None:
+            return found, durations, 0
+        write_narration_track(narrations, settings, wav)
+        encode_track(wav, settings, encoded, music)
+        return store.keep("tracks", key, ".m4a", encoded), durations, 1
+    pcm = b"".join(narration.pcm.read_bytes() for narration in narrations)
+    chunks, made = encoded_chunks(pcm, settings, store, work)
+    splice_chunks(chunks, encoded)
+    return encoded, durations, made
 
 
 def assemble_storyboard(
@@ -183,7 +196,7 @@ def assemble_storyboard(
     with tempfile.TemporaryDirectory(prefix=".assemble-", dir=output.parent) as folder:
         work = Path(folder)
         store = store or AssemblyStore(work / "store")
-        track, durations, track_encoded = narration_track(cuts, settings, music, store, work)
+        track, durations, pieces = narration_track(cuts, settings, music, store, work)
         spans = timeline_frames(durations, settings.fps)
         frame_counts = [frames for _, _, frames in spans]
         segments, encoded = scene_segments(cuts, frame_counts, settings, store, work)
@@ -194,4 +207,4 @@ def assemble_storyboard(
         TimelineEntry(scene_id=cut.scene_id, start_s=round(start, 3), end_s=round(end, 3))
         for cut, (start, end, _) in zip(cuts, spans, strict=True)
     ]
-    return Assembly(timeline, encoded, len(cuts) - encoded, track_encoded)
+    return Assembly(timeline, encoded, len(cuts) - encoded, pieces)
