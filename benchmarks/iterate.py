@@ -31,7 +31,8 @@ from clients.media.audio import decode_audio
 from clients.media.ffmpeg import probe
 from tests.fakes.nvidia_server import VALID_KEY, FakeNvidia, Faults
 
-RATE = 16_000
+RATE = 48_000
+"""The assembly's sample rate (`assembly.sample_rate`'s default)."""
 
 
 def parse_arguments() -> argparse.Namespace:
@@ -43,7 +44,8 @@ def parse_arguments() -> argparse.Namespace:
 
 
 def retake(recording: Path, other: Path) -> None:
-    """Overwrite `recording` with the narration of `other`, cut or padded to its length."""
+    """Overwrite `recording` with the narration of `other`, cut or padded to exactly its
+    length at the storyboard's sample rate (a take of the same length)."""
     length = len(decode_audio(recording, RATE))
     samples = decode_audio(other, RATE)[:length]
     samples = np.pad(samples, (0, length - len(samples)))

@@ -13,7 +13,9 @@ packets, so it neither drifts nor clicks.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -109,20 +111,26 @@ def encoded_chunks(
     work: Path,
     chunk_blocks: int = CHUNK_BLOCKS,
 ) -> tuple[list[tuple[Chunk, Path]], int]:
-    """Every chunk of the narration `pcm` as an M4A in the store; how many were encoded now."""
-    made = 0
-    found = []
+    """Every chunk of the narration `pcm` as an M4A in the store, the missing ones encoded a
+    few at a time; how many were encoded now."""
+    planned = []
     for chunk in plan_chunks(len(pcm) // 2, chunk_blocks):
         piece = pcm[2 * chunk.encoded_from : 2 * chunk.encoded_to]
         key = chunk_key(piece, chunk, settings)
-        path = store.find("aac", key, ".m4a")
-        if path is None:
-            encoded = work / f"chunk_{chunk.start}.m4a"
-            encode_chunk(piece, settings, encoded)
-            path = store.keep("aac", key, ".m4a", encoded)
-            made += 1
-        found.append((chunk, path))
-    return found, made
+        planned.append((chunk, key, piece, store.find("aac", key, ".m4a")))
+
+    def encode(chunk: Chunk, key: str, piece: bytes) -> Path:
+        encoded = work / f"chunk_{chunk.start}.m4a"
+        encode_chunk(piece, settings, encoded)
+        return store.keep("aac", key, ".m4a", encoded)
+
+    missing = [(chunk, key, piece) for chunk, key, piece, found in planned if found is None]
+    workers = settings.render_workers or os.cpu_count() or 1
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        encoded = list(pool.map(lambda item: encode(*item), missing))
+    made = {key: path for (_, key, _), path in zip(missing, encoded, strict=True)}
+    chunks = [(chunk, found or made[key]) for chunk, key, _, found in planned]
+    return chunks, len(missing)
 
 
 def splice_chunks(chunks: Sequence[tuple[Chunk, Path]], output: Path) -> None:
