@@ -26,13 +26,15 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-test check-lock system-test-deps lint typecheck
 	$(BIN)/pytest -n 2 --dist loadfile
 
-# Debian's Chromium renders the review page in the tests; Debian's PostgreSQL backs a Prefect
+# Debian's Chromium renders the review page and, driven by Selenium through Debian's
+# chromedriver, the studio in the tests; Debian's PostgreSQL backs a Prefect
 # server in the scheduled-run test; espeak-ng speaks the tests' recordings; poppler-utils reads
 # and renders storyboard.pdf, drawn in DejaVu (root installs them; others are told, and those
 # tests skip or fail saying which package is missing).
-SYSTEM_TEST_PACKAGES := chromium postgresql espeak-ng poppler-utils fonts-dejavu-core
+SYSTEM_TEST_PACKAGES := chromium chromium-driver postgresql espeak-ng poppler-utils fonts-dejavu-core
 system-test-deps:
-	@(command -v chromium >/dev/null && command -v espeak-ng >/dev/null && \
+	@(command -v chromium >/dev/null && command -v chromedriver >/dev/null && \
+	  command -v espeak-ng >/dev/null && \
 	  command -v pdftoppm >/dev/null && test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf && \
 	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1) || \
 	  (apt-get update -qq && apt-get install -y -qq --no-install-recommends \
@@ -47,7 +49,7 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
-	$(BIN)/python scripts/check_sizes.py cli flows tasks clients configs domain benchmarks scripts
+	$(BIN)/python scripts/check_sizes.py cli studio flows tasks clients configs domain benchmarks scripts
 
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy

@@ -55,6 +55,7 @@ def command_run(
     only: Sequence[str],
     refresh: bool,
     task_runner: str,
+    source_fingerprint: str | None = None,
 ) -> int:
     from flows.runners import launch_temporary_api, parse_task_runner, prefect_api_for
 
@@ -84,6 +85,7 @@ def command_run(
             backend=backend,
             only=list(only),
             refresh=refresh,
+            source_fingerprint=source_fingerprint,
         )
     report = result.report
     total = sum(report.scenes.values())
@@ -190,6 +192,35 @@ def command_serve(
     warnings.filterwarnings("ignore", "coroutine 'Runner.astop' was never awaited", RuntimeWarning)
     say("serving deployments storyboard-watch/drop-folder and storyboard/on-demand (Ctrl-C stops)")
     serve(*deployments)
+    return EXIT_OK
+
+
+def command_studio(
+    source: str,
+    target: str,
+    config: Path | None,
+    backend_name: str | None,
+    host: str | None,
+    port: int | None,
+) -> int:
+    """The review studio over SOURCE and TARGET, until Ctrl-C."""
+    from studio.config import studio_config
+
+    settings = load_settings(config)
+    studio = studio_config(
+        location(source), location(target), settings, host, port,
+        config.resolve() if config else None, backend_name,
+    )  # fmt: skip
+    if not is_s3(source) and not Path(source).is_dir():
+        raise ConfigurationError(f"{source}: no such folder")
+    open_storage(source).list()
+    if backend_name:
+        check_backend(choose_backend(backend_name), settings.generation)
+    from studio.app import serve
+
+    shown_host = f"[{studio.host}]" if ":" in studio.host else studio.host
+    say(f"studio: http://{shown_host}:{studio.port}/ over {shown(source)} -> {shown(target)}")
+    serve(studio)
     return EXIT_OK
 
 

@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     run.add_argument("--only", nargs="+", metavar="SCENE_ID", help="regenerate just these scenes")
     run.add_argument("--refresh", action="store_true", help="ignore cached generation results")
+    # What the studio's own worker passes, so that run.json records which inputs it rendered
+    # and a watcher over the same folder does not render them again.
+    run.add_argument("--source-fingerprint", help=argparse.SUPPRESS)
     watch = commands.add_parser(
         "watch", help="render every new or changed storyboard folder",
         parents=[shared[name] for name in ("watched", "config", "backend", "runner")],
@@ -75,6 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     serve.add_argument("--interval", type=float, help="seconds between watcher runs")
     serve.add_argument("--cron", help="cron schedule for the watcher instead of an interval")
+    studio = commands.add_parser(
+        "studio", help="the review studio: watch, record, re-take and approve scenes",
+        parents=[shared[name] for name in ("config", "backend")],
+    )  # fmt: skip
+    studio.add_argument("source", help="folder or s3://bucket/prefix/ holding storyboard folders")
+    studio.add_argument("--out", dest="target", required=True, help="folder or s3:// prefix")
+    studio.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    studio.add_argument("--port", type=int, help="port to listen on (default 8700)")
     commands.add_parser(
         "demo", help="render the bundled demo storyboard, offline", parents=[shared["output"]]
     )
@@ -94,8 +105,9 @@ def dispatch(arguments: argparse.Namespace) -> int:
     a = arguments
     if a.command == "run":
         return commands.command_run(
-            a.source, a.target, a.config, a.backend, a.only or [], a.refresh, a.task_runner
-        )
+            a.source, a.target, a.config, a.backend, a.only or [], a.refresh, a.task_runner,
+            a.source_fingerprint,
+        )  # fmt: skip
     if a.command == "watch":
         return commands.command_watch(
             a.source, a.target, a.config, a.backend, a.once, a.interval, a.settle, a.task_runner
@@ -104,6 +116,8 @@ def dispatch(arguments: argparse.Namespace) -> int:
         return commands.command_serve(
             a.source, a.target, a.config, a.backend, a.interval, a.cron, a.settle
         )
+    if a.command == "studio":
+        return commands.command_studio(a.source, a.target, a.config, a.backend, a.host, a.port)
     if a.command == "demo":
         return commands.command_run(
             str(DEMO_STORYBOARD), a.target, None, "draft", [], False, "thread"

@@ -128,6 +128,17 @@ class WatchSettings(_Strict):
     settle_s: float = Field(default=30.0, ge=0.0)
 
 
+class StudioSettings(_Strict):
+    """`storyboard studio`, the review web application (README "Review studio")."""
+
+    host: str = "127.0.0.1"
+    """Where it listens (`--host`); an address other than loopback needs
+    STORYBOARD_STUDIO_TOKEN."""
+    port: int = Field(default=8700, ge=1, le=65535)
+    max_upload_mb: float = Field(default=50.0, gt=0.0, le=2048.0)
+    """A recording uploaded or recorded in the browser may be at most this large (else 413)."""
+
+
 class DaskSettings(_Strict):
     workers: int | None = Field(default=None, ge=1)
     threads_per_worker: int = Field(default=2, ge=1)
@@ -158,6 +169,7 @@ class Settings(_Strict):
     generation: GenerationSettings = GenerationSettings()
     assembly: AssemblySettings = AssemblySettings()
     watch: WatchSettings = WatchSettings()
+    studio: StudioSettings = StudioSettings()
     dask: DaskSettings = DaskSettings()
     safety: SafetySettings = SafetySettings()
     cache_dir: Path = Field(default_factory=lambda: default_cache_dir())

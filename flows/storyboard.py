@@ -25,6 +25,7 @@ from tasks.manifest import write_manifest, write_run_report
 from tasks.preflight import preflight
 from tasks.publish import publish
 from tasks.review import review
+from tasks.reviews import read_reviews
 from tasks.run_report import build_run_report
 
 
@@ -73,9 +74,10 @@ def storyboard(
     timeline = assembled.timeline
     image_model = plan.spec.image_model or settings.generation.image_model
     with clock.stage("manifest"):
+        reviews = read_reviews(target)
         published = write_manifest(
             outcomes, timeline, folder, setup.backend, image_model,
-            settings.assembly.captions_by_word,
+            settings.assembly.captions_by_word, reviews,
         )  # fmt: skip
         handed = hand_off(
             plan.title, outcomes, timeline, published, settings.assembly, folder,
@@ -86,9 +88,10 @@ def storyboard(
         plan, target, setup.backend, settings, outcomes, generated, clock.with_total(),
         current_task_runner(), source_fingerprint, assembled.summary(),
     )  # fmt: skip
-    aspect = settings.assembly.width / settings.assembly.height
-    exports = [path.name for path in handed]
-    review(outcomes, timeline, published, report, folder, aspect, exports, settings.cache_dir)
+    review(
+        outcomes, timeline, published, report, folder, settings.assembly,
+        [path.name for path in handed], settings.cache_dir, reviews,
+    )  # fmt: skip
     write_run_report(report, folder)
     outputs = publish(folder, target, published)
     progress.finish()

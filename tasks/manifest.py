@@ -18,6 +18,7 @@ from clients.storage import safe_name
 from domain.report import RunReport, ScenePaths
 from domain.scene import SceneOutcome, SceneStatus, TimelineEntry
 from tasks.assembly.captions import caption_chunks
+from tasks.reviews import verdict_for
 
 MANIFEST_COLUMNS = (
     "scene_id",
@@ -38,7 +39,9 @@ MANIFEST_COLUMNS = (
     "status",
     "error",
 )
-EXTRA_COLUMNS = ("language_probability", "english_transcript", "note")
+EXTRA_COLUMNS = (
+    "language_probability", "english_transcript", "note", "review", "review_comment",
+)  # fmt: skip
 _UNSAFE = re.compile(r"[^\w.-]+", re.UNICODE)
 
 
@@ -95,10 +98,12 @@ def manifest_frame(
     published: Mapping[str, ScenePaths],
     backend: str,
     image_model: str,
+    reviews: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> pd.DataFrame:
     spans = {entry.scene_id: entry for entry in timeline}
     rows: list[dict[str, Any]] = []
     for outcome in outcomes:
+        verdict = verdict_for(outcome, reviews or {})
         transcript = outcome.transcript
         span = spans.get(outcome.scene_id)
         paths = published.get(outcome.scene_id, ScenePaths())
@@ -124,6 +129,8 @@ def manifest_frame(
                 "language_probability": transcript.language_probability if transcript else None,
                 "english_transcript": transcript.english_text if transcript else "",
                 "note": outcome.note,
+                "review": verdict.verdict if verdict else "",
+                "review_comment": verdict.comment if verdict else "",
             }
         )
     frame = pd.DataFrame(rows, columns=[*MANIFEST_COLUMNS, *EXTRA_COLUMNS])
@@ -188,12 +195,13 @@ def write_outputs(
     backend: str,
     image_model: str,
     captions_by_word: bool = False,
+    reviews: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, ScenePaths]:
     """manifest.csv, storyboard.srt and .vtt, and the scenes/ folder, each written atomically.
 
     Returns where each scene's files were published, relative to `target`."""
     published = publish_scene_files(outcomes, target)
-    frame = manifest_frame(outcomes, timeline, published, backend, image_model)
+    frame = manifest_frame(outcomes, timeline, published, backend, image_model, reviews)
     with atomic_path(target / "manifest.csv") as temporary:
         frame.to_csv(temporary, index=False, encoding="utf-8")
     cues = caption_cues(outcomes, timeline, captions_by_word)
@@ -235,8 +243,11 @@ def write_manifest(
     backend: str,
     image_model: str,
     captions_by_word: bool = False,
+    reviews: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, ScenePaths]:
-    return write_outputs(outcomes, timeline, target, backend, image_model, captions_by_word)
+    return write_outputs(
+        outcomes, timeline, target, backend, image_model, captions_by_word, reviews
+    )
 
 
 @task(name="run-report", cache_policy=NO_CACHE)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from PIL import Image, ImageDraw
@@ -19,9 +20,11 @@ from prefect.cache_policies import NO_CACHE
 
 from clients.cache import atomic_path, content_key, write_text_atomic
 from clients.media.drawing import cover, fit_text, font, line_height, placeholder_card, wrap
+from configs.settings import AssemblySettings
 from domain.report import RunReport, ScenePaths
 from domain.scene import SceneOutcome, SceneStatus, TimelineEntry
 from tasks.assembly.store import AssemblyStore, file_digest
+from tasks.reviews import Verdict, verdict_for
 
 EXPORT_LABELS = {
     ".pdf": "printable board (PDF)",
@@ -141,9 +144,15 @@ class _Card:
     """The scene's span, "m:ss.ss to m:ss.ss", or "" when it is not on the timeline."""
     transcript: str
     language: str
+    review: Verdict | None = None
 
 
-def _card(outcome: SceneOutcome, span: TimelineEntry | None, paths: ScenePaths) -> _Card:
+def _card(
+    outcome: SceneOutcome,
+    span: TimelineEntry | None,
+    paths: ScenePaths,
+    reviews: Mapping[str, Mapping[str, Any]],
+) -> _Card:
     transcript = outcome.transcript
     return _Card(
         outcome=outcome,
@@ -152,6 +161,7 @@ def _card(outcome: SceneOutcome, span: TimelineEntry | None, paths: ScenePaths) 
         when=f"{_seconds(span.start_s)} to {_seconds(span.end_s)}" if span else "",
         transcript=transcript.text if transcript else "",
         language=transcript.language if transcript else "",
+        review=verdict_for(outcome, reviews),
     )
 
 
@@ -161,6 +171,7 @@ def review_page(
     published: Mapping[str, ScenePaths],
     report: RunReport,
     exports: Sequence[str] = (),
+    reviews: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> str:
     """index.html: the video, then one card per scene (templates/review.html.j2), linking
     the `exports` written beside it (file names)."""
@@ -170,6 +181,7 @@ def review_page(
             outcome,
             spans.get(outcome.scene_id),
             published.get(outcome.scene_id, ScenePaths()),
+            reviews or {},
         )
         for outcome in outcomes
     ]
@@ -186,6 +198,7 @@ def write_review(
     aspect: float,
     exports: Sequence[str] = (),
     store: AssemblyStore | None = None,
+    reviews: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> None:
     sheet = target / "contact_sheet.png"
     if store is None:
@@ -199,7 +212,7 @@ def write_review(
         store.reuse_or_make(
             "sheets", key, sheet, lambda made: contact_sheet(outcomes, made, aspect, still_of)
         )
-    page = review_page(outcomes, timeline, published, report, exports)
+    page = review_page(outcomes, timeline, published, report, exports, reviews)
     write_text_atomic(target / "index.html", page)
 
 
@@ -210,9 +223,14 @@ def review(
     published: dict[str, ScenePaths],
     report: RunReport,
     target: Path,
-    aspect: float,
+    settings: AssemblySettings,
     exports: list[str] | None = None,
     cache_dir: Path | None = None,
+    reviews: dict[str, dict[str, Any]] | None = None,
 ) -> None:
+    """The contact sheet and the review page in the storyboard's frame shape."""
+    aspect = settings.width / settings.height
     store = AssemblyStore(cache_dir / "assembly") if cache_dir is not None else None
-    write_review(outcomes, timeline, published, report, target, aspect, exports or (), store)
+    write_review(
+        outcomes, timeline, published, report, target, aspect, exports or (), store, reviews
+    )

@@ -77,9 +77,10 @@ def test_an_existing_cluster_renders_the_same_storyboard_as_threads(
     """Two worker processes of a cluster started apart from the run; the threaded run to
     compare with is `storyboard demo` (the same storyboard, the same draft backend)."""
     threaded_run = demo_run[1]
+    fresh = {**cli_env, "STORYBOARD_CACHE_DIR": str(tmp_path / "cache")}  # made on the workers
     result = run_cli(
         ["run", str(DEMO_DIR), "--out", "out", "--task-runner", f"dask={dask_cluster}"],
-        cli_env,
+        fresh,
         tmp_path,
     )
     assert result.returncode == 0, result.stderr

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -23,6 +24,7 @@ from tasks.manifest import (
     srt_text,
     vtt_text,
 )
+from tasks.reviews import read_reviews
 
 INTERFACE_COLUMNS = (
     "scene_id, order, source_uri, audio_sha256, audio_duration_s, language, transcript, prompt, "
@@ -97,3 +99,28 @@ def test_scene_folders_never_leave_scenes(tmp_path: Path) -> None:
     assert names == ["scene", "a_b", "img_src_x", "ok", "ok-2", "été"]
     for name in names:
         assert (tmp_path / "scenes" / name).resolve().parent == (tmp_path / "scenes").resolve()
+
+
+def test_reviews_from_the_studio_fill_the_review_columns_and_age_with_new_takes(
+    outcomes: list[SceneOutcome], tmp_path: Path
+) -> None:
+    review_file = tmp_path / "target" / "review.json"
+    review_file.parent.mkdir()
+    review_file.write_text(
+        json.dumps(
+            {
+                "one": {"verdict": "approved", "comment": "lovely", "audio_sha256": "ab" * 32,
+                        "seed": 77},
+                "two": {"verdict": "needs_changes", "comment": "<i>louder</i>",
+                        "audio_sha256": "an earlier take", "seed": None},
+                "<b>3</b>": {"verdict": "not a verdict"},
+            }
+        )
+    )  # fmt: skip
+    reviews = read_reviews.fn(str(tmp_path / "target"))
+    frame = manifest_frame(outcomes, TIMELINE, {}, "draft", "sdxl", reviews)
+    assert frame["review"].tolist() == ["approved", "outdated", ""]
+    assert frame["review_comment"].tolist() == ["lovely", "<i>louder</i>", ""]
+    assert read_reviews.fn(str(tmp_path / "nowhere")) == {}
+    review_file.write_text("{not json")
+    assert read_reviews.fn(str(tmp_path / "target")) == {}

@@ -73,31 +73,32 @@ def texts(results: list[Transcript | SceneFailure]) -> list[list[str]]:
 
 
 @pytest.fixture(scope="module")
-def sixty_scenes(tmp_path_factory: pytest.TempPathFactory) -> list[Recording]:
-    """`for i in $(seq 60); do espeak-ng -s 220 -w src/scene_$i.wav "number $i"; done`"""
-    folder = tmp_path_factory.mktemp("sixty")
-    return [recording(speak(folder / f"scene_{i}.wav", f"number {i}"), i) for i in range(1, 61)]
+def thirty_scenes(tmp_path_factory: pytest.TempPathFactory) -> list[Recording]:
+    """`for i in $(seq 30); do espeak-ng -s 220 -w src/scene_$i.wav "number $i"; done`: a few
+    windows' worth of one-second scenes."""
+    folder = tmp_path_factory.mktemp("thirty")
+    return [recording(speak(folder / f"scene_{i}.wav", f"number {i}"), i) for i in range(1, 31)]
 
 
-def test_sixty_short_scenes_packed_read_each_scene_as_it_reads_alone(
-    engine: TranscriptionEngine, sixty_scenes: list[Recording]
+def test_thirty_short_scenes_packed_read_each_scene_as_it_reads_alone(
+    engine: TranscriptionEngine, thirty_scenes: list[Recording]
 ) -> None:
-    packed = transcribe_recordings(engine, sixty_scenes, PACKED)
-    alone = transcribe_recordings(engine, sixty_scenes, ONE_BY_ONE)
+    packed = transcribe_recordings(engine, thirty_scenes, PACKED)
+    alone = transcribe_recordings(engine, thirty_scenes, ONE_BY_ONE)
     for results in (packed, alone):
-        silent = [r.scene_id for r, t in zip(sixty_scenes, results, strict=True) if t.no_speech]  # type: ignore[union-attr]
+        silent = [r.scene_id for r, t in zip(thirty_scenes, results, strict=True) if t.no_speech]  # type: ignore[union-attr]
         assert not silent, f"scenes with clear speech came out no_speech: {silent}"
         assert all(t.language == "en" for t in results), [t.language for t in results]  # type: ignore[union-attr]
     differing = {
         scene.scene_id: (p, a)
-        for scene, p, a in zip(sixty_scenes, texts(packed), texts(alone), strict=True)
+        for scene, p, a in zip(thirty_scenes, texts(packed), texts(alone), strict=True)
         if numbers_in(" ".join(p)) != numbers_in(" ".join(a))
     }
     assert not differing, f"packed numbers differ from the scene's own: {differing}"
     own = [numbers_in(" ".join(t)) == [i] for i, t in enumerate(texts(packed), start=1)]
     # The base model mishears some of espeak's fast numbers alone too (59 as 51, 32 as 42):
     # that is the model's accuracy, the same packed or not, and not a word from another scene.
-    assert sum(own) >= 45, f"only {sum(own)} of 60 scenes read as their own number"
+    assert sum(own) >= 22, f"only {sum(own)} of 30 scenes read as their own number"
     shifted = [
         i for i, t in enumerate(texts(packed), start=1) if len(numbers_in(" ".join(t))) > 1 or not t
     ]
@@ -127,9 +128,9 @@ def test_mixed_lengths_packed_match_one_by_one(engine: TranscriptionEngine, tmp_
 
 
 def test_a_one_second_scene_is_read_in_the_storyboards_language(
-    engine: TranscriptionEngine, sixty_scenes: list[Recording]
+    engine: TranscriptionEngine, thirty_scenes: list[Recording]
 ) -> None:
-    eleven = sixty_scenes[10]
+    eleven = thirty_scenes[10]
     (alone,) = transcribe_recordings(engine, [eleven], ONE_BY_ONE, LanguageChoice(None))
     assert isinstance(alone, Transcript) and alone.language != "en", "Whisper alone is unsure"
     storyboard = [recording(DEMO_DIR / "dawn.ogg", 0), eleven]

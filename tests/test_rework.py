@@ -28,6 +28,7 @@ def test_rerun_re_encodes_only_what_changed_and_drops_deleted_scenes(
     for name in ("1 dawn.ogg", "2 night.ogg", "3 river.mp3"):
         shutil.copy(DEMO_DIR / name.split(" ")[1], source / name)
     command = ["run", str(source), "--out", str(target)]
+    cli_env = {**cli_env, "STORYBOARD_CACHE_DIR": str(tmp_path / "cache")}  # nothing pre-made
 
     first = run_cli(command, cli_env, tmp_path)
     assert first.returncode == 0, first.stderr

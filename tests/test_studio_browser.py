@@ -1,0 +1,146 @@
+"""The studio in a real browser: Debian's Chromium driven by Selenium through Debian's
+chromedriver (nothing downloaded), its fake microphone fed from a spoken recording. A person
+records a new narration for one scene; the studio's own worker re-renders that scene with the
+new transcript while the other comes from the cache, and the old recording is in the history."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from clients.media.audio import decode_audio
+from studio.app import create_app
+from studio.config import StudioConfig
+from studio.renders import LocalRender, RenderService
+from tests.helpers import DEMO_DIR, read_manifest, run_cli
+from tests.servers import free_port
+
+pytestmark = pytest.mark.slow
+
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def _spoken_wav(source: Path, output: Path) -> float:
+    """`source` as the 16-bit WAV Chromium's fake microphone plays; its seconds."""
+    rate = 48_000
+    samples = decode_audio(source, rate)
+    with wave.open(str(output), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+    return len(samples) / rate
+
+
+@pytest.fixture
+def studio(tmp_path: Path, cli_env: dict[str, str]) -> Iterator[tuple[str, Path, Path]]:
+    """A rendered storyboard (dawn, river) and the studio over it, served by uvicorn."""
+    import uvicorn
+
+    board, target = tmp_path / "src" / "alpha", tmp_path / "out"
+    board.mkdir(parents=True)
+    for name in ("dawn.ogg", "river.mp3"):
+        shutil.copy(DEMO_DIR / name, board / name)
+    first = run_cli(["run", str(board), "--out", str(target / "alpha")], cli_env, tmp_path)
+    assert first.returncode == 0, first.stderr
+    config = StudioConfig(source=str(tmp_path / "src"), target=str(target), render_env=cli_env)
+    renders = RenderService(config, lambda: LocalRender(config, "the test"), claim_poll_s=0.2)
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(config, renders), host="127.0.0.1", port=free_port(),
+                       log_level="warning")
+    )  # fmt: skip
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{server.config.port}", board, target / "alpha"
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture
+def chromium(tmp_path: Path) -> Iterator[Any]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    assert CHROMEDRIVER.is_file(), "Debian's chromium-driver is missing (make test installs it)"
+    spoken = tmp_path / "spoken.wav"
+    seconds = _spoken_wav(DEMO_DIR / "night.ogg", spoken)
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in (
+        "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+        "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={spoken}", f"--user-data-dir={tmp_path / 'profile'}",
+    ):  # fmt: skip
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    driver.spoken_seconds = seconds
+    yield driver
+    driver.quit()
+
+
+def _text(driver: Any, selector: str) -> str:
+    from selenium.webdriver.common.by import By
+
+    found = driver.find_elements(By.CSS_SELECTOR, selector)
+    return str(found[0].text) if found else ""
+
+
+def _wait(driver: Any, condition: Any, timeout_s: float, what: str) -> Any:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout_s, poll_frequency=0.3).until(condition, what)
+
+
+def test_a_narration_recorded_in_the_browser_re_renders_its_scene_alone(
+    studio: tuple[str, Path, Path], chromium: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    base, board, target = studio
+    before = read_manifest(target).set_index("scene_id")
+    chromium.get(f"{base}/storyboard?board=alpha")
+    _wait(chromium, lambda d: "the test" in _text(d, "#renderer"), 20, "the renderer is named")
+
+    chromium.execute_script("document.querySelector('#scene-1 details').open = true")
+    record = chromium.find_element(By.CSS_SELECTOR, "#scene-1 button[data-record]")
+    record.click()
+    _wait(chromium, lambda d: _text(d, "#notice").startswith("recording"), 20, "recording")
+    time.sleep(chromium.spoken_seconds + 0.5)  # the fake microphone speaks the night narration
+    record.click()
+    _wait(chromium, lambda d: "saved" in _text(d, "#notice"), 30, "the recording is saved")
+    assert _text(chromium, "#notice").startswith("dawn: new recording saved as dawn.webm")
+
+    _wait(chromium, lambda d: "done" in _text(d, "#render-status"), 180, "the render finishes")
+    heard = _wait(
+        chromium,
+        lambda d: "stars" in _text(d, "#scene-1").lower() and _text(d, "#scene-1"),
+        30,
+        "the card shows the new transcript",
+    )
+    assert "rock" in heard.lower()
+
+    after = read_manifest(target).set_index("scene_id")
+    assert "stars" in after.loc["dawn", "transcript"].lower()
+    assert after.loc["dawn", "audio_sha256"] != before.loc["dawn", "audio_sha256"]
+    assert after.loc["river", "transcript"] == before.loc["river", "transcript"]
+    report = json.loads((target / "run.json").read_text())
+    assert report["cache_hits"] >= 2, "river's image and clip come from the cache"
+    assert report["assembly"]["segments_reused"] >= 1, "river's segment is not encoded again"
+    history = list((board / ".storyboard" / "history" / "dawn").iterdir())
+    assert len(history) == 1 and history[0].name.endswith("-dawn.ogg"), history
+    assert history[0].read_bytes() == (DEMO_DIR / "dawn.ogg").read_bytes()
+    errors = [e for e in chromium.get_log("browser") if e["level"] == "SEVERE"]
+    assert errors == [], errors
