@@ -98,3 +98,33 @@ def demo_run(
     env.pop("PREFECT_API_URL", None)
     workdir = tmp_path_factory.mktemp("demo")
     return run_cli(["demo", "--out", "out"], env, workdir), workdir / "out"
+
+
+LONGEST_FIRST = (
+    "test_watch.py",
+    "test_nvidia_pipeline.py",
+    "test_shared_cache.py",
+    "test_dask.py",
+    "test_packing_truth.py",
+    "test_interrupts.py",
+    "test_scheduled_runs.py",
+    "test_studio_api.py",
+    "test_resume.py",
+    "test_safety.py",
+    "test_faults.py",
+    "test_prefect_server.py",
+    "test_cli.py",
+    "test_local_backend.py",
+    "test_s3.py",
+    "test_openai_whisper.py",
+)
+"""The files that take longest, run first: with `pytest -n 2 --dist loadfile` (make test) the
+two workers then finish together instead of one waiting on a long file at the end."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: each file's tests keep their order
