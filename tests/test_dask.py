@@ -77,12 +77,12 @@ def test_an_existing_cluster_renders_the_same_storyboard_as_threads(
     """Two worker processes of a cluster started apart from the run; the threaded run to
     compare with is `storyboard demo` (the same storyboard, the same draft backend)."""
     threaded_run = demo_run[1]
-    fresh = {**cli_env, "STORYBOARD_CACHE_DIR": str(tmp_path / "cache")}  # made on the workers
-    result = run_cli(
-        ["run", str(DEMO_DIR), "--out", "out", "--task-runner", f"dask={dask_cluster}"],
-        fresh,
+    result = run_cli(  # --refresh: generated again, on the workers, not taken from the cache
+        ["run", str(DEMO_DIR), "--out", "out", "--task-runner", f"dask={dask_cluster}",
+         "--refresh"],
+        cli_env,
         tmp_path,
-    )
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert_clean(result)
     assert_same_storyboard(tmp_path / "out", threaded_run)
@@ -119,4 +119,8 @@ def test_every_worker_draws_from_one_request_budget(
     assert read_manifest(tmp_path / "out")["status"].tolist() == ["ok"] * 5
     assert pd.read_json(tmp_path / "out" / "run.json", typ="series")["task_runner"] == "dask"
     gaps = [later - earlier for earlier, later in pairwise(times)]
-    assert min(gaps) > 0.4, gaps
+    # Two budgets of their own would let both workers send at the same instant; one shared
+    # budget keeps every pair apart and the ten requests at its pace, give or take the jitter
+    # of a busy machine.
+    assert min(gaps) > 0.2, gaps
+    assert times[-1] - times[0] > 9 * 0.5 * 0.9, gaps
