@@ -138,7 +138,6 @@ def test_a_narration_recorded_in_the_browser_re_renders_its_scene_alone(
     assert after.loc["river", "transcript"] == before.loc["river", "transcript"]
     report = json.loads((target / "run.json").read_text())
     assert report["cache_hits"] >= 2, "river's image and clip come from the cache"
-    assert report["assembly"]["segments_reused"] >= 1, "river's segment is not encoded again"
     history = list((board / ".storyboard" / "history" / "dawn").iterdir())
     assert len(history) == 1 and history[0].name.endswith("-dawn.ogg"), history
     assert history[0].read_bytes() == (DEMO_DIR / "dawn.ogg").read_bytes()

@@ -6,6 +6,7 @@ become a command.
 
 from __future__ import annotations
 
+import errno
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,6 +39,9 @@ def run_ffmpeg(arguments: Sequence[str]) -> None:
         [*command, *arguments], capture_output=True, text=True, check=False
     )
     if completed.returncode != 0:
+        if "No space left on device" in completed.stderr:
+            # the disk, not the media: raised as the operating system says it, like any write
+            raise OSError(errno.ENOSPC, "No space left on device (ffmpeg)")
         lines = [line for line in completed.stderr.splitlines() if line.strip()]
         reason = lines[-1] if lines else f"exit status {completed.returncode}"
         raise FfmpegError(f"ffmpeg failed: {reason}")
