@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -26,10 +25,10 @@ from typing import Any
 import av
 import numpy as np
 
-from benchmarks.soak import prepare_storyboard
+from benchmarks.soak import prepare_storyboard, run_environment
 from clients.media.audio import decode_audio
 from clients.media.ffmpeg import probe
-from tests.fakes.nvidia_server import VALID_KEY, FakeNvidia, Faults
+from tests.fakes.nvidia_server import FakeNvidia, Faults
 
 RATE = 48_000
 """The assembly's sample rate (`assembly.sample_rate`'s default)."""
@@ -105,14 +104,7 @@ def main() -> None:
         source, config = prepare_storyboard(folder, arguments)
         faults = Faults(latency_s=arguments.latency, rate_limit_per_minute=int(arguments.rpm))
         with FakeNvidia(faults) as fake:
-            env = {
-                **os.environ,
-                "NVIDIA_API_KEY": VALID_KEY,
-                "NVIDIA_API_BASE": fake.api_base,
-                "NVCF_API_BASE": fake.nvcf_base,
-                "STORYBOARD_CACHE_DIR": str(folder / "cache"),
-                "PREFECT_HOME": str(folder / "prefect"),
-            }
+            env = run_environment(fake, folder)
             target = folder / "out"
             runs = [("first run", *render(source, target, config, env), fake.stats.jobs)]
             unchanged = render(source, target, config, env)

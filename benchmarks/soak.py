@@ -62,6 +62,18 @@ def prepare_storyboard(folder: Path, arguments: argparse.Namespace) -> tuple[Pat
     return source, config
 
 
+def run_environment(fake: FakeNvidia, folder: Path) -> dict[str, str]:
+    """The environment of a `storyboard run` against `fake`, caching under `folder`."""
+    return {
+        **os.environ,
+        "NVIDIA_API_KEY": VALID_KEY,
+        "NVIDIA_API_BASE": fake.api_base,
+        "NVCF_API_BASE": fake.nvcf_base,
+        "STORYBOARD_CACHE_DIR": str(folder / "cache"),
+        "PREFECT_HOME": str(folder / "prefect"),
+    }
+
+
 def run_soak(arguments: argparse.Namespace) -> tuple[list[Run], Stats, float]:
     """Both renders against the fake, its stats, and the peak memory (MB) of a child."""
     with tempfile.TemporaryDirectory(prefix="soak-") as name:
@@ -73,14 +85,7 @@ def run_soak(arguments: argparse.Namespace) -> tuple[list[Run], Stats, float]:
             rate_limit_per_minute=int(arguments.rpm),
         )
         with FakeNvidia(faults) as fake:
-            env = {
-                **os.environ,
-                "NVIDIA_API_KEY": VALID_KEY,
-                "NVIDIA_API_BASE": fake.api_base,
-                "NVCF_API_BASE": fake.nvcf_base,
-                "STORYBOARD_CACHE_DIR": str(folder / "cache"),
-                "PREFECT_HOME": str(folder / "prefect"),
-            }
+            env = run_environment(fake, folder)
             runs: list[Run] = []
             for attempt in (1, 2):
                 target = folder / f"out{attempt}"

@@ -49,6 +49,7 @@ class Done:
 
 
 FormAction = Callable[[Studio, Board, str, dict[str, str]], Done]
+RecordingAction = Callable[[Studio, Board, str, bytes], Done]
 
 
 def _rendering(studio: Studio, job: RenderJob) -> dict[str, Any]:
@@ -161,21 +162,13 @@ def review(studio: Studio, board: Board, scene_id: str, fields: dict[str, str]) 
 @router.post(f"{SCENE}/recording")
 async def post_recording(request: Request, scene_id: str, board: str = "") -> Response:
     """Replace the scene's recording (raw body from the microphone, or a `file` form field)."""
-    studio = studio_of(request)
-    chosen = await run_in_threadpool(studio.board, board)
-    data = await _recording(studio, request)
-    done = await run_in_threadpool(replace, studio, chosen, scene_id, data)
-    return studio.answer(request, chosen, done.message, **done.extra)
+    return await _recording_action(request, scene_id, board, replace)
 
 
 @router.post(f"{SCENE}/after")
 async def post_scene_after(request: Request, scene_id: str, board: str = "") -> Response:
     """A new scene after this one, from a recording (as for `recording`)."""
-    studio = studio_of(request)
-    chosen = await run_in_threadpool(studio.board, board)
-    data = await _recording(studio, request)
-    done = await run_in_threadpool(add_after, studio, chosen, scene_id, data)
-    return studio.answer(request, chosen, done.message, **done.extra)
+    return await _recording_action(request, scene_id, board, add_after)
 
 
 @router.post(f"{SCENE}/take")
@@ -195,6 +188,16 @@ async def post_skip(request: Request, scene_id: str, board: str = "") -> Respons
 async def post_review(request: Request, scene_id: str, board: str = "") -> Response:
     """`verdict` (approved or needs_changes) and `comment`, kept in TARGET/review.json."""
     return await _form_action(request, scene_id, board, review)
+
+
+async def _recording_action(
+    request: Request, scene_id: str, board: str, action: RecordingAction
+) -> Response:
+    studio = studio_of(request)
+    chosen = await run_in_threadpool(studio.board, board)
+    data = await _recording(studio, request)
+    done: Done = await run_in_threadpool(action, studio, chosen, scene_id, data)
+    return studio.answer(request, chosen, done.message, **done.extra)
 
 
 async def _form_action(request: Request, scene_id: str, board: str, action: FormAction) -> Response:
