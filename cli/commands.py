@@ -56,7 +56,10 @@ def command_run(
     refresh: bool,
     task_runner: str,
     source_fingerprint: str | None = None,
+    approval: str | None = None,
 ) -> int:
+    """`approval`: "ask" pauses for a reviewer's approval of the images, "all" approves them
+    all without pausing; None does what `generation.approve_images` says."""
     from flows.runners import launch_temporary_api, parse_task_runner, prefect_api_for
 
     runner = parse_task_runner(task_runner)
@@ -70,7 +73,7 @@ def command_run(
     if target is not None:
         check_target(target)  # before an S3 source is downloaded
     resolved = resolve_source(source)
-    settings = load_settings(config, resolved.spec.settings)
+    settings = with_approval(load_settings(config, resolved.spec.settings), approval)
     backend = check_run(resolved, backend_name or settings.generation.backend, only, settings)
     target_uri = location(target or str(Path("output") / resolved.name))
     if target is None:
@@ -86,6 +89,7 @@ def command_run(
             only=list(only),
             refresh=refresh,
             source_fingerprint=source_fingerprint,
+            approve_all=approval == "all",
         )
     report = result.report
     total = sum(report.scenes.values())
@@ -98,6 +102,15 @@ def command_run(
     print(f"  video:    {shown(result.video)}")
     print(f"  manifest: {shown(result.manifest)}")
     return EXIT_OK if report.scenes.get("ok", 0) == total else EXIT_PLACEHOLDERS
+
+
+def with_approval(settings: Settings, approval: str | None) -> Settings:
+    """`settings` with `generation.approve_images` on when the command line asks for an
+    approval ("ask") or gives it ("all": every image approved, and remembered as such)."""
+    if approval is None:
+        return settings
+    generation = settings.generation.model_copy(update={"approve_images": True})
+    return settings.model_copy(update={"generation": generation})
 
 
 def _watched(source: str, config: Path | None, backend_name: str | None) -> tuple[Settings, str]:

@@ -63,6 +63,15 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     run.add_argument("--only", nargs="+", metavar="SCENE_ID", help="regenerate just these scenes")
     run.add_argument("--refresh", action="store_true", help="ignore cached generation results")
+    approval = run.add_mutually_exclusive_group()
+    approval.add_argument(
+        "--approve-images", dest="approval", action="store_const", const="ask",
+        help="pause after the images until a reviewer approves them (Prefect UI or studio)",
+    )  # fmt: skip
+    approval.add_argument(
+        "--approve-all", dest="approval", action="store_const", const="all",
+        help="approve every image without pausing, even with generation.approve_images",
+    )  # fmt: skip
     # What the studio's own worker passes, so that run.json records which inputs it rendered
     # and a watcher over the same folder does not render them again.
     run.add_argument("--source-fingerprint", help=argparse.SUPPRESS)
@@ -106,7 +115,7 @@ def dispatch(arguments: argparse.Namespace) -> int:
     if a.command == "run":
         return commands.command_run(
             a.source, a.target, a.config, a.backend, a.only or [], a.refresh, a.task_runner,
-            a.source_fingerprint,
+            a.source_fingerprint, a.approval,
         )  # fmt: skip
     if a.command == "watch":
         return commands.command_watch(

@@ -93,6 +93,13 @@ class GenerationSettings(_Strict):
     request_timeout_s: float = Field(default=120.0, gt=0.0)
     poll_deadline_s: float = Field(default=900.0, gt=0.0)
     max_attempts: int = Field(default=6, ge=1, le=20)
+    approve_images: bool = False
+    """Pause after the images, for a reviewer to approve each (Prefect UI or studio) before
+    any motion clip is made (README "Approve the pictures first")."""
+    approval_timeout_s: int = Field(default=86_400, ge=1)
+    """How long each pause waits for an answer; scenes still unapproved then end failed."""
+    approval_poll_s: int = Field(default=5, ge=1, le=60)
+    """How often the paused run looks for the answer."""
     local: LocalGenerationSettings = LocalGenerationSettings()
 
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
 
 from prefect import get_run_logger
 from prefect.futures import PrefectFuture
@@ -24,12 +25,14 @@ from prefect.futures import PrefectFuture
 from clients.safety import SafetyScreen
 from clients.services import backend_for
 from configs.settings import Settings
+from domain.approval import SceneImage
 from domain.errors import FatalServiceError
 from domain.scene import GeneratedMedia, Recording, SceneFailure, StoryboardPlan, Transcript
 from flows.artifacts import Progress
 from flows.signals import signals_outside_serializers
 from flows.stages import StageClock, asking_for
-from tasks.generate import cached_media, generate, media_here
+from tasks.approval import ApprovalBook
+from tasks.generate import cached_image, cached_media, generate, generate_image, media_here
 from tasks.language import LanguageChoice
 from tasks.preflight import RunSetup
 from tasks.prompt import ScenePrompt, image_request
@@ -41,6 +44,7 @@ WATCH_INTERVAL_S = 0.2
 
 Heard = Transcript | SceneFailure
 Made = GeneratedMedia | SceneFailure
+_Made = TypeVar("_Made")
 
 
 def transcription_batches(
@@ -64,6 +68,8 @@ class SceneResults:
     transcripts: list[Heard] = field(default_factory=list)
     prompts: dict[int, ScenePrompt] = field(default_factory=dict)
     generated: dict[int, Made] = field(default_factory=dict)
+    images: dict[int, SceneImage] = field(default_factory=dict)
+    """Made first, for reviewers to approve before their clips (`generation.approve_images`)."""
 
 
 @dataclass
@@ -76,12 +82,17 @@ class _Stream:
     progress: Progress
     screen: SafetyScreen | None
     resources: dict[str, float]
+    images_only: bool = False
     results: SceneResults = field(default_factory=SceneResults)
     futures: dict[int, PrefectFuture[Made]] = field(default_factory=dict)
+    image_futures: dict[int, PrefectFuture[SceneImage | SceneFailure]] = field(default_factory=dict)
     looked_at: set[int] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.cache = self.setup.cache.open()
+        generation = self.settings.generation
+        self.backend = backend_for(self.setup.backend, generation, self.setup.shared_limit)
+        self.book = ApprovalBook(self.cache, self.backend)
 
     def take(self, recording: Recording, transcript: Heard) -> None:
         """One transcript in: its prompt, its screen, then its generation submitted."""
@@ -95,6 +106,7 @@ class _Stream:
         # A prompt is a few string operations: made here, not in a task of its own, whose
         # orchestration would cost a long storyboard's re-run more than the prompts do.
         made = image_request(recording, transcript, self.plan.spec, self.settings.generation, frame)
+        made = self.latest_take(made)
         if made.note:
             get_run_logger().warning("%s: %s", recording.scene_id, made.note)
         self.results.prompts[index] = made
@@ -103,6 +115,9 @@ class _Stream:
             self.progress.advance()
             return
         refresh = recording.scene_id in self.only if self.only else self.refresh
+        if self.images_only:
+            self.take_image(index, recording, made, refresh)
+            return
         if not refresh and (reused := self.reused(made)) is not None:
             self.results.generated[index] = reused  # no task: nothing to generate
             self.progress.advance()
@@ -120,15 +135,49 @@ class _Stream:
                 self.setup.shared_limit,
             )
 
+    def latest_take(self, made: ScenePrompt) -> ScenePrompt:
+        """The take reviewers moved on to, when they rejected this request's image."""
+        request = self.book.latest_take(made.request, self.plan.spec.style)
+        return made if request == made.request else replace(made, request=request)
+
+    def take_image(
+        self, index: int, recording: Recording, made: ScenePrompt, refresh: bool
+    ) -> None:
+        """Just the image, for approval: from the cache when it is there (with its clip too,
+        when that image was approved already), else from a task."""
+        image = None if refresh else cached_image(self.backend, self.cache, made.request)
+        if image is not None:
+            approved = self.book.approved(made.request, image.image_path)
+            if approved and (reused := self.reused(made)) is not None:
+                self.results.generated[index] = reused
+            else:
+                self.results.images[index] = replace(image, approved=approved)
+            self.progress.advance()
+            return
+        with asking_for(self.resources):
+            self.image_futures[index] = generate_image.with_options(
+                task_run_name=f"generate image {recording.scene_id}"
+            ).submit(
+                recording.scene_id,
+                made.request,
+                self.setup.backend,
+                self.settings.generation,
+                self.setup.cache,
+                refresh,
+                self.setup.shared_limit,
+            )
+
     def reused(self, made: ScenePrompt) -> GeneratedMedia | None:
         """The scene's image and clip when the cache already holds both."""
-        generation = self.settings.generation
-        backend = backend_for(self.setup.backend, generation, self.setup.shared_limit)
-        return cached_media(backend, self.cache, made.request, generation)
+        return cached_media(self.backend, self.cache, made.request, self.settings.generation)
 
     def stop_if_refused(self) -> None:
         """FatalServiceError as soon as a finished generation found the service refusing."""
-        for index, future in self.futures.items():
+        watched: list[tuple[int, PrefectFuture[Any]]] = [
+            *self.futures.items(),
+            *self.image_futures.items(),
+        ]
+        for index, future in watched:
             if index not in self.looked_at and future.state.is_final():
                 self.looked_at.add(index)
                 made = generated(future)
@@ -146,9 +195,18 @@ class _Stream:
         for index, future in self.futures.items():
             self.results.generated[index] = generated(future)
             self.progress.advance()
+        for index, image_future in self.image_futures.items():
+            image = generated(image_future)
+            if isinstance(image, SceneFailure):
+                self.results.generated[index] = image
+            else:
+                request = self.results.prompts[index].request
+                approved = self.book.approved(request, image.image_path)
+                self.results.images[index] = replace(image, approved=approved)
+            self.progress.advance()
 
 
-def generated(future: PrefectFuture[Made]) -> Made:
+def generated(future: PrefectFuture[_Made]) -> _Made | SceneFailure:
     """A generate task's result; a task that failed for good (its retries spent on an outage)
     is that scene's failure, not the run's."""
     made = future.result(raise_on_failure=False)
@@ -168,14 +226,16 @@ def transcribe_and_generate(
     progress: Progress,
     distributed: bool,
     clock: StageClock,
+    images_only: bool = False,
 ) -> SceneResults:
-    """Every scene transcribed, prompted, screened and generated, in plan order. On Dask the
+    """Every scene transcribed, prompted, screened and generated, in plan order (with
+    `images_only`, the images alone: `SceneResults.images`, for approval). On Dask the
     tasks ask for `dask.transcription_resources` and `dask.generation_resources`."""
     screen = safety_screen(settings.safety, setup.backend, plan.spec)
     if screen is not None:
         screen.prepare()
     resources = settings.dask.generation_resources if distributed else {}
-    stream = _Stream(plan, setup, settings, refresh, only, progress, screen, resources)
+    stream = _Stream(plan, setup, settings, refresh, only, progress, screen, resources, images_only)
     began = time.perf_counter()
     with signals_outside_serializers():
         batches = _Batches(plan.recordings, settings, setup, language, distributed)
@@ -188,7 +248,8 @@ def transcribe_and_generate(
     clock.add("transcribe", time.perf_counter() - began)
     stream.gather()
     clock.add("generate", time.perf_counter() - began)
-    stream.results.generated = media_here(stream.results.generated, setup.cache)
+    if not images_only:
+        stream.results.generated = media_here(stream.results.generated, setup.cache)
     return stream.results
 
 

@@ -13,9 +13,9 @@ from prefect import flow, get_run_logger
 
 from configs.settings import Settings
 from domain.report import RunReport
+from flows.approval import scenes_made
 from flows.artifacts import Progress, publish_run_artifacts
 from flows.runners import current_task_runner, on_dask
-from flows.scene_stream import transcribe_and_generate
 from flows.stages import StageClock, raise_if_refused, scene_outcomes
 from tasks.assemble import assemble, scene_cut
 from tasks.handoff import hand_off
@@ -46,6 +46,7 @@ def storyboard(
     only: list[str] | None = None,
     refresh: bool = False,
     source_fingerprint: str | None = None,
+    approve_all: bool = False,
 ) -> StoryboardResult:
     """Render the storyboard at `source` into `target` (a folder or an S3 prefix)."""
     clock, only = StageClock(), only or []
@@ -60,8 +61,8 @@ def storyboard(
         language = detect_storyboard_language(
             list(plan.recordings), settings.transcription, setup.cache, named
         )
-    scenes = transcribe_and_generate(
-        plan, setup, settings, language, refresh, only, progress, on_dask(), clock
+    scenes = scenes_made(
+        plan, setup, settings, language, refresh, only, progress, clock, approve_all
     )
     transcripts, prompts, generated = scenes.transcripts, scenes.prompts, scenes.generated
     raise_if_refused(generated)

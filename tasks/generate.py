@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from prefect import Task, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -17,6 +17,7 @@ from clients.generation.backend import GenerationBackend
 from clients.services import backend_for
 from clients.storage import CacheLocation
 from configs.settings import GenerationSettings
+from domain.approval import SceneImage
 from domain.errors import (
     ContentFilteredError,
     FatalServiceError,
@@ -27,6 +28,8 @@ from domain.errors import (
 )
 from domain.media import ClipRequest, ImageRequest, image_extension
 from domain.scene import GeneratedMedia, SceneFailure, SceneStatus
+
+_Result = TypeVar("_Result", GeneratedMedia, SceneImage)
 
 IMAGES = "images"
 CLIPS = "clips"
@@ -150,21 +153,56 @@ def cached_media(
     return None if clip is None else _media(backend, request, image, clip)
 
 
+def _image(
+    backend: GenerationBackend, cache: ContentCache, request: ImageRequest, refresh: bool
+) -> _Artifact:
+    def make_image() -> _Made:
+        image = backend.generate_image(request)
+        file_name = f"image.{image_extension(image.media_type)}"
+        return _Made(image.data, file_name, image.seed, image.api_calls, image.model)
+
+    return _cached_or_generated(cache, IMAGES, _image_key(backend, request), refresh, make_image)
+
+
+def image_key(backend: GenerationBackend, request: ImageRequest) -> str:
+    """The cache key of the image `backend` makes for `request` (approvals are kept by it)."""
+    return _image_key(backend, request)
+
+
+def _scene_image(backend: GenerationBackend, request: ImageRequest, image: _Artifact) -> SceneImage:
+    return SceneImage(
+        image_path=image.path,
+        seed=image.seed,
+        image_model=image.model or backend.image_model_name(request),
+        backend=backend.name,
+        api_calls=image.api_calls,
+        cache_hits=int(image.from_cache),
+        retired_model=request.model if image.model not in ("", request.model) else "",
+    )
+
+
+def cached_image(
+    backend: GenerationBackend, cache: ContentCache, request: ImageRequest
+) -> SceneImage | None:
+    """The scene's image when the cache holds it, without a request or a lock."""
+    try:
+        image = _lookup(cache, IMAGES, _image_key(backend, request))
+    except ContentFilteredError:
+        return None
+    return None if image is None else _scene_image(backend, request, image)
+
+
 def generate_media(
     backend: GenerationBackend,
     cache: ContentCache,
     request: ImageRequest,
     settings: GenerationSettings,
     refresh: bool = False,
+    image_approved: bool = False,
 ) -> GeneratedMedia:
-    """One scene's image and clip; each is requested only when the cache lacks it."""
-
-    def make_image() -> _Made:
-        image = backend.generate_image(request)
-        file_name = f"image.{image_extension(image.media_type)}"
-        return _Made(image.data, file_name, image.seed, image.api_calls, image.model)
-
-    image = _cached_or_generated(cache, IMAGES, _image_key(backend, request), refresh, make_image)
+    """One scene's image and clip; each is requested only when the cache lacks it.
+    `image_approved`: the image is the cached one a reviewer approved, never made again."""
+    image = _image(backend, cache, request, refresh and not image_approved)
     clip_request = _clip_request(image.path, request, settings)
 
     def make_clip() -> _Made:
@@ -209,13 +247,48 @@ def generate(
     cache: CacheLocation,
     refresh: bool = False,
     shared_limit: str | None = None,
+    image_approved: bool = False,
 ) -> GeneratedMedia | SceneFailure:
     """`shared_limit`: the Prefect rate limit to draw requests from when several worker
     processes generate at once (clients/ratelimit.py)."""
     backend = backend_for(backend_name, settings, shared_limit)
+    opened = cache.open()
+    return _scene_result(
+        scene_id,
+        lambda: generate_media(backend, opened, request, settings, refresh, image_approved),
+    )
+
+
+@task(
+    name="generate image",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=exponential_backoff(backoff_factor=10),
+    retry_jitter_factor=0.5,
+    retry_condition_fn=_retry_when_transient,
+)
+def generate_image(
+    scene_id: str,
+    request: ImageRequest,
+    backend_name: str,
+    settings: GenerationSettings,
+    cache: CacheLocation,
+    refresh: bool = False,
+    shared_limit: str | None = None,
+) -> SceneImage | SceneFailure:
+    """Just the scene's image, for a reviewer to approve before its clip is paid for."""
+    backend = backend_for(backend_name, settings, shared_limit)
+    opened = cache.open()
+    return _scene_result(
+        scene_id, lambda: _scene_image(backend, request, _image(backend, opened, request, refresh))
+    )
+
+
+def _scene_result(scene_id: str, make: Callable[[], _Result]) -> _Result | SceneFailure:
+    """What `make()` made, or the scene's failure: filtered, failed, or fatal to the run."""
     logger = get_run_logger()
     try:
-        return generate_media(backend, cache.open(), request, settings, refresh)
+        return make()
     except ContentFilteredError as exc:
         logger.warning("%s: filtered: %s", scene_id, exc)
         return SceneFailure(str(exc), SceneStatus.FILTERED, api_calls=exc.api_calls)

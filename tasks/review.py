@@ -46,16 +46,37 @@ _STATUS_COLOURS = {
 }
 
 
-def _thumbnail(
-    outcome: SceneOutcome, width: int, height: int, still_of: Callable[[Path], Path]
-) -> Image.Image:
-    if outcome.media is not None:
-        with Image.open(still_of(outcome.media.image_path)) as image:
+@dataclass(frozen=True)
+class SheetCell:
+    """One cell of a contact sheet: a frame (or a card saying why there is none), a title
+    and up to three lines of text under it."""
+
+    image: Path | None
+    title: str
+    text: str
+    colour: tuple[int, int, int] = (60, 160, 90)
+    card: tuple[str, str] = ("", "")
+    """The card's heading and reason, when there is no image."""
+
+
+def _thumbnail(cell: SheetCell, width: int, height: int, still_of: Callable[[Path], Path]) -> Any:
+    if cell.image is not None:
+        with Image.open(still_of(cell.image)) as image:
             source: Image.Image = image.convert("RGB")
         return cover(source, width, height)
-    heading = outcome.status.value.replace("_", " ")
-    card: Image.Image = placeholder_card(width * 2, height * 2, heading, outcome.error, "")
+    card: Image.Image = placeholder_card(width * 2, height * 2, *cell.card, "")
     return card.resize((width, height))
+
+
+def _cell(outcome: SceneOutcome) -> SheetCell:
+    said = outcome.transcript.text if outcome.transcript else outcome.error
+    return SheetCell(
+        outcome.media.image_path if outcome.media is not None else None,
+        f"{outcome.recording.order}. {outcome.scene_id} · {outcome.status.value}",
+        said or "",
+        _STATUS_COLOURS[outcome.status],
+        (outcome.status.value.replace("_", " "), outcome.error),
+    )
 
 
 def contact_sheet(
@@ -66,34 +87,38 @@ def contact_sheet(
 ) -> None:
     """A grid of every scene: its frame (drawn from `still_of` the scene's image), its id and
     status, and what was said."""
+    draw_sheet([_cell(outcome) for outcome in outcomes], output, aspect, still_of)
+
+
+def draw_sheet(
+    cells: Sequence[SheetCell],
+    output: Path,
+    aspect: float,
+    still_of: Callable[[Path], Path] = lambda image: image,
+) -> None:
+    """A PNG grid of `cells`, four to a row."""
     thumb_w = THUMB_WIDTH
     thumb_h = round(thumb_w / aspect)
     caption_font = font(13)
     title_font = font(15, bold=True)
     text_h = line_height(title_font) + 3 * line_height(caption_font) + 12
     cell_w, cell_h = thumb_w + 16, thumb_h + text_h + 16
-    rows = max(1, -(-len(outcomes) // SHEET_COLUMNS))
-    columns = min(SHEET_COLUMNS, max(1, len(outcomes)))
+    rows = max(1, -(-len(cells) // SHEET_COLUMNS))
+    columns = min(SHEET_COLUMNS, max(1, len(cells)))
     sheet = Image.new("RGB", (columns * cell_w + 16, rows * cell_h + 16), (245, 245, 242))
     draw = ImageDraw.Draw(sheet)
-    for index, outcome in enumerate(outcomes):
+    for index, cell in enumerate(cells):
         x = 16 + (index % SHEET_COLUMNS) * cell_w
         y = 16 + (index // SHEET_COLUMNS) * cell_h
-        sheet.paste(_thumbnail(outcome, thumb_w, thumb_h, still_of), (x, y))
-        colour = _STATUS_COLOURS[outcome.status]
-        draw.rectangle((x, y + thumb_h, x + thumb_w, y + thumb_h + 4), fill=colour)
-        title = f"{outcome.recording.order}. {outcome.scene_id} · {outcome.status.value}"
-        title_font_fit, title_lines = fit_text(title, thumb_w, 1, (15, 13, 11), bold=True)
+        sheet.paste(_thumbnail(cell, thumb_w, thumb_h, still_of), (x, y))
+        draw.rectangle((x, y + thumb_h, x + thumb_w, y + thumb_h + 4), fill=cell.colour)
+        title_font_fit, title_lines = fit_text(cell.title, thumb_w, 1, (15, 13, 11), bold=True)
         draw.text((x, y + thumb_h + 8), title_lines[0] if title_lines else "", font=title_font_fit,
                   fill=(20, 20, 20))  # fmt: skip
-        said = outcome.transcript.text if outcome.transcript else outcome.error
-        lines = wrap(said or "", caption_font, thumb_w, 3)
-        for number, line in enumerate(lines):
+        text_top = y + thumb_h + 10 + line_height(title_font)
+        for number, line in enumerate(wrap(cell.text, caption_font, thumb_w, 3)):
             draw.text(
-                (
-                    x,
-                    y + thumb_h + 10 + line_height(title_font) + number * line_height(caption_font),
-                ),
+                (x, text_top + number * line_height(caption_font)),
                 line,
                 font=caption_font,
                 fill=(70, 70, 70),

@@ -1,0 +1,260 @@
+"""Approve the pictures before paying for motion (`generation.approve_images`).
+
+Once every image is made, the ones no reviewer has approved yet are shown (TARGET/approval/,
+an artifact) and the run pauses for a typed answer (`flows/approval_form.py`). Approved
+scenes get their motion clips; a rejected one gets a new take, shown again in the next
+round, until it is approved or skipped; nobody answering in `approval_timeout_s` leaves the
+scenes still waiting failed, "not approved in time". Verdicts are kept by image
+(`tasks/approval.py`), so a later run neither asks again nor pays for an image twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from prefect import get_run_logger
+from prefect.artifacts import create_markdown_artifact
+from prefect.context import FlowRunContext
+from prefect.futures import PrefectFuture
+from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
+
+from clients.services import backend_for
+from configs.settings import Settings
+from domain.approval import (
+    NOT_APPROVED_IN_TIME,
+    SKIPPED_AT_APPROVAL,
+    Decision,
+    ImageVerdict,
+    SceneImage,
+)
+from domain.scene import GeneratedMedia, SceneFailure, StoryboardPlan, Transcript
+from flows.approval_form import ask_reviewers, form_description
+from flows.artifacts import Progress, artifact_key
+from flows.runners import on_dask
+from flows.scene_stream import SceneResults, generated, transcribe_and_generate
+from flows.stages import StageClock, asking_for, raise_if_refused
+from tasks.approval import (
+    ApprovalBook,
+    ApprovalRequest,
+    AwaitedScene,
+    retake,
+    show_for_approval,
+    withdraw_approval,
+)
+from tasks.generate import generate, generate_image, media_here
+from tasks.language import LanguageChoice
+from tasks.preflight import RunSetup
+
+APPROVED_BY_FLAG = "--approve-all"
+
+
+@dataclass
+class _Approval:
+    plan: StoryboardPlan
+    setup: RunSetup
+    settings: Settings
+    results: SceneResults
+    book: ApprovalBook
+    refreshed: set[str]
+    approve_all: bool
+    resources: dict[str, float]
+    spent: dict[int, int] = field(default_factory=dict)
+    """API calls each scene's images took, every take counted."""
+    notes: dict[int, str] = field(default_factory=dict)
+    shown: bool = False
+    clips: dict[int, PrefectFuture[GeneratedMedia | SceneFailure]] = field(default_factory=dict)
+
+    def awaited(self, index: int, image: SceneImage) -> AwaitedScene:
+        recording, transcript = self.plan.recordings[index], self.results.transcripts[index]
+        said = transcript.text if isinstance(transcript, Transcript) else ""
+        request = self.results.prompts[index].request
+        return AwaitedScene(
+            recording.scene_id, recording.order, said, request, image, self.notes.get(index, "")
+        )
+
+    def ask(self, waiting: dict[int, SceneImage], round_: int) -> dict[str, ImageVerdict] | None:
+        scenes = [self.awaited(index, image) for index, image in sorted(waiting.items())]
+        if self.approve_all:
+            return {s.scene_id: ImageVerdict(Decision.APPROVE, by=APPROVED_BY_FLAG) for s in scenes}
+        generation, context = self.settings.generation, FlowRunContext.get()
+        run_id = str(context.flow_run.id) if context and context.flow_run else ""
+        asked = ApprovalRequest(
+            self.plan.name, run_id, str(PREFECT_API_URL.value() or ""), f"approve-images-{round_}",
+            round_, generation.approval_timeout_s,
+        )  # fmt: skip
+        aspect = self.settings.assembly.width / self.settings.assembly.height
+        sheet = show_for_approval(self.setup.target, scenes, asked, self.setup.cache, aspect)
+        self.shown = True
+        description = form_description(self.plan.title, scenes, sheet, round_)
+        create_markdown_artifact(
+            markdown=description,
+            key=artifact_key("approval", self.plan.name),
+            description=f"Images of {self.plan.title} awaiting approval",
+        )
+        _announce(len(scenes), sheet, run_id, generation.approval_timeout_s)
+        return ask_reviewers(
+            scenes, description, asked.pause_key, asked.timeout_s, generation.approval_poll_s
+        )
+
+    def settle(
+        self, waiting: dict[int, SceneImage], verdicts: dict[str, ImageVerdict] | None
+    ) -> tuple[set[int], dict[int, PrefectFuture[SceneImage | SceneFailure]]]:
+        """Apply each verdict: (the scenes approved, the new takes of those rejected)."""
+        approved: set[int] = set()
+        retakes: dict[int, PrefectFuture[SceneImage | SceneFailure]] = {}
+        for index, image in waiting.items():
+            recording = self.plan.recordings[index]
+            verdict = verdicts.get(recording.scene_id) if verdicts is not None else None
+            if verdict is None:
+                self.fail(index, NOT_APPROVED_IN_TIME)
+                continue
+            request = self.results.prompts[index].request
+            self.book.record(request, image.image_path, verdict)
+            if verdict.decision is Decision.APPROVE:
+                approved.add(index)
+            elif verdict.decision is Decision.SKIP:
+                self.fail(index, SKIPPED_AT_APPROVAL)
+            else:
+                retakes[index] = self.submit_retake(index, verdict)
+        return approved, retakes
+
+    def submit_retake(
+        self, index: int, verdict: ImageVerdict
+    ) -> PrefectFuture[SceneImage | SceneFailure]:
+        recording, made = self.plan.recordings[index], self.results.prompts[index]
+        request = retake(made.request, verdict, self.plan.spec.style)
+        self.results.prompts[index] = replace(made, request=request)
+        self.notes[index] = verdict.note or "rejected"
+        get_run_logger().info(
+            "%s: rejected (%s); a new take with seed %d",
+            recording.scene_id, verdict.note or "no note", request.seed,
+        )  # fmt: skip
+        generation = self.settings.generation
+        with asking_for(self.resources):
+            return generate_image.with_options(
+                task_run_name=f"generate image {recording.scene_id} (new take)"
+            ).submit(
+                recording.scene_id, request, self.setup.backend, generation, self.setup.cache,
+                False, self.setup.shared_limit,
+            )  # fmt: skip
+
+    def fail(self, index: int, reason: str) -> None:
+        self.results.generated[index] = SceneFailure(reason, api_calls=self.spent.get(index, 0))
+
+    def taken(self, index: int, image: SceneImage) -> None:
+        self.spent[index] = self.spent.get(index, 0) + image.api_calls
+
+    def animate(self, approved: Sequence[int]) -> None:
+        """Start the motion clip of each approved image (the image itself from the cache),
+        while the rejected scenes go round again."""
+        generation = self.settings.generation
+        for index in approved:
+            recording, request = self.plan.recordings[index], self.results.prompts[index].request
+            refresh = recording.scene_id in self.refreshed
+            with asking_for(self.resources):
+                self.clips[index] = generate.with_options(
+                    task_run_name=f"generate clip {recording.scene_id}"
+                ).submit(
+                    recording.scene_id, request, self.setup.backend, generation,
+                    self.setup.cache, refresh, self.setup.shared_limit, image_approved=True,
+                )  # fmt: skip
+
+    def gather_clips(self, images: dict[int, SceneImage]) -> None:
+        for index, future in self.clips.items():
+            made = generated(future)
+            spent, image = self.spent.get(index, 0), images[index]
+            if isinstance(made, GeneratedMedia):
+                made = replace(
+                    made,
+                    api_calls=made.api_calls + spent,
+                    cache_hits=made.cache_hits - 1 + image.cache_hits,
+                )
+            else:
+                made = replace(made, api_calls=made.api_calls + spent)
+            self.results.generated[index] = made
+
+
+def approve_then_animate(
+    plan: StoryboardPlan,
+    setup: RunSetup,
+    settings: Settings,
+    results: SceneResults,
+    refreshed: set[str],
+    approve_all: bool,
+    resources: dict[str, float],
+) -> None:
+    """Every image in `results.images` approved (or rejected and taken again, skipped, or
+    timed out), then the clips of the approved ones, into `results.generated`."""
+    raise_if_refused(results.generated)
+    book = ApprovalBook(
+        setup.cache.open(), backend_for(setup.backend, settings.generation, setup.shared_limit)
+    )
+    approval = _Approval(plan, setup, settings, results, book, refreshed, approve_all, resources)
+    images = dict(results.images)
+    for index, image in images.items():
+        approval.taken(index, image)
+    approval.animate(sorted(index for index, image in images.items() if image.approved))
+    waiting = {index: image for index, image in images.items() if not image.approved}
+    round_ = 0
+    while waiting:
+        round_ += 1
+        verdicts = approval.ask(waiting, round_)
+        passed, retakes = approval.settle(waiting, verdicts)
+        approval.animate(sorted(passed))
+        waiting = {}
+        for index, future in retakes.items():
+            made = generated(future)
+            if isinstance(made, SceneFailure):
+                approval.results.generated[index] = made
+                continue
+            approval.taken(index, made)
+            images[index] = waiting[index] = made
+        raise_if_refused(results.generated)
+    if approval.shown:
+        withdraw_approval(setup.target)
+    approval.gather_clips(images)
+
+
+def scenes_made(
+    plan: StoryboardPlan,
+    setup: RunSetup,
+    settings: Settings,
+    language: LanguageChoice,
+    refresh: bool,
+    only: Sequence[str],
+    progress: Progress,
+    clock: StageClock,
+    approve_all: bool,
+) -> SceneResults:
+    """Every scene transcribed and generated (`flows/scene_stream.py`); with
+    `generation.approve_images`, its image approved before its clip is made."""
+    approving = settings.generation.approve_images
+    distributed = on_dask()
+    results = transcribe_and_generate(
+        plan, setup, settings, language, refresh, only, progress, distributed, clock, approving
+    )
+    if not approving:
+        return results
+    resources = settings.dask.generation_resources if distributed else {}
+    refreshed = {r.scene_id for r in plan.recordings if (r.scene_id in only if only else refresh)}
+    with clock.stage("approve"):
+        approve_then_animate(plan, setup, settings, results, refreshed, approve_all, resources)
+    results.generated = media_here(results.generated, setup.cache)
+    return results
+
+
+def _announce(count: int, sheet: str, run_id: str, timeout_s: int) -> None:
+    ui = str(PREFECT_UI_URL.value() or "").rstrip("/")
+    where = f"the Prefect UI ({ui}/runs/flow-run/{run_id}) or " if ui else ""
+    get_run_logger().warning(
+        "%d image%s wait for approval (contact sheet: %s): answer in %sthe studio; "
+        "waiting up to %s",
+        count, "s" * (count != 1), sheet, where, _duration(timeout_s),
+    )  # fmt: skip
+
+
+def _duration(seconds: int) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:g} h"
+    return f"{seconds / 60:g} min" if seconds >= 60 else f"{seconds} s"

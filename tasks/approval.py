@@ -1,0 +1,183 @@
+"""Approving the pictures before motion: the verdicts kept, the takes they lead to, and the
+images shown to the reviewers (README "Approve the pictures first").
+
+A verdict is kept in the content cache under the key of the image it judged, so it holds for
+those very bytes in every later run: an approved image is not shown again, and a rejected
+request leads, run after run, to the take that replaced it (`ApprovalBook.latest_take`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from clients.cache import ContentCache, content_key
+from clients.generation.backend import GenerationBackend
+from clients.storage import CacheLocation, open_storage
+from domain.approval import Decision, ImageVerdict, SceneImage
+from domain.media import ImageRequest
+from tasks.generate import image_key
+from tasks.prompt import compose_prompt
+from tasks.review import SheetCell, draw_sheet
+
+APPROVALS = "approvals"
+APPROVAL_FOLDER = "approval"
+PENDING_FILE = "pending.json"
+SHEET_FILE = "contact_sheet.png"
+MAX_TAKES = 100
+"""Rejected takes followed at most, a guard against a cycle of edited prompts."""
+
+
+def retake(request: ImageRequest, verdict: ImageVerdict, style: str) -> ImageRequest:
+    """The next take of a rejected image: the edited prompt (with the storyboard's style) at
+    the same seed, or when no new prompt is given the same prompt at another seed."""
+    if verdict.prompt.strip():
+        prompt = compose_prompt("", style, verdict.prompt).text
+        if prompt and prompt != request.prompt:
+            return replace(request, prompt=prompt)
+    seed = int(content_key("retake", request.seed, request.prompt)[:8], 16) % (2**32 - 1) + 1
+    return replace(request, seed=seed)
+
+
+class ApprovalBook:
+    """The reviewers' verdicts, by the cache key of the image each judged."""
+
+    def __init__(self, cache: ContentCache, backend: GenerationBackend) -> None:
+        self.cache, self.backend = cache, backend
+
+    def _approval_key(self, request: ImageRequest, image: Path) -> str:
+        digest = hashlib.sha256(self.cache.ensure_local(image).read_bytes()).hexdigest()
+        return content_key("approved", image_key(self.backend, request), digest)
+
+    def _rejection_key(self, request: ImageRequest) -> str:
+        return content_key("rejected", image_key(self.backend, request))
+
+    def approved(self, request: ImageRequest, image: Path) -> bool:
+        """Whether reviewers approved these very bytes as `request`'s image."""
+        return self.cache.get_json(APPROVALS, self._approval_key(request, image)) is not None
+
+    def rejection(self, request: ImageRequest) -> ImageVerdict | None:
+        entry = self.cache.get_json(APPROVALS, self._rejection_key(request))
+        if entry is None:
+            return None
+        return ImageVerdict(Decision.REJECT, entry["note"], entry["prompt"], entry["by"])
+
+    def record(self, request: ImageRequest, image: Path, verdict: ImageVerdict) -> None:
+        """Keep an approval (of this image) or a rejection (of this request, whose next take
+        later runs go on to); a skip holds for this run only."""
+        if verdict.decision is Decision.SKIP:
+            return
+        approving = verdict.decision is Decision.APPROVE
+        key = self._approval_key(request, image) if approving else self._rejection_key(request)
+        entry = {"note": verdict.note, "prompt": verdict.prompt, "by": verdict.by}
+        at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        self.cache.put_json(APPROVALS, key, {**entry, "seed": request.seed, "at": at})
+
+    def latest_take(self, request: ImageRequest, style: str) -> ImageRequest:
+        """`request`, or the take that replaced it when reviewers rejected it (and so on)."""
+        for _ in range(MAX_TAKES):
+            verdict = self.rejection(request)
+            if verdict is None:
+                return request
+            request = retake(request, verdict, style)
+        return request
+
+
+@dataclass(frozen=True)
+class AwaitedScene:
+    """One scene whose image waits for a verdict, as the reviewers are shown it."""
+
+    scene_id: str
+    order: int
+    transcript: str
+    request: ImageRequest
+    image: SceneImage
+    rejected_before: str = ""
+    """The note of the take this one replaces, if any."""
+
+
+@dataclass(frozen=True)
+class ApprovalRequest:
+    """Where the paused run listens for its answer (`pending.json`, read by the studio)."""
+
+    storyboard: str
+    flow_run_id: str
+    api_url: str
+    pause_key: str
+    round: int
+    timeout_s: int
+
+
+@task(name="show images for approval", cache_policy=NO_CACHE)
+def show_for_approval(
+    target: str,
+    scenes: Sequence[AwaitedScene],
+    asked: ApprovalRequest,
+    cache: CacheLocation,
+    aspect: float,
+) -> str:
+    """Put the images, a contact sheet of them and `pending.json` in TARGET/approval/ (a
+    folder or S3): where reviewers and the studio find what the paused run waits for.
+    Returns where the contact sheet is."""
+    local = cache.open()
+    folder = open_storage(target).child(APPROVAL_FOLDER)
+    listed = []
+    for scene in scenes:
+        image = local.ensure_local(scene.image.image_path)
+        name = f"{scene.order:04d}-{content_key(scene.scene_id)[:8]}{image.suffix}"
+        folder.write_bytes(name, image.read_bytes())
+        listed.append(_listed(scene, name))
+    sheet = local.root / "approval-sheets" / f"{content_key(target, asked.round)[:16]}.png"
+    cells = [
+        SheetCell(local.ensure_local(s.image.image_path), f"{s.order}. {s.scene_id} · seed "
+                  f"{s.request.seed}", s.request.prompt)
+        for s in scenes
+    ]  # fmt: skip
+    draw_sheet(cells, sheet, aspect)
+    folder.write_bytes(SHEET_FILE, sheet.read_bytes())
+    started = time.time()
+    pending = {
+        **asked.__dict__,
+        "asked_at": _stamp(started),
+        "deadline": _stamp(started + asked.timeout_s),
+        "sheet": SHEET_FILE,
+        "scenes": listed,
+    }
+    folder.write_bytes(PENDING_FILE, json.dumps(pending, indent=1, ensure_ascii=False).encode())
+    return folder.uri_of(SHEET_FILE)
+
+
+@task(name="withdraw approval request", cache_policy=NO_CACHE)
+def withdraw_approval(target: str) -> None:
+    """The pause is over: nothing in TARGET/approval/ waits for an answer any more."""
+    folder = open_storage(target).child(APPROVAL_FOLDER)
+    for item in folder.list(recursive=True):
+        folder.delete(item.name)
+
+
+def _listed(scene: AwaitedScene, image_name: str) -> dict[str, object]:
+    return {
+        "scene_id": scene.scene_id,
+        "order": scene.order,
+        "image": image_name,
+        "seed": scene.request.seed,
+        "prompt": scene.request.prompt,
+        "transcript": scene.transcript,
+        "rejected_before": scene.rejected_before,
+    }
+
+
+def _stamp(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def image_files(target: Path) -> list[Path]:
+    """The images TARGET/approval/ shows (a local target), in scene order."""
+    return sorted(path for path in (target / APPROVAL_FOLDER).glob("*") if path.name[:4].isdigit())
