@@ -31,7 +31,7 @@ from domain.approval import (
 from domain.scene import GeneratedMedia, SceneFailure, StoryboardPlan, Transcript
 from flows.approval_form import ask_reviewers, form_description
 from flows.artifacts import Progress, artifact_key
-from flows.runners import on_dask
+from flows.runners import has_prefect_ui, on_dask
 from flows.scene_stream import SceneResults, generated, transcribe_and_generate
 from flows.stages import StageClock, asking_for, raise_if_refused
 from tasks.approval import (
@@ -245,7 +245,7 @@ def scenes_made(
 
 
 def _announce(count: int, sheet: str, run_id: str, timeout_s: int) -> None:
-    ui = str(PREFECT_UI_URL.value() or "").rstrip("/")
+    ui = str(PREFECT_UI_URL.value() or "").rstrip("/") if has_prefect_ui() else ""
     where = f"the Prefect UI ({ui}/runs/flow-run/{run_id}) or " if ui else ""
     get_run_logger().warning(
         "%d image%s wait for approval (contact sheet: %s): answer in %sthe studio; "

@@ -84,6 +84,18 @@ def build_task_runner(spec: RunnerSpec, settings: Settings) -> Any:
     )
 
 
+TEMPORARY_API_VARIABLE = "STORYBOARD_TEMPORARY_API_URL"
+"""Set to the temporary API server's URL while a run reports to one."""
+
+
+def has_prefect_ui() -> bool:
+    """Whether the API this process reports to has a UI (a temporary server has none)."""
+    from prefect.settings import PREFECT_API_URL
+
+    api = PREFECT_API_URL.value()
+    return bool(api) and api != os.environ.get(TEMPORARY_API_VARIABLE)
+
+
 def launch_temporary_api() -> DetachedTemporaryServer | None:
     """Without PREFECT_API_URL, launch this run's temporary API server now, so that it starts
     while the command loads the rest of itself; None when a server is configured."""
@@ -112,6 +124,7 @@ def prefect_api_for(
         return
     server.wait_until_ready()
     os.environ["PREFECT_API_URL"] = server.api_url
+    os.environ[TEMPORARY_API_VARIABLE] = server.api_url  # it has no UI to send people to
     with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
         yield
 

@@ -115,12 +115,12 @@ class _Stream:
             self.progress.advance()
             return
         refresh = recording.scene_id in self.only if self.only else self.refresh
-        if self.images_only:
-            self.take_image(index, recording, made, refresh)
-            return
         if not refresh and (reused := self.reused(made)) is not None:
             self.results.generated[index] = reused  # no task: nothing to generate
             self.progress.advance()
+            return
+        if self.images_only:  # the clip waits for the image's approval
+            self.take_image(index, recording, made, refresh)
             return
         with asking_for(self.resources):
             self.futures[index] = generate.with_options(
@@ -143,15 +143,11 @@ class _Stream:
     def take_image(
         self, index: int, recording: Recording, made: ScenePrompt, refresh: bool
     ) -> None:
-        """Just the image, for approval: from the cache when it is there (with its clip too,
-        when that image was approved already), else from a task."""
+        """Just the image, for approval: from the cache when it is there, else from a task."""
         image = None if refresh else cached_image(self.backend, self.cache, made.request)
         if image is not None:
             approved = self.book.approved(made.request, image.image_path)
-            if approved and (reused := self.reused(made)) is not None:
-                self.results.generated[index] = reused
-            else:
-                self.results.images[index] = replace(image, approved=approved)
+            self.results.images[index] = replace(image, approved=approved)
             self.progress.advance()
             return
         with asking_for(self.resources):

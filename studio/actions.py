@@ -64,7 +64,8 @@ async def _recording(studio: Studio, request: Request) -> bytes:
     return received.data
 
 
-async def _form(studio: Studio, request: Request) -> dict[str, str]:
+async def checked_form(studio: Studio, request: Request) -> dict[str, str]:
+    """A small form's fields, once its CSRF token (header or field) is this browser's."""
     if CSRF_HEADER in request.headers:
         studio.guard.check_csrf(request, None)
     fields = await read_form(request)
@@ -203,6 +204,6 @@ async def _recording_action(
 async def _form_action(request: Request, scene_id: str, board: str, action: FormAction) -> Response:
     studio = studio_of(request)
     chosen = await run_in_threadpool(studio.board, board)
-    fields = await _form(studio, request)
+    fields = await checked_form(studio, request)
     done: Done = await run_in_threadpool(action, studio, chosen, scene_id, fields)
     return studio.answer(request, chosen, done.message, **done.extra)

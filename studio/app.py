@@ -7,6 +7,9 @@ Routes (a storyboard is named by `?board=<its folder relative to SOURCE>`, "" fo
     GET  /storyboard/cards?board=B             the cards alone (the page refreshes them)
     GET  /storyboard/render?board=B            the render queue's status, JSON
     GET  /storyboard/file/NAME?board=B         the video, a scene's image or clip, from TARGET
+    GET  /storyboard/approval?board=B          the images a paused run waits on (a panel)
+    GET  /storyboard/approval/file/NAME?board=B   one of them, or their contact sheet
+    POST /storyboard/approval?board=B          the answer, resuming the paused run
     POST /storyboard/scene/ID/recording?board=B   replace the recording (body or form `file`)
     POST /storyboard/scene/ID/after?board=B       add a scene after ID, from a recording
     POST /storyboard/scene/ID/take?board=B        another seed and/or prompt
@@ -25,7 +28,7 @@ from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 
 from domain.errors import ConfigurationError, StorageError
-from studio import actions, pages
+from studio import actions, approval, pages
 from studio.config import StudioConfig
 from studio.context import Studio, studio_of
 from studio.errors import StudioError
@@ -45,6 +48,7 @@ def create_app(config: StudioConfig, renders: RenderService | None = None) -> Fa
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(pages.router)
     app.include_router(actions.router)
+    app.include_router(approval.router)
     app.add_exception_handler(StudioError, _refused)
     app.add_exception_handler(StorageError, _refused)
     app.add_exception_handler(ConfigurationError, _refused)

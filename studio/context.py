@@ -50,6 +50,8 @@ class Studio:
     guard: Guard
     locks: SourceLocks = field(default_factory=SourceLocks)
     jinja: Environment = field(default_factory=templates)
+    answered: set[tuple[str, str]] = field(default_factory=set)
+    """The (flow run, pause key) pairs of image approvals answered, here or elsewhere."""
 
     def board(self, path: str) -> Board:
         return find_board(self.config.source, self.config.target, path)

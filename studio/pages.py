@@ -14,6 +14,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 
 from clients.storage import content_type, is_s3, safe_name
 from domain.errors import StorageError
+from studio.approval import approval_values
 from studio.cards import scene_cards
 from studio.catalog import (
     VIDEO_FILE,
@@ -79,7 +80,8 @@ def board_values(studio: Studio, board: Board) -> dict[str, Any]:
 @router.get("/storyboard")
 def storyboard_page(request: Request, board: str = "", notice: str = "") -> Response:
     studio = studio_of(request)
-    values = board_values(studio, studio.board(board))
+    chosen = studio.board(board)
+    values = {**board_values(studio, chosen), **approval_values(studio, chosen)}
     return studio.page(request, "storyboard.html.j2", notice=notice, **values)
 
 

@@ -12,12 +12,15 @@
   var awaitingCut = false;
 
   function say(element, text, bad) {
-    var card = element && element.closest(".card");
+    var card = element && element.closest(".card, .approval");
     var boxes = [document.getElementById("notice")];
     if (card) {
       boxes.push(card.querySelector("[data-message]"));
     }
     boxes.forEach(function (box) {
+      if (!box) {
+        return;
+      }
       box.textContent = text;
       box.classList.toggle("bad", Boolean(bad));
     });
@@ -43,7 +46,9 @@
 
   function accepted(element, answer) {
     say(element, answer.message);
-    if (answer.render) {
+    if (answer.approval) {
+      refreshApproval();
+    } else if (answer.render) {
       awaitingCut = true;
       follow();
     } else {
@@ -60,7 +65,12 @@
     say(form, "sending…");
     post(form.action, new FormData(form, event.submitter)).then(
       function (answer) { accepted(form, answer); },
-      function (error) { say(form, error.message, true); }
+      function (error) {
+        say(form, error.message, true);
+        if (form.matches("[data-approval]")) {
+          refreshApproval();
+        }
+      }
     );
   });
 
@@ -189,5 +199,37 @@
       .then(function (html) { document.getElementById("cards").innerHTML = html; });
   }
 
+  // The images a paused run waits on: the panel is put in place when another round (or
+  // none) waits, never while the same one does, so nothing typed into it is lost.
+  function approvalKey(element) {
+    var section = element.querySelector("[data-approval-key]");
+    return section ? section.dataset.approvalKey : "";
+  }
+
+  function refreshApproval() {
+    var panel = document.getElementById("approval");
+    if (!panel) {
+      return;
+    }
+    fetch(panel.dataset.approvalUrl, { credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.text() : Promise.reject(); })
+      .then(function (html) {
+        var fresh = document.createElement("template");
+        fresh.innerHTML = html;
+        if (approvalKey(fresh.content) !== approvalKey(panel)) {
+          panel.replaceChildren(fresh.content);
+        }
+      })
+      .catch(function () {});
+  }
+
+  function watchApproval() {
+    if (!document.hidden) {
+      refreshApproval();
+    }
+    setTimeout(watchApproval, 5000);
+  }
+
   follow();
+  setTimeout(watchApproval, 5000);
 }());

@@ -1,0 +1,300 @@
+"""The studio answers a paused image approval: `storyboard run --approve-images` against the
+fake NVIDIA API pauses with TARGET/approval/pending.json; the studio (Starlette's TestClient
+over the same SOURCE and TARGET) shows the images above the scene cards and resumes the run
+through the Prefect API pending.json names, the session's server or the temporary one a run
+without PREFECT_API_URL starts. Whoever answers first, the studio or the Prefect UI (its
+`POST /flow_runs/{id}/resume`), wins; the other is told so and changes nothing."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from markupsafe import escape
+from starlette.testclient import TestClient
+
+from clients.approvals import Outcome, resume_paused_run
+from studio.app import create_app
+from studio.config import StudioConfig
+from studio.renders import LocalRender, RenderService
+from tests.fakes.nvidia_schemas import SDXL, SVD
+from tests.fakes.nvidia_server import FakeNvidia
+from tests.helpers import (
+    DEMO_DIR,
+    STORYBOARD,
+    assert_clean,
+    embedded_prefect,
+    nvidia_env,
+    read_manifest,
+)
+
+pytestmark = pytest.mark.slow
+SCENES = ("dawn", "night", "river")
+RECORDINGS = ("dawn.ogg", "river.mp3", "night.ogg")
+KEY = "approve-images-1"
+ALREADY = "already answered in the Prefect UI or by another reviewer"
+DEADLINE_S = 120
+
+
+@pytest.fixture
+def board(tmp_path: Path) -> Path:
+    source = tmp_path / "lion"
+    source.mkdir()
+    for recording in RECORDINGS:
+        shutil.copy(DEMO_DIR / recording, source / recording)
+    return source
+
+
+def _args(board: Path, target: Path, tmp_path: Path) -> list[str]:
+    config = tmp_path / "approve.yaml"
+    config.write_text(
+        "generation:\n  requests_per_minute: 600\n  approval_timeout_s: 600\n  approval_poll_s: 1\n"
+    )
+    return ["run", str(board), "--out", str(target), "--config", str(config), "--approve-images"]
+
+
+@contextmanager
+def _running(args: list[str], env: dict[str, str], cwd: Path) -> Iterator[subprocess.Popen[str]]:
+    process = subprocess.Popen(  # noqa: S603 - fixed argument list
+        [STORYBOARD, *args], env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        yield process
+    finally:
+        if process.poll() is None:  # interrupted, it stops its temporary server too
+            process.send_signal(signal.SIGINT)
+            try:
+                process.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.communicate(timeout=30)
+
+
+def _wait_for(condition: Callable[[], Any], what: str) -> Any:
+    deadline = time.monotonic() + DEADLINE_S
+    while time.monotonic() < deadline:
+        if found := condition():
+            return found
+        time.sleep(0.3)
+    raise AssertionError(f"not within {DEADLINE_S} s: {what}")
+
+
+def _pending(target: Path) -> dict[str, Any]:
+    path = target / "approval" / "pending.json"
+    found: dict[str, Any] = _wait_for(
+        lambda: path.is_file() and json.loads(path.read_text()), "pending.json"
+    )
+    return found
+
+
+def _run(api: str, run_id: str) -> dict[str, Any]:
+    found: dict[str, Any] = httpx.get(f"{api}/flow_runs/{run_id}", timeout=30).json()
+    return found
+
+
+def _paused(target: Path) -> dict[str, Any]:
+    """pending.json once its run is paused with its form's schema saved (what the Prefect UI
+    waits for before it offers the form), talking to the API pending.json names."""
+    pending = _pending(target)
+    api, run_id = pending["api_url"], pending["flow_run_id"]
+
+    def waiting() -> bool:
+        run = _run(api, run_id)
+        if run["state_type"] != "PAUSED":
+            return False
+        if run["state"]["state_details"].get("pause_key") != pending["pause_key"]:
+            return False
+        schema = f"{api}/flow_runs/{run_id}/input/paused-{pending['pause_key']}-schema"
+        return httpx.get(schema, timeout=30).status_code == 200
+
+    _wait_for(waiting, f"paused at {pending['pause_key']}")
+    return pending
+
+
+def _still_paused(pending: dict[str, Any]) -> bool:
+    run = _run(pending["api_url"], pending["flow_run_id"])
+    return bool(
+        run["state_type"] == "PAUSED"
+        and run["state"]["state_details"]["pause_key"] == pending["pause_key"]
+    )
+
+
+@contextmanager
+def _studio(source: Path, target: Path) -> Iterator[TestClient]:
+    config = StudioConfig(source=str(source), target=str(target))
+    renders = RenderService(config, lambda: LocalRender(config, "tests"))
+    with TestClient(create_app(config, renders), headers={"Accept": "application/json"}) as client:
+        yield client
+
+
+def _page(client: TestClient) -> tuple[str, str]:
+    """The storyboard page and its CSRF token."""
+    page = client.get("/storyboard", params={"board": ""})
+    assert page.status_code == 200, page.text
+    found = re.search(r'<meta name="csrf-token" content="([0-9a-f]+)">', page.text)
+    assert found
+    return page.text, found.group(1)
+
+
+def _answer(
+    client: TestClient, pending: dict[str, Any], fields: dict[str, str], **options: Any
+) -> httpx.Response:
+    _, token = _page(client)
+    form = {"csrf_token": token, "flow_run_id": pending["flow_run_id"],
+            "pause_key": pending["pause_key"], **fields}  # fmt: skip
+    return client.post("/storyboard/approval", params={"board": ""}, data=form, **options)
+
+
+def _each(decision: str) -> dict[str, str]:
+    return {f"decision.{scene}": decision for scene in SCENES}
+
+
+def _check_panel(client: TestClient, target: Path, pending: dict[str, Any]) -> None:
+    page, _ = _page(client)
+    assert "Images waiting for approval" in page
+    assert page.index("Images waiting for approval") < page.index('id="cards"'), "above the cards"
+    assert f"Round {pending['round']}" in page and pending["deadline"] in page
+    for scene in pending["scenes"]:
+        url = f"/storyboard/approval/file/{scene['image']}"
+        assert f'src="{url}?board="' in page
+        image = client.get(url, params={"board": ""})
+        assert image.status_code == 200 and image.headers["content-type"] == "image/png"
+        assert image.content == (target / "approval" / scene["image"]).read_bytes()
+        assert f'name="decision.{scene["scene_id"]}"' in page
+        assert str(escape(scene["prompt"])) in page and str(scene["seed"]) in page
+    sheet = client.get("/storyboard/approval/file/contact_sheet.png", params={"board": ""})
+    assert sheet.content == (target / "approval" / "contact_sheet.png").read_bytes()
+    for name in ("pending.json", "%2E%2E%2Fmanifest.csv", "..", "0009-nothing.png"):
+        served = client.get(f"/storyboard/approval/file/{name}", params={"board": ""})
+        assert served.status_code == 404, name
+
+
+def _refused_answers(client: TestClient, pending: dict[str, Any]) -> None:
+    """Forged, stale or cross-site answers: refused with a reason, the run still paused."""
+    cases: dict[str, tuple[dict[str, str], dict[str, Any], int, str]] = {
+        "bad decision": ({**_each("approve"), "decision.night": "maybe"}, {}, 400, "'maybe'"),
+        "forged scene": ({**_each("approve"), "decision.ghost": "approve"}, {}, 400, "ghost"),
+        "missing scene": ({"decision.dawn": "approve"}, {}, 400, "no answer"),
+        "unknown field": ({**_each("approve"), "path": "/etc"}, {}, 400, "unknown field"),
+        "long note": ({**_each("approve"), "note.dawn": "x" * 501}, {}, 400, "at most 500"),
+        "bad all": ({"all": "reject"}, {}, 400, "all=approve"),
+        "stale round": ({**_each("approve"), "pause_key": "approve-images-0"}, {}, 409, ALREADY),
+        "cross-site": (_each("approve"), {"headers": {"Origin": "http://evil.example"}}, 403, ""),
+        "cross-site fetch": (
+            {"all": "approve"}, {"headers": {"Sec-Fetch-Site": "cross-site"}}, 403, "",
+        ),
+    }  # fmt: skip
+    for name, (fields, options, status, says) in cases.items():
+        answer = _answer(client, pending, fields, **options)
+        assert answer.status_code == status, (name, answer.text)
+        assert says in answer.json()["error"], (name, answer.text)
+    no_token = client.post(
+        "/storyboard/approval", params={"board": ""},
+        data={"flow_run_id": pending["flow_run_id"], "pause_key": KEY, "all": "approve"},
+    )  # fmt: skip
+    assert no_token.status_code == 403, no_token.text
+    assert _still_paused(pending)
+
+
+def test_the_studio_shows_the_waiting_images_and_its_answer_resumes_the_run(
+    board: Path, tmp_path: Path, cli_env: dict[str, str], prefect_api: str
+) -> None:
+    target = tmp_path / "out"
+    with FakeNvidia() as fake:
+        env = nvidia_env(cli_env, fake, tmp_path / "cache")
+        with (
+            _running(_args(board, target, tmp_path), env, tmp_path) as process,
+            _studio(board, target) as client,
+        ):
+            pending = _paused(target)
+            assert pending["api_url"] == prefect_api and pending["pause_key"] == KEY
+            assert [scene["scene_id"] for scene in pending["scenes"]] == list(SCENES)
+            _check_panel(client, target, pending)
+            _refused_answers(client, pending)
+            assert fake.stats.by_path[SVD] == 0
+
+            answer = _answer(client, pending, {"all": "approve", "note.dawn": "fine <b>"})
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["message"].startswith("images answered (round 1: 3 approved")
+            assert answer.json()["approval"]["answers"]["dawn"]["note"] == "fine <b>"
+            again = _answer(client, pending, _each("skip"))
+            assert again.status_code == 409 and ALREADY in again.json()["error"], again.text
+            stdout, stderr = process.communicate(timeout=240)
+            assert process.returncode == 0, stderr
+            assert_clean(subprocess.CompletedProcess([], 0, stdout, stderr))
+            assert "Images waiting for approval" not in _page(client)[0]
+        assert fake.stats.by_path[SVD] == 3, "a clip for each scene the studio approved"
+        assert fake.stats.by_path[SDXL] == 3
+    assert (read_manifest(target)["status"] == "ok").all()
+    assert not (target / "approval" / "pending.json").exists()
+
+
+def test_whichever_answers_first_wins_the_prefect_ui_before_the_studio(
+    board: Path, tmp_path: Path, cli_env: dict[str, str], prefect_api: str
+) -> None:
+    target = tmp_path / "out"
+    with FakeNvidia() as fake:
+        env = nvidia_env(cli_env, fake, tmp_path / "cache")
+        with (
+            _running(_args(board, target, tmp_path), env, tmp_path) as process,
+            _studio(board, target) as client,
+        ):
+            pending = _paused(target)
+            opened, _ = _page(client)  # the reviewer opened the page while the run waited
+            assert "Images waiting for approval" in opened
+            ui = httpx.post(
+                f"{prefect_api}/flow_runs/{pending['flow_run_id']}/resume",
+                json={"run_input": {scene: {"decision": "approve"} for scene in SCENES}},
+                timeout=30,
+            )  # what the Prefect UI's Resume form sends
+            assert ui.json()["status"] == "ACCEPT", ui.text
+            late = _answer(client, pending, _each("skip"))
+            assert late.status_code == 409, late.text
+            assert ALREADY in late.json()["error"]
+            stdout, stderr = process.communicate(timeout=240)
+        assert process.returncode == 0, stderr
+        assert_clean(subprocess.CompletedProcess([], 0, stdout, stderr))
+        assert fake.stats.by_path[SVD] == 3, "the first answer (approve all) counted"
+    manifest = read_manifest(target)
+    assert (manifest["status"] == "ok").all(), "none of the studio's late skips"
+
+
+def test_without_a_server_the_command_waits_and_the_studio_answers_its_temporary_api(
+    board: Path, tmp_path: Path, cli_env: dict[str, str], prefect_api: str
+) -> None:
+    target = tmp_path / "out"
+    with FakeNvidia() as fake:
+        env = embedded_prefect(nvidia_env(cli_env, fake, tmp_path / "cache"))
+        with (
+            _running(_args(board, target, tmp_path), env, tmp_path) as process,
+            _studio(board, target) as client,
+        ):
+            pending = _paused(target)
+            api = pending["api_url"]
+            assert api != prefect_api and api.startswith("http://127.0.0.1:"), api
+            assert process.poll() is None, "the command waits in the terminal"
+            answer = _answer(  # a plain form, without the page's script
+                client, pending, {**_each("approve"), "note.river": "good"},
+                headers={"Accept": "text/html"}, follow_redirects=False,
+            )  # fmt: skip
+            assert answer.status_code == 303, answer.text
+            assert answer.headers["location"].startswith("/storyboard?board=&notice=images+")
+            stdout, stderr = process.communicate(timeout=240)
+        assert process.returncode == 0, stderr
+        assert_clean(subprocess.CompletedProcess([], 0, stdout, stderr))
+        assert fake.stats.by_path[SVD] == 3
+    assert (read_manifest(target)["status"] == "ok").all()
+    gone = resume_paused_run(api, pending["flow_run_id"], KEY, {}, timeout_s=2)
+    assert gone.outcome is Outcome.UNREACHABLE, gone
+    assert f"the run's Prefect API at {api} cannot be reached" in gone.reason
