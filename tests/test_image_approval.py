@@ -181,7 +181,7 @@ def test_nobody_answering_in_time_fails_the_waiting_scenes_and_keeps_the_approve
 ) -> None:
     target = tmp_path / "out"
     args = ["run", str(board), "--out", str(target), "--config",
-            str(_config(tmp_path, timeout_s=20)), "--approve-images"]  # fmt: skip
+            str(_config(tmp_path, timeout_s=12)), "--approve-images"]  # fmt: skip
     with FakeNvidia() as fake:
         env = nvidia_env(cli_env, fake, tmp_path / "cache")
         with _running(args, env, tmp_path) as process:
