@@ -13,6 +13,7 @@ answers first wins: a later answer changes nothing and says why.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -192,8 +193,6 @@ def api_headers(api_url: str) -> dict[str, str]:
         return {}
     auth, key = PREFECT_API_AUTH_STRING.value(), PREFECT_API_KEY.value()
     if auth:
-        import base64
-
         return {"Authorization": f"Basic {base64.b64encode(auth.encode()).decode()}"}
     return {"Authorization": f"Bearer {key}"} if key else {}
 

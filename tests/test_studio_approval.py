@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +25,7 @@ from markupsafe import escape
 from starlette.testclient import TestClient
 
 from clients.approvals import Outcome, resume_paused_run
+from domain.errors import ConfigurationError
 from studio.app import create_app
 from studio.config import StudioConfig
 from studio.renders import LocalRender, RenderService
@@ -98,8 +100,18 @@ def _pending(target: Path) -> dict[str, Any]:
     return found
 
 
+def _api(method: str, url: str, **options: Any) -> httpx.Response:
+    """A request to a Prefect API, again while it says it is busy (503: SQLite busy)."""
+    for _ in range(20):
+        answer = httpx.request(method, url, timeout=30, **options)
+        if answer.status_code != 503:
+            return answer
+        time.sleep(0.5)
+    return answer
+
+
 def _run(api: str, run_id: str) -> dict[str, Any]:
-    found: dict[str, Any] = httpx.get(f"{api}/flow_runs/{run_id}", timeout=30).json()
+    found: dict[str, Any] = _api("GET", f"{api}/flow_runs/{run_id}").json()
     return found
 
 
@@ -116,7 +128,7 @@ def _paused(target: Path) -> dict[str, Any]:
         if run["state"]["state_details"].get("pause_key") != pending["pause_key"]:
             return False
         schema = f"{api}/flow_runs/{run_id}/input/paused-{pending['pause_key']}-schema"
-        return httpx.get(schema, timeout=30).status_code == 200
+        return _api("GET", schema).status_code == 200
 
     _wait_for(waiting, f"paused at {pending['pause_key']}")
     return pending
@@ -164,7 +176,8 @@ def _check_panel(client: TestClient, target: Path, pending: dict[str, Any]) -> N
     page, _ = _page(client)
     assert "Images waiting for approval" in page
     assert page.index("Images waiting for approval") < page.index('id="cards"'), "above the cards"
-    assert f"Round {pending['round']}" in page and pending["deadline"] in page
+    assert f"Round {pending['round']}" in page
+    assert pending["deadline"].replace("T", " ").replace("Z", " UTC") in page
     for scene in pending["scenes"]:
         url = f"/storyboard/approval/file/{scene['image']}"
         assert f'src="{url}?board="' in page
@@ -253,10 +266,10 @@ def test_whichever_answers_first_wins_the_prefect_ui_before_the_studio(
             pending = _paused(target)
             opened, _ = _page(client)  # the reviewer opened the page while the run waited
             assert "Images waiting for approval" in opened
-            ui = httpx.post(
+            ui = _api(
+                "POST",
                 f"{prefect_api}/flow_runs/{pending['flow_run_id']}/resume",
                 json={"run_input": {scene: {"decision": "approve"} for scene in SCENES}},
-                timeout=30,
             )  # what the Prefect UI's Resume form sends
             assert ui.json()["status"] == "ACCEPT", ui.text
             late = _answer(client, pending, _each("skip"))
@@ -298,3 +311,66 @@ def test_without_a_server_the_command_waits_and_the_studio_answers_its_temporary
     gone = resume_paused_run(api, pending["flow_run_id"], KEY, {}, timeout_s=2)
     assert gone.outcome is Outcome.UNREACHABLE, gone
     assert f"the run's Prefect API at {api} cannot be reached" in gone.reason
+
+
+def _state(api: str, run: str, state: dict[str, Any]) -> None:
+    answer = _api("POST", f"{api}/flow_runs/{run}/set_state", json={"state": state, "force": True})
+    assert answer.json()["status"] == "ACCEPT", answer.text
+
+
+def _pause(api: str, run: str, key: str, schema: dict[str, Any] | None) -> None:
+    """The run paused at `key` as `pause_flow_run` pauses it: the state, then the schema."""
+    keyset = {what: f"paused-{key}-{what}" for what in ("schema", "response", "description")}
+    details = {"pause_key": key, "pause_timeout": "2999-01-01T00:00:00Z",
+               "run_input_keyset": keyset}  # fmt: skip
+    _state(api, run, {"type": "PAUSED", "name": "Paused", "state_details": details})
+    if schema is not None:
+        saved = _api(
+            "POST", f"{api}/flow_runs/{run}/input",
+            json={"key": keyset["schema"], "value": json.dumps(schema)},
+        )  # fmt: skip
+        assert saved.status_code == 201, saved.text
+
+
+def test_the_client_says_why_a_run_takes_no_answer(prefect_api: str) -> None:
+    """Runs on the session's server put in each state by hand, as a paused flow puts itself."""
+    flow = _api("POST", f"{prefect_api}/flows/", json={"name": "approval-client"})
+    created = _api("POST", f"{prefect_api}/flow_runs/", json={"flow_id": flow.json()["id"]})
+    assert created.status_code == 201, created.text
+    run = created.json()["id"]
+    _state(prefect_api, run, {"type": "RUNNING", "name": "Running"})
+
+    def answer(key: str = KEY, **answers: dict[str, str]) -> Any:
+        return resume_paused_run(prefect_api, run, key, answers, timeout_s=10)
+
+    assert answer().outcome is Outcome.NOT_YET, "running, not paused yet"
+    _pause(prefect_api, run, KEY, None)
+    assert answer().outcome is Outcome.NOT_YET, "paused, its form not saved yet"
+    schema = {"type": "object", "required": ["dawn"], "properties": {"dawn": {"type": "object"}}}
+    _pause(prefect_api, run, KEY, schema)
+    refused = answer(night={"decision": "approve"})
+    assert refused.outcome is Outcome.REFUSED and "dawn" in refused.reason, refused
+    assert _run(prefect_api, run)["state_type"] == "PAUSED", "a refused answer changes nothing"
+    # (No pause past its deadline here: the server's FailExpiredPauses service would fail the
+    # run meanwhile.)
+    _state(prefect_api, run, {"type": "RUNNING", "name": "Running"})
+    late = answer(dawn={"decision": "approve"})
+    assert late.outcome is Outcome.TIMED_OUT, "it went on without an answer"
+
+    second = "approve-images-2"
+    _pause(prefect_api, run, second, schema)
+    assert answer(second, dawn={"decision": "skip"}).outcome is Outcome.ACCEPTED
+    assert _run(prefect_api, run)["state_type"] == "RUNNING"
+    again = answer(second, dawn={"decision": "skip"})
+    assert again.outcome is Outcome.ACCEPTED, "the very answers the run took: sent twice"
+    other = answer(second, dawn={"decision": "approve"})
+    assert (other.outcome, other.reason) == (Outcome.ANSWERED, ALREADY)
+    _state(prefect_api, run, {"type": "COMPLETED", "name": "Completed"})
+    ended = answer()
+    assert (ended.outcome, ended.reason) == (Outcome.ENDED, "the run has ended (Completed)")
+    unknown = resume_paused_run(prefect_api, str(uuid.uuid4()), KEY, {})
+    assert unknown.outcome is Outcome.ENDED
+    for bad in (("file:///etc/passwd", run, KEY), (prefect_api, "../flows", KEY),
+                (prefect_api, run, "a/../b")):  # fmt: skip
+        with pytest.raises(ConfigurationError):
+            resume_paused_run(*bad, {})
