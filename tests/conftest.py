@@ -108,6 +108,8 @@ LONGEST_FIRST = (
     "test_packing_truth.py",
     "test_interrupts.py",
     "test_scheduled_runs.py",
+    "test_image_approval.py",
+    "test_studio_approval.py",
     "test_studio_api.py",
     "test_resume.py",
     "test_safety.py",
@@ -116,6 +118,8 @@ LONGEST_FIRST = (
     "test_cli.py",
     "test_local_backend.py",
     "test_s3.py",
+    "test_studio_served.py",
+    "test_approval_book.py",
     "test_openai_whisper.py",
 )
 """The files that take longest, run first: with `pytest -n 2 --dist loadfile` (make test) the
