@@ -26,7 +26,7 @@ class ImageVerdict:
     prompt: str = ""
     """For a rejection: the scene's new prompt (its subject; the storyboard's style is added)."""
     by: str = ""
-    """Who answered: "prefect", "studio", or "--approve-all"."""
+    """Who answered: "reviewer" (the Prefect UI or the studio), or "--approve-all"."""
 
 
 @dataclass(frozen=True)

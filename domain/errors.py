@@ -7,6 +7,7 @@
     ├── TransientServiceError       worth retrying (429, 5xx, timeouts, dropped connections)
     ├── StorageError                a bucket or folder cannot be read or written: exit 1
     ├── FfmpegError                 ffmpeg exited with an error
+    ├── RunCancelledError           the run was cancelled while it waited for reviewers: exit 1
     └── SceneError                  one scene cannot be made; the others go on
         ├── AudioError              the recording cannot be read or decoded
         ├── GenerationError         the backend rejected this scene's request
@@ -63,6 +64,10 @@ class StorageError(StoryboardError):
 
 class FfmpegError(StoryboardError):
     """ffmpeg exited with an error."""
+
+
+class RunCancelledError(StoryboardError):
+    """The flow run was cancelled (in the Prefect UI) while it paused for an approval."""
 
 
 class SceneError(StoryboardError):

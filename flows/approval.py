@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact
@@ -28,6 +29,7 @@ from domain.approval import (
     ImageVerdict,
     SceneImage,
 )
+from domain.media import ImageRequest
 from domain.scene import GeneratedMedia, SceneFailure, StoryboardPlan, Transcript
 from flows.approval_form import ask_reviewers, form_description
 from flows.artifacts import Progress, artifact_key
@@ -64,6 +66,8 @@ class _Approval:
     notes: dict[int, str] = field(default_factory=dict)
     shown: bool = False
     clips: dict[int, PrefectFuture[GeneratedMedia | SceneFailure]] = field(default_factory=dict)
+    rejected: dict[int, tuple[ImageRequest, Path, ImageVerdict]] = field(default_factory=dict)
+    """Rejections kept once their new take is made: (the request, its image, the verdict)."""
 
     def awaited(self, index: int, image: SceneImage) -> AwaitedScene:
         recording, transcript = self.plan.recordings[index], self.results.transcripts[index]
@@ -110,14 +114,49 @@ class _Approval:
                 self.fail(index, NOT_APPROVED_IN_TIME)
                 continue
             request = self.results.prompts[index].request
-            self.book.record(request, image.image_path, verdict)
             if verdict.decision is Decision.APPROVE:
+                self.book.record(request, image.image_path, verdict)
                 approved.add(index)
             elif verdict.decision is Decision.SKIP:
                 self.fail(index, SKIPPED_AT_APPROVAL)
-            else:
+            else:  # kept once its new take is made: a take that fails is no way forward
+                self.rejected[index] = (request, image.image_path, verdict)
                 retakes[index] = self.submit_retake(index, verdict)
         return approved, retakes
+
+    def new_takes(
+        self, retakes: dict[int, PrefectFuture[SceneImage | SceneFailure]]
+    ) -> dict[int, SceneImage]:
+        """The new takes made (their rejections now kept); a take that failed fails its
+        scene, with every earlier take's requests counted."""
+        made_now: dict[int, SceneImage] = {}
+        for index, future in retakes.items():
+            made = generated(future)
+            if isinstance(made, SceneFailure):
+                spent = self.spent.get(index, 0)
+                self.results.generated[index] = replace(made, api_calls=made.api_calls + spent)
+                continue
+            request, image, verdict = self.rejected.pop(index)
+            self.book.record(request, image, verdict)
+            self.taken(index, made)
+            taken = self.results.prompts[index].request
+            made_now[index] = replace(made, approved=self.book.approved(taken, made.image_path))
+        return made_now
+
+    def rounds(self, images: dict[int, SceneImage]) -> None:
+        """Ask, settle and take again until no image waits; the approved ones animated."""
+        self.animate(sorted(index for index, image in images.items() if image.approved))
+        waiting = {index: image for index, image in images.items() if not image.approved}
+        round_ = 0
+        while waiting:
+            round_ += 1
+            passed, retakes = self.settle(waiting, self.ask(waiting, round_))
+            self.animate(sorted(passed))
+            made_now = self.new_takes(retakes)
+            images.update(made_now)
+            self.animate(sorted(index for index, image in made_now.items() if image.approved))
+            waiting = {index: image for index, image in made_now.items() if not image.approved}
+            raise_if_refused(self.results.generated)
 
     def submit_retake(
         self, index: int, verdict: ImageVerdict
@@ -194,25 +233,11 @@ def approve_then_animate(
     images = dict(results.images)
     for index, image in images.items():
         approval.taken(index, image)
-    approval.animate(sorted(index for index, image in images.items() if image.approved))
-    waiting = {index: image for index, image in images.items() if not image.approved}
-    round_ = 0
-    while waiting:
-        round_ += 1
-        verdicts = approval.ask(waiting, round_)
-        passed, retakes = approval.settle(waiting, verdicts)
-        approval.animate(sorted(passed))
-        waiting = {}
-        for index, future in retakes.items():
-            made = generated(future)
-            if isinstance(made, SceneFailure):
-                approval.results.generated[index] = made
-                continue
-            approval.taken(index, made)
-            images[index] = waiting[index] = made
-        raise_if_refused(results.generated)
-    if approval.shown:
-        withdraw_approval(setup.target)
+    try:
+        approval.rounds(images)
+    finally:  # answered, timed out, or failing: nothing waits for reviewers any more
+        if approval.shown:
+            withdraw_approval(setup.target)
     approval.gather_clips(images)
 
 

@@ -5,19 +5,20 @@ answered by the studio through the same API (`POST /flow_runs/{id}/resume`)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from prefect import get_run_logger
 from prefect.client.orchestration import get_client
 from prefect.context import FlowRunContext
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
-from prefect.input import RunInput
+from prefect.input import RunInput, read_flow_run_input
 from prefect.input.run_input import keyset_from_base_key
 from prefect.states import Running
 from pydantic import BaseModel, Field, create_model
 
 from domain.approval import Decision, ImageVerdict
+from domain.errors import RunCancelledError
 from flows.artifacts import escape_markdown
 from tasks.approval import AwaitedScene
 
@@ -93,18 +94,20 @@ def ask_reviewers(
 
 
 def _late_answer(form: type[RunInput], pause_key: str) -> RunInput | None:
-    """An answer that came in as the pause timed out, or else the run set running again (the
-    server would fail a run left paused past its timeout)."""
+    """An answer saved as the pause timed out, or else (a run still paused, or failed by the
+    server for its expired pause) the run set running again, to assemble what was approved.
+    A run cancelled meanwhile stays cancelled: RunCancelledError."""
     context = FlowRunContext.get()
     assert context is not None and context.flow_run is not None
+    run_id = context.flow_run.id
+    saved = read_flow_run_input(keyset_from_base_key(f"paused-{pause_key}")["response"], run_id)
+    if isinstance(saved, dict) and saved:  # read synchronously: a dict, not a coroutine
+        return form(**saved)
     with get_client(sync_client=True) as client:
-        run = client.read_flow_run(context.flow_run.id)
-        if run.state is not None and run.state.is_running():
-            loaded = form.load(keyset_from_base_key(f"paused-{pause_key}"))
-            return cast(RunInput, loaded)  # loaded synchronously: this is no coroutine
-        client.set_flow_run_state(
-            context.flow_run.id, Running(message="image approval timed out"), force=True
-        )
+        state = client.read_flow_run(run_id).state
+        if state is not None and (state.is_cancelling() or state.is_cancelled()):
+            raise RunCancelledError("the flow run was cancelled while it waited for approval")
+        client.set_flow_run_state(run_id, Running(message="image approval timed out"), force=True)
     get_run_logger().warning("nobody answered the image approval in time")
     return None
 

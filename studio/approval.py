@@ -14,10 +14,12 @@ answers first wins: a later answer changes nothing and says why.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter
 from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_KEY, PREFECT_API_URL
@@ -33,7 +35,7 @@ from studio.catalog import Board
 from studio.context import Studio, studio_of
 from studio.errors import StudioError, not_found
 from studio.security import CSRF_FIELD
-from tasks.approval import APPROVAL_FOLDER, PENDING_FILE
+from tasks.approval import APPROVAL_FOLDER, PENDING_FILE, is_approval_file
 
 router = APIRouter()
 DECISIONS = ("approve", "reject", "skip")
@@ -185,6 +187,29 @@ def current_pending(board: Board, fields: Mapping[str, str]) -> PendingApproval:
     return pending
 
 
+def check_api_url(api_url: str) -> None:
+    """A pending.json may name only the studio's own Prefect API or one on this machine (the
+    temporary API of a `storyboard run` here): the studio sends requests nowhere else."""
+    own = str(PREFECT_API_URL.value() or "").rstrip("/")
+    if own and own == api_url.strip().rstrip("/"):
+        return
+    host = urlsplit(api_url.strip()).hostname or ""
+    if host == "localhost" or (_is_ip(host) and ipaddress.ip_address(host).is_loopback):
+        return
+    raise StudioError(
+        409, f"not sent: the run waits on a Prefect API ({host or api_url!r}) that is neither "
+        "this studio's PREFECT_API_URL nor on this machine",
+    )  # fmt: skip
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def api_headers(api_url: str) -> dict[str, str]:
     """The studio's own Prefect credentials, for its own Prefect API only (never sent to
     another address a pending.json names)."""
@@ -206,6 +231,7 @@ def answer(studio: Studio, board: Board, fields: dict[str, str]) -> Done:
     """Resume the paused run with the reviewer's answers, if it still waits for them."""
     pending = current_pending(board, fields)
     answers = answers_from(fields, pending)
+    check_api_url(pending.api_url)
     with studio.locks(f"approval:{board.path}"):
         result: ResumeResult = resume_paused_run(
             pending.api_url, pending.flow_run_id, pending.pause_key, answers,
@@ -236,8 +262,8 @@ def approval_file(request: Request, name: str, board: str = "") -> Response:
     studio = studio_of(request)
     folder = approval_folder(studio.board(board))
     pending = read_pending(folder)
-    if pending is None or name not in pending.files:
-        raise not_found(name)
+    if pending is None or name not in pending.files or not is_approval_file(name):
+        raise not_found(name)  # only the pictures the pipeline writes, never a page or script
     try:
         data = folder.read_bytes(name)
     except StorageError:

@@ -104,13 +104,19 @@ async def receive_recording(request: Request, limit: int) -> Received:
     return Received(data, fields)
 
 
+MAX_FORM_FIELDS = 10_000
+"""An approval form sends three fields per scene: room for a storyboard of thousands."""
+
+
 async def read_form(request: Request) -> dict[str, str]:
     """The fields of a small form (urlencoded, or multipart as `fetch` sends FormData)."""
     body = await read_limited(request, FORM_LIMIT)
     content_type = request.headers.get("content-type", "")
     try:
         if content_type.startswith("multipart/form-data"):
-            form = await MultiPartParser(request.headers, _once(body), max_files=0).parse()
+            form = await MultiPartParser(
+                request.headers, _once(body), max_files=0, max_fields=MAX_FORM_FIELDS
+            ).parse()
         elif content_type.startswith("application/x-www-form-urlencoded"):
             form = await FormParser(request.headers, _once(body)).parse()
         else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -31,6 +32,8 @@ APPROVALS = "approvals"
 APPROVAL_FOLDER = "approval"
 PENDING_FILE = "pending.json"
 SHEET_FILE = "contact_sheet.png"
+IMAGE_NAME = re.compile(r"\d{4,}-[0-9a-f]{8}\.(?:png|jpe?g|webp)")
+"""A scene's image in TARGET/approval/: its order, a digest of its id, the image's kind."""
 MAX_TAKES = 100
 """Rejected takes followed at most, a guard against a cycle of edited prompts."""
 
@@ -156,10 +159,17 @@ def show_for_approval(
 
 @task(name="withdraw approval request", cache_policy=NO_CACHE)
 def withdraw_approval(target: str) -> None:
-    """The pause is over: nothing in TARGET/approval/ waits for an answer any more."""
+    """The pause is over: TARGET/approval/ loses what `show_for_approval` put there (its own
+    names only, and nothing below them)."""
     folder = open_storage(target).child(APPROVAL_FOLDER)
-    for item in folder.list(recursive=True):
-        folder.delete(item.name)
+    for item in folder.list(recursive=False):
+        if is_approval_file(item.name):
+            folder.delete(item.name)
+
+
+def is_approval_file(name: str) -> bool:
+    """A name `show_for_approval` writes: `pending.json`, the sheet, or a scene's image."""
+    return name in (PENDING_FILE, SHEET_FILE) or bool(IMAGE_NAME.fullmatch(name))
 
 
 def _listed(scene: AwaitedScene, image_name: str) -> dict[str, object]:
@@ -176,8 +186,3 @@ def _listed(scene: AwaitedScene, image_name: str) -> dict[str, object]:
 
 def _stamp(seconds: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
-
-
-def image_files(target: Path) -> list[Path]:
-    """The images TARGET/approval/ shows (a local target), in scene order."""
-    return sorted(path for path in (target / APPROVAL_FOLDER).glob("*") if path.name[:4].isdigit())

@@ -16,7 +16,7 @@ from configs.settings import GenerationSettings, Settings
 from domain.approval import Decision, ImageVerdict, SceneImage
 from domain.media import ImageRequest
 from flows.approval_form import SceneAnswer, _verdicts, approval_form
-from tasks.approval import ApprovalBook, AwaitedScene, retake
+from tasks.approval import ApprovalBook, AwaitedScene, is_approval_file, retake
 from tests.helpers import DEMO_DIR, assert_clean, read_manifest, run_cli
 
 REQUEST = ImageRequest(
@@ -133,3 +133,31 @@ def test_approve_all_approves_without_pausing_and_a_later_run_does_not_ask_again
     assert read_manifest(tmp_path / "again")["status"].tolist() == ["ok"]
     report = json.loads((tmp_path / "again" / "run.json").read_text())
     assert report["stages"]["approve"] >= 0
+
+
+def test_the_studio_serves_and_deletes_only_the_files_approval_writes() -> None:
+    for name in ("pending.json", "contact_sheet.png", "0001-0123abcd.png", "0012-89abcdef.jpeg"):
+        assert is_approval_file(name), name
+    for name in (
+        "index.html",
+        "x.js",
+        "0001-0123abcd.html",
+        "../pending.json",
+        "a/0001-0123abcd.png",
+    ):
+        assert not is_approval_file(name), name
+
+
+def test_the_studio_answers_only_its_own_prefect_api_or_one_on_this_machine() -> None:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from studio.approval import check_api_url
+    from studio.errors import StudioError
+
+    for local in ("http://127.0.0.1:4200/api", "http://localhost:51234/api", "http://[::1]:9/api"):
+        check_api_url(local)
+    with temporary_settings(updates={PREFECT_API_URL: "https://prefect.studio.example/api"}):
+        check_api_url("https://prefect.studio.example/api/")
+        for elsewhere in ("http://169.254.169.254/latest", "https://evil.example/api", "nonsense"):
+            with pytest.raises(StudioError, match="neither"):
+                check_api_url(elsewhere)
