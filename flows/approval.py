@@ -34,8 +34,13 @@ from domain.scene import GeneratedMedia, SceneFailure, StoryboardPlan, Transcrip
 from flows.approval_form import ask_reviewers, form_description
 from flows.artifacts import Progress, artifact_key
 from flows.runners import has_prefect_ui, on_dask
-from flows.scene_stream import SceneResults, generated, transcribe_and_generate
-from flows.stages import StageClock, asking_for, raise_if_refused
+from flows.scene_stream import (
+    SceneResults,
+    generated,
+    submit_generation,
+    transcribe_and_generate,
+)
+from flows.stages import StageClock, raise_if_refused
 from tasks.approval import (
     ApprovalBook,
     ApprovalRequest,
@@ -169,14 +174,10 @@ class _Approval:
             "%s: rejected (%s); a new take with seed %d",
             recording.scene_id, verdict.note or "no note", request.seed,
         )  # fmt: skip
-        generation = self.settings.generation
-        with asking_for(self.resources):
-            return generate_image.with_options(
-                task_run_name=f"generate image {recording.scene_id} (new take)"
-            ).submit(
-                recording.scene_id, request, self.setup.backend, generation, self.setup.cache,
-                False, self.setup.shared_limit,
-            )  # fmt: skip
+        return submit_generation(
+            generate_image, f"generate image {recording.scene_id} (new take)",
+            recording.scene_id, request, self.setup, self.settings, False, self.resources,
+        )  # fmt: skip
 
     def fail(self, index: int, reason: str) -> None:
         self.results.generated[index] = SceneFailure(reason, api_calls=self.spent.get(index, 0))
@@ -187,17 +188,13 @@ class _Approval:
     def animate(self, approved: Sequence[int]) -> None:
         """Start the motion clip of each approved image (the image itself from the cache),
         while the rejected scenes go round again."""
-        generation = self.settings.generation
         for index in approved:
             recording, request = self.plan.recordings[index], self.results.prompts[index].request
-            refresh = recording.scene_id in self.refreshed
-            with asking_for(self.resources):
-                self.clips[index] = generate.with_options(
-                    task_run_name=f"generate clip {recording.scene_id}"
-                ).submit(
-                    recording.scene_id, request, self.setup.backend, generation,
-                    self.setup.cache, refresh, self.setup.shared_limit, image_approved=True,
-                )  # fmt: skip
+            self.clips[index] = submit_generation(
+                generate, f"generate clip {recording.scene_id}", recording.scene_id, request,
+                self.setup, self.settings, recording.scene_id in self.refreshed, self.resources,
+                image_approved=True,
+            )  # fmt: skip
 
     def gather_clips(self, images: dict[int, SceneImage]) -> None:
         for index, future in self.clips.items():

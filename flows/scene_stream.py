@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from prefect import get_run_logger
+from prefect import Task, get_run_logger
 from prefect.futures import PrefectFuture
 
 from clients.safety import SafetyScreen
@@ -27,6 +27,7 @@ from clients.services import backend_for
 from configs.settings import Settings
 from domain.approval import SceneImage
 from domain.errors import FatalServiceError
+from domain.media import ImageRequest
 from domain.scene import GeneratedMedia, Recording, SceneFailure, StoryboardPlan, Transcript
 from flows.artifacts import Progress
 from flows.signals import signals_outside_serializers
@@ -122,18 +123,10 @@ class _Stream:
         if self.images_only:  # the clip waits for the image's approval
             self.take_image(index, recording, made, refresh)
             return
-        with asking_for(self.resources):
-            self.futures[index] = generate.with_options(
-                task_run_name=f"generate {recording.scene_id}"
-            ).submit(
-                recording.scene_id,
-                made.request,
-                self.setup.backend,
-                self.settings.generation,
-                self.setup.cache,
-                refresh,
-                self.setup.shared_limit,
-            )
+        self.futures[index] = submit_generation(
+            generate, f"generate {recording.scene_id}", recording.scene_id, made.request,
+            self.setup, self.settings, refresh, self.resources,
+        )  # fmt: skip
 
     def latest_take(self, made: ScenePrompt) -> ScenePrompt:
         """The take reviewers moved on to, when they rejected this request's image."""
@@ -150,18 +143,10 @@ class _Stream:
             self.results.images[index] = replace(image, approved=approved)
             self.progress.advance()
             return
-        with asking_for(self.resources):
-            self.image_futures[index] = generate_image.with_options(
-                task_run_name=f"generate image {recording.scene_id}"
-            ).submit(
-                recording.scene_id,
-                made.request,
-                self.setup.backend,
-                self.settings.generation,
-                self.setup.cache,
-                refresh,
-                self.setup.shared_limit,
-            )
+        self.image_futures[index] = submit_generation(
+            generate_image, f"generate image {recording.scene_id}", recording.scene_id,
+            made.request, self.setup, self.settings, refresh, self.resources,
+        )  # fmt: skip
 
     def reused(self, made: ScenePrompt) -> GeneratedMedia | None:
         """The scene's image and clip when the cache already holds both."""
@@ -200,6 +185,27 @@ class _Stream:
                 approved = self.book.approved(request, image.image_path)
                 self.results.images[index] = replace(image, approved=approved)
             self.progress.advance()
+
+
+def submit_generation(
+    chosen: Task[..., _Made],
+    run_name: str,
+    scene_id: str,
+    request: ImageRequest,
+    setup: RunSetup,
+    settings: Settings,
+    refresh: bool,
+    resources: dict[str, float],
+    **options: Any,
+) -> PrefectFuture[_Made]:
+    """One scene's generation task (`generate`, `generate_image`) submitted, asking Dask for
+    `resources`."""
+    with asking_for(resources):
+        future: PrefectFuture[_Made] = chosen.with_options(task_run_name=run_name).submit(
+            scene_id, request, setup.backend, settings.generation, setup.cache, refresh,
+            setup.shared_limit, **options,
+        )  # fmt: skip
+    return future
 
 
 def generated(future: PrefectFuture[_Made]) -> _Made | SceneFailure:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from prefect import Task, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -30,6 +30,8 @@ from domain.media import ClipRequest, ImageRequest, image_extension
 from domain.scene import GeneratedMedia, SceneFailure, SceneStatus
 
 _Result = TypeVar("_Result", GeneratedMedia, SceneImage)
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 IMAGES = "images"
 CLIPS = "clips"
@@ -229,16 +231,20 @@ def _retry_when_transient(task: Task[Any, Any], task_run: TaskRun, state: State[
     return False
 
 
-@task(
-    name="generate",
-    cache_policy=NO_CACHE,
-    # The client already retries each request with backoff; this is the outer safety net
-    # for a scene whose attempts all failed (an outage longer than the client's patience).
-    retries=2,
-    retry_delay_seconds=exponential_backoff(backoff_factor=10),
-    retry_jitter_factor=0.5,
-    retry_condition_fn=_retry_when_transient,
-)
+# The client already retries each request with backoff; a generation task's retries are the
+# outer safety net for a scene whose attempts all failed (an outage longer than its patience).
+def _generation_task(name: str) -> Callable[[Callable[_P, _R]], Task[_P, _R]]:
+    return task(
+        name=name,
+        cache_policy=NO_CACHE,
+        retries=2,
+        retry_delay_seconds=exponential_backoff(backoff_factor=10),
+        retry_jitter_factor=0.5,
+        retry_condition_fn=_retry_when_transient,
+    )
+
+
+@_generation_task(name="generate")
 def generate(
     scene_id: str,
     request: ImageRequest,
@@ -259,14 +265,7 @@ def generate(
     )
 
 
-@task(
-    name="generate image",
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=exponential_backoff(backoff_factor=10),
-    retry_jitter_factor=0.5,
-    retry_condition_fn=_retry_when_transient,
-)
+@_generation_task(name="generate image")
 def generate_image(
     scene_id: str,
     request: ImageRequest,

@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import time
 import wave
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,11 +31,15 @@ __all__ = [
     "PROJECT_ROOT",
     "STORYBOARD",
     "assert_clean",
+    "copy_demo_recordings",
     "embedded_prefect",
     "nvidia_env",
     "read_manifest",
     "run_cli",
+    "running_storyboard",
     "s3_env",
+    "wait_for",
+    "wait_for_value",
     "word_error_rate",
     "words",
     "write_wav",
@@ -98,3 +108,53 @@ def s3_env(cli_env: dict[str, str], endpoint: str) -> dict[str, str]:
     """`cli_env` with the test S3 credentials (from `s3_endpoint`) and `endpoint`."""
     return {**cli_env, **{k: os.environ[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
             "AWS_DEFAULT_REGION")}, "AWS_ENDPOINT_URL": endpoint}  # fmt: skip
+
+
+def wait_for(condition: Callable[[], Any], seconds: float, every: float = 0.5) -> bool:
+    """Whether `condition()` came true within `seconds` (looked at every `every` seconds)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(every)
+    return bool(condition())
+
+
+def wait_for_value(condition: Callable[[], Any], seconds: float, what: str) -> Any:
+    """What `condition()` returned once it was truthy; AssertionError after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if found := condition():
+            return found
+        time.sleep(0.3)
+    raise AssertionError(f"not within {seconds} s: {what}")
+
+
+@contextmanager
+def running_storyboard(
+    args: list[str], env: dict[str, str], cwd: Path
+) -> Iterator[subprocess.Popen[str]]:
+    """`storyboard ARGS` running in the background; interrupted (so that it stops its
+    temporary Prefect server too) if it is still running when the block ends."""
+    process = subprocess.Popen(  # noqa: S603 - fixed argument list
+        [STORYBOARD, *args], env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.communicate(timeout=30)
+
+
+def copy_demo_recordings(folder: Path, names: Iterable[str]) -> Path:
+    """`folder` made, holding the demo's recordings `names`."""
+    folder.mkdir(parents=True)
+    for name in names:
+        shutil.copy(DEMO_DIR / name, folder / name)
+    return folder

@@ -7,11 +7,8 @@ with a new image at another seed; nobody answering ends the waiting scenes faile
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +18,15 @@ import pytest
 
 from tests.fakes.nvidia_schemas import SDXL, SVD
 from tests.fakes.nvidia_server import FakeNvidia
-from tests.helpers import DEMO_DIR, STORYBOARD, assert_clean, nvidia_env, read_manifest, run_cli
+from tests.helpers import (
+    assert_clean,
+    copy_demo_recordings,
+    nvidia_env,
+    read_manifest,
+    run_cli,
+    running_storyboard,
+    wait_for_value,
+)
 
 pytestmark = pytest.mark.slow
 SCENES = ("dawn", "night", "river")  # natural order of the file names
@@ -31,11 +36,7 @@ PAUSE_DEADLINE_S = 120
 
 @pytest.fixture
 def board(tmp_path: Path) -> Path:
-    source = tmp_path / "lion"
-    source.mkdir()
-    for recording in RECORDINGS:
-        shutil.copy(DEMO_DIR / recording, source / recording)
-    return source
+    return copy_demo_recordings(tmp_path / "lion", RECORDINGS)
 
 
 def _config(tmp_path: Path, timeout_s: int = 86_400) -> Path:
@@ -53,15 +54,6 @@ def _flow_run_for(api: str, target: Path) -> dict[str, Any] | None:
     return ours[0] if ours else None
 
 
-def _wait_for(condition: Callable[[], Any], seconds: float, what: str) -> Any:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if found := condition():
-            return found
-        time.sleep(0.3)
-    raise AssertionError(f"not within {seconds} s: {what}")
-
-
 def _paused(api: str, target: Path, pause_key: str) -> dict[str, Any]:
     """The run once paused at `pause_key` with its form's schema saved (what the UI waits for
     before it offers the form)."""
@@ -76,7 +68,7 @@ def _paused(api: str, target: Path, pause_key: str) -> dict[str, Any]:
         schema = httpx.get(f"{api}/flow_runs/{run['id']}/input/paused-{pause_key}-schema")
         return run if schema.status_code == 200 else None
 
-    found: dict[str, Any] = _wait_for(paused, PAUSE_DEADLINE_S, f"paused at {pause_key}")
+    found: dict[str, Any] = wait_for_value(paused, PAUSE_DEADLINE_S, f"paused at {pause_key}")
     return found
 
 
@@ -105,20 +97,6 @@ def _image_seeds(fake: FakeNvidia) -> list[tuple[str, int]]:
     ]
 
 
-@contextmanager
-def _running(args: list[str], env: dict[str, str], cwd: Path) -> Iterator[subprocess.Popen[str]]:
-    process = subprocess.Popen(  # noqa: S603 - fixed argument list
-        [STORYBOARD, *args], env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate(timeout=30)
-
-
 def test_a_paused_run_sends_no_clip_request_until_approved_and_retakes_what_was_rejected(
     board: Path, tmp_path: Path, cli_env: dict[str, str], prefect_api: str
 ) -> None:
@@ -127,7 +105,7 @@ def test_a_paused_run_sends_no_clip_request_until_approved_and_retakes_what_was_
             "--approve-images"]  # fmt: skip
     with FakeNvidia() as fake:
         env = nvidia_env(cli_env, fake, cache)
-        with _running(args, env, tmp_path) as process:
+        with running_storyboard(args, env, tmp_path) as process:
             run = _paused(prefect_api, target, "approve-images-1")
             assert fake.stats.by_path[SDXL] == 3 and fake.stats.by_path[SVD] == 0
             pending = json.loads((target / "approval" / "pending.json").read_text())
@@ -184,7 +162,7 @@ def test_nobody_answering_in_time_fails_the_waiting_scenes_and_keeps_the_approve
             str(_config(tmp_path, timeout_s=12)), "--approve-images"]  # fmt: skip
     with FakeNvidia() as fake:
         env = nvidia_env(cli_env, fake, tmp_path / "cache")
-        with _running(args, env, tmp_path) as process:
+        with running_storyboard(args, env, tmp_path) as process:
             run = _paused(prefect_api, target, "approve-images-1")
             _resume(prefect_api, run, {
                 "dawn": {"decision": "approve"},

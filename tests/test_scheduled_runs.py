@@ -9,7 +9,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import DEMO_DIR
+from tests.helpers import DEMO_DIR, wait_for
 from tests.servers import PrefectServer, start_postgres, start_prefect_server
 
 pytestmark = pytest.mark.slow
@@ -47,15 +46,6 @@ def post(api: str, path: str, body: dict[str, Any]) -> list[dict[str, Any]]:
     response.raise_for_status()
     result: list[dict[str, Any]] = response.json()
     return result
-
-
-def wait_for(condition: Any, seconds: float, every: float = 2.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(every)
-    return bool(condition())
 
 
 def finished_render(api: str) -> dict[str, Any] | None:

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -32,12 +30,13 @@ from studio.renders import LocalRender, RenderService
 from tests.fakes.nvidia_schemas import SDXL, SVD
 from tests.fakes.nvidia_server import FakeNvidia
 from tests.helpers import (
-    DEMO_DIR,
-    STORYBOARD,
     assert_clean,
+    copy_demo_recordings,
     embedded_prefect,
     nvidia_env,
     read_manifest,
+    running_storyboard,
+    wait_for_value,
 )
 
 pytestmark = pytest.mark.slow
@@ -50,11 +49,7 @@ DEADLINE_S = 120
 
 @pytest.fixture
 def board(tmp_path: Path) -> Path:
-    source = tmp_path / "lion"
-    source.mkdir()
-    for recording in RECORDINGS:
-        shutil.copy(DEMO_DIR / recording, source / recording)
-    return source
+    return copy_demo_recordings(tmp_path / "lion", RECORDINGS)
 
 
 def _args(board: Path, target: Path, tmp_path: Path) -> list[str]:
@@ -65,37 +60,10 @@ def _args(board: Path, target: Path, tmp_path: Path) -> list[str]:
     return ["run", str(board), "--out", str(target), "--config", str(config), "--approve-images"]
 
 
-@contextmanager
-def _running(args: list[str], env: dict[str, str], cwd: Path) -> Iterator[subprocess.Popen[str]]:
-    process = subprocess.Popen(  # noqa: S603 - fixed argument list
-        [STORYBOARD, *args], env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    try:
-        yield process
-    finally:
-        if process.poll() is None:  # interrupted, it stops its temporary server too
-            process.send_signal(signal.SIGINT)
-            try:
-                process.communicate(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.communicate(timeout=30)
-
-
-def _wait_for(condition: Callable[[], Any], what: str) -> Any:
-    deadline = time.monotonic() + DEADLINE_S
-    while time.monotonic() < deadline:
-        if found := condition():
-            return found
-        time.sleep(0.3)
-    raise AssertionError(f"not within {DEADLINE_S} s: {what}")
-
-
 def _pending(target: Path) -> dict[str, Any]:
     path = target / "approval" / "pending.json"
-    found: dict[str, Any] = _wait_for(
-        lambda: path.is_file() and json.loads(path.read_text()), "pending.json"
+    found: dict[str, Any] = wait_for_value(
+        lambda: path.is_file() and json.loads(path.read_text()), DEADLINE_S, "pending.json"
     )
     return found
 
@@ -130,7 +98,7 @@ def _paused(target: Path) -> dict[str, Any]:
         schema = f"{api}/flow_runs/{run_id}/input/paused-{pending['pause_key']}-schema"
         return _api("GET", schema).status_code == 200
 
-    _wait_for(waiting, f"paused at {pending['pause_key']}")
+    wait_for_value(waiting, DEADLINE_S, f"paused at {pending['pause_key']}")
     return pending
 
 
@@ -227,7 +195,7 @@ def test_the_studio_shows_the_waiting_images_and_its_answer_resumes_the_run(
     with FakeNvidia() as fake:
         env = nvidia_env(cli_env, fake, tmp_path / "cache")
         with (
-            _running(_args(board, target, tmp_path), env, tmp_path) as process,
+            running_storyboard(_args(board, target, tmp_path), env, tmp_path) as process,
             _studio(board, target) as client,
         ):
             pending = _paused(target)
@@ -260,7 +228,7 @@ def test_whichever_answers_first_wins_the_prefect_ui_before_the_studio(
     with FakeNvidia() as fake:
         env = nvidia_env(cli_env, fake, tmp_path / "cache")
         with (
-            _running(_args(board, target, tmp_path), env, tmp_path) as process,
+            running_storyboard(_args(board, target, tmp_path), env, tmp_path) as process,
             _studio(board, target) as client,
         ):
             pending = _paused(target)
@@ -290,7 +258,7 @@ def test_without_a_server_the_command_waits_and_the_studio_answers_its_temporary
     with FakeNvidia() as fake:
         env = embedded_prefect(nvidia_env(cli_env, fake, tmp_path / "cache"))
         with (
-            _running(_args(board, target, tmp_path), env, tmp_path) as process,
+            running_storyboard(_args(board, target, tmp_path), env, tmp_path) as process,
             _studio(board, target) as client,
         ):
             pending = _paused(target)

@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -33,7 +33,7 @@ from flows.watch import CLAIMS, rendered_fingerprint
 from studio.app import create_app
 from studio.config import StudioConfig
 from studio.renders import RenderService, choose_backend, source_fingerprint
-from tests.helpers import DEMO_DIR, read_manifest
+from tests.helpers import DEMO_DIR, read_manifest, wait_for
 from tests.servers import PrefectServer, start_prefect_server
 
 pytestmark = pytest.mark.slow
@@ -93,15 +93,6 @@ def serving(source: Path, target: Path, env: dict[str, str], log: Path) -> Itera
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=30)
-
-
-def wait_for(condition: Callable[[], Any], seconds: float, every: float = 0.5) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(every)
-    return bool(condition())
 
 
 def api_post(api: str, path: str, body: dict[str, Any]) -> list[dict[str, Any]]:
