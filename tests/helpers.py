@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -38,8 +39,10 @@ __all__ = [
     "run_cli",
     "running_storyboard",
     "s3_env",
+    "studio_page",
     "wait_for",
     "wait_for_value",
+    "wait_until_idle",
     "word_error_rate",
     "words",
     "write_wav",
@@ -158,3 +161,24 @@ def copy_demo_recordings(folder: Path, names: Iterable[str]) -> Path:
     for name in names:
         shutil.copy(DEMO_DIR / name, folder / name)
     return folder
+
+
+def studio_page(client: Any, board: str) -> tuple[str, str]:
+    """The studio's page of `board` (through a Starlette TestClient) and its CSRF token."""
+    page = client.get("/storyboard", params={"board": board})
+    assert page.status_code == 200, page.text
+    found = re.search(r'<meta name="csrf-token" content="([0-9a-f]+)">', page.text)
+    assert found is not None
+    return str(page.text), found.group(1)
+
+
+def wait_until_idle(client: Any, board: str, timeout_s: float) -> dict[str, Any]:
+    """The studio's render status of `board` once nothing renders (AssertionError after
+    `timeout_s`)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status: dict[str, Any] = client.get("/storyboard/render", params={"board": board}).json()
+        if not status["busy"] or time.monotonic() > deadline:
+            assert not status["busy"], status
+            return status
+        time.sleep(0.2)

@@ -34,7 +34,16 @@ from studio.app import create_app
 from studio.config import StudioConfig, studio_config
 from studio.renders import LocalRender, RenderBackend, RenderJob, RenderService, choose_backend
 from tasks.ingest import find_recordings, plan_storyboard
-from tests.helpers import DEMO_DIR, DEMO_WORDS, read_manifest, run_cli, words, write_wav
+from tests.helpers import (
+    DEMO_DIR,
+    DEMO_WORDS,
+    read_manifest,
+    run_cli,
+    studio_page,
+    wait_until_idle,
+    words,
+    write_wav,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -121,11 +130,7 @@ class Studio:
         return self.source / BOARD
 
     def csrf(self, client: TestClient | None = None) -> str:
-        page = (client or self.client).get("/storyboard", params={"board": BOARD})
-        assert page.status_code == 200, page.text
-        found = re.search(r'<meta name="csrf-token" content="([0-9a-f]+)">', page.text)
-        assert found
-        return found.group(1)
+        return studio_page(client or self.client, BOARD)[1]
 
     def post(self, scene: str, action: str, **options: Any) -> Any:
         headers = {"X-CSRF-Token": self.csrf(), **options.pop("headers", {})}
@@ -137,17 +142,7 @@ class Studio:
         )
 
     def wait_for_renders(self, timeout_s: float = 10.0) -> dict[str, Any]:
-        return wait_until_idle(self.client, timeout_s)
-
-
-def wait_until_idle(client: TestClient, timeout_s: float) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        status: dict[str, Any] = client.get("/storyboard/render", params={"board": BOARD}).json()
-        if not status["busy"] or time.monotonic() > deadline:
-            assert not status["busy"], status
-            return status
-        time.sleep(0.2)
+        return wait_until_idle(self.client, BOARD, timeout_s)
 
 
 def make_studio(
@@ -556,7 +551,7 @@ def test_the_studios_worker_renders_a_new_recording_end_to_end(
         night = (DEMO_DIR / "night.ogg").read_bytes()
         answer = made.post("dawn", "recording", content=night)
         assert answer.status_code == 200, answer.text
-        status = wait_until_idle(made.client, 240)
+        status = wait_until_idle(made.client, BOARD, 240)
     job = status["jobs"][-1]
     assert (job["state"], job["exit_status"], job["scenes"]) == ("done", 0, ["dawn"]), job
     after = read_manifest(made.target / BOARD).set_index("scene_id")
@@ -617,7 +612,7 @@ def _render_through_prefect(
             assert run.parameters["target"] == str(made.target / BOARD)
             assert run.parameters["source_fingerprint"]
             client.set_flow_run_state(run.id, completed(), force=True)
-        status = wait_until_idle(made.client, 20)
+        status = wait_until_idle(made.client, BOARD, 20)
     job = status["jobs"][-1]
     assert (job["renderer"], job["state"], job["flow_run_id"]) == ("prefect", "done", str(run.id))
     assert job["flow_run_url"] == f"{PREFECT_UI}/runs/flow-run/{run.id}"

@@ -8,7 +8,6 @@ without PREFECT_API_URL starts. Whoever answers first, the studio or the Prefect
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import time
 import uuid
@@ -36,6 +35,7 @@ from tests.helpers import (
     nvidia_env,
     read_manifest,
     running_storyboard,
+    studio_page,
     wait_for_value,
 )
 
@@ -120,11 +120,7 @@ def _studio(source: Path, target: Path) -> Iterator[TestClient]:
 
 def _page(client: TestClient) -> tuple[str, str]:
     """The storyboard page and its CSRF token."""
-    page = client.get("/storyboard", params={"board": ""})
-    assert page.status_code == 200, page.text
-    found = re.search(r'<meta name="csrf-token" content="([0-9a-f]+)">', page.text)
-    assert found
-    return page.text, found.group(1)
+    return studio_page(client, "")
 
 
 def _answer(

@@ -7,8 +7,6 @@ upload changes no object. Renders are recorded by a fake backend (the S3 render 
 
 from __future__ import annotations
 
-import re
-import time
 import uuid
 from typing import Any
 
@@ -20,7 +18,7 @@ from starlette.testclient import TestClient
 from studio.app import create_app
 from studio.config import StudioConfig
 from studio.renders import RenderJob, RenderService
-from tests.helpers import DEMO_DIR
+from tests.helpers import DEMO_DIR, studio_page, wait_until_idle
 
 BOARD = "alpha"
 STORYBOARD_YAML = """\
@@ -73,11 +71,9 @@ def test_the_studio_edits_a_storyboard_kept_in_a_bucket(bucket: tuple[Any, str])
     with TestClient(create_app(config, renders), headers={"Accept": "application/json"}) as client:
         home = client.get("/")
         assert home.status_code == 200 and BOARD in home.text
-        page = client.get("/storyboard", params={"board": BOARD})
-        assert page.status_code == 200 and "dawn" in page.text and "river" in page.text
-        token = re.search(r'<meta name="csrf-token" content="([0-9a-f]+)">', page.text)
-        assert token is not None
-        headers = {"X-CSRF-Token": token.group(1)}
+        page, token = studio_page(client, BOARD)
+        assert "dawn" in page and "river" in page
+        headers = {"X-CSRF-Token": token}
 
         def post(scene: str, action: str, **options: Any) -> Any:
             return client.post(
@@ -95,10 +91,7 @@ def test_the_studio_edits_a_storyboard_kept_in_a_bucket(bucket: tuple[Any, str])
         answer = post("dawn", "recording", files={"file": ("../dawn.wav", new, "audio/wav")})
         assert answer.status_code == 200, answer.text
         assert post("river", "take", data={"seed": "11"}).status_code == 200
-        deadline = time.monotonic() + 10
-        while client.get("/storyboard/render", params={"board": BOARD}).json()["busy"]:
-            assert time.monotonic() < deadline, "the renders did not finish"
-            time.sleep(0.1)
+        wait_until_idle(client, BOARD, 10)
 
     after = _objects(s3, name)
     board = f"projects/{BOARD}"

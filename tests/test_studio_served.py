@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -33,7 +31,7 @@ from flows.watch import CLAIMS, rendered_fingerprint
 from studio.app import create_app
 from studio.config import StudioConfig
 from studio.renders import RenderService, choose_backend, source_fingerprint
-from tests.helpers import DEMO_DIR, read_manifest, wait_for
+from tests.helpers import DEMO_DIR, read_manifest, studio_page, wait_for, wait_until_idle
 from tests.servers import PrefectServer, start_prefect_server
 
 pytestmark = pytest.mark.slow
@@ -135,25 +133,11 @@ def manifest_rows(target: Path) -> dict[str, dict[str, Any]]:
     return {str(row["scene_id"]): {str(k): v for k, v in row.items()} for row in rows}
 
 
-def wait_until_idle(client: TestClient, timeout_s: float) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        status: dict[str, Any] = client.get("/storyboard/render", params={"board": BOARD}).json()
-        if not status["busy"] or time.monotonic() > deadline:
-            assert not status["busy"], status
-            return status
-        time.sleep(0.2)
-
-
 def post_action(client: TestClient, scene: str, action: str, data: dict[str, str]) -> Any:
-    page = client.get("/storyboard", params={"board": BOARD})
-    assert page.status_code == 200, page.text
-    found = re.search(r'<meta name="csrf-token" content="([0-9a-f]+)">', page.text)
-    assert found
     return client.post(
         f"/storyboard/scene/{scene}/{action}",
         params={"board": BOARD},
-        headers={"X-CSRF-Token": found.group(1)},
+        headers={"X-CSRF-Token": studio_page(client, BOARD)[1]},
         data=data,
     )
 
@@ -189,7 +173,7 @@ def test_a_retake_is_a_flow_run_of_on_demand_executed_by_storyboard_serve(
             assert answer.status_code == 200, answer.text
             changed = source_fingerprint(open_storage(str(board)))
             assert changed not in (None, dropped)
-            status = wait_until_idle(client, 180)
+            status = wait_until_idle(client, BOARD, 180)
         job = status["jobs"][-1]
         assert (job["renderer"], job["state"], job["scenes"]) == ("prefect", "done", ["river"])
         assert job["flow_run_url"] == f"{PREFECT_UI}/runs/flow-run/{job['flow_run_id']}"
