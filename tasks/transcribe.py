@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,13 @@ from tasks.packing import PACK_LIMIT_S, Audio, SpeechClip, plan_packs, speech_cl
 
 WHISPER_SAMPLE_RATE = 16_000
 CACHE_NAMESPACE = "transcripts"
+CLEAR_SPEECH_S = 0.5
+"""Speech the VAD (Silero) hears for at least this long is speech, whatever Whisper's own
+no-speech guess says: for a clear one-second word that guess sits near its threshold, and the
+processor's instruction set decides which side it falls on."""
+SPEECH_RULE = 2
+"""Bumped when what counts as speech changes, so no transcript cached by an older rule is
+read back."""
 
 # What Whisper is known to invent from silence or noise.
 _HALLUCINATIONS = frozenset(
@@ -54,6 +61,14 @@ def _is_speech(segment: RawSegment, no_speech_threshold: float) -> bool:
     )
 
 
+def no_speech_threshold(settings: TranscriptionSettings, speech_s: float | None) -> float:
+    """Whisper's no-speech threshold for a recording in which the VAD heard `speech_s` of
+    speech (None: not measured): never met once the VAD has heard clear speech."""
+    if speech_s is not None and speech_s >= CLEAR_SPEECH_S:
+        return 1.0
+    return settings.no_speech_threshold
+
+
 def _speech_segments(raw: RawTranscription, no_speech_threshold: float) -> tuple[Segment, ...]:
     return tuple(
         Segment(
@@ -67,10 +82,16 @@ def _speech_segments(raw: RawTranscription, no_speech_threshold: float) -> tuple
     )
 
 
-def is_no_speech(raw: RawTranscription, segments: tuple[Segment, ...]) -> bool:
+def is_no_speech(
+    raw: RawTranscription, segments: tuple[Segment, ...], speech_s: float | None = None
+) -> bool:
+    """No words, or only words Whisper invents from silence where the VAD heard no clear
+    speech."""
     text = _normalise(" ".join(segment.text for segment in segments))
     if not text:
         return True
+    if speech_s is not None and speech_s >= CLEAR_SPEECH_S:
+        return False
     if text in _HALLUCINATIONS:
         worst = max((segment.no_speech_prob for segment in raw.segments), default=1.0)
         return worst >= 0.2
@@ -104,9 +125,11 @@ def _transcript(
     segments: tuple[Segment, ...],
     settings: TranscriptionSettings,
     seconds: float,
+    *,
+    speech_s: float | None,
 ) -> Transcript:
     started = time.perf_counter()
-    no_speech = is_no_speech(raw, segments)
+    no_speech = is_no_speech(raw, segments, speech_s)
     text = "" if no_speech else " ".join(segment.text for segment in segments)
     english_text = _english(engine, audio, text, raw.language, settings)
     return Transcript(
@@ -126,9 +149,15 @@ def transcribe_audio(
     audio: Audio,
     settings: TranscriptionSettings,
     language: str | None = None,
+    *,
+    speech_s: float | None = None,
 ) -> Transcript:
-    """One recording's audio, in one Whisper pass (two for non-English speech)."""
+    """One recording's audio, in one Whisper pass (two for non-English speech). `speech_s`:
+    the seconds of speech the VAD heard in it, measured here when the VAD is on and it is
+    not given."""
     started = time.perf_counter()
+    if speech_s is None and settings.vad_filter:
+        speech_s = speech_clip(0, audio).duration_s
     raw = engine.transcribe(
         audio,
         language=language,
@@ -137,8 +166,9 @@ def transcribe_audio(
         vad_filter=settings.vad_filter,
         word_timestamps=settings.word_timestamps,
     )
-    segments = _speech_segments(raw, settings.no_speech_threshold)
-    return _transcript(engine, audio, raw, segments, settings, time.perf_counter() - started)
+    segments = _speech_segments(raw, no_speech_threshold(settings, speech_s))
+    seconds = time.perf_counter() - started
+    return _transcript(engine, audio, raw, segments, settings, seconds, speech_s=speech_s)
 
 
 def transcribe_recordings(
@@ -154,6 +184,7 @@ def transcribe_recordings(
         language = storyboard_language(engine, recordings, settings)
     results: dict[int, Transcript | SceneFailure] = {}
     audios: dict[int, Audio] = {}
+    heard: dict[int, float | None] = {}
     clips: list[SpeechClip] = []
     packing = settings.pack_short_scenes and settings.vad_filter
     for index, recording in enumerate(recordings):
@@ -169,36 +200,53 @@ def transcribe_recordings(
             continue
         audios[index] = audio
         clip = speech_clip(index, audio)
+        heard[index] = clip.duration_s if settings.vad_filter else None
         own = scene_language(engine, clip, language)
         if packing and clip.duration_s == 0.0:
             silent = RawTranscription(own or "", 0.0, ())
-            results[index] = _transcript(
-                engine, audio, silent, (), settings, time.perf_counter() - started
-            )
+            seconds = time.perf_counter() - started
+            results[index] = _transcript(engine, audio, silent, (), settings, seconds, speech_s=0.0)
         elif packing and own == language.code and clip.duration_s <= PACK_LIMIT_S:
             clips.append(clip)
         else:
-            results[index] = transcribe_audio(engine, audio, settings, own)
+            results[index] = transcribe_audio(engine, audio, settings, own, speech_s=heard[index])
+
+    _transcribe_packs(engine, clips, audios, heard, settings, language.code, results)
+    return [results[index] for index in range(len(recordings))]
+
+
+def _transcribe_packs(
+    engine: TranscriptionEngine,
+    clips: Sequence[SpeechClip],
+    audios: Mapping[int, Audio],
+    heard: Mapping[int, float | None],
+    settings: TranscriptionSettings,
+    language: str | None,
+    results: dict[int, Transcript | SceneFailure],
+) -> None:
+    """The short scenes' transcripts into `results`: packed into shared windows while the
+    windows prove their words, scene by scene after the first that does not."""
 
     def keep(segment: RawSegment) -> bool:
         return _is_speech(segment, settings.no_speech_threshold)
 
-    aligning = True  # once a window fails to prove its words, the rest go scene by scene
+    aligning = True
     for pack in plan_packs(clips):
         packed = None
         if aligning and len(pack) > 1:
-            packed = transcribe_pack(engine, pack, settings, language.code, keep)
+            packed = transcribe_pack(engine, pack, settings, language, keep)
             aligning = packed is not None
         for clip in pack:
-            audio = audios[clip.key]
+            audio, speech_s = audios[clip.key], heard[clip.key]
             if packed is None:
-                results[clip.key] = transcribe_audio(engine, audio, settings, language.code)
+                results[clip.key] = transcribe_audio(
+                    engine, audio, settings, language, speech_s=speech_s
+                )
                 continue
             part = packed[clip.key]
             results[clip.key] = _transcript(
-                engine, audio, part.raw, part.segments, settings, part.seconds
+                engine, audio, part.raw, part.segments, settings, part.seconds, speech_s=speech_s
             )
-    return [results[index] for index in range(len(recordings))]
 
 
 def _segment_from_json(document: dict[str, Any]) -> Segment:
@@ -216,13 +264,13 @@ def _transcript_from_json(document: dict[str, Any]) -> Transcript:
 def _cache_key(
     recording: Recording, settings: TranscriptionSettings, language: LanguageChoice
 ) -> str:
-    """What the audio was read with. `word_timestamps` counts only when on, so transcripts
-    cached before it existed (and every one read without it) keep their keys."""
+    """What the audio was read with, and by which rule for speech (`SPEECH_RULE`).
+    `word_timestamps` counts only when on."""
     ignored = {"scenes_per_task", "max_recording_s"}
     if not settings.word_timestamps:
         ignored.add("word_timestamps")
     reading = settings.model_dump(mode="json", exclude=ignored)
-    return content_key(recording.sha256, reading, language.code, language.forced)
+    return content_key(recording.sha256, reading, language.code, language.forced, SPEECH_RULE)
 
 
 def cached_transcripts(

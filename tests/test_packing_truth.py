@@ -17,8 +17,8 @@ from configs.settings import TranscriptionSettings
 from domain.scene import Recording, SceneFailure, Transcript
 from tasks.language import LanguageChoice
 from tasks.transcribe import transcribe_recordings
-from tests.fakes.engines import RememberingEngine
-from tests.helpers import DEMO_DIR, word_error_rate, words
+from tests.fakes.engines import DoubtfulEngine, RememberingEngine
+from tests.helpers import DEMO_DIR, word_error_rate, words, write_wav
 
 pytestmark = pytest.mark.slow
 PACKED = TranscriptionSettings()
@@ -89,20 +89,52 @@ def test_thirty_short_scenes_packed_read_each_scene_as_it_reads_alone(
         silent = [r.scene_id for r, t in zip(thirty_scenes, results, strict=True) if t.no_speech]  # type: ignore[union-attr]
         assert not silent, f"scenes with clear speech came out no_speech: {silent}"
         assert all(t.language == "en" for t in results), [t.language for t in results]  # type: ignore[union-attr]
-    differing = {
+    # A packed window is decoded with its neighbours around each scene, so a marginal word
+    # may come out otherwise than alone ("number 11" alone has read as "thank you very much",
+    # and packed as "number 11"); but a number that is neither the scene's own nor what it
+    # reads alone came from another scene.
+    foreign = {
         scene.scene_id: (p, a)
-        for scene, p, a in zip(thirty_scenes, texts(packed), texts(alone), strict=True)
-        if numbers_in(" ".join(p)) != numbers_in(" ".join(a))
+        for number, scene, p, a in zip(
+            range(1, 31), thirty_scenes, texts(packed), texts(alone), strict=True
+        )
+        if set(numbers_in(" ".join(p))) - {number} - set(numbers_in(" ".join(a)))
     }
-    assert not differing, f"packed numbers differ from the scene's own: {differing}"
-    own = [numbers_in(" ".join(t)) == [i] for i, t in enumerate(texts(packed), start=1)]
-    # The base model mishears some of espeak's fast numbers alone too (59 as 51, 32 as 42):
-    # that is the model's accuracy, the same packed or not, and not a word from another scene.
-    assert sum(own) >= 22, f"only {sum(own)} of 30 scenes read as their own number"
+    assert not foreign, f"packed scenes hold numbers of other scenes: {foreign}"
+    # The base model mishears some of espeak's fast numbers alone too (9 as 1, 13 as 14): that
+    # is the model's accuracy, and packing must not lose more of it than a scene or two.
+    own_packed, own_alone = (
+        sum(numbers_in(" ".join(t)) == [i] for i, t in enumerate(texts(results), start=1))
+        for results in (packed, alone)
+    )
+    assert own_packed >= 22 and own_packed >= own_alone - 2, (own_packed, own_alone)
     shifted = [
         i for i, t in enumerate(texts(packed), start=1) if len(numbers_in(" ".join(t))) > 1 or not t
     ]
     assert not shifted, f"scenes holding more than their own number: {shifted}"
+
+
+def test_clear_speech_is_speech_whatever_whispers_no_speech_guess(
+    engine: TranscriptionEngine, thirty_scenes: list[Recording], tmp_path: Path
+) -> None:
+    """Whisper's no-speech guess for a clear one-second word sits near its threshold, and
+    another processor's arithmetic tips it over: the VAD's evidence decides instead. The
+    doubtful engine reads the same words, every one of them guessed silent and unsure."""
+    doubtful: TranscriptionEngine = DoubtfulEngine(engine)  # type: ignore[assignment]
+    scenes = thirty_scenes[8:14]
+    silence = recording(write_wav(tmp_path / "silence.wav", 2.0), 40)
+    english = LanguageChoice("en")
+    for settings in (PACKED, ONE_BY_ONE):
+        results = transcribe_recordings(doubtful, [*scenes, silence], settings, english)
+        *spoken, silent = results
+        assert [t.no_speech for t in spoken] == [False] * len(scenes), spoken  # type: ignore[union-attr]
+        assert all(texts(spoken)), spoken
+        assert isinstance(silent, Transcript) and silent.no_speech and silent.text == ""
+    without_vad = ONE_BY_ONE.model_copy(update={"vad_filter": False})
+    (whispers_own,) = transcribe_recordings(doubtful, scenes[:1], without_vad, english)
+    assert isinstance(whispers_own, Transcript) and whispers_own.no_speech, (
+        "without the VAD, Whisper's own no-speech rule decides"
+    )
 
 
 def test_mixed_lengths_packed_match_one_by_one(engine: TranscriptionEngine, tmp_path: Path) -> None:

@@ -63,10 +63,15 @@ def test_engine_is_loaded_once_per_process(engine: TranscriptionEngine, cache_di
 def test_demo_narrations_are_transcribed_within_25_percent_wer(
     engine: TranscriptionEngine,
 ) -> None:
+    """Read as the product reads a storyboard: alone, Whisper hears the 4-s night narration
+    as Latin or English by a hair (0.44 against 0.43), and which wins depends on the
+    processor; the storyboard's language settles it."""
     plan = plan_storyboard(str(DEMO_DIR))
     references, hypotheses = [], []
-    for recording in plan.recordings:
-        transcript = _transcribe_one(engine, recording)
+    for recording, transcript in zip(
+        plan.recordings, transcribe_recordings(engine, plan.recordings, SETTINGS), strict=True
+    ):
+        assert isinstance(transcript, Transcript), transcript
         assert transcript.language == "en"
         assert not transcript.no_speech
         assert transcript.segments and transcript.segments[0].start_s < 1.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from typing import Any
 
 from clients.transcription.types import TranscriptionEngine
@@ -27,3 +28,16 @@ class RememberingEngine:
 
     def detect_language(self, audio: Any) -> tuple[str, float]:
         return self.engine.detect_language(audio)
+
+
+class DoubtfulEngine(RememberingEngine):
+    """The real engine's words, with Whisper's no-speech guess as another processor may make
+    it for a marginal recording: sure there is no speech (0.95) and unsure of its words
+    (-1.2), the side of both thresholds that calls a scene silent."""
+
+    def transcribe(self, audio: Any, **options: Any) -> Any:
+        raw = super().transcribe(audio, **options)
+        doubtful = tuple(
+            replace(segment, no_speech_prob=0.95, avg_logprob=-1.2) for segment in raw.segments
+        )
+        return replace(raw, segments=doubtful)
