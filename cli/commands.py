@@ -68,14 +68,16 @@ def command_run(
     from flows.runtime import quiet_prefect_console
     from flows.storyboard import storyboard
     from tasks.ingest import resolve_source
-    from tasks.preflight import check_run, check_target
+    from tasks.preflight import check_apart, check_run, check_target
 
     if target is not None:
+        check_apart(source, target)
         check_target(target)  # before an S3 source is downloaded
     resolved = resolve_source(source)
     settings = with_approval(load_settings(config, resolved.spec.settings), approval)
     backend = check_run(resolved, backend_name or settings.generation.backend, only, settings)
     target_uri = location(target or str(Path("output") / resolved.name))
+    check_apart(resolved.uri, target_uri)
     if target is None:
         check_target(target_uri)  # the default folder is made only for a run that can start
     announce_backend(backend)
@@ -113,9 +115,14 @@ def with_approval(settings: Settings, approval: str | None) -> Settings:
     return settings.model_copy(update={"generation": generation})
 
 
-def _watched(source: str, config: Path | None, backend_name: str | None) -> tuple[Settings, str]:
-    """The settings and backend of a watcher over `source`, once `source` can be listed and
-    the backend used."""
+def _watched(
+    source: str, target: str, config: Path | None, backend_name: str | None
+) -> tuple[Settings, str]:
+    """The settings and backend of a watcher over `source`, once `source` can be listed, lies
+    apart from `target`, and the backend can be used."""
+    from tasks.preflight import check_apart
+
+    check_apart(source, target, watching=True)
     settings = load_settings(config)
     if not is_s3(source) and not Path(source).is_dir():
         raise ConfigurationError(f"{source}: no such folder")
@@ -141,7 +148,7 @@ def command_watch(
     from flows.watch import watch_pass
 
     runner = parse_task_runner(task_runner)
-    settings, backend = _watched(source, config, backend_name)
+    settings, backend = _watched(source, target, config, backend_name)
     source, target = location(source), location(target)
     quiet_prefect_console()
     settle_s = settings.watch.settle_s if settle is None else settle
@@ -190,7 +197,7 @@ def command_serve(
     from flows.deployments import runner_deployments, schedule_of
     from flows.runtime import quiet_prefect_console
 
-    settings, backend = _watched(source, config, backend_name)
+    settings, backend = _watched(source, target, config, backend_name)
     quiet_prefect_console()
     deployments = runner_deployments(
         settings,
@@ -218,7 +225,9 @@ def command_studio(
 ) -> int:
     """The review studio over SOURCE and TARGET, until Ctrl-C."""
     from studio.config import studio_config
+    from tasks.preflight import check_apart
 
+    check_apart(source, target, watching=True)
     settings = load_settings(config)
     studio = studio_config(
         location(source), location(target), settings, host, port,

@@ -40,3 +40,5 @@ class RunReport:
     """The Prefect flow run that made it, for a link to the Prefect UI."""
     assembly: dict[str, int | bool] = field(default_factory=dict)
     """What assembling encoded: segments encoded and reused, whether the narration was."""
+    outputs: list[str] = field(default_factory=list)
+    """Every file the run wrote in its target, relative to it: all a later run may delete."""

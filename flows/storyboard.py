@@ -7,7 +7,7 @@ run was started with (`flows/runners.py`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from prefect import flow, get_run_logger
 
@@ -23,7 +23,7 @@ from tasks.ingest import ingest
 from tasks.language import detect_storyboard_language
 from tasks.manifest import write_manifest, write_run_report
 from tasks.preflight import preflight
-from tasks.publish import publish
+from tasks.publish import publish, run_outputs
 from tasks.review import review
 from tasks.reviews import read_reviews
 from tasks.run_report import build_run_report
@@ -64,9 +64,8 @@ def storyboard(
     scenes = scenes_made(
         plan, setup, settings, language, refresh, only, progress, clock, approve_all
     )
-    transcripts, prompts, generated = scenes.transcripts, scenes.prompts, scenes.generated
-    raise_if_refused(generated)
-    outcomes = scene_outcomes(plan, transcripts, prompts, generated)
+    raise_if_refused(scenes.generated)
+    outcomes = scene_outcomes(plan, scenes.transcripts, scenes.prompts, scenes.generated)
 
     video, folder = setup.target_dir / "storyboard.mp4", setup.target_dir
     with clock.stage("assemble"):
@@ -86,15 +85,16 @@ def storyboard(
         )  # fmt: skip
 
     report = build_run_report(
-        plan, target, setup.backend, settings, outcomes, generated, clock.with_total(),
+        plan, target, setup.backend, settings, outcomes, scenes.generated, clock.with_total(),
         current_task_runner(), source_fingerprint, assembled.summary(),
     )  # fmt: skip
     review(
         outcomes, timeline, published, report, folder, settings.assembly,
         [path.name for path in handed], settings.cache_dir, reviews,
     )  # fmt: skip
+    report = replace(report, outputs=run_outputs([path.name for path in handed], published))
     write_run_report(report, folder)
-    outputs = publish(folder, target, published)
+    outputs = publish(folder, target, report.outputs, setup.previous_outputs)
     progress.finish()
     publish_run_artifacts(outcomes, report, outputs.video, outputs.manifest)
     return StoryboardResult(target, outputs.video, outputs.manifest, report)

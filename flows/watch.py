@@ -30,6 +30,7 @@ from domain.errors import FatalServiceError, StorageError, StoryboardError
 from flows.runners import build_task_runner, parse_task_runner
 from flows.storyboard import StoryboardResult, storyboard
 from tasks.ingest import STORYBOARD_FILE, is_recording
+from tasks.preflight import check_apart
 
 CLAIMS = ".storyboard/claims"
 CLAIM_LIFETIME_S = LEASE_LIFETIME_S
@@ -142,6 +143,7 @@ def watch_pass(
     task_runner: str = "thread",
 ) -> WatchReport:
     """One pass over SOURCE: render every new or changed, settled storyboard folder."""
+    check_apart(source, target, watching=True)
     logger = get_run_logger()
     report = WatchReport()
     source_storage, target_storage = open_storage(source), open_storage(target)

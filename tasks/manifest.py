@@ -231,6 +231,7 @@ def write_run_json(report: RunReport, path: Path) -> None:
         "unknown_outcomes": report.unknown_outcomes,
         "assembly": report.assembly,
         "flow_run_id": report.flow_run_id,
+        "outputs": report.outputs,
     }
     write_text_atomic(path, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
 

@@ -8,17 +8,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from clients.generation.ratelimit import ensure_prefect_rate_limit
 from clients.services import backend_kind, check_backend, choose_backend, shared_limit_name
-from clients.storage import CacheLocation, is_s3, open_storage
+from clients.storage import CacheLocation, S3Storage, is_s3, open_storage
 from configs.settings import Settings
 from domain.errors import ConfigurationError
 from tasks.ingest import SourceFolder, resolve_source, scene_files
-from tasks.publish import staging_folder
+from tasks.publish import previous_outputs, staging_folder
 from tasks.safety import safety_screen
 
 
@@ -35,6 +36,8 @@ class RunSetup:
     """The Prefect rate limit every worker of a distributed run draws requests from."""
     paid: bool = False
     """Whether the backend's requests spend a budget (and are worth starting early)."""
+    previous_outputs: frozenset[str] = frozenset()
+    """What the target's previous run wrote there: all this run may delete."""
 
 
 def check_only(known: Iterable[str], only: Sequence[str], where: str) -> None:
@@ -43,6 +46,38 @@ def check_only(known: Iterable[str], only: Sequence[str], where: str) -> None:
     unknown = [scene_id for scene_id in only if scene_id not in scene_ids]
     if unknown:
         raise ConfigurationError(f"--only: no scene called {', '.join(unknown)} in {where}")
+
+
+def _location_key(uri: str) -> tuple[str, str]:
+    """Where `uri` points, to compare: a folder through its symbolic links, an S3 prefix
+    normalised, each ending in "/"."""
+    storage = open_storage(uri) if is_s3(uri) else None
+    if isinstance(storage, S3Storage):
+        return f"s3://{storage.bucket}", f"/{storage.prefix}"
+    path = Path(unquote(urlparse(uri).path)) if uri.startswith("file://") else Path(uri)
+    return "file", f"{path.expanduser().resolve().as_posix().rstrip('/')}/"
+
+
+def _inside(inner: str, outer: str) -> bool:
+    (inner_scheme, inner_path), (outer_scheme, outer_path) = map(_location_key, (inner, outer))
+    return inner_scheme == outer_scheme and inner_path.startswith(outer_path)
+
+
+def check_apart(source: str, target: str, watching: bool = False) -> None:
+    """ConfigurationError unless SOURCE lies outside TARGET (a run would write its outputs
+    among the recordings, and remove them as outputs of gone scenes) and, for a command
+    that watches SOURCE's sub-folders, TARGET outside SOURCE (its outputs would be watched
+    as new storyboards)."""
+    if _inside(source, target):
+        raise ConfigurationError(
+            f"{source} is inside the output location {target}: choose an --out outside the "
+            "recordings"
+        )
+    if watching and _inside(target, source):
+        raise ConfigurationError(
+            f"the output location {target} is inside the watched {source}: its outputs would "
+            "be read as new storyboards; choose an --out outside it"
+        )
 
 
 def check_target(target: str) -> None:
@@ -78,8 +113,10 @@ def preflight(
     distributed: bool,
 ) -> RunSetup:
     """Check the run, empty its staging folder and, on Dask, set up the shared request budget."""
+    check_apart(source, target)
     check_target(target)
     resolved = resolve_source(source, settings.cache_dir)
+    check_apart(resolved.uri, target)
     backend = check_run(resolved, requested_backend, only, settings)
     target_dir = staging_folder(settings.cache_dir, target) if is_s3(target) else Path(target)
     shared_limit = None
@@ -88,4 +125,5 @@ def preflight(
         ensure_prefect_rate_limit(shared_limit, settings.generation.requests_per_minute)
     cache = CacheLocation(settings.cache_dir, settings.shared_cache)
     paid = backend_kind(backend).paid
-    return RunSetup(backend, target, target_dir, cache, shared_limit, paid)
+    previous = previous_outputs(target)
+    return RunSetup(backend, target, target_dir, cache, shared_limit, paid, previous)

@@ -1,7 +1,13 @@
 """Publish: a run's outputs in their target, with nothing left of scenes that are gone.
 
-A folder target is written in place by the steps before this one; here only the `scenes/`
-folders of scenes no longer in the storyboard are removed. An S3 target is rendered in a
+A run deletes only files it can prove a run wrote there before: those the target's previous
+`run.json` lists under `outputs` or its previous `manifest.csv` names as a scene's image or
+clip, read before this run writes anything (`previous_outputs`), and only under the names a
+run writes (`is_output_name`). Anything else in the target, under `scenes/` too, is left
+alone and named once in a warning.
+
+A folder target is written in place by the steps before this one; here only the files of
+the previous run that this one no longer makes are removed. An S3 target is rendered in a
 local staging folder first and updated in an order that never shows a manifest naming a
 missing file: scene files first, then the video and the exports, then the manifest, the
 review page and run.json, and only then the deletions of what this run no longer makes.
@@ -10,11 +16,15 @@ Files whose bytes the bucket already holds are not uploaded again.
 
 from __future__ import annotations
 
+import io
+import json
+import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
+import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
@@ -32,7 +42,13 @@ OUTPUT_NAMES = frozenset(
         *FINAL_NAMES,
     }
 )  # fmt: skip
-"""Every top-level file a run may write: one this run did not write is removed."""
+"""Every top-level file a run may write."""
+WRITTEN_EVERY_RUN = (
+    "storyboard.mp4", "storyboard.srt", "storyboard.vtt", "contact_sheet.png", *FINAL_NAMES,
+)  # fmt: skip
+"""The top-level files every run writes; the exports and the board come as `hand_off` says."""
+SCENE_FILE = re.compile(r"(image\.[a-z0-9]{1,5}|clip\.mp4)")
+FOREIGN_SHOWN = 5
 
 
 @dataclass(frozen=True)
@@ -58,13 +74,78 @@ def publish_rank(name: str) -> tuple[int, int, str]:
     return (0 if name.startswith(f"{SCENES_FOLDER}/") else 1), 0, name
 
 
-def is_ours(name: str) -> bool:
-    return name.startswith(f"{SCENES_FOLDER}/") or name in OUTPUT_NAMES
+def is_output_name(name: str) -> bool:
+    """Whether `name` is one a run writes in its target: a top-level output, or a scene's
+    image or clip in its own folder under `scenes/`."""
+    if name in OUTPUT_NAMES:
+        return True
+    parts = name.split("/")
+    return (
+        len(parts) == 3
+        and parts[0] == SCENES_FOLDER
+        and parts[1] not in ("", ".", "..")
+        and SCENE_FILE.fullmatch(parts[2]) is not None
+    )
 
 
-def upload_changed(folder: Path, storage: Storage) -> tuple[list[str], int, list[str]]:
+def run_outputs(top_level: Iterable[str], published: Mapping[str, ScenePaths]) -> list[str]:
+    """Every file this run writes in its target, as `run.json` lists them."""
+    scene_files = {path for paths in published.values() for path in (paths.image, paths.clip)}
+    names = {*WRITTEN_EVERY_RUN, *top_level, *scene_files}
+    return sorted(name for name in names if name and is_output_name(name))
+
+
+def _listed_in_report(data: bytes | None) -> set[str]:
+    try:
+        outputs = json.loads(data or b"{}").get("outputs", [])
+    except (ValueError, AttributeError):
+        return set()
+    return (
+        {name for name in outputs if isinstance(name, str)} if isinstance(outputs, list) else set()
+    )
+
+
+def _listed_in_manifest(data: bytes | None) -> set[str]:
+    if not data:
+        return set()
+    try:
+        frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
+        columns = [frame[column] for column in ("image_path", "clip_path") if column in frame]
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError):
+        return set()
+    return {name for column in columns for name in column.tolist() if name}
+
+
+def previous_outputs(target: str) -> frozenset[str]:
+    """The files the target's previous run says it wrote, under the names a run writes: the
+    only files a run may delete. Read before this run writes anything."""
+    storage = open_storage(target)
+    listed = _listed_in_report(storage.read_bytes("run.json"))
+    listed |= _listed_in_manifest(storage.read_bytes("manifest.csv"))
+    return frozenset(name for name in listed if is_output_name(name))
+
+
+def _foreign(names: Iterable[str], known: set[str]) -> list[str]:
+    """The files under `scenes/` that no run of ours made."""
+    return sorted(n for n in names if n.startswith(f"{SCENES_FOLDER}/") and n not in known)
+
+
+def _warn_foreign(target: str, foreign: list[str]) -> None:
+    if foreign:
+        shown = ", ".join(foreign[:FOREIGN_SHOWN])
+        more = f" and {len(foreign) - FOREIGN_SHOWN} more" if len(foreign) > FOREIGN_SHOWN else ""
+        get_run_logger().warning(
+            "left %d files under %s/%s/ that no run made: %s%s",
+            len(foreign), target.rstrip("/"), SCENES_FOLDER, shown, more,
+        )  # fmt: skip
+
+
+def upload_changed(
+    folder: Path, storage: Storage, previous: frozenset[str]
+) -> tuple[list[str], int, list[str], list[str]]:
     """Upload the staged outputs whose bytes `storage` lacks, in publish order, then delete
-    the outputs it holds that this run did not make: (uploaded, unchanged, deleted)."""
+    the previous run's outputs that this run did not make: (uploaded, unchanged, deleted,
+    files under scenes/ that no run made)."""
     held = {item.name: item.etag for item in storage.list(recursive=True)}
     staged = {path.relative_to(folder).as_posix(): path for path in walk_files(folder)}
     uploaded, unchanged = [], 0
@@ -74,33 +155,30 @@ def upload_changed(folder: Path, storage: Storage) -> tuple[list[str], int, list
             continue
         storage.upload(staged[name], name)
         uploaded.append(name)
-    stale = sorted(name for name in held if name not in staged and is_ours(name))
+    stale = sorted(name for name in held if name not in staged and name in previous)
     for name in stale:
         storage.delete(name)
-    return uploaded, unchanged, stale
+    return uploaded, unchanged, stale, _foreign(held, {*staged, *previous})
 
 
-def remove_gone_scenes(folder: Path, published: Mapping[str, ScenePaths]) -> list[str]:
-    """Remove the `scenes/` folders of a folder target that no scene of this run uses."""
-    scenes = folder / SCENES_FOLDER
-    if not scenes.is_dir():
-        return []
-    kept = {
-        PurePosixPath(path).parts[1]
-        for paths in published.values()
-        for path in (paths.image, paths.clip)
-        if path
-    }
+def remove_stale_outputs(
+    folder: Path, outputs: Iterable[str], previous: frozenset[str]
+) -> tuple[list[str], list[str]]:
+    """Remove from a folder target the previous run's outputs that this run did not make,
+    and the scene folders they leave empty: (removed, files under scenes/ that no run made)."""
+    made = set(outputs)
     removed = []
-    for entry in sorted(scenes.iterdir()):
-        if entry.name in kept:
-            continue
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry)
-        else:
-            entry.unlink()
-        removed.append(f"{SCENES_FOLDER}/{entry.name}")
-    return removed
+    for name in sorted(previous - made):
+        path = folder / name
+        if any(part.is_symlink() for part in (folder / SCENES_FOLDER, path.parent)):
+            continue  # never through a link that may lead out of the target
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+            removed.append(name)
+        if path.parent != folder and path.parent.is_dir() and not any(path.parent.iterdir()):
+            path.parent.rmdir()
+    held = [path.relative_to(folder).as_posix() for path in walk_files(folder / SCENES_FOLDER)]
+    return removed, _foreign(held, {*made, *previous})
 
 
 def _log_changes(target: str, uploaded: list[str], unchanged: int, removed: list[str]) -> None:
@@ -111,14 +189,19 @@ def _log_changes(target: str, uploaded: list[str], unchanged: int, removed: list
 
 
 @task(name="publish", cache_policy=NO_CACHE)
-def publish(folder: Path, target: str, published: Mapping[str, ScenePaths]) -> OutputLocations:
-    """Bring `target` to this run's outputs; where the video and the manifest now are."""
+def publish(
+    folder: Path, target: str, outputs: list[str], previous: frozenset[str]
+) -> OutputLocations:
+    """Bring `target` to this run's `outputs`, deleting only what its previous run made and
+    this one did not; where the video and the manifest now are."""
     if not is_s3(target):
-        removed = remove_gone_scenes(folder, published)
+        removed, foreign = remove_stale_outputs(folder, outputs, previous)
         if removed:
-            get_run_logger().info("removed %d folders of scenes no longer there", len(removed))
+            get_run_logger().info("removed %d outputs this run no longer makes", len(removed))
+        _warn_foreign(target, foreign)
         return OutputLocations(str(folder / "storyboard.mp4"), str(folder / "manifest.csv"))
     storage = open_storage(target)
-    uploaded, unchanged, removed = upload_changed(folder, storage)
+    uploaded, unchanged, removed, foreign = upload_changed(folder, storage, previous)
     _log_changes(target, uploaded, unchanged, removed)
+    _warn_foreign(target, foreign)
     return OutputLocations(storage.uri_of("storyboard.mp4"), storage.uri_of("manifest.csv"))
