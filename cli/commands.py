@@ -16,7 +16,7 @@ from typing import Any
 
 from clients.services import check_backend, check_backend_ready, choose_backend
 from clients.storage import CacheLocation, is_s3, open_storage
-from configs.settings import Settings, load_settings
+from configs.settings import Settings, apply_storyboard_settings, load_settings
 from domain.errors import ConfigurationError
 from domain.scene import Recording, SceneFailure, Transcript
 
@@ -74,7 +74,10 @@ def command_run(
         check_apart(source, target)
         check_target(target)  # before an S3 source is downloaded
     resolved = resolve_source(source)
-    settings = with_approval(load_settings(config, resolved.spec.settings), approval)
+    settings = apply_storyboard_settings(
+        load_settings(config), resolved.spec.settings, resolved.described
+    )
+    settings = with_approval(settings, approval)
     backend = check_run(resolved, backend_name or settings.generation.backend, only, settings)
     target_uri = location(target or str(Path("output") / resolved.name))
     check_apart(resolved.uri, target_uri)
@@ -262,7 +265,9 @@ def command_transcribe(
     plan = plan_storyboard(source)
     chosen = {"engine": engine, "model": model, "device": device}
     overrides = {"transcription": {key: value for key, value in chosen.items() if value}}
-    settings = load_settings(config, plan.spec.settings, overrides)
+    settings = apply_storyboard_settings(
+        load_settings(config, overrides), plan.spec.settings, plan.source_uri
+    )
     cache = CacheLocation(settings.cache_dir, settings.shared_cache)
     recordings = list(plan.recordings)
     named = plan.spec.language or settings.transcription.language

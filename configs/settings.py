@@ -284,6 +284,30 @@ def load_settings(
         raise ConfigurationError(f"{source}: {_describe(exc)}") from None
 
 
+def apply_storyboard_settings(
+    base: Settings, storyboard: Mapping[str, Any], where: str
+) -> Settings:
+    """`base` with a storyboard file's `settings:` merged in as far as a storyboard may set
+    them (configs/storyboard_policy.py): ConfigurationError naming the first key it may not.
+    Applying the same block twice gives the same settings."""
+    from configs.storyboard_policy import (
+        check_storyboard_settings,
+        check_tightened,
+        with_added_blocklist,
+    )
+
+    if not storyboard:
+        return base
+    check_storyboard_settings(storyboard, Settings, where)
+    requested = with_added_blocklist(storyboard, base.safety.blocklist)
+    try:
+        merged = Settings.model_validate(_merge(base.model_dump(), requested))
+    except ValidationError as exc:
+        raise ConfigurationError(f"{where}: settings: {_describe(exc)}") from None
+    check_tightened(base, merged, where)
+    return merged
+
+
 def load_storyboard_spec(path: Path) -> StoryboardSpec:
     data = _read_yaml(path)
     try:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from prefect import flow, get_run_logger
+from prefect import flow
 
-from configs.settings import Settings
+from configs.settings import Settings, apply_storyboard_settings
 from domain.report import RunReport
 from flows.approval import scenes_made
 from flows.artifacts import Progress, publish_run_artifacts
@@ -53,7 +53,7 @@ def storyboard(
     setup = preflight(source, target, backend, only, settings, on_dask())
     with clock.stage("ingest"):
         plan = ingest(source, settings.cache_dir)
-    get_run_logger().info("%s: %d scenes from %s", plan.name, len(plan.recordings), plan.source_uri)
+    settings = apply_storyboard_settings(settings, plan.spec.settings, plan.source_uri)
     progress = Progress(plan.name, steps=2 * len(plan.recordings) + 1)
 
     with clock.stage("transcribe"):

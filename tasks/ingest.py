@@ -294,6 +294,8 @@ def recording_here(recording: Recording) -> Path:
 @task(name="ingest", cache_policy=NO_CACHE)
 def ingest(source: str, cache_dir: Path) -> StoryboardPlan:
     plan = plan_storyboard(source, cache_dir)
+    logger = get_run_logger()
+    logger.info("%s: %d scenes from %s", plan.name, len(plan.recordings), plan.source_uri)
     for warning in plan.warnings:
-        get_run_logger().warning(warning)
+        logger.warning(warning)
     return plan
