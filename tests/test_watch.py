@@ -102,7 +102,9 @@ def test_watch_a_bucket_and_refuse_keys_that_escape(
     s3.create_bucket(Bucket=bucket)
     s3.create_bucket(Bucket=out)
     s3.upload_file(str(DEMO_DIR / "dawn.ogg"), bucket, "projects/alpha story/1.ogg")
-    s3.upload_file(str(DEMO_DIR / "night.ogg"), bucket, "projects/ünï/1.ogg")
+    # elephants, not night: alone, night.ogg reads as Latin or English by a hair (issue 27),
+    # and a second English scene would then change its language and its picture
+    s3.upload_file(str(DEMO_DIR / "elephants.ogg"), bucket, "projects/ünï/1.ogg")
     s3.upload_file(str(DEMO_DIR / "storm.m4a"), bucket, "projects/../../escape/1.m4a")
     s3.upload_file(str(DEMO_DIR / "river.mp3"), bucket, "projects/x/../../../up/1.mp3")
 
