@@ -225,6 +225,7 @@ def command_studio(
     backend_name: str | None,
     host: str | None,
     port: int | None,
+    allowed_hosts: tuple[str, ...] = (),
 ) -> int:
     """The review studio over SOURCE and TARGET, until Ctrl-C."""
     from studio.config import studio_config
@@ -234,7 +235,7 @@ def command_studio(
     settings = load_settings(config)
     studio = studio_config(
         location(source), location(target), settings, host, port,
-        config.resolve() if config else None, backend_name,
+        config.resolve() if config else None, backend_name, allowed_hosts=allowed_hosts,
     )  # fmt: skip
     if not is_s3(source) and not Path(source).is_dir():
         raise ConfigurationError(f"{source}: no such folder")

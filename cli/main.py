@@ -95,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     studio.add_argument("--out", dest="target", required=True, help="folder or s3:// prefix")
     studio.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     studio.add_argument("--port", type=int, help="port to listen on (default 8700)")
+    studio.add_argument(
+        "--allowed-host", dest="allowed_hosts", action="append", default=[], metavar="NAME",
+        help="a host name the studio answers to besides loopback's (repeatable; required with "
+        "--host 0.0.0.0)",
+    )  # fmt: skip
     commands.add_parser(
         "demo", help="render the bundled demo storyboard, offline", parents=[shared["output"]]
     )
@@ -126,7 +131,9 @@ def dispatch(arguments: argparse.Namespace) -> int:
             a.source, a.target, a.config, a.backend, a.interval, a.cron, a.settle
         )
     if a.command == "studio":
-        return commands.command_studio(a.source, a.target, a.config, a.backend, a.host, a.port)
+        return commands.command_studio(
+            a.source, a.target, a.config, a.backend, a.host, a.port, tuple(a.allowed_hosts)
+        )
     if a.command == "demo":
         return commands.command_run(
             str(DEMO_STORYBOARD), a.target, None, "draft", [], False, "thread"

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
@@ -33,7 +34,7 @@ from studio.config import StudioConfig
 from studio.context import Studio, studio_of
 from studio.errors import StudioError
 from studio.renders import RenderService
-from studio.security import Guard, guard_middleware
+from studio.security import Guard, guard_middleware, trusted_hosts
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -45,6 +46,8 @@ def create_app(config: StudioConfig, renders: RenderService | None = None) -> Fa
     guard = Guard(config.token)
     app.state.studio = Studio(config, renders or RenderService(config), guard)
     app.middleware("http")(guard_middleware(guard))
+    hosts = trusted_hosts(config.host, config.allowed_hosts)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts)  # outermost: first
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(pages.router)
     app.include_router(actions.router)

@@ -35,6 +35,9 @@ class StudioConfig:
     """`--backend`, handed to every render."""
     render_env: Mapping[str, str] | None = field(default=None, repr=False)
     """The environment of the studio's own renders (None: this process's)."""
+    allowed_hosts: tuple[str, ...] = ()
+    """`--allowed-host`: names besides the bound address and loopback's that a request's
+    Host may carry."""
 
 
 def prefect_ui_url(env: Mapping[str, str]) -> str | None:
@@ -55,13 +58,14 @@ def studio_config(
     config_file: Path | None = None,
     backend: str | None = None,
     env: Mapping[str, str] | None = None,
+    allowed_hosts: tuple[str, ...] = (),
 ) -> StudioConfig:
     """The studio's configuration from the command line, the settings and the environment;
     ConfigurationError when it would listen beyond loopback without a token."""
     env = os.environ if env is None else env
     token = env.get(TOKEN_ENV, "").strip() or None
     host = host or settings.studio.host
-    check_bind(host, token)
+    check_bind(host, token, allowed_hosts)
     port = port or settings.studio.port
     if not 0 < port < 65536:
         raise ConfigurationError(f"--port {port}: a port is from 1 to 65535")
@@ -76,4 +80,5 @@ def studio_config(
         prefect_ui=prefect_ui_url(env),
         config_file=config_file,
         backend=backend,
+        allowed_hosts=allowed_hosts,
     )

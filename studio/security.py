@@ -52,13 +52,31 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_bind(host: str, token: str | None) -> None:
-    """ConfigurationError unless `host` is loopback or a token protects the studio."""
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
+WILDCARD_BINDS = frozenset({"0.0.0.0", "::", "[::]", ""})
+
+
+def check_bind(host: str, token: str | None, allowed_hosts: tuple[str, ...] = ()) -> None:
+    """ConfigurationError unless `host` is loopback or a token protects the studio, and
+    unless a wildcard bind names the hosts the studio answers to."""
     if not is_loopback(host) and not token:
         raise ConfigurationError(
             f"--host {host} is not a loopback address: set {TOKEN_ENV} so that every request "
             "must carry it, or listen on 127.0.0.1"
         )
+    if host in WILDCARD_BINDS and not allowed_hosts:
+        raise ConfigurationError(
+            f"--host {host} listens on every address: name the host names the studio answers "
+            "to with --allowed-host NAME"
+        )
+
+
+def trusted_hosts(host: str, allowed_hosts: tuple[str, ...]) -> list[str]:
+    """The names a request's Host may carry: the bound address, loopback's names and those
+    the operator lists; any other (a DNS-rebinding page's) gets 400 before any handler."""
+    bound = f"[{host.strip('[]')}]" if ":" in host else host
+    names = [*LOOPBACK_NAMES, *allowed_hosts] + ([] if host in WILDCARD_BINDS else [bound])
+    return list(dict.fromkeys(name.lower() for name in names))
 
 
 def wants_json(request: Request) -> bool:
@@ -126,7 +144,8 @@ def _token_visit(request: Request, guard: Guard) -> Response | None:
     if not guard.token_matches(given):
         return _refused(request, 401, "wrong token")
     kept = [(k, v) for k, v in request.query_params.multi_items() if k != TOKEN_QUERY]
-    location = request.url.path + (f"?{urlencode(kept)}" if kept else "")
+    path = "/" + request.url.path.lstrip("/\\")  # "//host/x" would lead to another site
+    location = path + (f"?{urlencode(kept)}" if kept else "")
     response = RedirectResponse(location, status_code=303)
     response.set_cookie(TOKEN_COOKIE, given, httponly=True, samesite="lax")
     return response

@@ -31,6 +31,7 @@ __all__ = [
     "DEMO_WORDS",
     "PROJECT_ROOT",
     "STORYBOARD",
+    "STUDIO_URL",
     "assert_clean",
     "copy_demo_recordings",
     "embedded_prefect",
@@ -56,6 +57,8 @@ DEMO_WORDS = {
 """The words spoken in each demo narration, by scene id (`<scene id>.txt` beside it)."""
 
 STORYBOARD = str(Path(sys.executable).with_name("storyboard"))
+STUDIO_URL = "http://127.0.0.1:8700"
+"""Where the tests' clients address a studio: a name it answers to (its bound address)."""
 
 
 def write_wav(path: Path, seconds: float, frequency: float = 0.0, rate: int = 16_000) -> Path:

@@ -37,6 +37,7 @@ from tasks.ingest import find_recordings, plan_storyboard
 from tests.helpers import (
     DEMO_DIR,
     DEMO_WORDS,
+    STUDIO_URL,
     read_manifest,
     run_cli,
     studio_page,
@@ -160,7 +161,9 @@ def make_studio(
     )  # fmt: skip
     fake = FakeRenders()
     renders = RenderService(config, lambda: choose(config) if choose else fake, claim_poll_s=0.05)
-    client = TestClient(create_app(config, renders), headers={"Accept": "application/json"})
+    client = TestClient(
+        create_app(config, renders), base_url=STUDIO_URL, headers={"Accept": "application/json"}
+    )
     return Studio(client, source, target, renders, fake)
 
 
@@ -464,7 +467,9 @@ def test_cross_site_posts_are_refused(studio: Studio) -> None:
     url, form = "/storyboard/scene/dawn/take", {"seed": "9"}
     options: dict[str, Any] = {"params": {"board": BOARD}}
     token = studio.csrf()
-    with TestClient(studio.client.app, headers={"Accept": "application/json"}) as elsewhere:
+    with TestClient(
+        studio.client.app, base_url=STUDIO_URL, headers={"Accept": "application/json"}
+    ) as elsewhere:
         foreign = studio.csrf(elsewhere)  # a token for another browser's cookie
     attempts = {
         "no token": studio.client.post(url, data=form, **options),
@@ -493,7 +498,7 @@ def test_cross_site_posts_are_refused(studio: Studio) -> None:
     assert snapshot(studio.source) == source
     same_origin = studio.client.post(
         url, data={**form, "csrf_token": token},
-        headers={"Origin": "http://testserver", "Sec-Fetch-Site": "same-origin"}, **options,
+        headers={"Origin": STUDIO_URL, "Sec-Fetch-Site": "same-origin"}, **options,
     )  # fmt: skip
     assert same_origin.status_code == 200, same_origin.text
 
@@ -524,7 +529,10 @@ def test_listening_beyond_loopback_needs_a_token(rendered: Rendered, tmp_path: P
 
     for host in ("127.0.0.1", "localhost", "::1"):
         studio_config("s", "t", Settings(), host=host, env={})
-    assert studio_config("s", "t", Settings(), "0.0.0.0", env={"STORYBOARD_STUDIO_TOKEN": "t"})
+    token = {"STORYBOARD_STUDIO_TOKEN": "t"}
+    assert studio_config("s", "t", Settings(), "0.0.0.0", env=token, allowed_hosts=("a.lan",))
+    with pytest.raises(ConfigurationError, match="--allowed-host"):
+        studio_config("s", "t", Settings(), "0.0.0.0", env=token)
     with pytest.raises(ConfigurationError, match="STORYBOARD_STUDIO_TOKEN"):
         studio_config("s", "t", Settings(), host="0.0.0.0", env={})
     env = {k: v for k, v in rendered.env.items() if k != "STORYBOARD_STUDIO_TOKEN"}

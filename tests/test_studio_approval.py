@@ -29,6 +29,7 @@ from studio.renders import LocalRender, RenderService
 from tests.fakes.nvidia_schemas import SDXL, SVD
 from tests.fakes.nvidia_server import FakeNvidia
 from tests.helpers import (
+    STUDIO_URL,
     assert_clean,
     copy_demo_recordings,
     embedded_prefect,
@@ -114,7 +115,9 @@ def _still_paused(pending: dict[str, Any]) -> bool:
 def _studio(source: Path, target: Path) -> Iterator[TestClient]:
     config = StudioConfig(source=str(source), target=str(target))
     renders = RenderService(config, lambda: LocalRender(config, "tests"))
-    with TestClient(create_app(config, renders), headers={"Accept": "application/json"}) as client:
+    with TestClient(
+        create_app(config, renders), base_url=STUDIO_URL, headers={"Accept": "application/json"}
+    ) as client:
         yield client
 
 

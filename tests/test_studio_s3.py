@@ -18,7 +18,7 @@ from starlette.testclient import TestClient
 from studio.app import create_app
 from studio.config import StudioConfig
 from studio.renders import RenderJob, RenderService
-from tests.helpers import DEMO_DIR, studio_page, wait_until_idle
+from tests.helpers import DEMO_DIR, STUDIO_URL, studio_page, wait_until_idle
 
 BOARD = "alpha"
 STORYBOARD_YAML = """\
@@ -68,7 +68,9 @@ def test_the_studio_edits_a_storyboard_kept_in_a_bucket(bucket: tuple[Any, str])
     )  # fmt: skip
     recorded = RecordedRenders()
     renders = RenderService(config, lambda: recorded, claim_poll_s=0.05)
-    with TestClient(create_app(config, renders), headers={"Accept": "application/json"}) as client:
+    with TestClient(
+        create_app(config, renders), base_url=STUDIO_URL, headers={"Accept": "application/json"}
+    ) as client:
         home = client.get("/")
         assert home.status_code == 200 and BOARD in home.text
         page, token = studio_page(client, BOARD)

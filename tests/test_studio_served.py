@@ -31,7 +31,14 @@ from flows.watch import CLAIMS, rendered_fingerprint
 from studio.app import create_app
 from studio.config import StudioConfig
 from studio.renders import RenderService, choose_backend, source_fingerprint
-from tests.helpers import DEMO_DIR, read_manifest, studio_page, wait_for, wait_until_idle
+from tests.helpers import (
+    DEMO_DIR,
+    STUDIO_URL,
+    read_manifest,
+    studio_page,
+    wait_for,
+    wait_until_idle,
+)
 from tests.servers import PrefectServer, start_prefect_server
 
 pytestmark = pytest.mark.slow
@@ -166,7 +173,7 @@ def test_a_retake_is_a_flow_run_of_on_demand_executed_by_storyboard_serve(
         config = StudioConfig(source=str(source), target=str(target), prefect_ui=PREFECT_UI)
         renders = RenderService(config, lambda: choose_backend(config, api), claim_poll_s=0.05)
         app = create_app(config, renders)
-        with TestClient(app, headers={"Accept": "application/json"}) as client:
+        with TestClient(app, base_url=STUDIO_URL, headers={"Accept": "application/json"}) as client:
             status = client.get("/storyboard/render", params={"board": BOARD}).json()
             assert status["renderer"] == "prefect", status["renderer_label"]
             answer = post_action(client, "river", "take", {"seed": "11"})
