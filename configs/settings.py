@@ -241,6 +241,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
         raise ConfigurationError(f"{path}: not valid YAML{where}") from None
+    except RecursionError:
+        raise ConfigurationError(f"{path}: nested too deeply to be read") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

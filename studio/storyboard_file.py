@@ -135,7 +135,7 @@ def edit_scenes(
         text = data.decode("utf-8") if data is not None else ""
         yaml = _round_trip(text)
         document = yaml.load(text) if text.strip() else None
-    except (UnicodeDecodeError, YAMLError) as exc:
+    except (UnicodeDecodeError, YAMLError, RecursionError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise StudioError(409, f"{STORYBOARD_FILE} is not valid YAML: {reason}") from None
     if document is None:

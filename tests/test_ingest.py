@@ -82,6 +82,7 @@ def test_missing_source_is_a_configuration_error(tmp_path: Path) -> None:
         ("scenes:\n  - id: a\n  - id: a\n", "listed twice"),
         ("seed: -3\n", "seed"),
         ("- just\n- a list\n", "mapping"),
+        ("title: " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
     ],
 )
 def test_bad_storyboard_yaml_names_the_problem(tmp_path: Path, text: str, message: str) -> None:

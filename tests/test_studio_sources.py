@@ -11,7 +11,7 @@ import pytest
 
 from clients.storage import open_storage
 from studio.errors import StudioError
-from studio.security import check_bind, is_loopback
+from studio.security import check_bind, is_loopback, trusted_hosts
 from studio.sources import (
     add_scene,
     new_take,
@@ -101,9 +101,10 @@ def test_invalid_storyboard_yaml_refuses_edits_and_changes_nothing(tmp_path: Pat
         new_take(storage, state, "a", 3, None)
     assert refused.value.status == 409
     assert (folder / "storyboard.yaml").read_text() == "title: t\ncolour: red\n"
-    (folder / "storyboard.yaml").write_text("title: [unclosed\n")
-    with pytest.raises(StudioError, match="not valid YAML"):
-        edit_scenes(storage, ["a"], lambda scenes: scenes.set("a", "seed", 1))
+    for broken in ("title: [unclosed\n", "title: " + "[" * 5000 + "]" * 5000 + "\n"):
+        (folder / "storyboard.yaml").write_text(broken)
+        with pytest.raises(StudioError, match="not valid YAML"):
+            edit_scenes(storage, ["a"], lambda scenes: scenes.set("a", "seed", 1))
 
 
 def test_replacing_keeps_the_old_recording_and_refuses_a_clash(tmp_path: Path) -> None:
@@ -140,6 +141,16 @@ def test_seeds_and_bind_addresses() -> None:
     assert all(random_seed(5) not in (0, 5) for _ in range(50))
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.2")
-    check_bind("0.0.0.0", "a token")
+    check_bind("0.0.0.0", "a token", ("studio.lan",))
+    with pytest.raises(Exception, match="--allowed-host"):
+        check_bind("0.0.0.0", "a token")
+    assert trusted_hosts("::1", ()) == ["localhost", "127.0.0.1", "[::1]"]
+    assert trusted_hosts("0.0.0.0", ("Studio.LAN",)) == [
+        "localhost",
+        "127.0.0.1",
+        "[::1]",
+        "studio.lan",
+    ]
+    assert trusted_hosts("192.168.1.2", ())[-1] == "192.168.1.2"
     with pytest.raises(Exception, match="STORYBOARD_STUDIO_TOKEN"):
         check_bind("example.org", None)
