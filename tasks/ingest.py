@@ -55,6 +55,8 @@ class SourceFolder:
     """Where the folder was mirrored from, for S3 sources."""
     spec_location: str = ""
     """Where the storyboard's settings were read from, for messages."""
+    ignored: tuple[str, ...] = ()
+    """Why each recording of an S3 source that was not mirrored was left out."""
 
     def uri_of(self, file: Path) -> str:
         """Where a recording came from, as the user named it: a symbolic link stays a link."""
@@ -71,6 +73,23 @@ class SourceFolder:
 
 def is_recording(name: str) -> bool:
     return not name.startswith(".") and Path(name).suffix.lower() in AUDIO_EXTENSIONS
+
+
+def ignored_recordings(names: Iterable[str]) -> dict[str, str]:
+    """Why each file that looks like a recording is not one, by name: hidden, or a name that
+    would leave its folder. Said once per run, so that no recording vanishes in silence."""
+    reasons = {}
+    for name in sorted(names):
+        if Path(name).suffix.lower() not in AUDIO_EXTENSIONS:
+            continue
+        if name.startswith("."):
+            reasons[name] = f"ignored {name!r}: a name that starts with '.' is hidden"
+            continue
+        try:
+            safe_name(name)
+        except StorageError as exc:
+            reasons[name] = f"ignored {name!r}: {exc}"
+    return reasons
 
 
 def _music_name(storage: S3Storage, listed: list[StoredObject]) -> str | None:
@@ -91,8 +110,12 @@ def mirror_s3_source(source: str, cache_dir: Path) -> SourceFolder:
     assert isinstance(storage, S3Storage)
     listed = storage.list()
     music = _music_name(storage, listed)
+    ignored = ignored_recordings(item.name for item in listed)
     objects = [
-        item for item in listed if is_recording(item.name) or item.name in (STORYBOARD_FILE, music)
+        item
+        for item in listed
+        if (is_recording(item.name) or item.name in (STORYBOARD_FILE, music))
+        and item.name not in ignored
     ]
     if not any(is_recording(item.name) for item in objects):
         raise ConfigurationError(
@@ -103,7 +126,8 @@ def mirror_s3_source(source: str, cache_dir: Path) -> SourceFolder:
     spec_file = folder / STORYBOARD_FILE
     spec = load_storyboard_spec(spec_file) if spec_file.is_file() else StoryboardSpec()
     name = storage.prefix.rstrip("/").rsplit("/", 1)[-1] or storage.bucket
-    return SourceFolder(folder, spec, name, storage, storage.uri_of(STORYBOARD_FILE))
+    where = storage.uri_of(STORYBOARD_FILE)
+    return SourceFolder(folder, spec, name, storage, where, tuple(ignored.values()))
 
 
 def resolve_source(source: str, cache_dir: Path | None = None) -> SourceFolder:
@@ -224,7 +248,12 @@ def scene_files(source: SourceFolder) -> SceneFiles:
             )
             scene_id = file.name
         by_id[scene_id] = file
-    return SceneFiles(by_id, problems, music, _check_listed_scenes(source, by_id))
+    ignored = source.ignored
+    if source.remote is None:
+        files = (entry.name for entry in source.folder.iterdir() if entry.is_file())
+        ignored = tuple(ignored_recordings(files).values())
+    warnings = (*ignored, *_check_listed_scenes(source, by_id))
+    return SceneFiles(by_id, problems, music, warnings)
 
 
 def plan_storyboard(source: str, cache_dir: Path | None = None) -> StoryboardPlan:

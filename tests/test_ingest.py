@@ -101,3 +101,13 @@ def test_the_second_file_with_a_taken_scene_id_becomes_a_failed_scene(tmp_path: 
         ("intro.wav", "scene id 'intro' is already taken by intro.mp3; rename one"),
         ("outro", ""),
     ]
+
+
+def test_recordings_that_are_left_out_are_said_once(tmp_path: Path) -> None:
+    _touch_recordings(tmp_path, ["a.wav", ".b.wav", ".~lock.c.ogg"])
+    (tmp_path / ".notes.txt").write_text("not audio")
+    plan = plan_storyboard(str(tmp_path))
+    assert [r.scene_id for r in plan.recordings] == ["a"]
+    ignored = [warning for warning in plan.warnings if warning.startswith("ignored")]
+    assert len(ignored) == 2 and all("starts with '.'" in warning for warning in ignored)
+    assert "'.b.wav'" in ignored[0] and "'.~lock.c.ogg'" in ignored[1]

@@ -73,6 +73,19 @@ def test_mirror_downloads_only_what_changed(
     assert (tmp_path / "a.ogg").stat().st_mtime_ns == first
 
 
+def test_recordings_a_bucket_source_leaves_out_are_said_once(
+    s3: Any, buckets: tuple[str, str], tmp_path: Path
+) -> None:
+    bucket, _ = buckets
+    put_demo(s3, bucket, "p/", {"a.ogg": "dawn.ogg", ".b.ogg": "river.mp3", "c\\d.ogg": "dawn.ogg"})
+    plan = plan_storyboard(f"s3://{bucket}/p/", tmp_path / "cache")
+    assert [r.scene_id for r in plan.recordings] == ["a"]
+    ignored = [warning for warning in plan.warnings if warning.startswith("ignored")]
+    assert len(ignored) == 2, plan.warnings
+    assert "'.b.ogg'" in ignored[0] and "hidden" in ignored[0]
+    assert "'c\\\\d.ogg'" in ignored[1] and "backslash" in ignored[1]
+
+
 def test_run_from_a_bucket_to_a_bucket(
     s3: Any, buckets: tuple[str, str], s3_endpoint: str, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
