@@ -29,11 +29,21 @@ from configs.settings import Settings
 from domain.errors import FatalServiceError, StorageError, StoryboardError
 from flows.runners import build_task_runner, parse_task_runner
 from flows.storyboard import StoryboardResult, storyboard
-from tasks.ingest import STORYBOARD_FILE, is_recording
+from tasks.ingest import AUDIO_EXTENSIONS, STORYBOARD_FILE, is_recording
 from tasks.preflight import check_apart
 
 CLAIMS = ".storyboard/claims"
 CLAIM_LIFETIME_S = LEASE_LIFETIME_S
+PARTIAL_UPLOAD_SUFFIXES = (
+    ".part",
+    ".partial",
+    ".crdownload",
+    ".download",
+    ".filepart",
+    ".tmp",
+    "~",
+)
+"""What Firefox, Chrome, Safari, WinSCP and editors name a file still being written."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +52,8 @@ class StoryboardFolder:
     """Relative to SOURCE, `/`-separated; "" for SOURCE itself."""
     fingerprint: str
     newest_modified: float
+    arriving: tuple[str, ...] = ()
+    """Files that say an upload or copy into the folder is not finished (`.part`…)."""
 
 
 @dataclass
@@ -64,17 +76,29 @@ def join_location(base: str, path: str) -> str:
     return str(Path(base) / path)
 
 
+def is_partial_upload(name: str) -> bool:
+    """Whether `name` is a file that browsers, copy tools and transfer clients write while an
+    upload or copy is still under way."""
+    lower = name.lower()
+    rsync_temporary = lower.startswith(".") and any(f"{ext}." in lower for ext in AUDIO_EXTENSIONS)
+    return lower.endswith(PARTIAL_UPLOAD_SUFFIXES) or rsync_temporary
+
+
 def storyboard_folders(objects: list[StoredObject]) -> tuple[list[StoryboardFolder], list[str]]:
     """Folders holding at least one recording, with a fingerprint of their inputs; and the
     folder names refused because they would leave SOURCE or TARGET."""
     groups: dict[str, list[StoredObject]] = defaultdict(list)
+    partial: dict[str, list[str]] = defaultdict(list)
     for item in objects:
         parts = PurePosixPath(item.name)
         if any(part.startswith(".") for part in parts.parts[:-1]):
             continue
-        if is_recording(parts.name) or parts.name == STORYBOARD_FILE:
-            parent = parts.parent.as_posix()
-            groups["" if parent == "." else parent].append(item)
+        parent = parts.parent.as_posix()
+        folder = "" if parent == "." else parent
+        if is_partial_upload(parts.name):
+            partial[folder].append(parts.name)
+        elif is_recording(parts.name) or parts.name == STORYBOARD_FILE:
+            groups[folder].append(item)
     folders, refused = [], []
     for path, items in sorted(groups.items()):
         if not any(is_recording(PurePosixPath(item.name).name) for item in items):
@@ -91,6 +115,7 @@ def storyboard_folders(objects: list[StoredObject]) -> tuple[list[StoryboardFold
                 path=path,
                 fingerprint=content_key(inputs),
                 newest_modified=max(item.modified for item in items),
+                arriving=tuple(sorted(partial.get(path, ()))),
             )
         )
     return folders, refused
@@ -158,6 +183,12 @@ def watch_pass(
             report.unchanged.append(label)
             continue
         if now - folder.newest_modified < settle_s:
+            report.settling.append(label)
+            continue
+        if folder.arriving:
+            logger.info(
+                "%s: still arriving (%s); rendered once it is whole", label, folder.arriving[0]
+            )
             report.settling.append(label)
             continue
         render_claim = claim(destination, folder.fingerprint)

@@ -14,6 +14,7 @@ from typing import Any
 import boto3
 import pytest
 
+from flows.watch import is_partial_upload
 from tests.fakes.nvidia_server import FakeNvidia
 from tests.helpers import DEMO_DIR, STORYBOARD, assert_clean, nvidia_env, run_cli
 
@@ -22,6 +23,24 @@ pytestmark = pytest.mark.slow
 
 def watch(source: str, target: str, env: dict[str, str], cwd: Path, settle: str = "0"):  # type: ignore[no-untyped-def]
     return run_cli(["watch", source, "--out", target, "--once", "--settle", settle], env, cwd)
+
+
+@pytest.mark.parametrize(
+    ("name", "partial"),
+    [
+        ("dawn.ogg.part", True),
+        ("dawn.OGG.crdownload", True),
+        ("river.mp3.filepart", True),
+        ("storm.m4a.download", True),
+        ("notes.txt~", True),
+        (".dawn.ogg.Xa91bQ", True),
+        ("dawn.ogg", False),
+        ("storyboard.yaml", False),
+        (".DS_Store", False),
+    ],
+)
+def test_files_still_being_written_are_known_by_name(name: str, partial: bool) -> None:
+    assert is_partial_upload(name) is partial
 
 
 def test_watch_a_local_folder(tmp_path: Path, cli_env: dict[str, str]) -> None:
@@ -48,6 +67,12 @@ def test_watch_a_local_folder(tmp_path: Path, cli_env: dict[str, str]) -> None:
         shutil.copy(DEMO_DIR / "river.mp3", source / "alpha" / "2.mp3")
         settling = watch(str(source), str(target), env, tmp_path, settle="3600")
         assert "0 rendered, 1 unchanged, 1 settling" in settling.stdout, settling.stdout
+
+        (source / "alpha" / "3.mp3.crdownload").write_bytes(b"half a download")
+        arriving = watch(str(source), str(target), env, tmp_path)
+        assert "0 rendered, 1 unchanged, 1 settling" in arriving.stdout, arriving.stdout
+        assert "alpha: still arriving (3.mp3.crdownload)" in arriving.stdout + arriving.stderr
+        (source / "alpha" / "3.mp3.crdownload").unlink()
 
         third = watch(str(source), str(target), env, tmp_path)
         assert "1 rendered, 1 unchanged" in third.stdout, third.stdout
