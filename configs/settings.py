@@ -90,7 +90,10 @@ class GenerationSettings(_Strict):
     svd_cfg_scale: float = Field(default=1.8, ge=0.0, le=9.0)
     motion_bucket_id: int = 127
     requests_per_minute: float = Field(default=40.0, gt=0.0, le=10_000.0)
-    request_timeout_s: float = Field(default=120.0, gt=0.0)
+    request_timeout_s: float = Field(default=120.0, ge=3.0)
+    """The read timeout. The gateway holds a request up to half of it, at least 1 s
+    (`NVCF-POLL-SECONDS`), and its answer needs time to arrive: below 3 s the hold would use
+    up the timeout, and every accepted job would end "outcome unknown"."""
     poll_deadline_s: float = Field(default=900.0, gt=0.0)
     max_attempts: int = Field(default=6, ge=1, le=20)
     approve_images: bool = False

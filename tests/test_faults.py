@@ -31,7 +31,7 @@ def test_thirty_percent_transient_faults_over_twenty_scenes_end_with_every_scene
     config = tmp_path / "config.yaml"
     config.write_text(
         "generation:\n  requests_per_minute: 6000\n  concurrency: 8\n  max_attempts: 10\n"
-        "  request_timeout_s: 2\n"  # the gateway is asked to answer within 1 s
+        "  request_timeout_s: 3\n"  # the gateway is asked to answer within 1 s
         "assembly:\n  fps: 8\n  width: 512\n  height: 288\n"
     )
     faults = Faults(

@@ -46,3 +46,19 @@ def test_cache_dir_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_
     monkeypatch.delenv("STORYBOARD_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert default_cache_dir() == tmp_path / "xdg" / "storyboard"
+
+
+@pytest.mark.parametrize("timeout_s", ["1.2", "2.9", "0"])
+def test_a_read_timeout_the_gateways_hold_would_use_up_is_refused_naming_the_least(
+    tmp_path: Path, timeout_s: str
+) -> None:
+    """The gateway holds a request at least 1 s; at 1.2 s every accepted job ended "outcome
+    unknown" and a re-run paid for it again."""
+    config = tmp_path / "config.yaml"
+    config.write_text(f"generation:\n  request_timeout_s: {timeout_s}\n")
+    with pytest.raises(
+        ConfigurationError, match=r"request_timeout_s: .*greater than or equal to 3"
+    ):
+        load_settings(config)
+    config.write_text("generation:\n  request_timeout_s: 3\n")
+    assert load_settings(config).generation.request_timeout_s == 3.0
