@@ -9,7 +9,8 @@ own as soon as the command knows it needs one, so it starts while the command lo
 of itself; an interrupt reaches only the run, which stops at once and then stops the server.
 What the server itself prints (its shutdown cancels its own event flushing with tracebacks
 that are not the user's business) goes to `temporary-server.log` in PREFECT_HOME.
-`stop_all` is for a hard exit.
+`stop_all` is for a hard exit; a run killed outright leaves it to the server's watchdog
+(`flows/server_watchdog.py`) to stop.
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ class DetachedTemporaryServer:
         self, app_dir: str, server_env: dict[str, str], output: BinaryIO
     ) -> subprocess.Popen[Any]:
         return subprocess.Popen(  # noqa: S603 - fixed argument list
-            [sys.executable, "-m", "uvicorn", "--app-dir", app_dir, "--factory",
+            [sys.executable, "-m", "flows.server_watchdog", str(os.getpid()),
+             "--app-dir", app_dir, "--factory",
              "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port",
              str(self.port), "--log-level", "error", "--lifespan", "on"],
             env={

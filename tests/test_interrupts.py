@@ -106,3 +106,37 @@ def test_a_signal_to_the_process_group_stops_the_run_at_once(
     left = [pid for pid in children if alive(pid)]
     assert not left, f"processes left behind: {left}"
     assert not (tmp_path / "out" / "run.json").exists(), "an interrupted run must not look done"
+
+
+def test_a_run_killed_outright_leaves_no_temporary_server_behind(
+    long_storyboard: Path, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """`kill -9` reaches no handler: the temporary server (in a session of its own) notices
+    that its run is gone and stops itself."""
+    log = tmp_path / "output.log"
+    with log.open("w") as sink:
+        process = subprocess.Popen(  # noqa: S603 - fixed argument list
+            [STORYBOARD, "run", str(long_storyboard), "--out", str(tmp_path / "out"), "--refresh"],
+            env=embedded_prefect(cli_env), cwd=tmp_path, stdout=sink, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+    def servers() -> list[int]:
+        return [
+            pid
+            for pid in descendants(process.pid)
+            if b"server_watchdog" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        ]
+
+    deadline = time.monotonic() + 120
+    while not servers() and time.monotonic() < deadline:
+        assert process.poll() is None, log.read_text()
+        time.sleep(0.2)
+    (server,) = servers()
+    time.sleep(2.0)  # the server is up and watching
+
+    process.kill()
+    process.wait(timeout=30)
+    deadline = time.monotonic() + STOP_BOUND_S
+    while alive(server) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not alive(server), "the temporary server outlived its run"
