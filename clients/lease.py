@@ -46,11 +46,20 @@ def lease_body(owner: str, renewed_at: float, lifetime_s: float) -> bytes:
 class Lease:
     """One named lease in `store`, held by this process under a unique owner id."""
 
-    def __init__(self, store: SharedStore, name: str, lifetime_s: float = LEASE_LIFETIME_S):
+    def __init__(
+        self,
+        store: SharedStore,
+        name: str,
+        lifetime_s: float = LEASE_LIFETIME_S,
+        label: str = "",
+    ):
+        """`label` says who holds it, for the one who finds it taken (a flow run's name)."""
         self.store = store
         self.name = name
         self.lifetime_s = lifetime_s
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        if label:
+            self.owner += f" {label}"
 
     def _fresh_body(self) -> bytes:
         return lease_body(self.owner, time.time(), self.lifetime_s)
@@ -78,6 +87,11 @@ class Lease:
                 return False
             self.store.delete(self.name)
         return self.store.put_if_absent(self.name, self._fresh_body())
+
+    def holder(self) -> str:
+        """Who holds the lease now ("" when nobody does)."""
+        current = self._current()
+        return current[0] if current is not None else ""
 
     def is_mine(self) -> bool:
         current = self._current()

@@ -8,6 +8,7 @@
     ├── StorageError                a bucket or folder cannot be read or written: exit 1
     ├── FfmpegError                 ffmpeg exited with an error
     ├── RunCancelledError           the run was cancelled while it waited for reviewers: exit 1
+    ├── TargetBusyError             another run is writing the same TARGET: exit 1
     └── SceneError                  one scene cannot be made; the others go on
         ├── AudioError              the recording cannot be read or decoded
         ├── GenerationError         the backend rejected this scene's request
@@ -68,6 +69,10 @@ class FfmpegError(StoryboardError):
 
 class RunCancelledError(StoryboardError):
     """The flow run was cancelled (in the Prefect UI) while it paused for an approval."""
+
+
+class TargetBusyError(StoryboardError):
+    """Another run holds the TARGET's lease: two runs never write one target at once."""
 
 
 class SceneError(StoryboardError):

@@ -27,6 +27,7 @@ from tasks.publish import publish, run_outputs
 from tasks.review import review
 from tasks.reviews import read_reviews
 from tasks.run_report import build_run_report
+from tasks.target_lease import target_held
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,26 @@ def storyboard(
     source_fingerprint: str | None = None,
     approve_all: bool = False,
 ) -> StoryboardResult:
-    """Render the storyboard at `source` into `target` (a folder or an S3 prefix)."""
+    """Render the storyboard at `source` into `target` (a folder or an S3 prefix), the only
+    run writing `target` meanwhile."""
+    with target_held(target):
+        return render_storyboard(
+            source=source, target=target, settings=settings, backend=backend, only=only,
+            refresh=refresh, source_fingerprint=source_fingerprint, approve_all=approve_all,
+        )  # fmt: skip
+
+
+def render_storyboard(
+    source: str,
+    target: str,
+    settings: Settings,
+    backend: str,
+    only: list[str] | None,
+    refresh: bool,
+    source_fingerprint: str | None,
+    approve_all: bool,
+) -> StoryboardResult:
+    """The flow's steps, in order."""
     clock, only = StageClock(), only or []
     setup = preflight(source, target, backend, only, settings, on_dask())
     with clock.stage("ingest"):

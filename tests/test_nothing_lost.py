@@ -12,9 +12,12 @@ from typing import Any
 import boto3
 import pytest
 
+from clients.lease import Lease
+from clients.storage import open_storage
 from domain.errors import ConfigurationError
 from tasks.preflight import check_apart
 from tasks.publish import is_output_name, previous_outputs
+from tasks.target_lease import TARGET_LEASE
 from tests.helpers import DEMO_DIR, assert_clean, copy_demo_recordings, run_cli, s3_env
 
 NOTES = "scenes/notes/director-notes.txt"
@@ -192,3 +195,19 @@ def test_a_gone_scenes_outputs_go_and_nothing_else_on_s3(
     assert {f"rendered/{NOTES}", "rendered/scenes/dawn/clip.mp4"} <= rendered
     assert f"proj/{NOTES}" in keys() and "proj/scenes/dawn.ogg" in keys()
     assert_clean(again)
+
+
+@pytest.mark.slow
+def test_a_second_run_to_a_target_in_use_is_refused_naming_the_first(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    source = copy_demo_recordings(tmp_path / "story", ["dawn.ogg"])
+    target = tmp_path / "out"
+    first = Lease(open_storage(str(target)), TARGET_LEASE, label="(flow run brave-lion)")
+    assert first.try_acquire()
+    with first.held():
+        second = run_cli(["run", str(source), "--out", str(target)], cli_env, tmp_path)
+    assert second.returncode == 1, second.stderr
+    errors = _error_lines(second.stderr)
+    assert len(errors) == 1 and "brave-lion" in errors[0] and "another run" in errors[0], errors
+    assert not (target / "manifest.csv").exists()
