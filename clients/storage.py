@@ -24,7 +24,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from clients.cache import ContentCache, atomic_path, write_bytes_atomic
+from clients.cache import ContentCache, atomic_path, current_umask, write_bytes_atomic
 from domain.errors import ConfigurationError, StorageError, is_disk_full
 
 CONTENT_TYPES = {
@@ -155,6 +155,7 @@ class LocalStorage:
         try:
             with os.fdopen(handle, "wb") as out:
                 out.write(data)
+            Path(temporary).chmod(0o666 & ~current_umask())  # mkstemp makes it 0600
             os.link(temporary, path)
         except FileExistsError:
             return False

@@ -116,6 +116,19 @@ def test_atomic_writes_follow_the_umask(tmp_path: Path, umask: int, mode: int) -
     assert _mode(tmp_path / "index.html") == mode
 
 
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o027, 0o640)])
+def test_files_created_only_if_absent_follow_the_umask(
+    tmp_path: Path, umask: int, mode: int
+) -> None:
+    """How the studio adds a recording to SOURCE (it was 0600, unreadable to the team)."""
+    saved = os.umask(umask)
+    try:
+        assert open_storage(str(tmp_path)).put_if_absent("dawn-2.ogg", b"OggS")
+    finally:
+        os.umask(saved)
+    assert _mode(tmp_path / "dawn-2.ogg") == mode
+
+
 def _outcome(tmp_path: Path, scene_id: str, order: int) -> SceneOutcome:
     image, clip = tmp_path / f"{scene_id}.png", tmp_path / f"{scene_id}.mp4"
     image.write_bytes(b"png " + scene_id.encode())
