@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from clients.media import audio as media
-from clients.media.audio import decode_audio
+from clients.media.audio import check_audio, decode_audio
 from clients.media.ffmpeg import run_ffmpeg
 from domain.errors import AudioError
 from tests.helpers import (
@@ -59,6 +59,20 @@ def test_truncated_recordings_are_refused(tmp_path: Path) -> None:
         half = cut_in_half(whole, tmp_path / f"half{whole.suffix}")
         with pytest.raises(AudioError, match=r"truncated: it decodes to \d\.\d s of the \d\.\d s"):
             decode_audio(half, 16_000)
+
+
+def test_many_channels_at_extreme_rates_are_refused_before_decoding(tmp_path: Path) -> None:
+    flac = tmp_path / "eight.flac"
+    run_ffmpeg(["-f", "lavfi", "-i", "anullsrc=r=384000:cl=7.1", "-t", "120", str(flac)])
+    started = time.perf_counter()
+    for check in (lambda: decode_audio(flac, 16_000, max_seconds=900), lambda: check_audio(flac)):
+        with pytest.raises(AudioError, match="8 channels at 384000 Hz is not a narration"):
+            check()
+    assert time.perf_counter() - started < 5, "decoding two minutes of it takes far longer"
+    stereo = convert(
+        DEMO_DIR / "dawn.ogg", tmp_path / "stereo 96k.flac", "-ac", "2", "-ar", "96000"
+    )
+    assert len(decode_audio(stereo, 16_000)) > 16_000 * 2.5
 
 
 def test_hours_long_recordings_are_refused_without_decoding_them(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ import pytest
 import yaml
 from starlette.testclient import TestClient
 
+from clients.media.ffmpeg import run_ffmpeg
 from clients.storage import open_storage
 from domain.errors import ConfigurationError
 from flows.watch import storyboard_folders
@@ -415,11 +416,18 @@ def test_review_verdicts_are_kept_beside_the_outputs(studio: Studio) -> None:
 # --- refusals -----------------------------------------------------------------------------
 
 
+def eight_channel_flac(path: Path) -> bytes:
+    """Ten seconds of 7.1 silence at 384 kHz: a small file, and long to decode."""
+    run_ffmpeg(["-f", "lavfi", "-i", "anullsrc=r=384000:cl=7.1", "-t", "10", str(path)])
+    return path.read_bytes()
+
+
 def bad_requests(studio: Studio) -> list[tuple[str, Callable[[], Any], int, str]]:
     """What must be refused, with the status and a word of the message."""
     png = (studio.target / BOARD / "contact_sheet.png").read_bytes()
     big = b"\0" * (UPLOAD_LIMIT + 1)
     half_ogg = (DEMO_DIR / "night.ogg").read_bytes()[:3000]
+    eight_channels = eight_channel_flac(studio.target.parent / "eight.flac")
     return [
         ("empty body", lambda: studio.post("dawn", "recording", content=b""), 400, "empty"),
         ("empty file", lambda: studio.post("dawn", "recording", files={"file": ("a.ogg", b"")}),
@@ -429,6 +437,8 @@ def bad_requests(studio: Studio) -> list[tuple[str, Callable[[], Any], int, str]
         ("image", lambda: studio.post("dawn", "after", files={"file": ("x.wav", png)}), 400,
          "audio"),
         ("truncated", lambda: studio.post("dawn", "recording", content=half_ogg), 400, ""),
+        ("8 channels at 384 kHz", lambda: studio.post("dawn", "recording",
+         content=eight_channels), 400, "not a narration"),
         ("too large", lambda: studio.post("dawn", "recording", content=big), 413, "larger"),
         ("too large form", lambda: studio.post("dawn", "after", files={"file": ("a.wav", big)}),
          413, "larger"),

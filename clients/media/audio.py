@@ -12,6 +12,11 @@ import numpy as np
 from domain.errors import AudioError
 from domain.media import FloatAudio
 
+MAX_SAMPLE_RATE = 192_000
+MAX_CHANNELS = 8
+MAX_SAMPLES_PER_S = 384_000
+"""8 channels at 48 kHz, 4 at 96 kHz or 2 at 192 kHz: the most a narration is decoded from."""
+
 
 def _clock(seconds: float) -> str:
     minutes, secs = divmod(round(seconds), 60)
@@ -42,15 +47,29 @@ def declared_seconds(path: Path) -> float | None:
         return None
 
 
+def narration_stream(container: av.container.InputContainer) -> av.audio.stream.AudioStream:
+    """The container's audio stream, once its shape is one a narration can have: decoding is
+    paid per channel and per sample, so a file of many channels at an extreme rate (a 12-MB
+    FLAC of 8 channels at 384 kHz took two minutes of CPU) is refused before it is decoded."""
+    if not container.streams.audio:
+        raise AudioError("the file holds no audio stream")
+    stream = container.streams.audio[0]
+    rate, channels = stream.codec_context.sample_rate or 0, stream.codec_context.channels or 0
+    if rate > MAX_SAMPLE_RATE or channels > MAX_CHANNELS or rate * channels > MAX_SAMPLES_PER_S:
+        raise AudioError(
+            f"{channels} channels at {rate} Hz is not a narration: at most {MAX_CHANNELS} "
+            f"channels, {MAX_SAMPLE_RATE} Hz and {MAX_SAMPLES_PER_S} samples a second in all"
+        )
+    return stream
+
+
 def check_audio(path: Path) -> None:
     """Raise AudioError (one line) unless `path` holds audio whose first frame decodes."""
     if path.stat().st_size == 0:
         raise AudioError("the file is empty (0 bytes)")
     try:
         with av.open(str(path), mode="r", metadata_errors="ignore") as container:
-            if not container.streams.audio:
-                raise AudioError("the file holds no audio stream")
-            if next(container.decode(container.streams.audio[0]), None) is None:
+            if next(container.decode(narration_stream(container)), None) is None:
                 raise AudioError("the file decodes to no audio")
     except AudioError:
         raise
@@ -84,9 +103,7 @@ def decode_audio(path: Path, sample_rate: int, max_seconds: float | None = None)
     decoded = 0
     try:
         with av.open(str(path), mode="r", metadata_errors="ignore") as container:
-            if not container.streams.audio:
-                raise AudioError("the file holds no audio stream")
-            stream = container.streams.audio[0]
+            stream = narration_stream(container)
             resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
             for frame in chain(container.decode(stream), [None]):
                 for resampled in resampler.resample(frame):
