@@ -16,6 +16,7 @@ that are not the user's business) goes to `temporary-server.log` in PREFECT_HOME
 from __future__ import annotations
 
 import atexit
+import json
 import logging
 import os
 import socket
@@ -32,6 +33,8 @@ from prefect.settings import get_current_settings
 STARTUP_TIMEOUT_S = 90.0
 LOG_LIMIT_BYTES = 5_000_000
 PORT_TAKEN = 3
+TEMPORARY_APIS = "temporary-apis"
+"""In PREFECT_HOME: a record of each temporary server's API while it runs."""
 """uvicorn's exit status when its port was taken between choosing it and binding it."""
 
 _RUNNING: list[DetachedTemporaryServer] = []
@@ -51,6 +54,7 @@ class DetachedTemporaryServer:
         self.port = free_port()
         self.process: subprocess.Popen[Any] | None = None
         self.log: Path | None = None
+        self.record: Path | None = None
         self.used = False
         """Whether a run waited for it (a server launched for a run that never started is
         stopped without a word)."""
@@ -74,9 +78,25 @@ class DetachedTemporaryServer:
         self.log = log
         with log.open("ab") as output:
             self.process = self._popen(app_dir, server_env, output)
+        self._record(Path(settings.home).expanduser())
         if self not in _RUNNING:
             _RUNNING.append(self)
             atexit.register(self.stop)
+
+    def _record(self, home: Path) -> None:
+        """Say in PREFECT_HOME that this machine serves a run's API here, for the studio,
+        which answers a paused run only on its own API or on one recorded so."""
+        self._forget()
+        assert self.process is not None
+        self.record = home / TEMPORARY_APIS / f"{self.port}.json"
+        self.record.parent.mkdir(parents=True, exist_ok=True)
+        document = {"api_url": self.api_url, "pid": self.process.pid}
+        self.record.write_text(json.dumps(document), encoding="utf-8")
+
+    def _forget(self) -> None:
+        if self.record is not None:
+            self.record.unlink(missing_ok=True)
+            self.record = None
 
     def _popen(
         self, app_dir: str, server_env: dict[str, str], output: BinaryIO
@@ -120,6 +140,7 @@ class DetachedTemporaryServer:
         )
 
     def stop(self) -> None:
+        self._forget()
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
             return
@@ -131,6 +152,21 @@ class DetachedTemporaryServer:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def recorded_temporary_apis() -> set[str]:
+    """The APIs of the temporary servers that runs on this machine recorded in PREFECT_HOME
+    and that still run."""
+    folder = Path(get_current_settings().home).expanduser() / TEMPORARY_APIS
+    found = set()
+    for record in folder.glob("*.json") if folder.is_dir() else ():
+        try:
+            document = json.loads(record.read_text(encoding="utf-8"))
+            os.kill(int(document["pid"]), 0)
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        found.add(str(document["api_url"]).rstrip("/"))
+    return found
 
 
 def stop_all() -> None:

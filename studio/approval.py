@@ -14,12 +14,10 @@ answers first wins: a later answer changes nothing and says why.
 from __future__ import annotations
 
 import base64
-import ipaddress
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter
 from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_KEY, PREFECT_API_URL
@@ -30,6 +28,7 @@ from starlette.responses import Response
 from clients.approvals import ALREADY_ANSWERED, Outcome, ResumeResult, resume_paused_run
 from clients.storage import Storage, content_type
 from domain.errors import StorageError
+from flows.temporary_server import recorded_temporary_apis
 from studio.actions import MAX_PROMPT, Done, checked_form
 from studio.catalog import Board
 from studio.context import Studio, studio_of
@@ -188,26 +187,18 @@ def current_pending(board: Board, fields: Mapping[str, str]) -> PendingApproval:
 
 
 def check_api_url(api_url: str) -> None:
-    """A pending.json may name only the studio's own Prefect API or one on this machine (the
-    temporary API of a `storyboard run` here): the studio sends requests nowhere else."""
+    """A pending.json may name only the studio's own Prefect API or the temporary API that a
+    `storyboard run` on this machine recorded in PREFECT_HOME (flows/temporary_server.py):
+    an address read from TARGET alone, which anyone who can write there chooses, is never
+    called."""
+    wanted = api_url.strip().rstrip("/")
     own = str(PREFECT_API_URL.value() or "").rstrip("/")
-    if own and own == api_url.strip().rstrip("/"):
-        return
-    host = urlsplit(api_url.strip()).hostname or ""
-    if host == "localhost" or (_is_ip(host) and ipaddress.ip_address(host).is_loopback):
+    if (own and own == wanted) or wanted in recorded_temporary_apis():
         return
     raise StudioError(
-        409, f"not sent: the run waits on a Prefect API ({host or api_url!r}) that is neither "
-        "this studio's PREFECT_API_URL nor on this machine",
+        409, f"not sent: the run waits on a Prefect API ({wanted!r}) that is neither this "
+        "studio's PREFECT_API_URL nor the temporary API of a run on this machine",
     )  # fmt: skip
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def api_headers(api_url: str) -> dict[str, str]:

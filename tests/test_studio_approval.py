@@ -8,6 +8,7 @@ without PREFECT_API_URL starts. Whoever answers first, the studio or the Prefect
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 import uuid
@@ -341,3 +342,32 @@ def test_the_client_says_why_a_run_takes_no_answer(prefect_api: str) -> None:
                 (prefect_api, run, "a/../b")):  # fmt: skip
         with pytest.raises(ConfigurationError):
             resume_paused_run(*bad, {})
+
+
+def test_a_planted_pending_file_cannot_send_the_studio_to_another_address(
+    tmp_path: Path,
+) -> None:
+    """Anyone who can write TARGET writes approval/pending.json: the studio calls only its
+    own PREFECT_API_URL or a temporary API a run on this machine recorded in PREFECT_HOME."""
+    from prefect.settings import PREFECT_HOME, temporary_settings
+
+    from flows.temporary_server import TEMPORARY_APIS
+    from studio.approval import check_api_url
+    from studio.errors import StudioError
+
+    planted = "http://127.0.0.1:6379/api"
+    addresses = (planted, "http://localhost:22/", "http://[::1]:5432/api", "http://evil.example/")
+    records = tmp_path / "prefect" / TEMPORARY_APIS
+    with temporary_settings(updates={PREFECT_HOME: tmp_path / "prefect"}):
+        for address in addresses:
+            with pytest.raises(StudioError, match="not sent") as refused:
+                check_api_url(address)
+            assert refused.value.status == 409
+        records.mkdir(parents=True)
+        gone = {"api_url": planted, "pid": 2**22 + 7}  # above any pid Linux gives
+        (records / "6379.json").write_text(json.dumps(gone))
+        with pytest.raises(StudioError, match="not sent"):
+            check_api_url(planted)
+        (records / "6379.json").write_text(json.dumps({"api_url": planted, "pid": os.getpid()}))
+        check_api_url(planted)
+        check_api_url(planted + "/")
