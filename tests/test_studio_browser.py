@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
 import time
 import wave
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from studio.app import create_app
 from studio.config import StudioConfig
 from studio.renders import LocalRender, RenderService
 from tests.helpers import DEMO_DIR, read_manifest, run_cli
-from tests.servers import free_port
+from tests.servers import free_port, serving
 
 pytestmark = pytest.mark.slow
 
@@ -45,8 +44,6 @@ def _spoken_wav(source: Path, output: Path) -> float:
 @pytest.fixture
 def studio(tmp_path: Path, cli_env: dict[str, str]) -> Iterator[tuple[str, Path, Path]]:
     """A rendered storyboard (dawn, river) and the studio over it, served by uvicorn."""
-    import uvicorn
-
     board, target = tmp_path / "src" / "alpha", tmp_path / "out"
     board.mkdir(parents=True)
     for name in ("dawn.ogg", "river.mp3"):
@@ -55,17 +52,8 @@ def studio(tmp_path: Path, cli_env: dict[str, str]) -> Iterator[tuple[str, Path,
     assert first.returncode == 0, first.stderr
     config = StudioConfig(source=str(tmp_path / "src"), target=str(target), render_env=cli_env)
     renders = RenderService(config, lambda: LocalRender(config, "the test"), claim_poll_s=0.2)
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(config, renders), host="127.0.0.1", port=free_port(),
-                       log_level="warning")
-    )  # fmt: skip
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{server.config.port}", board, target / "alpha"
-    server.should_exit = True
-    thread.join(10)
+    with serving(create_app(config, renders), free_port()) as address:
+        yield address, board, target / "alpha"
 
 
 @pytest.fixture

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,26 +15,15 @@ from studio.app import create_app
 from studio.config import StudioConfig
 from studio.renders import LocalRender, RenderService
 from tests.helpers import DEMO_DIR, run_cli
-from tests.servers import free_port
+from tests.servers import free_port, serving
 
 TOKEN = "s3cret-studio-token"
 
 
 def serve(config: StudioConfig) -> Iterator[str]:
-    import uvicorn
-
     renders = RenderService(config, lambda: LocalRender(config, "the test"))
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(config, renders), host=config.host, port=config.port,
-                       log_level="warning")
-    )  # fmt: skip
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{config.port}"
-    server.should_exit = True
-    thread.join(10)
+    with serving(create_app(config, renders), config.port) as address:
+        yield address
 
 
 @pytest.fixture
