@@ -31,8 +31,8 @@ CLEAR_SPEECH_S = 0.5
 no-speech guess says: for a clear one-second word that guess sits near its threshold, and the
 processor's instruction set decides which side it falls on."""
 SPEECH_RULE = 2
-"""Bumped when what counts as speech changes, so no transcript cached by an older rule is
-read back."""
+"""Bumped when what counts as speech changes: a transcript an older rule called no speech is
+read again rather than taken from the cache (its words, when it had any, still are)."""
 
 # What Whisper is known to invent from silence or noise.
 _HALLUCINATIONS = frozenset(
@@ -255,8 +255,12 @@ def _segment_from_json(document: dict[str, Any]) -> Segment:
     return Segment(**{**document, "words": words})
 
 
+def _silent_by_an_older_rule(document: dict[str, Any]) -> bool:
+    return bool(document.get("no_speech")) and document.get("speech_rule", 1) != SPEECH_RULE
+
+
 def _transcript_from_json(document: dict[str, Any]) -> Transcript:
-    fields = {key: value for key, value in document.items() if key != "segments"}
+    fields = {k: v for k, v in document.items() if k not in ("segments", "speech_rule")}
     segments = tuple(_segment_from_json(segment) for segment in document.get("segments", ()))
     return Transcript(**fields, segments=segments)
 
@@ -264,13 +268,13 @@ def _transcript_from_json(document: dict[str, Any]) -> Transcript:
 def _cache_key(
     recording: Recording, settings: TranscriptionSettings, language: LanguageChoice
 ) -> str:
-    """What the audio was read with, and by which rule for speech (`SPEECH_RULE`).
-    `word_timestamps` counts only when on."""
+    """What the audio was read with. `word_timestamps` counts only when on, so transcripts
+    cached before it existed (and every one read without it) keep their keys."""
     ignored = {"scenes_per_task", "max_recording_s"}
     if not settings.word_timestamps:
         ignored.add("word_timestamps")
     reading = settings.model_dump(mode="json", exclude=ignored)
-    return content_key(recording.sha256, reading, language.code, language.forced, SPEECH_RULE)
+    return content_key(recording.sha256, reading, language.code, language.forced)
 
 
 def cached_transcripts(
@@ -288,7 +292,7 @@ def cached_transcripts(
         if recording.problem:
             continue
         document = cache.get_json(CACHE_NAMESPACE, _cache_key(recording, settings, language))
-        if document is None:
+        if document is None or _silent_by_an_older_rule(document):
             continue
         try:
             results[index] = replace(_transcript_from_json(document), from_cache=True)
@@ -316,7 +320,8 @@ def cached_transcripts(
             results[index] = result
             if isinstance(result, Transcript):
                 key = _cache_key(recordings[index], settings, language)
-                cache.put_json(CACHE_NAMESPACE, key, {**asdict(result), "from_cache": False})
+                written = {**asdict(result), "from_cache": False, "speech_rule": SPEECH_RULE}
+                cache.put_json(CACHE_NAMESPACE, key, written)
     for index, original in copies.items():
         copied = results[original]
         results[index] = replace(copied, seconds=0.0) if isinstance(copied, Transcript) else copied

@@ -284,6 +284,29 @@ def test_a_transcript_cached_before_words_still_loads(
     assert loaded.segments[0].words == ()
 
 
+def test_a_transcript_an_older_rule_called_silent_is_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before the VAD decided (issue 27), a clear one-second word could be cached as no
+    speech on one processor; it is transcribed again, and cached under the new rule."""
+    made = _transcript_with_words()
+    monkeypatch.setattr(transcribe_module, "load_engine", lambda *args: None)
+    monkeypatch.setattr(transcribe_module, "transcribe_recordings", lambda *args: [made])
+    cache, language = ContentCache(tmp_path / "cache"), LanguageChoice("en")
+    silent = {
+        "language": "en", "language_probability": 0.5, "text": "", "english_text": "",
+        "segments": [], "audio_duration_s": 1.0, "no_speech": True, "seconds": 0.5,
+        "from_cache": False,
+    }  # fmt: skip
+    cache.put_json(CACHE_NAMESPACE, OLD_DEFAULT_KEY, silent)
+    (again,) = cached_transcripts(
+        cache, [_recording()], TranscriptionSettings(), tmp_path, language
+    )
+    assert isinstance(again, Transcript) and not again.from_cache and not again.no_speech
+    (kept,) = cached_transcripts(cache, [_recording()], TranscriptionSettings(), tmp_path, language)
+    assert isinstance(kept, Transcript) and kept.from_cache and kept.text == made.text
+
+
 def test_the_cache_key_changes_only_when_word_times_are_asked_for(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
