@@ -3,8 +3,9 @@
 A lease is an object created only if absent. Its holder renews it every quarter of its
 lifetime while it works and deletes it when done, however the work ends; a holder that died
 (killed, crashed, its machine gone) stops renewing it, and once it has expired anyone may take
-it over. So a dead holder blocks the others for one lifetime at most. The content cache leases
-an entry being paid for; the watcher leases each render it claims.
+it over. So a dead holder blocks the others for one lifetime at most, and not at all on its
+own machine, where a holder that no longer runs is seen at once. The content cache leases an
+entry being paid for; the watcher leases each render it claims; every run leases its target.
 """
 
 from __future__ import annotations
@@ -41,6 +42,22 @@ def lease_body(owner: str, renewed_at: float, lifetime_s: float) -> bytes:
     return json.dumps(
         {"owner": owner, "renewed_at": renewed_at, "expires": renewed_at + lifetime_s}
     ).encode()
+
+
+def holder_gone(owner: str) -> bool:
+    """Whether `owner` was a process on this machine that no longer runs (killed outright):
+    its lease need not be waited out. A holder elsewhere is judged by its heartbeat alone."""
+    host, _, rest = owner.partition(":")
+    pid = rest.split(":", 1)[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # alive, and another user's
+    return False
 
 
 class Lease:
@@ -83,7 +100,7 @@ class Lease:
             return True
         current = self._current()
         if current is not None:
-            if current[1] >= time.time():
+            if current[1] >= time.time() and not holder_gone(current[0]):
                 return False
             self.store.delete(self.name)
         return self.store.put_if_absent(self.name, self._fresh_body())

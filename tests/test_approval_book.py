@@ -4,6 +4,7 @@ the typed form the Prefect UI shows, and `--approve-all` on the draft backend.""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -148,16 +149,45 @@ def test_the_studio_serves_and_deletes_only_the_files_approval_writes() -> None:
         assert not is_approval_file(name), name
 
 
-def test_the_studio_answers_only_its_own_prefect_api_or_one_on_this_machine() -> None:
+def test_the_studio_answers_only_its_own_prefect_api_or_a_recorded_temporary_one() -> None:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from studio.approval import check_api_url
     from studio.errors import StudioError
 
-    for local in ("http://127.0.0.1:4200/api", "http://localhost:51234/api", "http://[::1]:9/api"):
-        check_api_url(local)
+    elsewhere = (
+        "http://127.0.0.1:4200/api", "http://localhost:51234/api", "http://[::1]:9/api",
+        "http://169.254.169.254/latest", "https://evil.example/api", "nonsense",
+    )  # fmt: skip
     with temporary_settings(updates={PREFECT_API_URL: "https://prefect.studio.example/api"}):
         check_api_url("https://prefect.studio.example/api/")
-        for elsewhere in ("http://169.254.169.254/latest", "https://evil.example/api", "nonsense"):
+        for address in elsewhere:
             with pytest.raises(StudioError, match="neither"):
-                check_api_url(elsewhere)
+                check_api_url(address)
+
+
+def test_a_planted_pending_file_cannot_send_the_studio_to_another_address(tmp_path: Path) -> None:
+    """Anyone who can write TARGET writes approval/pending.json: the studio calls only its
+    own PREFECT_API_URL or a temporary API a run on this machine recorded in PREFECT_HOME."""
+    from prefect.settings import PREFECT_HOME, temporary_settings
+
+    from flows.temporary_server import TEMPORARY_APIS
+    from studio.approval import check_api_url
+    from studio.errors import StudioError
+
+    planted = "http://127.0.0.1:6379/api"
+    addresses = (planted, "http://localhost:22/", "http://[::1]:5432/api", "http://evil.example/")
+    records = tmp_path / "prefect" / TEMPORARY_APIS
+    with temporary_settings(updates={PREFECT_HOME: tmp_path / "prefect"}):
+        for address in addresses:
+            with pytest.raises(StudioError, match="not sent") as refused:
+                check_api_url(address)
+            assert refused.value.status == 409
+        records.mkdir(parents=True)
+        gone = {"api_url": planted, "pid": 2**22 + 7}  # above any pid Linux gives
+        (records / "6379.json").write_text(json.dumps(gone))
+        with pytest.raises(StudioError, match="not sent"):
+            check_api_url(planted)
+        (records / "6379.json").write_text(json.dumps({"api_url": planted, "pid": os.getpid()}))
+        check_api_url(planted)
+        check_api_url(planted + "/")

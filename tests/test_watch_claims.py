@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,6 +25,7 @@ from prefect.logging.handlers import APILogWorker
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 import flows.watch
+from clients.lease import Lease
 from clients.storage import Storage, open_storage
 from configs.settings import load_settings
 from flows.watch import CLAIMS, WatchReport, claim, storyboard_folders, watch_pass
@@ -158,3 +161,27 @@ def test_a_pass_interrupted_during_a_render_releases_its_claim(
     assert read_claim(target, fingerprint) is None, "an interrupted pass releases its claim"
     report: WatchReport = one_pass(source, target, StubRender(), monkeypatch)
     assert report.rendered == [FOLDER], "the very next pass renders"
+
+
+def test_a_lease_of_a_process_gone_from_this_machine_is_taken_over_at_once(
+    tmp_path: Path,
+) -> None:
+    """A run killed outright here (`kill -9`) must not hold its target for two minutes; a
+    holder that still runs, or one on another machine, keeps its lease until it expires."""
+    store = open_storage(str(tmp_path))
+    finished = subprocess.Popen(["true"])
+    finished.wait()
+    running = subprocess.Popen(["sleep", "30"])
+    try:
+        for owner, taken in (
+            (f"{socket.gethostname()}:{finished.pid}:0badc0de (flow run gone)", True),
+            (f"{socket.gethostname()}:{running.pid}:0badc0de (flow run alive)", False),
+            (f"other-host:{finished.pid}:0badc0de", False),
+        ):
+            body = {"owner": owner, "renewed_at": time.time(), "expires": time.time() + 120}
+            store.write_bytes("run.lease", json.dumps(body).encode())
+            assert Lease(store, "run.lease").try_acquire() is taken, owner
+            store.delete("run.lease")
+    finally:
+        running.kill()
+        running.wait()
