@@ -49,15 +49,18 @@ def holder_gone(owner: str) -> bool:
     its lease need not be waited out. A holder elsewhere is judged by its heartbeat alone."""
     host, _, rest = owner.partition(":")
     pid = rest.split(":", 1)[0]
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
+    return host == socket.gethostname() and pid.isdigit() and not process_running(int(pid))
+
+
+def process_running(pid: int) -> bool:
+    """Whether a process `pid` runs on this machine (another user's counts)."""
     try:
-        os.kill(int(pid), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
-        return True
+        return False
     except OSError:
-        return False  # alive, and another user's
-    return False
+        return True  # it runs, as another user
+    return True
 
 
 class Lease:

@@ -41,10 +41,18 @@ _ALLOWED: tuple[str, ...] = (
     "assembly.audio_bitrate", "assembly.sample_rate", "assembly.loudness_dbfs",
     "assembly.music_db", "assembly.board_page", "assembly.exports",
 )  # fmt: skip
-_TIGHTEN: tuple[str, ...] = (
-    "safety.enabled", "safety.classifier", "safety.threshold", "safety.blocklist",
-    "generation.approve_images",
-)  # fmt: skip
+_SAFETY_LEVEL = {"off": 0, "auto": 1, "on": 2}
+_TIGHTER: dict[str, tuple[Callable[[Any, Any], bool], str]] = {
+    "safety.enabled": (
+        lambda base, new: _SAFETY_LEVEL[new] >= _SAFETY_LEVEL[base],
+        "may only turn the safety screen on",
+    ),
+    "safety.classifier": (lambda base, new: new or not base, "may only turn the classifier on"),
+    "safety.threshold": (lambda base, new: new <= base, "may only lower the threshold"),
+    "generation.approve_images": (lambda base, new: new or not base, "may only turn approval on"),
+}
+"""Each tighten-only setting: whether a new value is at least as strict, and what to say."""
+_TIGHTEN: tuple[str, ...] = (*_TIGHTER, "safety.blocklist")  # added to by with_added_blocklist
 _REFUSED: tuple[str, ...] = (
     "cache_dir", "shared_cache",
     "transcription.engine", "transcription.model", "transcription.device",
@@ -66,8 +74,6 @@ STORYBOARD_POLICY: dict[str, Policy] = {
     **dict.fromkeys(_REFUSED, "refused"),
 }
 """Each setting by its dotted path; a whole section (`watch`) stands for all its fields."""
-
-_SAFETY_LEVEL = {"off": 0, "auto": 1, "on": 2}
 
 
 def policy_of(path: str) -> Policy | None:
@@ -108,20 +114,6 @@ def check_storyboard_settings(
             )
 
 
-_TIGHTER: dict[str, Callable[[Any, Any], bool]] = {
-    "safety.enabled": lambda base, new: _SAFETY_LEVEL[new] >= _SAFETY_LEVEL[base],
-    "safety.classifier": lambda base, new: new or not base,
-    "safety.threshold": lambda base, new: new <= base,
-    "generation.approve_images": lambda base, new: new or not base,
-}
-_HOW: dict[str, str] = {
-    "safety.enabled": "may only turn the safety screen on",
-    "safety.classifier": "may only turn the classifier on",
-    "safety.threshold": "may only lower the threshold",
-    "generation.approve_images": "may only turn approval on",
-}
-
-
 def _value(settings: BaseModel, path: str) -> Any:
     value: Any = settings
     for part in path.split("."):
@@ -132,10 +124,10 @@ def _value(settings: BaseModel, path: str) -> Any:
 def check_tightened(base: BaseModel, merged: BaseModel, where: str) -> None:
     """ConfigurationError unless each tighten-only setting of `merged` is at least as strict
     as in `base` (the blocklist is merged by `with_added_blocklist`, never replaced)."""
-    for path, tighter in _TIGHTER.items():
+    for path, (tighter, how) in _TIGHTER.items():
         before, after = _value(base, path), _value(merged, path)
         if before != after and not tighter(before, after):
-            raise _refuse(where, path, f"{_HOW[path]} ({before!r} here, not {after!r})")
+            raise _refuse(where, path, f"{how} ({before!r} here, not {after!r})")
 
 
 def with_added_blocklist(requested: Mapping[str, Any], base: tuple[str, ...]) -> dict[str, Any]:

@@ -30,6 +30,8 @@ import httpx
 import prefect
 from prefect.settings import get_current_settings
 
+from clients.lease import process_running
+
 STARTUP_TIMEOUT_S = 90.0
 LOG_LIMIT_BYTES = 5_000_000
 PORT_TAKEN = 3
@@ -162,10 +164,11 @@ def recorded_temporary_apis() -> set[str]:
     for record in folder.glob("*.json") if folder.is_dir() else ():
         try:
             document = json.loads(record.read_text(encoding="utf-8"))
-            os.kill(int(document["pid"]), 0)
+            serving = process_running(int(document["pid"]))
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        found.add(str(document["api_url"]).rstrip("/"))
+        if serving:
+            found.add(str(document["api_url"]).rstrip("/"))
     return found
 
 

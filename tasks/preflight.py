@@ -112,9 +112,9 @@ def preflight(
     settings: Settings,
     distributed: bool,
 ) -> RunSetup:
-    """Check the run, empty its staging folder and, on Dask, set up the shared request budget."""
+    """Check the run, empty its staging folder and, on Dask, set up the shared request budget.
+    The target was checked writable as the run took its lease (tasks/target_lease.py)."""
     check_apart(source, target)
-    check_target(target)
     resolved = resolve_source(source, settings.cache_dir)
     check_apart(resolved.uri, target)
     backend = check_run(resolved, requested_backend, only, settings)

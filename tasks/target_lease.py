@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from clients.lease import Lease
 from clients.storage import open_storage
 from domain.errors import TargetBusyError
+from tasks.preflight import check_target
 
 TARGET_LEASE = ".storyboard/run.lease"
 
@@ -29,9 +30,8 @@ def _this_run() -> str:
 @contextmanager
 def target_held(target: str) -> Iterator[None]:
     """Hold `target`'s lease while the block runs; TargetBusyError when another run holds it."""
-    storage = open_storage(target)
-    storage.check_writable()
-    lease = Lease(storage, TARGET_LEASE, label=_this_run())
+    check_target(target)
+    lease = Lease(open_storage(target), TARGET_LEASE, label=_this_run())
     if not lease.try_acquire():
         raise TargetBusyError(
             f"{target} is being written by another run ({lease.holder() or 'unknown'}); "
