@@ -34,12 +34,14 @@ def _range(start_s: float, end_s: float, fps: float) -> otio.opentime.TimeRange:
     return otio.opentime.TimeRange(start, end - start)
 
 
-def _marker(outcome: SceneOutcome, length: otio.opentime.RationalTime) -> otio.schema.Marker:
+def _marker(outcome: SceneOutcome, span: otio.opentime.TimeRange) -> otio.schema.Marker:
+    """A marker over the whole scene: `span` is the clip's source range (a marker is placed in
+    its clip's media time, so a marker at 0 would sit before the clip's first frame)."""
     transcript = outcome.transcript.text.strip() if outcome.transcript else ""
     comment = f"{outcome.status.value}: {transcript or outcome.error}"[:MARKER_TEXT_LIMIT]
     return otio.schema.Marker(
         name=outcome.recording.scene_id,
-        marked_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, length.rate), length),
+        marked_range=span,
         color=otio.schema.MarkerColor.GREEN
         if outcome.status == "ok"
         else otio.schema.MarkerColor.RED,
@@ -71,7 +73,7 @@ def _clip(
             }
         },
     )
-    clip.markers.append(_marker(outcome, span.duration))
+    clip.markers.append(_marker(outcome, span))
     return clip
 
 

@@ -73,3 +73,33 @@ def test_fcp_xml_and_edl_are_written_by_the_adapters_and_read_back(
     assert len(clips) == 3 and edl.audio_tracks() == []
     edl_text = (tmp_path / "storyboard.edl").read_text()
     assert "storyboard.mp4" in edl_text and "dawn" in edl_text
+
+
+def _marker_spans(timeline: otio.schema.Timeline) -> list[tuple[str, float, float]]:
+    """Each video clip's first marker as (name, start, end) on the clip's own source time,
+    beside the clip's source range: the two must agree."""
+    spans = []
+    for clip in timeline.video_tracks()[0].find_clips():
+        assert clip.markers, f"{clip.name} has no marker"
+        marked = clip.markers[0].marked_range
+        source = clip.source_range
+        assert abs(marked.start_time.to_seconds() - source.start_time.to_seconds()) <= 1 / FPS
+        spans.append((clip.name, marked.start_time.to_seconds(), source.duration.to_seconds()))
+    return spans
+
+
+@pytest.mark.parametrize(
+    ("file_name", "options"),
+    [("storyboard.otio", {}), ("storyboard.xml", {}), ("storyboard.edl", {"rate": FPS})],
+)
+def test_each_marker_sits_on_its_own_clip_in_every_export(
+    cut: otio.schema.Timeline, tmp_path: Path, file_name: str, options: dict[str, float]
+) -> None:
+    """An editor shows a marker in its clip's source time: one at 0 lies before a clip that
+    starts 3.5 s into the video, outside it."""
+    write_editorial_files(cut, tmp_path, ["fcp_xml", "edl"])
+    read = otio.adapters.read_from_file(str(tmp_path / file_name), **options)
+    spans = _marker_spans(read)
+    starts = {name: start for name, start, _ in spans}
+    assert abs(starts["river"] - 3.52) <= 1 / FPS
+    assert abs(starts["night"] - 5.0) <= 1 / FPS
