@@ -242,11 +242,12 @@ def command_studio(
     open_storage(source).list()
     if backend_name:
         check_backend(choose_backend(backend_name), settings.generation)
-    from studio.app import serve
+    from studio.app import listening_socket, serve
 
+    listening = listening_socket(studio)
     shown_host = f"[{studio.host}]" if ":" in studio.host else studio.host
     say(f"studio: http://{shown_host}:{studio.port}/ over {shown(source)} -> {shown(target)}")
-    serve(studio)
+    serve(studio, listening)
     return EXIT_OK
 
 

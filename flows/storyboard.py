@@ -18,6 +18,7 @@ from flows.artifacts import Progress, publish_run_artifacts
 from flows.runners import current_task_runner, on_dask
 from flows.stages import StageClock, raise_if_refused, scene_outcomes
 from tasks.assemble import assemble, scene_cut
+from tasks.generate import planned_image_model
 from tasks.handoff import hand_off
 from tasks.ingest import ingest
 from tasks.language import detect_storyboard_language
@@ -92,7 +93,7 @@ def render_storyboard(
         cuts = [scene_cut(o, settings.assembly.captions_by_word) for o in outcomes]
         assembled = assemble(cuts, settings.assembly, video, settings.cache_dir, plan.music)
     timeline = assembled.timeline
-    image_model = plan.spec.image_model or settings.generation.image_model
+    image_model = planned_image_model(setup.backend, settings.generation, plan.spec.image_model)
     with clock.stage("manifest"):
         reviews = read_reviews(target)
         published = write_manifest(

@@ -1,4 +1,4 @@
-"""The studio's FastAPI application, `create_app(config)`, and `serve(config)` with uvicorn.
+"""The studio's FastAPI application, `create_app(config)`, and `serve(config, socket)` with uvicorn.
 
 Routes (a storyboard is named by `?board=<its folder relative to SOURCE>`, "" for SOURCE):
 
@@ -19,6 +19,8 @@ Routes (a storyboard is named by `?board=<its folder relative to SOURCE>`, "" fo
 
 from __future__ import annotations
 
+import errno
+import socket
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -71,15 +73,29 @@ async def _refused(request: Request, exc: Exception) -> Response:
     return studio_of(request).refusal(request, error)
 
 
-def serve(config: StudioConfig) -> None:
-    """Serve the studio until interrupted (Ctrl-C)."""
+def listening_socket(config: StudioConfig) -> socket.socket:
+    """The studio's address, bound now, so that a port another program holds is said in one
+    line before any URL is printed."""
+    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    try:
+        return socket.create_server((config.host, config.port), family=family, backlog=2048)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigurationError(
+                f"port {config.port} on {config.host} is taken by another program: "
+                "stop it or choose another with --port"
+            ) from None
+        raise ConfigurationError(f"cannot listen on {config.host}:{config.port}: {exc}") from None
+
+
+def serve(config: StudioConfig, listening: socket.socket) -> None:
+    """Serve the studio on `listening` until interrupted (Ctrl-C)."""
     import uvicorn
 
-    uvicorn.run(
+    server_config = uvicorn.Config(
         create_app(config),
-        host=config.host,
-        port=config.port,
         log_level="warning",
         server_header=False,
         proxy_headers=False,
     )
+    uvicorn.Server(server_config).run(sockets=[listening])

@@ -102,6 +102,16 @@ def _image_key(backend: GenerationBackend, request: ImageRequest) -> str:
     return content_key(IMAGES, backend.name, backend.image_fingerprint(request))
 
 
+def planned_image_model(backend: str, settings: GenerationSettings, named: str | None) -> str:
+    """The image model this run's pictures are drawn by, as the manifest names it (also for a
+    scene that never got one): the draft panel, the local pipeline, or the hosted model."""
+    if backend == "draft":
+        return backend
+    if backend == "local":
+        return settings.local.image_model or ""
+    return named or settings.image_model
+
+
 def _clip_request(image: Path, request: ImageRequest, settings: GenerationSettings) -> ClipRequest:
     motion = request.motion
     bucket = motion.motion_bucket_id

@@ -80,6 +80,7 @@ def test_demo_manifest_has_every_column_and_scenes_in_order(
     assert manifest["scene_id"].tolist() == ["dawn", "river", "elephants", "storm", "night"]
     assert manifest["status"].tolist() == ["ok"] * 5
     assert set(manifest["backend"]) == {"draft"}
+    assert set(manifest["image_model"]) == {"draft"}, "drawn by the draft backend, not by sdxl"
     starts, ends = manifest["start_s"].astype(float), manifest["end_s"].astype(float)
     assert starts.iloc[0] == 0.0
     assert (starts.iloc[1:].to_numpy() == ends.iloc[:-1].to_numpy()).all()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -82,3 +83,15 @@ def test_a_wildcard_bind_must_name_its_hosts(source: Path, tmp_path: Path) -> No
     result = run_cli(command, env, tmp_path)
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("\n") == 1 and "--allowed-host" in result.stderr
+
+
+def test_a_taken_port_is_said_in_one_line_before_any_url(source: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "STORYBOARD_STUDIO_TOKEN": TOKEN}
+    with socket.create_server(("127.0.0.1", 0)) as holder:
+        port = holder.getsockname()[1]
+        command = ["studio", str(source), "--out", str(tmp_path / "out"), "--port", str(port)]
+        result = run_cli(command, env, tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "http://" not in result.stdout + result.stderr
+    assert result.stderr.count("\n") == 1 and f"port {port}" in result.stderr
+    assert "Errno" not in result.stderr and "Traceback" not in result.stderr

@@ -245,7 +245,7 @@ class DraftBackend:
         )
 
     def image_model_name(self, request: ImageRequest) -> str:
-        return request.model
+        return self.name
 
     def clip_fingerprint(self, request: ClipRequest) -> dict[str, Any]:
         return request.fingerprint()
