@@ -4,9 +4,10 @@
 
 Builds a storyboard of `--scenes` scenes from the demo's recordings, starts the loopback fake
 of NVIDIA's API, runs the command line with a key it refuses, and prints the exit status, the
-wall seconds from start to exit, and the requests the fake saw (the goal: exit 1 within 15 s,
-after one request). The first run of a fresh PREFECT_HOME also migrates Prefect's database;
-`--warm` runs once before timing.
+wall seconds from start to exit, and the requests the fake saw (the goal: exit 1 within 10 s,
+no paid request: the key is checked with a status poll of a request id never issued). The
+first run of a fresh PREFECT_HOME also migrates Prefect's database; `--warm` runs once before
+timing.
 """
 
 from __future__ import annotations
@@ -59,13 +60,15 @@ def main() -> None:
         source = storyboard_of(arguments.scenes, folder)
         if arguments.warm:
             run_once(source, folder, fake)
-        before = fake.stats.total_requests
+        before, checks = fake.stats.total_requests, fake.stats.key_checks
         status, seconds = run_once(source, folder, fake)
         requests = fake.stats.total_requests - before
-    print(f"scenes     {arguments.scenes}")
-    print(f"exit       {status}")
-    print(f"wall time  {seconds:.1f} s (goal: within 15 s)")
-    print(f"requests   {requests} (goal: 1)")
+        checks = fake.stats.key_checks - checks
+    print(f"scenes       {arguments.scenes}")
+    print(f"exit         {status}")
+    print(f"wall time    {seconds:.1f} s (goal: within 10 s)")
+    print(f"paid         {requests} requests (goal: 0)")
+    print(f"key checks   {checks}")
 
 
 if __name__ == "__main__":

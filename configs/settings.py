@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
@@ -45,6 +45,11 @@ class TranscriptionSettings(_Strict):
     `assembly.captions_by_word` is (`Settings`), and then part of the transcript cache key."""
     max_recording_s: float = Field(default=900.0, gt=0.0)
     scenes_per_task: int = Field(default=40, ge=1)
+    temperatures: tuple[Annotated[float, Field(ge=0.0, le=1.0)], ...] = Field(
+        default=(0.0, 0.4), min_length=1, max_length=6
+    )
+    """What Whisper falls back through when a reading fails its own tests: each is another
+    decode, so their number bounds what one unclear scene costs."""
 
 
 class LocalGenerationSettings(_Strict):
@@ -96,6 +101,9 @@ class GenerationSettings(_Strict):
     up the timeout, and every accepted job would end "outcome unknown"."""
     poll_deadline_s: float = Field(default=900.0, gt=0.0)
     max_attempts: int = Field(default=6, ge=1, le=20)
+    resend_unknown_outcomes: int = Field(default=3, ge=0, le=100)
+    """Requests whose answer was lost after sending that a run may send again (each may be
+    paid twice; run.json lists them): 0 for never."""
     approve_images: bool = False
     """Pause after the images, for a reviewer to approve each (Prefect UI or studio) before
     any motion clip is made (README "Approve the pictures first")."""

@@ -32,6 +32,8 @@ class StoryboardError(Exception):
     """
 
     api_calls: int = 0
+    resent: int = 0
+    """Of those, requests sent again after their answer was lost (each may be paid twice)."""
 
 
 class ConfigurationError(StoryboardError):
@@ -89,7 +91,13 @@ class GenerationError(SceneError):
 
 class OutcomeUnknownError(GenerationError):
     """A request was sent but its answer was lost (a read timeout, a dropped connection): the
-    service may have started a paid job, so it is not sent again within this run."""
+    service may have started a paid job. `resendable` when the request itself may be sent
+    again (within `generation.resend_unknown_outcomes`); never for a job that was accepted and
+    is being polled."""
+
+    def __init__(self, message: str, *, resendable: bool = False) -> None:
+        super().__init__(message)
+        self.resendable = resendable
 
 
 class ContentFilteredError(SceneError):

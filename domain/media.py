@@ -87,6 +87,8 @@ class GeneratedImage:
     media_type: str
     seed: int
     api_calls: int = 1
+    resent: int = 0
+    """Requests sent again after their answer was lost (each may have been paid twice)."""
     model: str = ""
     """The model that made it, where the backend says (a fallback may differ from the one
     asked for)."""
@@ -97,6 +99,7 @@ class GeneratedClip:
     data: bytes
     seed: int
     api_calls: int = 1
+    resent: int = 0
 
 
 def image_extension(media_type: str) -> str:

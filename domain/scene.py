@@ -30,6 +30,8 @@ class Recording:
     prompt_override: str | None = None
     seed_override: int | None = None
     duration_override_s: float | None = None
+    language: str | None = None
+    """The language its scene's `language:` in storyboard.yaml names."""
     problem: str = ""
     """Why this recording cannot become a scene, found at ingest (a duplicate scene id)."""
 
@@ -79,7 +81,9 @@ class Transcript:
     """
 
     language: str
-    language_probability: float
+    language_probability: float | None
+    """What Whisper's detection measured for `language` on this scene's speech alone; None
+    when the scene was not measured alone (its language was named)."""
     text: str
     english_text: str
     segments: tuple[Segment, ...]
@@ -99,6 +103,7 @@ class SceneFailure:
     fatal: bool = False
     outcome_unknown: bool = False
     """A request was sent and its answer lost: the service may have made (and billed) it."""
+    possibly_paid_twice: int = 0
 
 
 @dataclass(frozen=True)
@@ -112,6 +117,8 @@ class GeneratedMedia:
     backend: str
     api_calls: int = 0
     cache_hits: int = 0
+    possibly_paid_twice: int = 0
+    """Requests sent again after their answer was lost (`generation.resend_unknown_outcomes`)."""
     retired_model: str = ""
     """The model asked for, when it was retired and `image_model` is its fallback."""
 

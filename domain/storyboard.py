@@ -8,6 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from domain.media import ImageModel
 
+LANGUAGE_CODE = r"^[a-z]{2,3}$"
+"""A Whisper language code (en, fr, es, de, haw, yue, ...)."""
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -29,6 +32,8 @@ class SceneSpec(_Strict):
 
     id: str = Field(min_length=1)
     prompt: str | None = None
+    language: str | None = Field(default=None, pattern=LANGUAGE_CODE)
+    """The language the scene is narrated in (a Whisper code: en, fr, es, de, ...)."""
     seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
     duration: float | None = Field(default=None, gt=0.0, le=600.0)
     skip: bool = False
@@ -47,7 +52,7 @@ class StoryboardSpec(_Strict):
     negative_prompt: str = ""
     image_model: ImageModel | None = None
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
-    language: str | None = None
+    language: str | None = Field(default=None, pattern=LANGUAGE_CODE)
     music: str | None = None
     """Background music beside the recordings (a file name in the storyboard folder)."""
     subjects: tuple[SubjectSpec, ...] = ()

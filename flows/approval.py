@@ -270,9 +270,9 @@ def _announce(count: int, sheet: str, run_id: str, timeout_s: int) -> None:
     ui = str(PREFECT_UI_URL.value() or "").rstrip("/") if has_prefect_ui() else ""
     where = f"the Prefect UI ({ui}/runs/flow-run/{run_id}) or " if ui else ""
     get_run_logger().warning(
-        "%d image%s wait for approval (contact sheet: %s): answer in %sthe studio; "
-        "waiting up to %s",
-        count, "s" * (count != 1), sheet, where, _duration(timeout_s),
+        "%d %s for approval (contact sheet: %s): answer in %sthe studio; waiting up to %s",
+        count, "image waits" if count == 1 else "images wait", sheet, where,
+        _duration(timeout_s),
     )  # fmt: skip
 
 

@@ -8,6 +8,7 @@ request leads, run after run, to the take that replaced it (`ApprovalBook.latest
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -21,7 +22,7 @@ from prefect.cache_policies import NO_CACHE
 
 from clients.cache import ContentCache, content_key
 from clients.generation.backend import GenerationBackend
-from clients.storage import CacheLocation, open_storage
+from clients.storage import CacheLocation, is_s3, open_storage
 from domain.approval import Decision, ImageVerdict, SceneImage
 from domain.media import ImageRequest
 from tasks.generate import image_key
@@ -165,6 +166,9 @@ def withdraw_approval(target: str) -> None:
     for item in folder.list(recursive=False):
         if is_approval_file(item.name):
             folder.delete(item.name)
+    if not is_s3(target):
+        with contextlib.suppress(OSError):  # not empty: someone else's files stay
+            (Path(target) / APPROVAL_FOLDER).rmdir()
 
 
 def is_approval_file(name: str) -> bool:

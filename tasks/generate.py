@@ -44,6 +44,7 @@ class _Made:
     seed: int
     api_calls: int
     model: str = ""
+    resent: int = 0
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class _Artifact:
     api_calls: int
     from_cache: bool
     model: str = ""
+    resent: int = 0
 
 
 def _cached_or_generated(
@@ -83,7 +85,9 @@ def _cached_or_generated(
         if made.model:
             entry["model"] = made.model
         cache.put_json(namespace, key, entry)
-    return _Artifact(path, made.seed, made.api_calls, from_cache=False, model=made.model)
+    return _Artifact(
+        path, made.seed, made.api_calls, from_cache=False, model=made.model, resent=made.resent
+    )
 
 
 def _lookup(cache: ContentCache, namespace: str, key: str) -> _Artifact | None:
@@ -142,6 +146,7 @@ def _media(
         backend=backend.name,
         api_calls=image.api_calls + clip.api_calls,
         cache_hits=int(image.from_cache) + int(clip.from_cache),
+        possibly_paid_twice=image.resent + clip.resent,
     )
 
 
@@ -171,7 +176,7 @@ def _image(
     def make_image() -> _Made:
         image = backend.generate_image(request)
         file_name = f"image.{image_extension(image.media_type)}"
-        return _Made(image.data, file_name, image.seed, image.api_calls, image.model)
+        return _Made(image.data, file_name, image.seed, image.api_calls, image.model, image.resent)
 
     return _cached_or_generated(cache, IMAGES, _image_key(backend, request), refresh, make_image)
 
@@ -219,7 +224,7 @@ def generate_media(
 
     def make_clip() -> _Made:
         clip = backend.generate_clip(clip_request)
-        return _Made(clip.data, "clip.mp4", clip.seed, clip.api_calls)
+        return _Made(clip.data, "clip.mp4", clip.seed, clip.api_calls, resent=clip.resent)
 
     try:
         clip = _cached_or_generated(
@@ -304,7 +309,9 @@ def _scene_result(scene_id: str, make: Callable[[], _Result]) -> _Result | Scene
     except SceneError as exc:
         logger.warning("%s: %s", scene_id, exc)
         lost = isinstance(exc, OutcomeUnknownError)
-        return SceneFailure(str(exc), api_calls=exc.api_calls, outcome_unknown=lost)
+        return SceneFailure(
+            str(exc), api_calls=exc.api_calls, outcome_unknown=lost, possibly_paid_twice=exc.resent
+        )
     except FatalServiceError as exc:
         return SceneFailure(str(exc), api_calls=exc.api_calls, fatal=True)
 

@@ -287,6 +287,7 @@ def plan_storyboard(source: str, cache_dir: Path | None = None) -> StoryboardPla
                 prompt_override=scene_spec.prompt if scene_spec else None,
                 seed_override=scene_spec.seed if scene_spec else None,
                 duration_override_s=scene_spec.duration if scene_spec else None,
+                language=scene_spec.language if scene_spec else None,
                 problem=files.problems.get(scene_id, ""),
             )
         )

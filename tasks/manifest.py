@@ -229,6 +229,7 @@ def write_run_json(report: RunReport, path: Path) -> None:
         "source_fingerprint": report.source_fingerprint,
         "fallbacks": report.fallbacks,
         "unknown_outcomes": report.unknown_outcomes,
+        "possibly_paid_twice": report.possibly_paid_twice,
         "assembly": report.assembly,
         "flow_run_id": report.flow_run_id,
         "outputs": report.outputs,

@@ -13,6 +13,7 @@ it, or whose language Whisper is unsure of, is transcribed scene by scene instea
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from clients.transcription.types import RawSegment, RawTranscription, TranscriptionEngine
+from clients.transcription.types import (
+    DecodeBounds,
+    RawSegment,
+    RawTranscription,
+    TranscriptionEngine,
+)
 from configs.settings import TranscriptionSettings
 from domain.scene import Segment, Word
 
@@ -35,6 +41,20 @@ EDGE_TOLERANCE_S = 1.0
 MAX_WORDS_PER_S = 6.0
 
 Audio = np.ndarray[Any, np.dtype[np.float32]]
+
+TOKENS_PER_S = 20
+"""Tokens a second of speech can hold, generously (timestamps and non-Latin scripts too): a
+reading is cut off there, so a looping one costs a few tokens more than the scene, not 224."""
+MIN_TOKENS, MAX_TOKENS = 32, 224
+
+
+def decode_bounds(
+    settings: TranscriptionSettings, audio_s: float, *, fallback: bool
+) -> DecodeBounds:
+    """What one reading of `audio_s` seconds may cost: its tokens, and Whisper's temperature
+    fallback (`transcription.temperatures`) or none."""
+    tokens = min(MAX_TOKENS, MIN_TOKENS + math.ceil(TOKENS_PER_S * min(audio_s, 30.0)))
+    return DecodeBounds(settings.temperatures if fallback else (0.0,), tokens)
 
 
 @dataclass
@@ -166,6 +186,7 @@ def transcribe_pack(
         beam_size=settings.packed_beam_size,
         vad_filter=False,
         word_timestamps=True,
+        bounds=decode_bounds(settings, len(audio) / SAMPLE_RATE, fallback=True),
     )
     if language is None and raw.language_probability < MIN_PACK_LANGUAGE_PROBABILITY:
         return None

@@ -35,6 +35,17 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def paid_twice(
+    plan: StoryboardPlan, generated: Mapping[int, GeneratedMedia | SceneFailure]
+) -> dict[str, int]:
+    """Each scene with requests sent again after their answer was lost, and how many."""
+    return {
+        plan.recordings[index].scene_id: made.possibly_paid_twice
+        for index, made in sorted(generated.items())
+        if made.possibly_paid_twice
+    }
+
+
 def build_run_report(
     plan: StoryboardPlan,
     target: str,
@@ -72,6 +83,7 @@ def build_run_report(
             for index, made in sorted(generated.items())
             if isinstance(made, SceneFailure) and made.outcome_unknown
         ],
+        possibly_paid_twice=paid_twice(plan, generated),
         assembly=dict(assembly or {}),
         flow_run_id=flow_run.get_id(),
     )

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,132 +15,48 @@ from clients.cache import ContentCache, content_key
 from clients.media.audio import decode_audio
 from clients.services import load_engine
 from clients.storage import CacheLocation
-from clients.transcription.types import RawSegment, RawTranscription, TranscriptionEngine
+from clients.transcription.types import (
+    RawSegment,
+    RawTranscription,
+    TranscriptionEngine,
+)
 from configs.settings import TranscriptionSettings
 from domain.errors import AudioError, StorageError
 from domain.scene import Recording, SceneFailure, Segment, Transcript, Word
 from tasks.ingest import recording_here
-from tasks.language import LanguageChoice, scene_language, storyboard_language
-from tasks.packing import PACK_LIMIT_S, Audio, SpeechClip, plan_packs, speech_clip, transcribe_pack
+from tasks.invented import mean_logprob
+from tasks.language import (
+    OTHER_LANGUAGE_LOGPROB,
+    OTHER_LANGUAGE_SURE,
+    LanguageChoice,
+    SceneLanguage,
+    scene_language,
+    storyboard_language,
+)
+from tasks.packing import (
+    PACK_LIMIT_S,
+    Audio,
+    SpeechClip,
+    plan_packs,
+    speech_clip,
+    transcribe_pack,
+)
+from tasks.reading import (
+    WHISPER_SAMPLE_RATE,
+    Reading,
+    guarded,
+    is_speech,
+    read_audio,
+    transcript_of,
+)
 
-WHISPER_SAMPLE_RATE = 16_000
 CACHE_NAMESPACE = "transcripts"
-CLEAR_SPEECH_S = 0.5
-"""Speech the VAD (Silero) hears for at least this long is speech, whatever Whisper's own
-no-speech guess says: for a clear one-second word that guess sits near its threshold, and the
-processor's instruction set decides which side it falls on."""
+LANGUAGE_RULE = "scene-evidence-1"
+"""Part of every transcript's cache key: bumped when how a scene's language is chosen changes,
+so no scene keeps a reading the rule would no longer make."""
 SPEECH_RULE = 2
 """Bumped when what counts as speech changes: a transcript an older rule called no speech is
 read again rather than taken from the cache (its words, when it had any, still are)."""
-
-# What Whisper is known to invent from silence or noise.
-_HALLUCINATIONS = frozenset(
-    {
-        "you",
-        "thank you",
-        "thanks",
-        "thank you for watching",
-        "thanks for watching",
-        "bye",
-        "subtitles by the amaraorg community",
-        "",
-    }
-)
-_NOT_WORD = re.compile(r"[^\w\s]+")
-
-
-def _normalise(text: str) -> str:
-    return " ".join(_NOT_WORD.sub("", text).casefold().split())
-
-
-def _is_speech(segment: RawSegment, no_speech_threshold: float) -> bool:
-    """Whisper's own rule: a segment it both thinks silent and is unsure of is not speech."""
-    return bool(segment.text) and not (
-        segment.no_speech_prob > no_speech_threshold and segment.avg_logprob < -1.0
-    )
-
-
-def no_speech_threshold(settings: TranscriptionSettings, speech_s: float | None) -> float:
-    """Whisper's no-speech threshold for a recording in which the VAD heard `speech_s` of
-    speech (None: not measured): never met once the VAD has heard clear speech."""
-    if speech_s is not None and speech_s >= CLEAR_SPEECH_S:
-        return 1.0
-    return settings.no_speech_threshold
-
-
-def _speech_segments(raw: RawTranscription, no_speech_threshold: float) -> tuple[Segment, ...]:
-    return tuple(
-        Segment(
-            start_s=segment.start_s,
-            end_s=segment.end_s,
-            text=segment.text,
-            words=tuple(Word(word.start_s, word.end_s, word.text) for word in segment.words),
-        )
-        for segment in raw.segments
-        if _is_speech(segment, no_speech_threshold)
-    )
-
-
-def is_no_speech(
-    raw: RawTranscription, segments: tuple[Segment, ...], speech_s: float | None = None
-) -> bool:
-    """No words, or only words Whisper invents from silence where the VAD heard no clear
-    speech."""
-    text = _normalise(" ".join(segment.text for segment in segments))
-    if not text:
-        return True
-    if speech_s is not None and speech_s >= CLEAR_SPEECH_S:
-        return False
-    if text in _HALLUCINATIONS:
-        worst = max((segment.no_speech_prob for segment in raw.segments), default=1.0)
-        return worst >= 0.2
-    return False
-
-
-def _english(
-    engine: TranscriptionEngine,
-    audio: Audio,
-    text: str,
-    language: str,
-    settings: TranscriptionSettings,
-) -> str:
-    """What the prompt is built from: the text itself, or Whisper's English translation."""
-    if not text or language == "en":
-        return text
-    translated = engine.transcribe(
-        audio,
-        language=language,
-        task="translate",
-        beam_size=settings.beam_size,
-        vad_filter=settings.vad_filter,
-    )
-    return " ".join(s.text for s in _speech_segments(translated, 1.0)) or text
-
-
-def _transcript(
-    engine: TranscriptionEngine,
-    audio: Audio,
-    raw: RawTranscription,
-    segments: tuple[Segment, ...],
-    settings: TranscriptionSettings,
-    seconds: float,
-    *,
-    speech_s: float | None,
-) -> Transcript:
-    started = time.perf_counter()
-    no_speech = is_no_speech(raw, segments, speech_s)
-    text = "" if no_speech else " ".join(segment.text for segment in segments)
-    english_text = _english(engine, audio, text, raw.language, settings)
-    return Transcript(
-        language=raw.language,
-        language_probability=round(raw.language_probability, 4),
-        text=text,
-        english_text=english_text,
-        segments=() if no_speech else segments,
-        audio_duration_s=round(len(audio) / WHISPER_SAMPLE_RATE, 3),
-        no_speech=no_speech,
-        seconds=round(seconds + time.perf_counter() - started, 3),
-    )
 
 
 def transcribe_audio(
@@ -155,20 +70,64 @@ def transcribe_audio(
     """One recording's audio, in one Whisper pass (two for non-English speech). `speech_s`:
     the seconds of speech the VAD heard in it, measured here when the VAD is on and it is
     not given."""
-    started = time.perf_counter()
     if speech_s is None and settings.vad_filter:
         speech_s = speech_clip(0, audio).duration_s
-    raw = engine.transcribe(
-        audio,
-        language=language,
-        task="transcribe",
-        beam_size=settings.beam_size,
-        vad_filter=settings.vad_filter,
-        word_timestamps=settings.word_timestamps,
-    )
-    segments = _speech_segments(raw, no_speech_threshold(settings, speech_s))
-    seconds = time.perf_counter() - started
-    return _transcript(engine, audio, raw, segments, settings, seconds, speech_s=speech_s)
+    reading = read_audio(engine, audio, settings, language, speech_s=speech_s)
+    return transcript_of(engine, audio, reading, settings)
+
+
+@dataclass
+class _Scene:
+    """One recording on its way through `transcribe_recordings`."""
+
+    audio: Audio
+    clip: SpeechClip
+    speech_s: float | None
+    language: SceneLanguage
+
+
+def _best_other_reading(
+    engine: TranscriptionEngine, scene: _Scene, settings: TranscriptionSettings
+) -> tuple[float, Reading] | None:
+    """The best reading of the scene in one of its candidate languages that stands Whisper's
+    tests (sure of its words, nothing invented), with its mean log probability."""
+    audio_s = len(scene.audio) / WHISPER_SAMPLE_RATE
+    kept: list[tuple[float, Reading]] = []
+    for language in scene.language.candidates:
+        reading = read_audio(
+            engine, scene.audio, settings, language, speech_s=scene.speech_s, fallback=False
+        )
+        logprob = mean_logprob(reading.raw.segments)
+        if logprob is None or logprob < OTHER_LANGUAGE_LOGPROB or not reading.segments:
+            continue
+        if reading.invented(audio_s) is None:
+            probability = scene.language.probability(language)
+            kept.append((logprob, replace(reading, probability=probability)))
+    return max(kept, key=lambda item: item[0]) if kept else None
+
+
+def _reading_by_evidence(
+    engine: TranscriptionEngine, scene: _Scene, settings: TranscriptionSettings
+) -> Reading | None:
+    """For a scene whose own detection favours other languages: a candidate's reading when
+    the detection is sure of it, or when it is better than the storyboard language's reading
+    (which loops or invents when the speech is not in it); else that reading. None for a
+    scene without candidates."""
+    own = scene.language
+    if not own.candidates:
+        return None
+    best = _best_other_reading(engine, scene, settings)
+    if best is not None and (best[1].probability or 0.0) >= OTHER_LANGUAGE_SURE:
+        return best[1]
+    reading = read_audio(engine, scene.audio, settings, own.code, speech_s=scene.speech_s)
+    reading = replace(reading, probability=own.probability(own.code))
+    if best is None:
+        return reading
+    logprob = mean_logprob(reading.raw.segments)
+    audio_s = len(scene.audio) / WHISPER_SAMPLE_RATE
+    if logprob is None or reading.invented(audio_s) or best[0] > logprob:
+        return best[1]
+    return reading
 
 
 def transcribe_recordings(
@@ -177,49 +136,62 @@ def transcribe_recordings(
     settings: TranscriptionSettings,
     language: LanguageChoice | None = None,
 ) -> list[Transcript | SceneFailure]:
-    """Every recording, in the storyboard's language (detected from these recordings' first
-    speech when `language` is None), short ones packed into shared Whisper windows
-    (tasks/packing.py)."""
+    """Every recording, each in its own language (`tasks/language.py`; the storyboard's is
+    detected from these recordings' first speech when `language` is None), short ones of the
+    storyboard's language packed into shared Whisper windows (`tasks/packing.py`)."""
     if language is None:
         language = storyboard_language(engine, recordings, settings)
     results: dict[int, Transcript | SceneFailure] = {}
-    audios: dict[int, Audio] = {}
-    heard: dict[int, float | None] = {}
-    clips: list[SpeechClip] = []
+    scenes: dict[int, _Scene] = {}
     packing = settings.pack_short_scenes and settings.vad_filter
     for index, recording in enumerate(recordings):
         started = time.perf_counter()
-        if recording.problem:
-            results[index] = SceneFailure(reason=recording.problem)
+        scene = _scene(engine, recording, settings, language)
+        if isinstance(scene, SceneFailure):
+            results[index] = scene
             continue
-        try:
-            path = recording_here(recording)
-            audio = decode_audio(path, WHISPER_SAMPLE_RATE, settings.max_recording_s)
-        except (AudioError, StorageError) as exc:
-            results[index] = SceneFailure(reason=str(exc))
+        scenes[index] = scene
+        clip, own = scene.clip, scene.language
+        by_evidence = _reading_by_evidence(engine, scene, settings)
+        if by_evidence is not None:
+            results[index] = guarded(engine, scene.audio, by_evidence, settings)
+        elif packing and clip.duration_s == 0.0:
+            silent = RawTranscription(own.code or "", 0.0, ())
+            reading = Reading(silent, (), time.perf_counter() - started, 0.0)
+            results[index] = transcript_of(engine, scene.audio, reading, settings)
+        elif packing and own.code == language.code and clip.duration_s <= PACK_LIMIT_S:
             continue
-        audios[index] = audio
-        clip = speech_clip(index, audio)
-        heard[index] = clip.duration_s if settings.vad_filter else None
-        own = scene_language(engine, clip, language)
-        if packing and clip.duration_s == 0.0:
-            silent = RawTranscription(own or "", 0.0, ())
-            seconds = time.perf_counter() - started
-            results[index] = _transcript(engine, audio, silent, (), settings, seconds, speech_s=0.0)
-        elif packing and own == language.code and clip.duration_s <= PACK_LIMIT_S:
-            clips.append(clip)
         else:
-            results[index] = transcribe_audio(engine, audio, settings, own, speech_s=heard[index])
-
-    _transcribe_packs(engine, clips, audios, heard, settings, language.code, results)
+            reading = read_audio(engine, scene.audio, settings, own.code, speech_s=scene.speech_s)
+            reading = replace(reading, probability=own.probability(own.code))
+            results[index] = guarded(engine, scene.audio, reading, settings)
+    packed = {index: scene for index, scene in scenes.items() if index not in results}
+    _transcribe_packs(engine, packed, settings, language.code, results)
     return [results[index] for index in range(len(recordings))]
+
+
+def _scene(
+    engine: TranscriptionEngine,
+    recording: Recording,
+    settings: TranscriptionSettings,
+    language: LanguageChoice,
+) -> _Scene | SceneFailure:
+    """A recording's audio, its speech and its language evidence, or why it has none."""
+    if recording.problem:
+        return SceneFailure(reason=recording.problem)
+    try:
+        path = recording_here(recording)
+        audio = decode_audio(path, WHISPER_SAMPLE_RATE, settings.max_recording_s)
+    except (AudioError, StorageError) as exc:
+        return SceneFailure(reason=str(exc))
+    clip = speech_clip(0, audio)
+    own = scene_language(engine, clip, language, recording.language)
+    return _Scene(audio, clip, clip.duration_s if settings.vad_filter else None, own)
 
 
 def _transcribe_packs(
     engine: TranscriptionEngine,
-    clips: Sequence[SpeechClip],
-    audios: Mapping[int, Audio],
-    heard: Mapping[int, float | None],
+    scenes: Mapping[int, _Scene],
     settings: TranscriptionSettings,
     language: str | None,
     results: dict[int, Transcript | SceneFailure],
@@ -228,8 +200,9 @@ def _transcribe_packs(
     windows prove their words, scene by scene after the first that does not."""
 
     def keep(segment: RawSegment) -> bool:
-        return _is_speech(segment, settings.no_speech_threshold)
+        return is_speech(segment, settings.no_speech_threshold)
 
+    clips = [replace(scene.clip, key=index) for index, scene in scenes.items()]
     aligning = True
     for pack in plan_packs(clips):
         packed = None
@@ -237,16 +210,15 @@ def _transcribe_packs(
             packed = transcribe_pack(engine, pack, settings, language, keep)
             aligning = packed is not None
         for clip in pack:
-            audio, speech_s = audios[clip.key], heard[clip.key]
+            scene = scenes[clip.key]
+            probability, speech_s = scene.language.probability(language), scene.speech_s
             if packed is None:
-                results[clip.key] = transcribe_audio(
-                    engine, audio, settings, language, speech_s=speech_s
-                )
-                continue
-            part = packed[clip.key]
-            results[clip.key] = _transcript(
-                engine, audio, part.raw, part.segments, settings, part.seconds, speech_s=speech_s
-            )
+                reading = read_audio(engine, scene.audio, settings, language, speech_s=speech_s)
+            else:
+                part = packed[clip.key]
+                reading = Reading(part.raw, part.segments, part.seconds, speech_s)
+            reading = replace(reading, probability=probability)
+            results[clip.key] = guarded(engine, scene.audio, reading, settings)
 
 
 def _segment_from_json(document: dict[str, Any]) -> Segment:
@@ -274,7 +246,8 @@ def _cache_key(
     if not settings.word_timestamps:
         ignored.add("word_timestamps")
     reading = settings.model_dump(mode="json", exclude=ignored)
-    return content_key(recording.sha256, reading, language.code, language.forced)
+    named = recording.language or language.code
+    return content_key(recording.sha256, reading, named, language.forced, LANGUAGE_RULE)
 
 
 def cached_transcripts(
@@ -298,18 +271,19 @@ def cached_transcripts(
             results[index] = replace(_transcript_from_json(document), from_cache=True)
         except (TypeError, ValueError):
             continue
-    first_of: dict[str, int] = {}
+    first_of: dict[tuple[str, str | None], int] = {}
     copies: dict[int, int] = {}
     missing = []
     for index in range(len(recordings)):
         if index in results:
             continue
         recording = recordings[index]
-        if not recording.problem and recording.sha256 in first_of:
-            copies[index] = first_of[recording.sha256]  # the same audio under another name
+        same = (recording.sha256, recording.language)
+        if not recording.problem and same in first_of:
+            copies[index] = first_of[same]  # the same audio under another name
             continue
         if not recording.problem:
-            first_of.setdefault(recording.sha256, index)
+            first_of.setdefault(same, index)
         missing.append(index)
     if missing:
         engine = load_engine(settings, models_dir)

@@ -3,6 +3,7 @@ cached with them, and segments cut into short captions that follow the spoken wo
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -43,9 +44,13 @@ LONG = (
     "At dawn, a lion walks slowly through the misty jungle, and the birds begin to sing. "
     "Then everything is quiet again for a long while."
 )
-OLD_DEFAULT_KEY = "1e0352f433f006fad3c8736f6a804029ea375f291f2dfe292b2e97089d47cd95"
+OLD_DEFAULT_KEY = "855fea15dca778b9ce5c38d7f370e3aac9f18b52fccd8fa9379bf242894d7f46"
 """The transcript cache key of `_recording()` read in English with the default settings, as
-computed before `transcription.word_timestamps` existed: it must not change while it is off."""
+computed since each scene's language is chosen from its own evidence (issue 29): it must not
+change while `transcription.word_timestamps` is off."""
+BEFORE_SCENE_LANGUAGES_KEY = "1e0352f433f006fad3c8736f6a804029ea375f291f2dfe292b2e97089d47cd95"
+"""The same key before issue 29, when a short scene was always read in the storyboard's
+language: what was cached under it is read again."""
 
 
 def _spoken(text: str, start: float = 0.0, step: float = 0.4) -> Segment:
@@ -218,6 +223,9 @@ class _WordEngine:
     def detect_language(self, audio: Any) -> tuple[str, float]:
         return "en", 0.99
 
+    def language_odds(self, audio: Any) -> tuple[tuple[str, float], ...]:
+        return (("en", 0.99),)
+
 
 def test_an_unpacked_scene_is_transcribed_with_word_times_when_asked() -> None:
     audio = np.zeros(3 * WHISPER_SAMPLE_RATE, np.float32)
@@ -282,6 +290,21 @@ def test_a_transcript_cached_before_words_still_loads(
     assert isinstance(loaded, Transcript) and loaded.from_cache
     assert loaded.segments == (Segment(0.0, 1.5, "A lion walks."),)
     assert loaded.segments[0].words == ()
+
+
+def test_a_transcript_read_before_scenes_had_their_own_language_is_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = _transcript_with_words()
+    monkeypatch.setattr(transcribe_module, "load_engine", lambda *args: None)
+    monkeypatch.setattr(transcribe_module, "transcribe_recordings", lambda *args: [made])
+    cache, language = ContentCache(tmp_path / "cache"), LanguageChoice("en")
+    older = {**asdict(made), "text": "Un Marco le Vela Vela", "from_cache": False}
+    cache.put_json(CACHE_NAMESPACE, BEFORE_SCENE_LANGUAGES_KEY, older)
+    (again,) = cached_transcripts(
+        cache, [_recording()], TranscriptionSettings(), tmp_path, language
+    )
+    assert isinstance(again, Transcript) and not again.from_cache and again.text == made.text
 
 
 def test_a_transcript_an_older_rule_called_silent_is_read_again(
@@ -366,6 +389,9 @@ class _PackEngine:
 
     def detect_language(self, audio: Any) -> tuple[str, float]:
         return "en", 0.99
+
+    def language_odds(self, audio: Any) -> tuple[tuple[str, float], ...]:
+        return (("en", 0.99),)
 
 
 def test_packed_scenes_keep_their_words_on_their_own_timelines() -> None:

@@ -276,9 +276,13 @@ def test_async_rate_answers_202_at_once_and_needs_polls_before_done() -> None:
     assert fake.stats.polls == 3 and fake.stats.jobs == 1
 
 
-def test_a_poll_of_an_unknown_request_id_is_a_404(fake: FakeNvidia) -> None:
-    assert poll(fake, "00000000-0000-0000-0000-000000000000").status_code == 404
-    assert fake.stats.violations
+def test_a_poll_of_an_unknown_request_id_checks_the_key_for_free(fake: FakeNvidia) -> None:
+    """As NVCF answers: 404 for an accepted key, 403 for a refused one; no job, no request
+    counted as paid."""
+    unknown = "00000000-0000-0000-0000-000000000000"
+    assert poll(fake, unknown).status_code == 404
+    assert poll(fake, unknown, Authorization="Bearer nvapi-revoked").status_code == 403
+    assert (fake.stats.key_checks, fake.stats.total_requests, fake.stats.jobs) == (2, 0, 0)
 
 
 def test_duplicate_jobs_are_counted(fake: FakeNvidia) -> None:

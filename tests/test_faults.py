@@ -1,6 +1,6 @@
 """Load with faults: 20 scenes against the strict fake NVIDIA API failing 30 % of requests
-(answered before a job is accepted), 20 % answered 202, SVD jobs slower than the read
-timeout, and results behind presigned 302s as zips."""
+(answered before a job is accepted, or the connection dropped once it was), 20 % answered
+202, SVD jobs slower than the read timeout, and results behind presigned 302s as zips."""
 
 from __future__ import annotations
 
@@ -32,13 +32,15 @@ def test_thirty_percent_transient_faults_over_twenty_scenes_end_with_every_scene
     config.write_text(
         "generation:\n  requests_per_minute: 6000\n  concurrency: 8\n  max_attempts: 10\n"
         "  request_timeout_s: 3\n"  # the gateway is asked to answer within 1 s
+        "  resend_unknown_outcomes: 15\n"
         "assembly:\n  fps: 8\n  width: 512\n  height: 288\n"
     )
     faults = Faults(
         transient_rate=0.3,
         async_rate=0.2,
         seed=30,
-        fault_kinds=("429", "500", "502", "503"),
+        fault_kinds=("429", "500", "502", "503", "drop"),
+        drop_after_accept=True,
         job_seconds={"stabilityai/stable-video-diffusion": 1.5},
         redirect_results=True,
         zip_results=True,
@@ -59,7 +61,9 @@ def test_thirty_percent_transient_faults_over_twenty_scenes_end_with_every_scene
     report = json.loads((tmp_path / "out" / "run.json").read_text())
     assert stats.violations == []
     assert stats.injected_faults >= 0.2 * 2 * SCENES, stats.injected_faults
-    assert (stats.jobs, stats.duplicate_jobs) == (2 * SCENES, 0)
+    paid_twice = report["possibly_paid_twice"]
+    assert sum(paid_twice.values()) == stats.duplicate_jobs <= 15, paid_twice
+    assert stats.jobs == 2 * SCENES + stats.duplicate_jobs
     assert stats.generation_requests == 2 * SCENES + stats.injected_faults
     assert stats.polls >= SCENES and stats.result_fetches > 0  # every SVD job outlasted 1 s
     assert report["api_calls"] == stats.total_requests, stats.requests_by_kind

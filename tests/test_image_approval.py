@@ -142,7 +142,8 @@ def test_a_paused_run_sends_no_clip_request_until_approved_and_retakes_what_was_
         manifest = read_manifest(target).set_index("scene_id")
         assert manifest.loc["river", "seed"] == river[1]
         assert (manifest["status"] == "ok").all()
-        assert not (target / "approval" / "pending.json").exists(), "nothing waits any more"
+        assert not (target / "approval").exists(), "nothing waits any more, no empty folder"
+        assert "3 images wait for approval" in stderr and "1 image waits for approval" in stderr
         report = json.loads((target / "run.json").read_text())
         assert report["api_calls"] == fake.stats.total_requests
 

@@ -56,7 +56,9 @@ def _request(prompt: str = "a lion at dawn", model: str = "sdxl") -> ImageReques
     return ImageRequest(prompt, "blurry", model, 1234, cfg, "K_DPM_2_ANCESTRAL", steps)
 
 
-def _client(fake: FakeNvidia, key: str = VALID_KEY, attempts: int = 6, **kw: float) -> NvidiaClient:
+def _client(
+    fake: FakeNvidia, key: str = VALID_KEY, attempts: int = 6, resends: int = 0, **kw: float
+) -> NvidiaClient:
     options = ConnectionOptions(
         api_base=fake.api_base,
         nvcf_base=fake.nvcf_base,
@@ -64,6 +66,7 @@ def _client(fake: FakeNvidia, key: str = VALID_KEY, attempts: int = 6, **kw: flo
         timeout_s=kw.pop("timeout_s", 10.0),
         poll_deadline_s=900.0,
         retry=RetryPolicy(attempts=attempts, base_delay_s=0.0, max_delay_s=0.0),
+        resend_unknown_outcomes=resends,
     )
     limiter = RateLimiter(per_minute=60_000)
     connection = ServiceConnection("NVIDIA API", options, limiter, key, sleep=lambda _: None)
@@ -149,17 +152,41 @@ def test_transient_faults_give_up_after_the_attempts() -> None:
 
 def test_an_answer_lost_after_sending_is_never_sent_again() -> None:
     """A job that outlasts the read timeout (a gateway that ignores NVCF-POLL-SECONDS), and a
-    connection dropped once the job was accepted: outcome unknown, one job, no second POST."""
+    connection dropped once the job was accepted, with no re-sends allowed: outcome unknown,
+    one job, no second POST. A slow job is not sent again whatever the budget."""
     slow = Faults(job_seconds={SVD_PATH: 3.0})
     dropped = Faults(transient_rate=1.0, fault_kinds=("drop",), drop_after_accept=True)
-    for faults, timeout_s, why in ((slow, 1.0, "no answer within 1 s"), (dropped, 10.0, "drop")):
+    cases = ((slow, 1.0, "no answer within 1 s", 3), (dropped, 10.0, "drop", 0))
+    for faults, timeout_s, why, resends in cases:
         with FakeNvidia(faults) as fake, pytest.raises(OutcomeUnknownError, match=why) as lost:
-            client = _client(fake, timeout_s=timeout_s)
+            client = _client(fake, timeout_s=timeout_s, resends=resends)
             client.connection.options = replace(client.connection.options, timeout_s=timeout_s)
             _ignore_poll_seconds(client)
             client.generate_clip(ClipRequest(_jpeg(), 5, 1.8, 127))
         assert fake.stats.jobs == 1 and fake.stats.by_path[SVD_PATH] == 1
         assert lost.value.api_calls == 1 and "a re-run may pay for it again" in str(lost.value)
+
+
+def test_dropped_answers_are_sent_again_while_the_runs_budget_lasts() -> None:
+    """50 scenes at 30 % faults, drops after the job was accepted among them, and a budget of
+    15 re-sends: every image made, and no more jobs paid twice than re-sends were spent."""
+    faults = Faults(transient_rate=0.3, seed=11, drop_after_accept=True)
+    with FakeNvidia(faults) as fake:
+        client = _client(fake, attempts=10, resends=15)
+        images = [client.generate_image(_request(f"scene {i}")) for i in range(50)]
+    resent = sum(image.resent for image in images)
+    assert resent == client.connection.resends.used and 0 < resent <= 15
+    assert fake.stats.duplicate_jobs == resent, "each re-send of a dropped answer, paid twice"
+    assert sum(image.api_calls for image in images) == fake.stats.generation_requests
+
+
+def test_once_the_budget_is_spent_a_dropped_answer_fails_its_scene() -> None:
+    dropped = Faults(transient_rate=1.0, fault_kinds=("drop",), drop_after_accept=True)
+    expected = pytest.raises(OutcomeUnknownError, match="2 re-sends of lost answers are spent")
+    with FakeNvidia(dropped) as fake, expected as lost:
+        _client(fake, resends=2).generate_image(_request())
+    assert (lost.value.api_calls, lost.value.resent) == (3, 2)
+    assert fake.stats.jobs == 3 and "a re-run may pay for it again" in str(lost.value)
 
 
 def test_a_job_slower_than_the_read_timeout_is_polled_not_posted_twice() -> None:

@@ -94,8 +94,10 @@ def test_a_refused_key_exits_1_at_once_with_one_line(
     errors = [line for line in result.stderr.splitlines() if line.startswith("storyboard: error")]
     assert len(errors) == 1
     assert "API key was refused (invalid or revoked): HTTP 403" in errors[0]
-    assert fake.stats.generation_requests == 1
-    assert not (tmp_path / "out" / "storyboard.mp4").exists()
+    assert fake.stats.generation_requests == 0, "learnt before any paid request"
+    assert fake.stats.key_checks == 1
+    assert not list((tmp_path / "out").rglob("*")), "stopped before any work"
+    assert not (tmp_path / "c" / "transcripts").exists(), "nothing transcribed"
     assert "nvapi-revoked" not in result.stdout + result.stderr
     assert elapsed < 120
 

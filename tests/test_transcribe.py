@@ -169,6 +169,9 @@ class CountingEngine:
     def detect_language(self, audio: Any) -> tuple[str, float]:
         return self.engine.detect_language(audio)
 
+    def language_odds(self, audio: Any) -> Any:
+        return self.engine.language_odds(audio)
+
 
 def test_short_scenes_are_packed_into_few_whisper_passes(
     engine: TranscriptionEngine, tmp_path: Path

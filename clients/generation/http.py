@@ -8,12 +8,16 @@ Failure policy, in one place:
   to `max_attempts`, then TransientServiceError: 429, 5xx, a refused or failed connection, a
   request not fully sent, and a 200 whose payload does not decode.
 - A request that was sent but whose answer was lost (a read timeout, a connection dropped
-  while waiting) may have started a paid job: OutcomeUnknownError, never sent again. The
-  gateway is asked to answer `202` early (`NVCF-POLL-SECONDS`, half the read timeout), so a
-  long job is polled by its request id instead of holding the POST open. Polls are safe to
-  repeat; a job whose result cannot be fetched also ends in OutcomeUnknownError.
+  while waiting) may have started a paid job: OutcomeUnknownError. A dropped connection is sent
+  again while the run's budget of re-sends lasts (`generation.resend_unknown_outcomes`, each
+  counted in `RequestCount.resent` and run.json's `possibly_paid_twice`); a read timeout never
+  is (the job may still be running). The gateway is asked to answer `202` early
+  (`NVCF-POLL-SECONDS`, half the read timeout), so a long job is polled by its request id
+  instead of holding the POST open. Polls are safe to repeat; a job whose result cannot be
+  fetched also ends in OutcomeUnknownError.
 - 401, 402 and 403 raise FatalServiceError, and every later call on the same connection
-  raises it at once without sending anything: a refused key stops the run after one request.
+  raises it at once without sending anything: a refused key stops the run after one request
+  (and `nvidia.check_key_accepted` usually finds it before the run starts, paying nothing).
 - 404 on a model's endpoint raises ModelUnavailableError (retired, or not for this account);
   later calls for that model raise it without sending anything.
 - Other 4xx answers raise GenerationError for that scene.
@@ -36,7 +40,7 @@ from typing import Any, TypeVar
 import httpx
 
 from clients.generation.answers import POLL_HEADER, final_body, poll_seconds, presigned
-from clients.generation.ratelimit import RequestBudget
+from clients.generation.ratelimit import RequestBudget, ResendBudget
 from configs.settings import GenerationSettings
 from domain.errors import (
     FatalServiceError,
@@ -87,6 +91,8 @@ class ConnectionOptions:
     """The least time between two polls of one job."""
     paid_jobs: bool = True
     """A sent request whose answer was lost is not sent again (False: a self-hosted NIM)."""
+    resend_unknown_outcomes: int = 0
+    """How many such requests a run sends again all the same (each may be paid twice)."""
 
     @property
     def poll_seconds(self) -> int:
@@ -104,18 +110,22 @@ def connection_options(
         poll_deadline_s=settings.poll_deadline_s,
         retry=RetryPolicy(attempts=settings.max_attempts),
         paid_jobs=paid_jobs,
+        resend_unknown_outcomes=settings.resend_unknown_outcomes,
     )
 
 
 class RequestCount:
-    """The requests one call sent, of every kind; read into `api_calls`."""
+    """The requests one call sent, of every kind; read into `api_calls`. `resent`: those sent
+    again after their answer was lost."""
 
     def __init__(self) -> None:
         self.sent = 0
+        self.resent = 0
 
 
 def with_calls(error: StoryboardError, calls: RequestCount | int) -> StoryboardError:
     error.api_calls = calls.sent if isinstance(calls, RequestCount) else calls
+    error.resent = calls.resent if isinstance(calls, RequestCount) else 0
     return error
 
 
@@ -147,6 +157,7 @@ class ServiceConnection:
         self._key_accepted = threading.Event()
         self._probe = threading.Lock()
         self._lock = threading.Lock()
+        self.resends = ResendBudget(options.resend_unknown_outcomes)
 
     def close(self) -> None:
         self._http.close()
@@ -180,7 +191,9 @@ class ServiceConnection:
         calls = calls or RequestCount()
         policy = self.options.retry
         last_error: TransientServiceError | None = None
-        for attempt in range(1, policy.attempts + 1):
+        attempt = 0
+        while attempt < policy.attempts:
+            attempt += 1
             try:
                 self._refuse_known_failures(path)
                 answer = self._post_and_wait(path, body, headers or {}, calls)
@@ -192,10 +205,32 @@ class ServiceConnection:
                 delay = policy.delay(attempt, exc.retry_after_s)
                 logger.info("%s: %s; retrying in %.1f s", path, exc, delay)
                 self.sleep(delay)
+            except OutcomeUnknownError as exc:
+                self._resend_or_raise(path, exc, calls)
+                attempt -= 1  # a re-send is not a transient failure's retry
             except StoryboardError as exc:
                 raise with_calls(exc, calls) from None
         message = f"{path}: gave up after {calls.sent} requests ({last_error})"
         raise with_calls(TransientServiceError(self.scrub(message)), calls)
+
+    def _resend_or_raise(self, path: str, lost: OutcomeUnknownError, calls: RequestCount) -> None:
+        """Spend one of the run's re-sends on a request whose answer was lost, or raise."""
+        if not lost.resendable:
+            message = f"{lost}; not sent again (a re-run may pay for it again)"
+            raise with_calls(OutcomeUnknownError(message), calls) from None
+        if not self.resends.take():
+            spent = (
+                f"the run's {self.resends.allowed} re-sends of lost answers are spent"
+                if self.resends.allowed
+                else "generation.resend_unknown_outcomes is 0"
+            )
+            message = f"{lost}; not sent again, {spent} (a re-run may pay for it again)"
+            raise with_calls(OutcomeUnknownError(message), calls) from None
+        calls.resent += 1
+        logger.warning(
+            "%s: %s; sending it again (re-send %d of %d this run: it may be paid twice)",
+            path, lost, self.resends.used, self.resends.allowed,
+        )  # fmt: skip
 
     def _refuse_known_failures(self, path: str) -> None:
         with self._lock:
@@ -254,7 +289,9 @@ class ServiceConnection:
         except _ANSWER_LOST as exc:
             if not self.options.paid_jobs:
                 raise TransientServiceError(f"no answer ({type(exc).__name__})") from None
-            raise OutcomeUnknownError(_lost(exc, self.options.timeout_s)) from None
+            dropped = not isinstance(exc, httpx.ReadTimeout)  # a slow job is not sent twice
+            message = _lost(exc, self.options.timeout_s)
+            raise OutcomeUnknownError(message, resendable=dropped) from None
         except httpx.TransportError as exc:
             raise TransientServiceError(
                 self.scrub(f"connection failed ({type(exc).__name__})")
@@ -349,4 +386,4 @@ def _lost(exc: Exception, timeout_s: float) -> str:
         what = f"no answer within {timeout_s:.0f} s of sending"
     else:
         what = f"the connection dropped after sending ({type(exc).__name__})"
-    return f"outcome unknown: {what}; not sent again (a re-run may pay for it again)"
+    return f"outcome unknown: {what}"

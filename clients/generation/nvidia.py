@@ -14,13 +14,18 @@ import base64
 import io
 import logging
 import os
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
+import httpx
+
+from clients.generation.answers import final_body
 from clients.generation.assets import delete_asset, upload_asset
 from clients.generation.backend import BackendKind
 from clients.generation.http import (
+    DEFAULT_NVCF_BASE,
     RequestCount,
     ServiceConnection,
     connection_options,
@@ -56,6 +61,7 @@ from domain.storyboard import StoryboardSpec
 API_KEY_VARIABLE = "NVIDIA_API_KEY"
 DEFAULT_API_BASE = "https://ai.api.nvidia.com/v1/genai"
 INLINE_IMAGE_LIMIT = 180_000  # base64 characters; above this the image goes as an asset
+KEY_CHECK_TIMEOUT_S = 5.0
 
 logger = logging.getLogger(__name__)
 
@@ -181,7 +187,9 @@ class NvidiaClient:
             if model != request.model:
                 self._announce(request.model, model)
             media_type = image_media_type(data)
-            return GeneratedImage(data, media_type, seed, api_calls=sent, model=model)
+            return GeneratedImage(
+                data, media_type, seed, api_calls=sent, resent=calls.resent, model=model
+            )
         assert refused is not None
         message = unavailable_message(request.model, self.fallback_models, refused)
         raise with_calls(ModelUnavailableError(message, request.model), calls)
@@ -226,7 +234,7 @@ class NvidiaClient:
         finally:
             if asset_id is not None:
                 delete_asset(self.connection, asset_id, calls)
-        return GeneratedClip(data=video, seed=seed, api_calls=calls.sent)
+        return GeneratedClip(data=video, seed=seed, api_calls=calls.sent, resent=calls.resent)
 
 
 def unavailable_message(
@@ -276,6 +284,25 @@ def check_storyboard(settings: GenerationSettings, spec: StoryboardSpec) -> None
             )
 
 
+def check_key_accepted(transport: httpx.BaseTransport | None = None) -> None:
+    """Before any work: NVCF's status of a request id that was never issued, which costs
+    nothing. A refused key is answered 401/403 (FatalServiceError, the run stops before it
+    transcribes anything); an accepted one 404. Any other answer, or none, leaves the key to
+    the first paid request."""
+    key = read_api_key()
+    if not key:
+        return
+    nvcf = os.environ.get("NVCF_API_BASE", DEFAULT_NVCF_BASE).rstrip("/")
+    headers = {"Authorization": f"Bearer {key}", "Accept": "application/json"}
+    try:
+        with httpx.Client(transport=transport, timeout=KEY_CHECK_TIMEOUT_S) as client:
+            response = client.get(f"{nvcf}/pexec/status/{uuid.uuid4()}", headers=headers)
+    except httpx.TransportError:
+        return
+    if response.status_code in (401, 403):
+        final_body(response, "NVIDIA API", lambda text: text.replace(key, "***"))
+
+
 def create(settings: GenerationSettings, limiter: RequestBudget) -> NvidiaClient:
     """Built by `clients/services.py` once `check_key` passed."""
     key = read_api_key() or ""
@@ -286,4 +313,10 @@ def create(settings: GenerationSettings, limiter: RequestBudget) -> NvidiaClient
     return NvidiaClient(connection, settings.fallback_models)
 
 
-KIND = BackendKind(name="nvidia", create=create, check=check_key, check_storyboard=check_storyboard)
+KIND = BackendKind(
+    name="nvidia",
+    create=create,
+    check=check_key,
+    check_storyboard=check_storyboard,
+    check_ready=check_key_accepted,
+)

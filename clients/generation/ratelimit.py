@@ -115,3 +115,19 @@ def ensure_prefect_rate_limit(name: str, per_minute: float, headroom: float = 0.
                 name,
                 GlobalConcurrencyLimitUpdate(limit=1, slot_decay_per_second=decay, active=True),
             )
+
+
+class ResendBudget:
+    """The requests a run may send again after their answer was lost, shared by its scenes."""
+
+    def __init__(self, allowed: int) -> None:
+        self.allowed = allowed
+        self.used = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            if self.used >= self.allowed:
+                return False
+            self.used += 1
+            return True

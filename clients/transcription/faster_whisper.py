@@ -15,7 +15,15 @@ from clients.transcription.models import (
     select_compute_type,
     select_device,
 )
-from clients.transcription.types import EngineKind, RawSegment, RawTranscription, RawWord
+from clients.transcription.types import (
+    WHISPER_DEFAULTS,
+    DecodeBounds,
+    EngineKind,
+    LanguageOdds,
+    RawSegment,
+    RawTranscription,
+    RawWord,
+)
 from configs.settings import TranscriptionSettings
 
 
@@ -48,6 +56,7 @@ class FasterWhisperEngine:
         beam_size: int,
         vad_filter: bool,
         word_timestamps: bool = False,
+        bounds: DecodeBounds = WHISPER_DEFAULTS,
     ) -> RawTranscription:
         with self._lock:
             segments, info = self._model.transcribe(
@@ -58,6 +67,8 @@ class FasterWhisperEngine:
                 vad_filter=vad_filter,
                 condition_on_previous_text=False,
                 word_timestamps=word_timestamps,
+                temperature=list(bounds.temperatures),
+                max_new_tokens=bounds.max_new_tokens,
             )
             raw = tuple(
                 RawSegment(
@@ -81,9 +92,12 @@ class FasterWhisperEngine:
 
     def detect_language(self, audio: np.ndarray[Any, np.dtype[np.float32]]) -> tuple[str, float]:
         """The language of the first 30 s of `audio` (speech only), and its probability."""
+        return self.language_odds(audio)[0]
+
+    def language_odds(self, audio: np.ndarray[Any, np.dtype[np.float32]]) -> LanguageOdds:
         with self._lock:
-            language, probability, _ = self._model.detect_language(audio)
-        return str(language), float(probability)
+            _, _, odds = self._model.detect_language(audio)
+        return tuple((str(language), float(probability)) for language, probability in odds)
 
 
 def device_for(settings: TranscriptionSettings) -> tuple[str, str]:

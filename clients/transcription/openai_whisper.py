@@ -18,7 +18,15 @@ import numpy as np
 
 from clients.transcription.convert import converted_checkpoint, openai_cache_checkpoint
 from clients.transcription.models import is_model_path, resolve_model_dir, select_device
-from clients.transcription.types import EngineKind, RawSegment, RawTranscription, RawWord
+from clients.transcription.types import (
+    WHISPER_DEFAULTS,
+    DecodeBounds,
+    EngineKind,
+    LanguageOdds,
+    RawSegment,
+    RawTranscription,
+    RawWord,
+)
 from configs.settings import TranscriptionSettings
 from domain.errors import ConfigurationError
 
@@ -55,17 +63,20 @@ class OpenAIWhisperEngine:
 
     def detect_language(self, audio: np.ndarray[Any, np.dtype[np.float32]]) -> tuple[str, float]:
         """The language of the first 30 s of `audio`, and its probability."""
-        with self._lock:
-            return self._detect_language(audio)
+        return self.language_odds(audio)[0]
 
-    def _detect_language(self, audio: np.ndarray[Any, np.dtype[np.float32]]) -> tuple[str, float]:
+    def language_odds(self, audio: np.ndarray[Any, np.dtype[np.float32]]) -> LanguageOdds:
+        with self._lock:
+            return self._language_odds(audio)
+
+    def _language_odds(self, audio: np.ndarray[Any, np.dtype[np.float32]]) -> LanguageOdds:
         import whisper
 
         window = whisper.pad_or_trim(audio)
         mel = whisper.log_mel_spectrogram(window, self._model.dims.n_mels).to(self.device)
         _, probabilities = self._model.detect_language(mel)
-        language = max(probabilities, key=probabilities.get)
-        return str(language), float(probabilities[language])
+        ranked = sorted(probabilities.items(), key=lambda item: -item[1])
+        return tuple((str(language), float(probability)) for language, probability in ranked)
 
     def transcribe(
         self,
@@ -76,6 +87,7 @@ class OpenAIWhisperEngine:
         beam_size: int,
         vad_filter: bool,
         word_timestamps: bool = False,
+        bounds: DecodeBounds = WHISPER_DEFAULTS,
     ) -> RawTranscription:
 
         if vad_filter:
@@ -88,7 +100,7 @@ class OpenAIWhisperEngine:
         with self._lock:
             probability = 1.0
             if language is None:
-                language, probability = self._detect_language(audio)
+                language, probability = self._language_odds(audio)[0]
             result = self._model.transcribe(
                 audio,
                 language=language,
@@ -99,6 +111,8 @@ class OpenAIWhisperEngine:
                 condition_on_previous_text=False,
                 word_timestamps=word_timestamps,
                 verbose=None,
+                temperature=bounds.temperatures,
+                sample_len=bounds.max_new_tokens,
             )
         segments = tuple(
             RawSegment(

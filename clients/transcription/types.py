@@ -36,6 +36,24 @@ class RawTranscription:
     segments: tuple[RawSegment, ...]
 
 
+LanguageOdds = tuple[tuple[str, float], ...]
+"""Whisper's language detection: (code, probability), most probable first."""
+
+
+@dataclass(frozen=True)
+class DecodeBounds:
+    """How much one reading may cost: the temperatures Whisper falls back through when a
+    reading fails its own tests (compression ratio, log probability), and the most tokens
+    a window may produce (None: Whisper's own limit)."""
+
+    temperatures: tuple[float, ...] = (0.0,)
+    max_new_tokens: int | None = None
+
+
+WHISPER_DEFAULTS = DecodeBounds()
+"""One greedy or beam reading, no fallback, up to Whisper's own token limit."""
+
+
 class TranscriptionEngine(Protocol):
     """What the transcribe stage needs from a Whisper implementation."""
 
@@ -53,11 +71,16 @@ class TranscriptionEngine(Protocol):
         beam_size: int,
         vad_filter: bool,
         word_timestamps: bool = False,
+        bounds: DecodeBounds = WHISPER_DEFAULTS,
     ) -> RawTranscription: ...
 
     def detect_language(
         self, audio: np.ndarray[Any, np.dtype[np.float32]]
     ) -> tuple[str, float]: ...
+
+    def language_odds(self, audio: np.ndarray[Any, np.dtype[np.float32]]) -> LanguageOdds:
+        """Every language's probability for the first 30 s of `audio`, most probable first."""
+        ...
 
 
 @dataclass(frozen=True)

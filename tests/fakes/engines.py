@@ -29,6 +29,9 @@ class RememberingEngine:
     def detect_language(self, audio: Any) -> tuple[str, float]:
         return self.engine.detect_language(audio)
 
+    def language_odds(self, audio: Any) -> Any:
+        return self.engine.language_odds(audio)
+
 
 class DoubtfulEngine(RememberingEngine):
     """The real engine's words, with Whisper's no-speech guess as another processor may make

@@ -100,8 +100,11 @@ class Stats:
     generation_requests: int = 0
     """POSTs to `/v1/genai/...` and the NIM's `/v1/infer`, whatever their answer."""
     total_requests: int = 0
-    """Every request received except NIM health checks: generation POSTs, polls, storage
-    GETs, asset create/PUT/DELETE, NIM infers, unknown routes."""
+    """Every request received except NIM health checks and key checks: generation POSTs,
+    polls, storage GETs, asset create/PUT/DELETE, NIM infers, unknown routes."""
+    key_checks: int = 0
+    """Polls of a request id that was never issued (how a client learns whether its key is
+    accepted without paying): 401/403 for a refused key, else 404."""
     requests_by_kind: Counter[str] = field(default_factory=Counter)
     """total_requests split: generate, poll, result, asset_create, asset_upload,
     asset_delete, nim, unknown."""
@@ -439,6 +442,14 @@ class FakeNvidia:
     def _status(self, handler: Handler, request_id: str, raw: bytes) -> None:
         """Held up to NVCF-POLL-SECONDS (not at all without it): 202 while the job runs,
         then its result (200, or 302 with `redirect_results`)."""
+        with self._lock:
+            job = self._jobs.get(request_id)
+        if job is None:  # as NVCF: 401/403 for a refused key, else 404; nothing is paid
+            with self._lock:
+                self.stats.key_checks += 1
+            if self._authorised(handler):
+                self._send(handler, 404, answers.problem(404, "Not Found", "unknown request id"))
+            return
         self._count("poll")
         with self._lock:
             self.stats.polls += 1
@@ -446,13 +457,8 @@ class FakeNvidia:
         if not self._admit(handler):
             return
         with self._lock:
-            job = self._jobs.get(request_id)
-            if job is not None:
-                job.polls += 1
-        if job is None:
-            self._violation(f"poll of unknown request id {request_id}")
-            self._send(handler, 404, answers.problem(404, "Not Found", "unknown request id"))
-        elif job.polls < job.polls_needed:
+            job.polls += 1
+        if job.polls < job.polls_needed:
             self._send_pending(handler, job, "in-progress")
         else:
             self._hold_then_answer(handler, job, poll_s or 0.0)
