@@ -20,7 +20,7 @@ import sys
 import threading
 from types import FrameType
 
-from flows.runtime import stop_logging
+from flows.runtime import stop_logging, when_told_to_stop
 
 GRACE_S = 8.0
 
@@ -45,6 +45,7 @@ def install() -> None:
     """From now on SIGINT and SIGTERM stop the command (main thread only)."""
     signal.signal(signal.SIGINT, _first_signal)
     signal.signal(signal.SIGTERM, _first_signal)
+    when_told_to_stop(_stopping)
 
 
 def exit_at_once_on_signal(status: int) -> None:
@@ -67,20 +68,25 @@ def received() -> Interrupted | None:
     return _received[0] if _received else None
 
 
-def _first_signal(signum: int, _frame: FrameType | None) -> None:
+def _stopping(signum: int) -> Interrupted:
+    """The first signal: say nothing more of the run, and end it at once if it has not ended
+    within `GRACE_S`. A second signal ends it at once."""
+    if _received:
+        _exit_now(_received[0])
     stop_logging()
     stopping = Interrupted(signum)
     _received.append(stopping)
-
-    def hard_exit(*_: object) -> None:
-        _exit_now(stopping)
-
-    signal.signal(signal.SIGINT, hard_exit)
-    signal.signal(signal.SIGTERM, hard_exit)
-    watchdog = threading.Timer(GRACE_S, hard_exit)
+    watchdog = threading.Timer(GRACE_S, _exit_now, (stopping,))
     watchdog.daemon = True
     watchdog.start()
-    raise stopping
+    return stopping
+
+
+def _first_signal(signum: int, _frame: FrameType | None) -> None:
+    raise _stopping(signum)
+
+
+_first_signal.stops_the_command = True  # type: ignore[attr-defined]
 
 
 def _exit_now(stopping: Interrupted, status: int | None = None) -> None:

@@ -89,6 +89,11 @@ class GenerationError(SceneError):
     """The backend rejected this scene's request for good."""
 
 
+class StopRequested(StoryboardError):
+    """The command was told to stop (SIGINT, SIGTERM): raised at the next step of a long call
+    (`clients/stopping.py`), so the run ends within a step."""
+
+
 class OutcomeUnknownError(GenerationError):
     """A request was sent but its answer was lost (a read timeout, a dropped connection): the
     service may have started a paid job. `resendable` when the request itself may be sent

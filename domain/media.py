@@ -55,12 +55,15 @@ class ImageRequest:
     """A caption for draft panels ("Scene 3"); hosted models never see it."""
     subjects: tuple[Subject, ...] = ()
     motion: ClipMotion = ClipMotion()
+    style: str = ""
+    """The storyboard's style, with which `prompt` ends: kept whole when a prompt is cut."""
 
     def fingerprint(self) -> dict[str, Any]:
         """What determines a hosted model's image: everything but the label and what only the
-        local backend reads (its subjects; the motion belongs to the clip)."""
+        local backend reads (its subjects; the motion belongs to the clip; the style is in
+        the prompt already)."""
         fields = asdict(self)
-        for name in ("label", "subjects", "motion"):
+        for name in ("label", "subjects", "motion", "style"):
             fields.pop(name)
         return fields
 
@@ -89,6 +92,10 @@ class GeneratedImage:
     api_calls: int = 1
     resent: int = 0
     """Requests sent again after their answer was lost (each may have been paid twice)."""
+    prompt: str = ""
+    """The prompt as the model was sent it, where a backend changed it (trigger words, a cut
+    to the text encoder's length); "" when it was the request's."""
+    prompt_note: str = ""
     model: str = ""
     """The model that made it, where the backend says (a fallback may differ from the one
     asked for)."""

@@ -119,6 +119,9 @@ class GeneratedMedia:
     cache_hits: int = 0
     possibly_paid_twice: int = 0
     """Requests sent again after their answer was lost (`generation.resend_unknown_outcomes`)."""
+    prompt_sent: str = ""
+    """The prompt as the image model was sent it, where the backend changed it."""
+    prompt_note: str = ""
     retired_model: str = ""
     """The model asked for, when it was retired and `image_model` is its fallback."""
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
+from collections.abc import Callable
 
+from clients.stopping import STOP_REQUESTED
 from domain.errors import StoryboardError, is_disk_full
 
 QUIET_DEFAULTS = {
@@ -37,8 +38,10 @@ def configure_environment() -> None:
         os.environ["PYTHONWARNINGS"] = ",".join([*warnings, KILLED_WORKER_NOISE])
 
 
-STOPPING = threading.Event()
-"""Set when the command was told to stop (`stop_logging`)."""
+STOPPING = STOP_REQUESTED
+"""Set when the command was told to stop (`stop_logging`): long calls end at their next step
+(`clients/stopping.py`)."""
+_STOP_HOOKS: list[Callable[[int], object]] = []
 
 
 def stop_logging() -> None:
@@ -46,6 +49,18 @@ def stop_logging() -> None:
     would otherwise log how every task in flight ended (the Prefect API still records it)."""
     STOPPING.set()
     logging.disable(logging.CRITICAL)
+
+
+def when_told_to_stop(hook: Callable[[int], object]) -> None:
+    """Call `hook(signal number)` whenever a signal reaches a handler that is not the
+    command's own (Prefect's SIGTERM bridge, during a flow run)."""
+    _STOP_HOOKS.append(hook)
+
+
+def told_to_stop(signum: int) -> None:
+    stop_logging()
+    for hook in _STOP_HOOKS:
+        hook(signum)
 
 
 class _QuietExpectedErrors(logging.Filter):

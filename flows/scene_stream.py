@@ -247,8 +247,8 @@ def transcribe_and_generate(
             batches.taken()
             for recording, transcript in zip(recordings, heard, strict=True):
                 stream.take(recording, transcript)
-    clock.add("transcribe", time.perf_counter() - began)
-    stream.gather()
+        clock.add("transcribe", time.perf_counter() - began)
+        stream.gather()
     clock.add("generate", time.perf_counter() - began)
     if not images_only:
         stream.results.generated = media_here(stream.results.generated, setup.cache)

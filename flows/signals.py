@@ -6,6 +6,11 @@ serializer (as it often is while the flow submits tasks to Dask, which serialize
 context for each), pydantic wraps the signal into a `PydanticSerializationError`: the run then
 fails as an internal error instead of stopping as asked. Inside `signals_outside_serializers`
 such a signal is sent again 20 ms later, by which time the serializer has finished.
+
+During a flow run Prefect's own SIGTERM bridge holds SIGTERM and unwinds the flow before the
+command's handler hears of it, which takes as long as the longest task in flight: here the
+command is told at once (`flows.runtime.told_to_stop`), so long calls end at their next step
+and the command's grace period starts.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 from typing import Any
+
+from flows.runtime import told_to_stop
 
 REDELIVERY_S = 0.02
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -32,6 +39,8 @@ def _in_serializer(frame: FrameType | None) -> bool:
 
 def _deferring(previous: Callable[[int, FrameType | None], Any]) -> Callable[..., None]:
     def handler(signum: int, frame: FrameType | None) -> None:
+        if not getattr(previous, "stops_the_command", False):
+            told_to_stop(signum)  # Prefect's SIGTERM bridge: the command hears of it now
         if _in_serializer(frame):
             threading.Timer(REDELIVERY_S, os.kill, (os.getpid(), signum)).start()
             return

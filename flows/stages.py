@@ -106,11 +106,13 @@ def _outcome(
     if generated and generated.retired_model:
         fallback = f"made by {generated.image_model}: {generated.retired_model} is retired"
         note = f"{note}; {fallback}" if note else fallback
+    if generated and generated.prompt_note:
+        note = f"{note}; {generated.prompt_note}" if note else generated.prompt_note
     return SceneOutcome(
         recording,
         SceneStatus.OK,
         transcript=transcript,
-        prompt=prompt_text,
+        prompt=generated.prompt_sent or prompt_text if generated else prompt_text,
         seed=seed,
         media=generated,
         note=note,

@@ -191,6 +191,17 @@ async def post_review(request: Request, scene_id: str, board: str = "") -> Respo
     return await _form_action(request, scene_id, board, review)
 
 
+@router.post("/storyboard/render")
+async def post_render(request: Request, board: str = "") -> Response:
+    """Render the whole storyboard now: its first render, or one after changes made outside
+    the studio."""
+    studio = studio_of(request)
+    chosen = await run_in_threadpool(studio.board, board)
+    await checked_form(studio, request)
+    job = studio.renders.submit(chosen, [], "a render asked for in the studio")
+    return studio.answer(request, chosen, "render queued", **_rendering(studio, job))
+
+
 async def _recording_action(
     request: Request, scene_id: str, board: str, action: RecordingAction
 ) -> Response:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -37,6 +37,10 @@ IMAGES = "images"
 CLIPS = "clips"
 
 
+SAID = ("prompt", "prompt_note")
+"""What a backend says of how it made an image, kept with it in the cache."""
+
+
 @dataclass(frozen=True)
 class _Made:
     data: bytes
@@ -45,6 +49,8 @@ class _Made:
     api_calls: int
     model: str = ""
     resent: int = 0
+    said: dict[str, str] = field(default_factory=dict)
+    """What the backend said of how it made it (`prompt` as sent, `prompt_note`), cached."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,7 @@ class _Artifact:
     from_cache: bool
     model: str = ""
     resent: int = 0
+    said: dict[str, str] = field(default_factory=dict)
 
 
 def _cached_or_generated(
@@ -81,12 +88,18 @@ def _cached_or_generated(
             cache.put_json(namespace, key, {"filtered": str(exc)})
             raise
         path = cache.put_file(namespace, key, made.file_name, made.data)
-        entry: dict[str, object] = {"file": made.file_name, "seed": made.seed}
+        entry: dict[str, object] = {"file": made.file_name, "seed": made.seed, **made.said}
         if made.model:
             entry["model"] = made.model
         cache.put_json(namespace, key, entry)
     return _Artifact(
-        path, made.seed, made.api_calls, from_cache=False, model=made.model, resent=made.resent
+        path,
+        made.seed,
+        made.api_calls,
+        from_cache=False,
+        model=made.model,
+        resent=made.resent,
+        said=made.said,
     )
 
 
@@ -99,7 +112,9 @@ def _lookup(cache: ContentCache, namespace: str, key: str) -> _Artifact | None:
     path = cache.get_file(namespace, key, str(entry.get("file", "")))
     if path is None:
         return None
-    return _Artifact(path, int(entry["seed"]), 0, from_cache=True, model=entry.get("model", ""))
+    said = {name: str(entry[name]) for name in SAID if entry.get(name)}
+    model = entry.get("model", "")
+    return _Artifact(path, int(entry["seed"]), 0, from_cache=True, model=model, said=said)
 
 
 def _image_key(backend: GenerationBackend, request: ImageRequest) -> str:
@@ -147,6 +162,8 @@ def _media(
         api_calls=image.api_calls + clip.api_calls,
         cache_hits=int(image.from_cache) + int(clip.from_cache),
         possibly_paid_twice=image.resent + clip.resent,
+        prompt_sent=image.said.get("prompt", ""),
+        prompt_note=image.said.get("prompt_note", ""),
     )
 
 
@@ -176,7 +193,16 @@ def _image(
     def make_image() -> _Made:
         image = backend.generate_image(request)
         file_name = f"image.{image_extension(image.media_type)}"
-        return _Made(image.data, file_name, image.seed, image.api_calls, image.model, image.resent)
+        said = {"prompt": image.prompt, "prompt_note": image.prompt_note}
+        return _Made(
+            image.data,
+            file_name,
+            image.seed,
+            image.api_calls,
+            image.model,
+            image.resent,
+            {name: value for name, value in said.items() if value},
+        )
 
     return _cached_or_generated(cache, IMAGES, _image_key(backend, request), refresh, make_image)
 

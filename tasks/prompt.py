@@ -24,6 +24,11 @@ def clean_narration(text: str) -> str:
     return cleaned.rstrip(" .")
 
 
+def clean_style(style: str) -> str:
+    """The storyboard's style as it ends every prompt."""
+    return _SPACES.sub(" ", style).strip().strip(",")
+
+
 @dataclass(frozen=True)
 class ComposedPrompt:
     text: str
@@ -41,7 +46,7 @@ def compose_prompt(narration: str, style: str = "", override: str | None = None)
     subject = clean_narration(override if override is not None else narration)
     if not subject:
         return ComposedPrompt("")
-    style = _SPACES.sub(" ", style).strip().strip(",")
+    style = clean_style(style)
     budget = max(MAX_PROMPT_CHARS - (len(style) + 2 if style else 0), MAX_PROMPT_CHARS // 2)
     note = ""
     if len(subject) > budget:
@@ -95,6 +100,7 @@ def image_request(
         height=size[1],
         subjects=subjects_of(spec, recording.path.parent),
         motion=scene_motion(spec, recording.scene_id),
+        style=clean_style(spec.style),
     )
     return ScenePrompt(request, composed.note)
 

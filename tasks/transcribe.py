@@ -14,6 +14,7 @@ from prefect.cache_policies import NO_CACHE
 from clients.cache import ContentCache, content_key
 from clients.media.audio import decode_audio
 from clients.services import load_engine
+from clients.stopping import raise_if_stopping
 from clients.storage import CacheLocation
 from clients.transcription.types import (
     RawSegment,
@@ -145,6 +146,7 @@ def transcribe_recordings(
     scenes: dict[int, _Scene] = {}
     packing = settings.pack_short_scenes and settings.vad_filter
     for index, recording in enumerate(recordings):
+        raise_if_stopping()
         started = time.perf_counter()
         scene = _scene(engine, recording, settings, language)
         if isinstance(scene, SceneFailure):
@@ -210,6 +212,7 @@ def _transcribe_packs(
             packed = transcribe_pack(engine, pack, settings, language, keep)
             aligning = packed is not None
         for clip in pack:
+            raise_if_stopping()
             scene = scenes[clip.key]
             probability, speech_s = scene.language.probability(language), scene.speech_s
             if packed is None:

@@ -19,6 +19,7 @@ os.environ.pop("NVIDIA_API_KEY", None)
 os.environ.pop("PREFECT_API_URL", None)
 
 from flows.runtime import configure_environment  # noqa: E402
+from tests.fakes.tiny_pipelines import Models, build_models  # noqa: E402
 from tests.helpers import run_cli  # noqa: E402
 from tests.servers import free_port, start_prefect_server  # noqa: E402
 
@@ -132,3 +133,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
 
     items.sort(key=rank)  # stable: each file's tests keep their order
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Models:
+    """The tiny diffusers pipelines (`tests/fakes/tiny_pipelines.py`), built and saved once
+    per test session."""
+    pytest.importorskip("diffusers", reason="--backend local needs the `local` extra")
+    return build_models(tmp_path_factory.mktemp("tiny-models"))

@@ -22,7 +22,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
+import yaml
 
+from domain.scene import Recording
 from tests.fakes.nvidia_server import VALID_KEY, FakeNvidia
 from tests.wer import word_error_rate, words
 
@@ -185,3 +188,27 @@ def wait_until_idle(client: Any, board: str, timeout_s: float) -> dict[str, Any]
             assert not status["busy"], status
             return status
         time.sleep(0.2)
+
+
+def speak(path: Path, text: str, voice: str = "en", speed: int = 220) -> Path:
+    espeak = shutil.which("espeak-ng")
+    if espeak is None:
+        pytest.skip("espeak-ng is not installed (make test installs it)")
+    subprocess.run(  # noqa: S603 - fixed argument list
+        [espeak, "-v", voice, "-s", str(speed), "-w", str(path), text], check=True
+    )
+    return path
+
+
+def recording(path: Path, order: int) -> Recording:
+    """A scene of `path` as ingest makes it (its digest stands in for the file's)."""
+    return Recording(path.stem, order, path, path.as_uri(), f"{order:064x}")
+
+
+def make_source(folder: Path, scenes: dict[str, str], storyboard: dict[str, Any]) -> Path:
+    """A storyboard folder: demo recordings (scene id: demo file) and a storyboard.yaml."""
+    folder.mkdir(parents=True)
+    for scene_id, demo in scenes.items():
+        shutil.copy(DEMO_DIR / demo, folder / f"{scene_id}{Path(demo).suffix}")
+    (folder / "storyboard.yaml").write_text(yaml.safe_dump(storyboard), encoding="utf-8")
+    return folder

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
+from PIL import Image, ImageDraw
 
 from clients.generation.draft import DraftBackend
 from clients.media.ffmpeg import probe
@@ -13,7 +15,7 @@ from configs.settings import AssemblySettings
 from domain.media import ClipRequest, ImageRequest
 from domain.scene import Segment
 from tasks.assembly.narration import normalise_loudness
-from tasks.assembly.overlay import scene_sources
+from tasks.assembly.overlay import ken_burns, scene_label, scene_sources
 from tasks.assembly.render import assemble_storyboard, render_scene
 from tasks.assembly.timeline import SceneCut, active_caption, source_frame_index, timeline_frames
 from tests.helpers import write_wav
@@ -226,3 +228,21 @@ def test_a_scene_segment_has_exactly_its_frames(tmp_path: Path, fps: int, frame_
     render_scene(cut, sources, source_fps, frame_count, settings, output)
     assert len(_frames(output)) == frame_count
     assert probe(output).video_codec == "h264"
+
+
+def test_the_push_in_keeps_a_panels_header_whole() -> None:
+    """A 1:1 storyboard pushes in over its still: the top band (a draft panel's header, with
+    its label, prompt and palette) stays in the frame to the end."""
+    still = Image.new("RGB", (256, 256), (40, 90, 40))
+    ImageDraw.Draw(still).rectangle((0, 0, 255, 11), fill=(230, 20, 20))
+    last = ken_burns(still, 1.0)
+    top = np.asarray(last)[2]
+    assert top[:, 0].mean() > 180 and top[:, 1].mean() < 80, "the header's red band is kept"
+
+
+def test_no_label_is_drawn_over_a_picture_that_carries_its_own() -> None:
+    settings = AssemblySettings(width=256, height=144, fps=8)
+    drawn = SceneCut("dawn", "Scene 1 · dawn", None, clip_path=Path("clip.mp4"))
+    draft = replace(drawn, picture_labelled=True)
+    assert scene_label(drawn, settings) == "Scene 1 · dawn"
+    assert scene_label(draft, settings) is None

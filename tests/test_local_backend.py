@@ -9,7 +9,7 @@ import json
 import shutil
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,8 @@ from configs.settings import LocalGenerationSettings
 from domain.errors import ConfigurationError, GenerationError
 from domain.media import ClipRequest, ImageRequest, Subject
 from tests.fakes import tiny_pipelines
-from tests.helpers import DEMO_DIR, assert_clean, read_manifest, run_cli
+from tests.fakes.tiny_pipelines import Models
+from tests.helpers import assert_clean, make_source, read_manifest, run_cli
 
 pytest.importorskip("diffusers", reason="--backend local needs the `local` extra")
 pytest.importorskip("peft", reason="LoRA subjects need the `local` extra")
@@ -42,15 +43,6 @@ others."""
 PROMPT = "a sks lion at dawn"
 """The scene prompt: it names the LoRA's trigger already, so that a subject changes the
 picture through its weights alone, not through a longer prompt."""
-
-
-@dataclass(frozen=True)
-class Models:
-    sd: Path
-    sdxl: Path
-    svd: Path
-    lora: Path
-    sdxl_lora: Path
 
 
 @dataclass(frozen=True)
@@ -82,21 +74,6 @@ class Run:
         return self._file(scene_id, "clip_path")
 
 
-@pytest.fixture(scope="session")
-def models(tmp_path_factory: pytest.TempPathFactory) -> Models:
-    """The tiny pipelines, built and saved once per test session."""
-    root = tmp_path_factory.mktemp("tiny-models")
-    sd = tiny_pipelines.sd_pipeline()
-    sdxl = tiny_pipelines.sdxl_pipeline()
-    return Models(
-        sd=tiny_pipelines.save_pipeline(sd, root / "sd"),
-        sdxl=tiny_pipelines.save_pipeline(sdxl, root / "sdxl"),
-        svd=tiny_pipelines.save_svd(root / "svd"),
-        lora=tiny_pipelines.save_unet_lora(sd, root / "lora.safetensors"),
-        sdxl_lora=tiny_pipelines.save_unet_lora(sdxl, root / "sdxl-lora.safetensors"),
-    )
-
-
 @pytest.fixture(scope="module")
 def memo() -> dict[str, Run]:
     """Runs that several tests look at, made once (by the first test that needs each)."""
@@ -123,15 +100,6 @@ def write_config(path: Path, models: Models, video: Path | None, **local: Any) -
     }
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     return path
-
-
-def make_source(folder: Path, scenes: dict[str, str], storyboard: dict[str, Any]) -> Path:
-    """A storyboard folder: demo recordings (scene id: demo file) and a storyboard.yaml."""
-    folder.mkdir(parents=True)
-    for scene_id, demo in scenes.items():
-        shutil.copy(DEMO_DIR / demo, folder / f"{scene_id}{Path(demo).suffix}")
-    (folder / "storyboard.yaml").write_text(yaml.safe_dump(storyboard), encoding="utf-8")
-    return folder
 
 
 def storyboard_run(
@@ -402,6 +370,34 @@ def test_an_sdxl_pipeline_renders_too(models: Models) -> None:
     assert backend.generate_image(image_request(subject, **odd)).data != plain.data
     again = backend.generate_image(image_request(**odd)).data
     assert again == plain.data, "the LoRA is switched off for storyboards without it"
+
+
+def test_the_manifest_gets_the_prompt_as_sent_with_its_style_kept_within_clips_tokens(
+    models: Models,
+) -> None:
+    """A narration longer than CLIP reads: the style (last) is kept and the narration is cut;
+    the subject's trigger word leads it; what the pipeline was sent is what is recorded."""
+    from clients.generation.local_prompts import CLIP_TOKENS
+
+    settings = LocalGenerationSettings(image_model=str(models.sdxl), device="cpu", steps=2)
+    backend = LocalDiffusersBackend(settings)
+    style = "watercolour storyboard frame"
+    narration = " ".join(["the old lion walks slowly through the misty jungle"] * 12)
+    long = replace(
+        image_request(Subject(str(models.sdxl_lora), 1.0, "sks")),
+        prompt=f"{narration}, {style}",
+        style=style,
+    )
+    image = backend.generate_image(long)
+    assert image.prompt.startswith("sks, the old lion") and image.prompt.endswith(style)
+    assert "style kept" in image.prompt_note
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(models.sdxl / "tokenizer"), local_files_only=True)
+    assert len(tokenizer(image.prompt).input_ids) <= CLIP_TOKENS
+    assert backend.image_fingerprint(long)["prompt"] == image.prompt
+    short = backend.generate_image(image_request())
+    assert (short.prompt, short.prompt_note) == ("a lion at dawn", "")
 
 
 def test_tiny_tokenizer_is_a_real_bpe_one(tmp_path: Path) -> None:

@@ -5,8 +5,6 @@ Recordings are spoken by espeak-ng (`make test` installs it), as the tester made
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,7 +16,7 @@ from domain.scene import Recording, SceneFailure, Transcript
 from tasks.language import LanguageChoice
 from tasks.transcribe import transcribe_recordings
 from tests.fakes.engines import DoubtfulEngine, RememberingEngine
-from tests.helpers import DEMO_DIR, word_error_rate, words, write_wav
+from tests.helpers import DEMO_DIR, recording, speak, word_error_rate, words, write_wav
 
 pytestmark = pytest.mark.slow
 PACKED = TranscriptionSettings()
@@ -41,20 +39,6 @@ NUMBER_WORDS = [
 @pytest.fixture(scope="module")
 def engine(cache_dir: Path) -> TranscriptionEngine:
     return RememberingEngine(load_engine(PACKED, cache_dir / "models"))  # type: ignore[return-value]
-
-
-def speak(path: Path, text: str, voice: str = "en", speed: int = 220) -> Path:
-    espeak = shutil.which("espeak-ng")
-    if espeak is None:
-        pytest.skip("espeak-ng is not installed (make test installs it)")
-    subprocess.run(  # noqa: S603 - fixed argument list
-        [espeak, "-v", voice, "-s", str(speed), "-w", str(path), text], check=True
-    )
-    return path
-
-
-def recording(path: Path, order: int) -> Recording:
-    return Recording(path.stem, order, path, path.as_uri(), f"{order:064x}")
 
 
 def numbers_in(text: str) -> list[int]:

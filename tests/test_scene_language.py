@@ -20,8 +20,7 @@ from tasks.ingest import plan_storyboard
 from tasks.language import LanguageChoice
 from tasks.transcribe import transcribe_recordings
 from tests.fakes.engines import RememberingEngine
-from tests.helpers import DEMO_DIR, write_wav
-from tests.test_packing_truth import recording, speak
+from tests.helpers import DEMO_DIR, recording, speak, write_wav
 
 SETTINGS = TranscriptionSettings()
 SPANISH = "Un león camina por la selva brumosa al amanecer."

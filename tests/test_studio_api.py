@@ -250,6 +250,30 @@ def test_storyboard_page_plays_the_video_and_shows_a_card_per_scene(studio: Stud
         assert served.status_code == 404, name
     assert studio.client.get("/storyboard", params={"board": "../rendered"}).status_code == 404
     assert studio.client.get("/storyboard", params={"board": ".trash"}).status_code == 404
+    for row in manifest.itertuples():  # a clip preview shows its scene's picture, not black
+        poster = f'poster="/storyboard/file/{row.image_path}?board=alpha"'
+        assert poster in page.text, row.scene_id
+
+
+def test_a_storyboard_never_rendered_gets_its_first_render_from_the_studio(
+    studio: Studio,
+) -> None:
+    fresh = studio.source / "beta"
+    fresh.mkdir()
+    shutil.copy(DEMO_DIR / "dawn.ogg", fresh / "dawn.ogg")
+    page = studio.client.get("/storyboard", params={"board": "beta"})
+    assert page.status_code == 200 and "Render this storyboard" in page.text
+    csrf = studio_page(studio.client, "beta")[1]
+    answer = studio.client.post(
+        "/storyboard/render", params={"board": "beta"}, data={"csrf_token": csrf}
+    )
+    assert answer.status_code == 200, answer.text
+    wait_until_idle(studio.client, "beta", 10.0)
+    assert [scenes for scenes, _ in studio.fake.jobs] == [[]], "the whole storyboard, once"
+    refused = studio.client.post(
+        "/storyboard/render", params={"board": "beta"}, data={"csrf_token": "forged"}
+    )
+    assert refused.status_code == 403 and len(studio.fake.jobs) == 1, "no CSRF token, no render"
 
 
 # --- actions ------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ speed levers are `diffusers_speed.py`'s, the same the benchmark measures. A CUDA
 error is retried once with the memory savers on (model offload to the CPU, VAE tiling,
 attention slicing), then fails that scene with one line. Subjects (LoRA or DreamBooth weights)
 are applied to every picture of the storyboard that names them, and their trigger word is added
-to every prompt that lacks it.
+to every prompt that lacks it; a prompt longer than CLIP reads loses narration, not its style
+(`local_prompts.py`).
 """
 
 from __future__ import annotations
@@ -34,9 +35,11 @@ from clients.generation.local_models import (
     torch_modules,
     weights_digest,
 )
+from clients.generation.local_prompts import PromptFitter
 from clients.generation.ratelimit import RequestBudget
 from clients.media.drawing import cover
 from clients.media.video import CLIP_ENCODING, encode_frames, push_in_frames
+from clients.stopping import stop_between_steps
 from configs.settings import GenerationSettings, LocalGenerationSettings
 from domain.errors import ConfigurationError, GenerationError
 from domain.media import ClipRequest, GeneratedClip, GeneratedImage, ImageRequest, Subject
@@ -50,11 +53,6 @@ def pipeline_size(width: int, height: int) -> tuple[int, int]:
     return max(64, round(width / 64) * 64), max(64, round(height / 64) * 64)
 
 
-def with_triggers(prompt: str, subjects: tuple[Subject, ...]) -> str:
-    missing = [s.trigger for s in subjects if s.trigger and s.trigger.lower() not in prompt.lower()]
-    return ", ".join([*missing, prompt]) if missing else prompt
-
-
 class LocalDiffusersBackend:
     """Text to image and image to clip with diffusers pipelines on this machine."""
 
@@ -65,6 +63,7 @@ class LocalDiffusersBackend:
             raise ConfigurationError("--backend local needs generation.local.image_model")
         self.settings = settings
         self.image_model = locate_model(settings.image_model, settings.revision, "image_model")
+        self.prompts = PromptFitter(self.image_model)
         self.video_model: ModelLocation | None = None
         if settings.video_model is not None:
             self.video_model = locate_model(settings.video_model, settings.revision, "video_model")
@@ -82,7 +81,7 @@ class LocalDiffusersBackend:
     def image_fingerprint(self, request: ImageRequest) -> dict[str, Any]:
         return {
             "model": self.image_model.identity,
-            "prompt": with_triggers(request.prompt, request.subjects),
+            "prompt": self.prompts.sent(request).text,
             "negative_prompt": request.negative_prompt,
             "seed": request.seed,
             "size": pipeline_size(request.width, request.height),
@@ -109,7 +108,15 @@ class LocalDiffusersBackend:
         image = self._batcher.submit(request)
         buffer = io.BytesIO()
         image.save(buffer, format="PNG")
-        return GeneratedImage(buffer.getvalue(), "image/png", request.seed, api_calls=0)
+        sent = self.prompts.sent(request)
+        return GeneratedImage(
+            buffer.getvalue(),
+            "image/png",
+            request.seed,
+            api_calls=0,
+            prompt=sent.text,
+            prompt_note=sent.note,
+        )
 
     def generate_clip(self, request: ClipRequest) -> GeneratedClip:
         options = self._clip_options(request)
@@ -149,7 +156,11 @@ class LocalDiffusersBackend:
         decode_chunk = min(self.settings.decode_chunk_size, options["num_frames"])
         with torch.inference_mode():
             result = pipeline(
-                image=still, generator=generator, decode_chunk_size=decode_chunk, **options
+                image=still,
+                generator=generator,
+                decode_chunk_size=decode_chunk,
+                **options,
+                **stoppable(pipeline),
             )
         return [np.asarray(frame.convert("RGB")) for frame in result.frames[0]]
 
@@ -163,7 +174,7 @@ class LocalDiffusersBackend:
         self._use_subjects(pipeline, requests[0].subjects)
         width, height = pipeline_size(requests[0].width, requests[0].height)
         options: dict[str, Any] = {
-            "prompt": [with_triggers(r.prompt, r.subjects) for r in requests],
+            "prompt": [self.prompts.sent(r).text for r in requests],
             "num_inference_steps": self.settings.steps,
             "guidance_scale": self.settings.guidance_scale,
             "width": width,
@@ -173,7 +184,7 @@ class LocalDiffusersBackend:
         if "negative_prompt" in inspect.signature(pipeline.__call__).parameters:
             options["negative_prompt"] = [r.negative_prompt for r in requests]
         with torch.inference_mode():
-            images: list[Image.Image] = pipeline(**options).images
+            images: list[Image.Image] = pipeline(**options, **stoppable(pipeline)).images
         return [image.convert("RGB") for image in images]
 
     # -- pipelines, subjects, memory ----------------------------------------------------------
@@ -229,12 +240,22 @@ class LocalDiffusersBackend:
             raise GenerationError("out of GPU memory, even with the memory savers on") from None
 
 
+def stoppable(pipeline: Any) -> dict[str, Any]:
+    """The call option that ends `pipeline` after the step in flight once the command is told
+    to stop (every diffusers pipeline of this backend takes it; one that does not runs on)."""
+    if "callback_on_step_end" in inspect.signature(pipeline.__call__).parameters:
+        return {"callback_on_step_end": stop_between_steps}
+    return {}
+
+
 def prepare_pipeline(
     pipeline: Any, settings: LocalGenerationSettings, device: str, dtype: Any, savers: bool
 ) -> Any:
-    """The pipeline on `device` with the speed recipe, or offloaded when memory is short."""
+    """The pipeline on `device` with the speed recipe, or offloaded when memory is short;
+    without progress bars (the run says what it does in its own log)."""
     from clients.generation.diffusers_speed import SpeedRecipe, apply_recipe
 
+    pipeline.set_progress_bar_config(disable=True)
     wanted = savers or settings.cpu_offload == "on"
     offload = device == "cuda" and (
         wanted or (settings.cpu_offload == "auto" and memory_is_short(pipeline))

@@ -134,7 +134,21 @@ def torch_modules() -> tuple[Any, Any]:
         raise ConfigurationError(
             f"--backend local needs torch and diffusers: {EXTRA_HINT}"
         ) from None
+    quiet_model_libraries(diffusers)
     return torch, diffusers
+
+
+def quiet_model_libraries(diffusers: Any) -> None:
+    """diffusers' and transformers' own progress bars and warnings off the console: what
+    matters of them (a prompt cut to the text encoder's length) the run says itself."""
+    diffusers.utils.logging.set_verbosity_error()
+    diffusers.utils.logging.disable_progress_bar()
+    try:
+        import transformers
+    except ImportError:
+        return
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
 
 
 def choose_device(requested: str) -> str:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from clients.stopping import raise_if_stopping
 from clients.transcription.models import (
     cuda_device_count,
     resolve_model_dir,
@@ -70,20 +72,7 @@ class FasterWhisperEngine:
                 temperature=list(bounds.temperatures),
                 max_new_tokens=bounds.max_new_tokens,
             )
-            raw = tuple(
-                RawSegment(
-                    start_s=float(segment.start),
-                    end_s=float(segment.end),
-                    text=segment.text.strip(),
-                    no_speech_prob=float(segment.no_speech_prob),
-                    avg_logprob=float(segment.avg_logprob),
-                    words=tuple(
-                        RawWord(float(word.start), float(word.end), word.word)
-                        for word in segment.words or ()
-                    ),
-                )
-                for segment in segments
-            )
+            raw = tuple(_raw_segment(segment) for segment in _until_stopped(segments))
         return RawTranscription(
             language=info.language,
             language_probability=float(info.language_probability),
@@ -98,6 +87,27 @@ class FasterWhisperEngine:
         with self._lock:
             _, _, odds = self._model.detect_language(audio)
         return tuple((str(language), float(probability)) for language, probability in odds)
+
+
+def _until_stopped(segments: Iterable[Any]) -> Iterator[Any]:
+    """Whisper's segments as it decodes them, ending at the next once the command is told to
+    stop (a long recording is many 30-s windows)."""
+    for segment in segments:
+        raise_if_stopping()
+        yield segment
+
+
+def _raw_segment(segment: Any) -> RawSegment:
+    return RawSegment(
+        start_s=float(segment.start),
+        end_s=float(segment.end),
+        text=segment.text.strip(),
+        no_speech_prob=float(segment.no_speech_prob),
+        avg_logprob=float(segment.avg_logprob),
+        words=tuple(
+            RawWord(float(word.start), float(word.end), word.word) for word in segment.words or ()
+        ),
+    )
 
 
 def device_for(settings: TranscriptionSettings) -> tuple[str, str]:

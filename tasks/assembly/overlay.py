@@ -95,7 +95,8 @@ def overlay(base: Image.Image, label: str | None, caption: str | None) -> Frame:
 
 def scene_label(cut: SceneCut, settings: AssemblySettings) -> str | None:
     """The label drawn over a scene: only over a generated clip, and only when asked for."""
-    return cut.label if settings.scene_labels and cut.clip_path is not None else None
+    drawn = settings.scene_labels and cut.clip_path is not None and not cut.picture_labelled
+    return cut.label if drawn else None
 
 
 def first_frame(cut: SceneCut, sources: Sequence[Image.Image], settings: AssemblySettings) -> Frame:
@@ -110,7 +111,7 @@ def ken_burns(still: Image.Image, progress: float) -> Image.Image:
     width, height = still.size
     zoom = 1.0 + 0.12 * progress
     crop_w, crop_h = width / zoom, height / zoom
-    left, top = (width - crop_w) / 2, (height - crop_h) * 0.4
+    left, top = (width - crop_w) / 2, 0.0  # toward the top: a panel's header stays whole
     return still.resize(
         (width, height), Image.Resampling.BILINEAR, box=(left, top, left + crop_w, top + crop_h)
     )

@@ -68,7 +68,7 @@ def visual_settings(settings: AssemblySettings) -> dict[str, Any]:
 def picture_identity(cut: SceneCut, settings: AssemblySettings) -> dict[str, Any]:
     """What a scene shows, frame by frame: its picture, card, label and captions."""
     return {
-        "label": cut.label,
+        "label": "" if cut.picture_labelled else cut.label,
         "clip": _optional_digest(cut.clip_path),
         "image": _optional_digest(cut.image_path),
         "card": [cut.placeholder_heading, cut.placeholder_detail] if cut.clip_path is None else [],

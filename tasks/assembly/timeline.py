@@ -14,6 +14,8 @@ from domain.scene import SceneOutcome, SceneStatus, Segment
 from tasks.assembly.captions import caption_chunks
 
 CAPTION_LINGER_S = 1.0
+DRAFT_BACKEND = "draft"
+"""The backend whose panels carry their scene label in their own header."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,9 @@ class SceneCut:
     duration_override_s: float | None = None
     narration_sha256: str = ""
     """The recording's digest, known from ingest (read from the file when empty)."""
+    picture_labelled: bool = False
+    """The picture carries the scene's label itself (a draft panel's header): no label is
+    drawn over it, where it would hide the panel's prompt and palette."""
 
 
 def source_frame_index(
@@ -112,6 +117,7 @@ def scene_cut(outcome: SceneOutcome, by_word: bool = False) -> SceneCut:
             image_path=outcome.media.image_path,
             duration_override_s=recording.duration_override_s,
             narration_sha256=recording.sha256,
+            picture_labelled=outcome.media.backend == DRAFT_BACKEND,
         )
     heading, detail = _PLACEHOLDERS.get(outcome.status, _PLACEHOLDERS[SceneStatus.FAILED])
     recording_refused = outcome.status is SceneStatus.FAILED and outcome.transcript is None

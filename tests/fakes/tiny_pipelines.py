@@ -15,6 +15,7 @@ costs nothing where they are missing.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -346,3 +347,25 @@ def save_unet_lora(pipeline: Any, path: Path, seed: int = 1) -> Path:
         path.write_bytes((Path(scratch) / "lora.safetensors").read_bytes())
     unet.delete_adapters("tiny")
     return path
+
+
+@dataclass(frozen=True)
+class Models:
+    sd: Path
+    sdxl: Path
+    svd: Path
+    lora: Path
+    sdxl_lora: Path
+
+
+def build_models(root: Path) -> Models:
+    """The tiny pipelines, built and saved under `root`."""
+    sd = sd_pipeline()
+    sdxl = sdxl_pipeline()
+    return Models(
+        sd=save_pipeline(sd, root / "sd"),
+        sdxl=save_pipeline(sdxl, root / "sdxl"),
+        svd=save_svd(root / "svd"),
+        lora=save_unet_lora(sd, root / "lora.safetensors"),
+        sdxl_lora=save_unet_lora(sdxl, root / "sdxl-lora.safetensors"),
+    )
