@@ -18,9 +18,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -107,7 +107,7 @@ def transcribe(engine: str, folder: Path, models: Path) -> tuple[float, list[dic
         env = {**os.environ, "STORYBOARD_CACHE_DIR": cache}
         started = time.perf_counter()
         completed = subprocess.run(  # noqa: S603 - fixed arguments
-            [str(Path(sys.executable).parent / "storyboard"), "transcribe", str(folder),
+            [shutil.which("storyboard") or "storyboard", "transcribe", str(folder),
              "--engine", engine],
             capture_output=True, text=True, env=env, check=False,
         )  # fmt: skip

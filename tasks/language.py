@@ -4,16 +4,15 @@ A storyboard is nearly always narrated in one language, and a one-second scene c
 which alone (Whisper hears Thai in "number 11"). The storyboard's language is detected once,
 from its first speech (at least `STORYBOARD_SPEECH_S` of it where there is that much), before
 any scene is transcribed, so no scene waits for the whole storyboard. Each scene's speech is
-then detected alone, by the Whisper pass that reads it (`tasks/own_language.py`): a language
-Whisper finds at least `OTHER_LANGUAGE_ODDS` times as likely as the storyboard's (and at least
-`OTHER_LANGUAGE_MIN_PROBABILITY` likely) is a candidate, and the scene is read in it only when
-that reading stands Whisper's own tests (sure of its words, no loop, nothing invented:
-`tasks/invented.py`) and, unless the detection is `OTHER_LANGUAGE_SURE` of it, reads better
-than the storyboard language's reading (which loops or invents when the speech is not in that
-language). Else the scene is read in the storyboard's language. A scene's `language:` in
-storyboard.yaml, the storyboard's, or `transcription.language` decide it instead (in that
-order). The thresholds were calibrated on espeak-ng recordings in six languages and three
-lengths and on real speech (README, `benchmarks/languages.py`).
+then detected alone: a language Whisper finds at least `OTHER_LANGUAGE_ODDS` times as likely
+as the storyboard's (and at least `OTHER_LANGUAGE_MIN_PROBABILITY` likely) is a candidate, and
+the scene is read in it only when that reading stands Whisper's own tests (sure of its words,
+no loop, nothing invented: `tasks/invented.py`) and, unless the detection is
+`OTHER_LANGUAGE_SURE` of it, reads better than the storyboard language's reading (which loops
+or invents when the speech is not in that language). Else the scene is read in the
+storyboard's language. A scene's `language:` in storyboard.yaml, the storyboard's, or
+`transcription.language` decide it instead (in that order). The thresholds were calibrated on
+espeak-ng recordings in six languages and three lengths and on real speech (README).
 """
 
 from __future__ import annotations
@@ -29,12 +28,12 @@ from clients.cache import content_key
 from clients.media.audio import decode_audio
 from clients.services import load_engine
 from clients.storage import CacheLocation
-from clients.transcription.types import LanguageOdds, TranscriptionEngine
+from clients.transcription.types import TranscriptionEngine
 from configs.settings import TranscriptionSettings
 from domain.errors import AudioError, StorageError
 from domain.scene import Recording
 from tasks.ingest import recording_here
-from tasks.packing import SAMPLE_RATE, Audio, speech_clip
+from tasks.packing import SAMPLE_RATE, Audio, SpeechClip, speech_clip
 
 STORYBOARD_SPEECH_S = 10.0
 OTHER_LANGUAGE_ODDS = 2.0
@@ -59,8 +58,9 @@ class LanguageChoice:
 
 @dataclass(frozen=True)
 class SceneLanguage:
-    """What one scene's own detection says: the storyboard's language, how likely this scene
-    alone finds each language, and the other languages worth a reading."""
+    """What one scene's own detection says: the storyboard's language (or the one its
+    `language:` names), how likely this scene alone finds the languages, and the other
+    languages worth a reading."""
 
     code: str | None
     odds: dict[str, float] = field(default_factory=dict)
@@ -74,23 +74,28 @@ class SceneLanguage:
         return round(self.odds.get(language, 0.0), 4)
 
 
-def scene_evidence(odds: LanguageOdds, storyboard: LanguageChoice) -> SceneLanguage:
-    """What one scene's own detection (`odds`, most probable first) says: the storyboard's
-    language, and the other languages worth a reading. Without a storyboard language, the
-    scene's own most probable one."""
-    if not odds:
+def scene_language(
+    engine: TranscriptionEngine, clip: SpeechClip, storyboard: LanguageChoice, named: str | None
+) -> SceneLanguage:
+    """One scene's language evidence: `named` (its own `language:`) or a forced storyboard
+    language settle it; else its speech is detected alone."""
+    if named or storyboard.forced:
+        return SceneLanguage(named or storyboard.code)
+    if clip.duration_s == 0.0:
         return SceneLanguage(storyboard.code)
+    ranked = engine.language_odds(clip.audio)
+    odds = dict(ranked)
     if storyboard.code is None:
-        return SceneLanguage(odds[0][0], dict(odds))
-    own = dict(odds).get(storyboard.code, 0.0)
+        return SceneLanguage(ranked[0][0], odds)
+    own = odds.get(storyboard.code, 0.0)
     candidates = tuple(
         language
-        for language, probability in odds[: OTHER_LANGUAGE_CANDIDATES + 1]
+        for language, probability in ranked[: OTHER_LANGUAGE_CANDIDATES + 1]
         if language != storyboard.code
         and probability >= OTHER_LANGUAGE_MIN_PROBABILITY
         and probability >= OTHER_LANGUAGE_ODDS * own
     )
-    return SceneLanguage(storyboard.code, dict(odds), candidates[:OTHER_LANGUAGE_CANDIDATES])
+    return SceneLanguage(storyboard.code, odds, candidates[:OTHER_LANGUAGE_CANDIDATES])
 
 
 def first_speech(recordings: Sequence[Recording], settings: TranscriptionSettings) -> Audio:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +25,19 @@ from configs.settings import TranscriptionSettings
 from domain.errors import AudioError, StorageError
 from domain.scene import Recording, SceneFailure, Segment, Transcript, Word
 from tasks.ingest import recording_here
-from tasks.language import LanguageChoice, storyboard_language
-from tasks.own_language import SceneAudio, read_in_own_language
+from tasks.invented import mean_logprob
+from tasks.language import (
+    OTHER_LANGUAGE_LOGPROB,
+    OTHER_LANGUAGE_SURE,
+    LanguageChoice,
+    SceneLanguage,
+    scene_language,
+    storyboard_language,
+)
 from tasks.packing import (
     PACK_LIMIT_S,
     Audio,
+    SpeechClip,
     plan_packs,
     speech_clip,
     transcribe_pack,
@@ -69,49 +77,108 @@ def transcribe_audio(
     return transcript_of(engine, audio, reading, settings)
 
 
+@dataclass
+class _Scene:
+    """One recording on its way through `transcribe_recordings`."""
+
+    audio: Audio
+    clip: SpeechClip
+    speech_s: float | None
+    language: SceneLanguage
+
+
+def _best_other_reading(
+    engine: TranscriptionEngine, scene: _Scene, settings: TranscriptionSettings
+) -> tuple[float, Reading] | None:
+    """The best reading of the scene in one of its candidate languages that stands Whisper's
+    tests (sure of its words, nothing invented), with its mean log probability."""
+    audio_s = len(scene.audio) / WHISPER_SAMPLE_RATE
+    kept: list[tuple[float, Reading]] = []
+    for language in scene.language.candidates:
+        reading = read_audio(
+            engine, scene.audio, settings, language, speech_s=scene.speech_s, fallback=False
+        )
+        logprob = mean_logprob(reading.raw.segments)
+        if logprob is None or logprob < OTHER_LANGUAGE_LOGPROB or not reading.segments:
+            continue
+        if reading.invented(audio_s) is None:
+            probability = scene.language.probability(language)
+            kept.append((logprob, replace(reading, probability=probability)))
+    return max(kept, key=lambda item: item[0]) if kept else None
+
+
+def _reading_by_evidence(
+    engine: TranscriptionEngine, scene: _Scene, settings: TranscriptionSettings
+) -> Reading | None:
+    """For a scene whose own detection favours other languages: a candidate's reading when
+    the detection is sure of it, or when it is better than the storyboard language's reading
+    (which loops or invents when the speech is not in it); else that reading. None for a
+    scene without candidates."""
+    own = scene.language
+    if not own.candidates:
+        return None
+    best = _best_other_reading(engine, scene, settings)
+    if best is not None and (best[1].probability or 0.0) >= OTHER_LANGUAGE_SURE:
+        return best[1]
+    reading = read_audio(engine, scene.audio, settings, own.code, speech_s=scene.speech_s)
+    reading = replace(reading, probability=own.probability(own.code))
+    if best is None:
+        return reading
+    logprob = mean_logprob(reading.raw.segments)
+    audio_s = len(scene.audio) / WHISPER_SAMPLE_RATE
+    if logprob is None or reading.invented(audio_s) or best[0] > logprob:
+        return best[1]
+    return reading
+
+
 def transcribe_recordings(
     engine: TranscriptionEngine,
     recordings: Sequence[Recording],
     settings: TranscriptionSettings,
     language: LanguageChoice | None = None,
 ) -> list[Transcript | SceneFailure]:
-    """Every recording, each in its own language (`tasks/own_language.py`; the storyboard's is
-    detected from these recordings' first speech when `language` is None). Short scenes whose
-    language is named (`language:` of the storyboard or the scene) are packed into shared
-    Whisper windows (`tasks/packing.py`); the others are read one by one, as a scene's own
-    language is detected by the pass that reads it."""
+    """Every recording, each in its own language (`tasks/language.py`; the storyboard's is
+    detected from these recordings' first speech when `language` is None), short ones of the
+    storyboard's language packed into shared Whisper windows (`tasks/packing.py`)."""
     if language is None:
         language = storyboard_language(engine, recordings, settings)
     results: dict[int, Transcript | SceneFailure] = {}
-    packed: dict[str, dict[int, SceneAudio]] = {}
+    scenes: dict[int, _Scene] = {}
     packing = settings.pack_short_scenes and settings.vad_filter
     for index, recording in enumerate(recordings):
         raise_if_stopping()
         started = time.perf_counter()
-        scene = _scene(recording, settings)
+        scene = _scene(engine, recording, settings, language)
         if isinstance(scene, SceneFailure):
             results[index] = scene
             continue
-        named = recording.language or (language.code if language.forced else None)
-        if packing and scene.clip.duration_s == 0.0:
-            silent = RawTranscription(named or language.code or "", 0.0, ())
+        scenes[index] = scene
+        clip, own = scene.clip, scene.language
+        by_evidence = _reading_by_evidence(engine, scene, settings)
+        if by_evidence is not None:
+            results[index] = guarded(engine, scene.audio, by_evidence, settings)
+        elif packing and clip.duration_s == 0.0:
+            silent = RawTranscription(own.code or "", 0.0, ())
             reading = Reading(silent, (), time.perf_counter() - started, 0.0)
             results[index] = transcript_of(engine, scene.audio, reading, settings)
-        elif named is None:
-            reading = read_in_own_language(engine, scene, settings, language)
-            results[index] = guarded(engine, scene.audio, reading, settings)
-        elif packing and scene.clip.duration_s <= PACK_LIMIT_S:
-            packed.setdefault(named, {})[index] = scene
+        elif packing and own.code == language.code and clip.duration_s <= PACK_LIMIT_S:
+            continue
         else:
-            reading = read_audio(engine, scene.audio, settings, named, speech_s=scene.speech_s)
+            reading = read_audio(engine, scene.audio, settings, own.code, speech_s=scene.speech_s)
+            reading = replace(reading, probability=own.probability(own.code))
             results[index] = guarded(engine, scene.audio, reading, settings)
-    for named, scenes in packed.items():
-        _transcribe_packs(engine, scenes, settings, named, results)
+    packed = {index: scene for index, scene in scenes.items() if index not in results}
+    _transcribe_packs(engine, packed, settings, language.code, results)
     return [results[index] for index in range(len(recordings))]
 
 
-def _scene(recording: Recording, settings: TranscriptionSettings) -> SceneAudio | SceneFailure:
-    """A recording's audio and its speech, or why it has none."""
+def _scene(
+    engine: TranscriptionEngine,
+    recording: Recording,
+    settings: TranscriptionSettings,
+    language: LanguageChoice,
+) -> _Scene | SceneFailure:
+    """A recording's audio, its speech and its language evidence, or why it has none."""
     if recording.problem:
         return SceneFailure(reason=recording.problem)
     try:
@@ -120,14 +187,15 @@ def _scene(recording: Recording, settings: TranscriptionSettings) -> SceneAudio 
     except (AudioError, StorageError) as exc:
         return SceneFailure(reason=str(exc))
     clip = speech_clip(0, audio)
-    return SceneAudio(audio, clip, clip.duration_s if settings.vad_filter else None)
+    own = scene_language(engine, clip, language, recording.language)
+    return _Scene(audio, clip, clip.duration_s if settings.vad_filter else None, own)
 
 
 def _transcribe_packs(
     engine: TranscriptionEngine,
-    scenes: Mapping[int, SceneAudio],
+    scenes: Mapping[int, _Scene],
     settings: TranscriptionSettings,
-    language: str,
+    language: str | None,
     results: dict[int, Transcript | SceneFailure],
 ) -> None:
     """The short scenes' transcripts into `results`: packed into shared windows while the
@@ -146,13 +214,13 @@ def _transcribe_packs(
         for clip in pack:
             raise_if_stopping()
             scene = scenes[clip.key]
+            probability, speech_s = scene.language.probability(language), scene.speech_s
             if packed is None:
-                reading = read_audio(
-                    engine, scene.audio, settings, language, speech_s=scene.speech_s
-                )
+                reading = read_audio(engine, scene.audio, settings, language, speech_s=speech_s)
             else:
                 part = packed[clip.key]
-                reading = Reading(part.raw, part.segments, part.seconds, scene.speech_s)
+                reading = Reading(part.raw, part.segments, part.seconds, speech_s)
+            reading = replace(reading, probability=probability)
             results[clip.key] = guarded(engine, scene.audio, reading, settings)
 
 

@@ -161,18 +161,15 @@ class CountingEngine:
         self.name, self.model_name = engine.name, engine.model_name
         self.device, self.compute_type = engine.device, engine.compute_type
         self.calls = 0
-        self.detections = 0
 
     def transcribe(self, audio: Any, **options: Any) -> Any:
         self.calls += 1
         return self.engine.transcribe(audio, **options)
 
     def detect_language(self, audio: Any) -> tuple[str, float]:
-        self.detections += 1
         return self.engine.detect_language(audio)
 
     def language_odds(self, audio: Any) -> Any:
-        self.detections += 1
         return self.engine.language_odds(audio)
 
 
@@ -183,8 +180,7 @@ def test_short_scenes_are_packed_into_few_whisper_passes(
     silent = write_wav(tmp_path / "silent.wav", 2.0)
     recordings.insert(2, Recording("silent", 3, silent, silent.as_uri(), "0" * 64))
     counting = CountingEngine(engine)
-    english = LanguageChoice("en", forced=True)
-    results = transcribe_recordings(counting, recordings, SETTINGS, english)  # type: ignore[arg-type]
+    results = transcribe_recordings(counting, recordings, SETTINGS)  # type: ignore[arg-type]
     assert counting.calls == 1, "five short scenes, one Whisper pass; the silent one needs none"
     by_id = dict(zip((r.scene_id for r in recordings), results, strict=True))
     assert isinstance(by_id["silent"], Transcript) and by_id["silent"].no_speech
@@ -203,25 +199,8 @@ def test_short_scenes_are_packed_into_few_whisper_passes(
 
     counting.calls = 0
     unpacked = SETTINGS.model_copy(update={"pack_short_scenes": False})
-    transcribe_recordings(counting, recordings, unpacked, english)  # type: ignore[arg-type]
+    transcribe_recordings(counting, recordings, unpacked)  # type: ignore[arg-type]
     assert counting.calls == len(recordings)
-
-
-def test_a_scenes_language_is_detected_by_the_pass_that_reads_it(
-    engine: TranscriptionEngine,
-) -> None:
-    """Without a named language each English scene costs one Whisper pass, its detection
-    included: no detection pass of its own (night, which Whisper finds a hair more Latin than
-    English, is read once more in English)."""
-    recordings = list(plan_storyboard(str(DEMO_DIR)).recordings)
-    counting = CountingEngine(engine)
-    english = LanguageChoice("en")
-    results = transcribe_recordings(counting, recordings, SETTINGS, english)  # type: ignore[arg-type]
-    assert counting.detections == 0
-    assert len(recordings) <= counting.calls <= len(recordings) + 1
-    for result in results:
-        assert isinstance(result, Transcript) and result.language == "en"
-        assert result.language_probability is not None and 0.3 < result.language_probability < 1
 
 
 def test_packs_hold_consecutive_scenes_up_to_the_limit() -> None:

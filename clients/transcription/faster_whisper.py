@@ -73,12 +73,10 @@ class FasterWhisperEngine:
                 max_new_tokens=bounds.max_new_tokens,
             )
             raw = tuple(_raw_segment(segment) for segment in _until_stopped(segments))
-        odds = tuple((str(code), float(p)) for code, p in info.all_language_probs or ())
         return RawTranscription(
             language=info.language,
             language_probability=float(info.language_probability),
             segments=raw,
-            odds=odds,
         )
 
     def detect_language(self, audio: np.ndarray[Any, np.dtype[np.float32]]) -> tuple[str, float]:

@@ -99,10 +99,8 @@ class OpenAIWhisperEngine:
                 )
         with self._lock:
             probability = 1.0
-            odds: LanguageOdds = ()
             if language is None:
-                odds = self._language_odds(audio)
-                language, probability = odds[0]
+                language, probability = self._language_odds(audio)[0]
             result = self._model.transcribe(
                 audio,
                 language=language,
@@ -131,7 +129,7 @@ class OpenAIWhisperEngine:
             for segment in result["segments"]
         )
         return RawTranscription(
-            language=language, language_probability=probability, segments=segments, odds=odds
+            language=language, language_probability=probability, segments=segments
         )
 
 

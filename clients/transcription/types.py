@@ -29,18 +29,15 @@ class RawSegment:
     words: tuple[RawWord, ...] = ()
 
 
-LanguageOdds = tuple[tuple[str, float], ...]
-"""Whisper's language detection: (code, probability), most probable first."""
-
-
 @dataclass(frozen=True)
 class RawTranscription:
     language: str
     language_probability: float
     segments: tuple[RawSegment, ...]
-    odds: LanguageOdds = ()
-    """Every language's probability, when the reading detected its language (asked for with
-    `language=None`: the detection then costs no encoder pass of its own)."""
+
+
+LanguageOdds = tuple[tuple[str, float], ...]
+"""Whisper's language detection: (code, probability), most probable first."""
 
 
 @dataclass(frozen=True)
