@@ -19,6 +19,7 @@ import signal
 import sys
 import threading
 from types import FrameType
+from typing import NoReturn
 
 from flows.runtime import stop_logging, when_told_to_stop
 
@@ -53,7 +54,7 @@ def exit_at_once_on_signal(status: int) -> None:
     signal now ends it at once, without the tracebacks of interrupted clean-up."""
 
     def hard_exit(signum: int, _frame: FrameType | None) -> None:
-        _exit_now(Interrupted(signum), status if status else 128 + signum)
+        exit_now(Interrupted(signum), status if status else 128 + signum)
 
     signal.signal(signal.SIGINT, hard_exit)
     signal.signal(signal.SIGTERM, hard_exit)
@@ -72,11 +73,11 @@ def _stopping(signum: int) -> Interrupted:
     """The first signal: say nothing more of the run, and end it at once if it has not ended
     within `GRACE_S`. A second signal ends it at once."""
     if _received:
-        _exit_now(_received[0])
+        exit_now(_received[0])
     stop_logging()
     stopping = Interrupted(signum)
     _received.append(stopping)
-    watchdog = threading.Timer(GRACE_S, _exit_now, (stopping,))
+    watchdog = threading.Timer(GRACE_S, exit_now, (stopping,))
     watchdog.daemon = True
     watchdog.start()
     return stopping
@@ -89,7 +90,9 @@ def _first_signal(signum: int, _frame: FrameType | None) -> None:
 _first_signal.stops_the_command = True  # type: ignore[attr-defined]
 
 
-def _exit_now(stopping: Interrupted, status: int | None = None) -> None:
+def exit_now(stopping: Interrupted, status: int | None = None) -> NoReturn:
+    """One line, and out: the temporary server and child processes stopped, no thread
+    waited for (one may be blocked in a call that cannot be interrupted)."""
     from flows.temporary_server import stop_all
 
     stop_logging()

@@ -171,8 +171,7 @@ def _run_command(arguments: argparse.Namespace) -> int:
             return EXIT_FAILED
         return _internal_error(exc)
     except interrupts.Interrupted as stopped:
-        _say(stopped.message)
-        return stopped.exit_status
+        interrupts.exit_now(stopped)  # not waiting for threads blocked in flight
     except KeyboardInterrupt:
         _say("interrupted")
         return 130

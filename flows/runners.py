@@ -63,9 +63,9 @@ def parse_task_runner(value: str) -> RunnerSpec:
 def build_task_runner(spec: RunnerSpec, settings: Settings) -> Any:
     """The Prefect task runner for `spec`."""
     if not spec.distributed:
-        from prefect.task_runners import ThreadPoolTaskRunner
+        from flows.stoppable_pool import StoppableThreadPoolTaskRunner
 
-        return ThreadPoolTaskRunner(max_workers=settings.generation.concurrency)
+        return StoppableThreadPoolTaskRunner(max_workers=settings.generation.concurrency)
     # Dask's own INFO chatter (scheduler and worker start-up) is not the user's business.
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
     from prefect_dask.task_runners import DaskTaskRunner

@@ -11,7 +11,7 @@ import logging
 import os
 from collections.abc import Callable
 
-from clients.stopping import STOP_REQUESTED
+from clients.stopping import STOP_REQUESTED, request_stop
 from domain.errors import StoryboardError, is_disk_full
 
 QUIET_DEFAULTS = {
@@ -47,7 +47,7 @@ _STOP_HOOKS: list[Callable[[int], object]] = []
 def stop_logging() -> None:
     """The command is stopping: say nothing more of the run. Prefect, Dask and the stages
     would otherwise log how every task in flight ended (the Prefect API still records it)."""
-    STOPPING.set()
+    request_stop()
     logging.disable(logging.CRITICAL)
 
 

@@ -41,6 +41,7 @@ import httpx
 
 from clients.generation.answers import POLL_HEADER, final_body, poll_seconds, presigned
 from clients.generation.ratelimit import RequestBudget, ResendBudget
+from clients.stopping import raise_if_stopping, sleep_unless_stopping
 from configs.settings import GenerationSettings
 from domain.errors import (
     FatalServiceError,
@@ -139,7 +140,7 @@ class ServiceConnection:
         limiter: RequestBudget,
         api_key: str = "",
         transport: httpx.BaseTransport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] = sleep_unless_stopping,
     ) -> None:
         self.service = service
         self.options = options
@@ -172,6 +173,7 @@ class ServiceConnection:
         self, calls: RequestCount, method: str, url: str, budgeted: bool = True, **kw: Any
     ) -> httpx.Response:
         """One request, counted (and, to the service, drawn from the budget)."""
+        raise_if_stopping()
         if budgeted:
             self.limiter.acquire()
         calls.sent += 1
@@ -215,6 +217,7 @@ class ServiceConnection:
 
     def _resend_or_raise(self, path: str, lost: OutcomeUnknownError, calls: RequestCount) -> None:
         """Spend one of the run's re-sends on a request whose answer was lost, or raise."""
+        raise_if_stopping()
         if not lost.resendable:
             message = f"{lost}; not sent again (a re-run may pay for it again)"
             raise with_calls(OutcomeUnknownError(message), calls) from None
