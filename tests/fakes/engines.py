@@ -10,9 +10,9 @@ from clients.transcription.types import TranscriptionEngine
 
 
 class RememberingEngine:
-    """The real engine, answering a call it has answered before (the same audio and options)
-    from memory: reading a scene alone, packed mode's fallback and the one-by-one reference
-    are the same Whisper call, and Whisper is deterministic."""
+    """The real engine, answering a call it has answered before (the same audio and options;
+    a detection of the same audio) from memory: reading a scene alone, packed mode's fallback
+    and the one-by-one reference are the same Whisper call, and Whisper is deterministic."""
 
     def __init__(self, engine: TranscriptionEngine) -> None:
         self.engine = engine
@@ -30,7 +30,10 @@ class RememberingEngine:
         return self.engine.detect_language(audio)
 
     def language_odds(self, audio: Any) -> Any:
-        return self.engine.language_odds(audio)
+        key = ("odds", hashlib.sha256(audio.tobytes()).hexdigest())
+        if key not in self.answers:
+            self.answers[key] = self.engine.language_odds(audio)
+        return self.answers[key]
 
 
 class DoubtfulEngine(RememberingEngine):
