@@ -36,9 +36,9 @@ class RunReport:
     """Image models found retired, and the fallback that made their scenes' images."""
     unknown_outcomes: list[str] = field(default_factory=list)
     """Scenes whose request was sent but whose answer was lost (a re-run may pay again)."""
-    possibly_paid_twice: dict[str, int] = field(default_factory=dict)
-    """Scenes with requests sent again after their answer was lost: how many, each of which
-    the service may have made (and billed) twice."""
+    possibly_paid_twice: list[str] = field(default_factory=list)
+    """The scene of each request sent again after its answer was lost (a scene once per
+    re-send): each of them the service may have made (and billed) twice."""
     flow_run_id: str | None = None
     """The Prefect flow run that made it, for a link to the Prefect UI."""
     assembly: dict[str, int | bool] = field(default_factory=dict)

@@ -37,13 +37,13 @@ def package_versions() -> dict[str, str]:
 
 def paid_twice(
     plan: StoryboardPlan, generated: Mapping[int, GeneratedMedia | SceneFailure]
-) -> dict[str, int]:
-    """Each scene with requests sent again after their answer was lost, and how many."""
-    return {
-        plan.recordings[index].scene_id: made.possibly_paid_twice
+) -> list[str]:
+    """The scene of each request sent again after its answer was lost, once per re-send."""
+    return [
+        plan.recordings[index].scene_id
         for index, made in sorted(generated.items())
-        if made.possibly_paid_twice
-    }
+        for _ in range(made.possibly_paid_twice)
+    ]
 
 
 def build_run_report(
