@@ -12,13 +12,10 @@ the pipeline write outside its target or cache.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import mimetypes
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
@@ -48,10 +45,10 @@ _HINTS = {
 
 
 WRITE_CHECK = ".storyboard/write-check"
+"""The empty object a run writes to an S3 target first, to learn it may write there."""
 MULTIPART_THRESHOLD = 16 * 1024 * 1024
 MULTIPART_CHUNK = 8 * 1024 * 1024
 """How `S3Storage.upload` splits a large file, which decides the ETag S3 gives it."""
-"""The empty object a run writes to an S3 target first, to learn it may write there."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +78,10 @@ class Storage(Protocol):
     uri: str
 
     def list(self, recursive: bool = False) -> list[StoredObject]: ...
+
+    def uploads_in_progress(self) -> tuple[str, ...]:
+        """Names, under this location, of uploads begun and not yet finished or abandoned."""
+        ...
 
     def download(self, name: str, destination: Path) -> None: ...
 
@@ -131,6 +132,9 @@ class LocalStorage:
                 )
             )
         return sorted(objects, key=lambda item: item.name)
+
+    def uploads_in_progress(self) -> tuple[str, ...]:
+        return ()  # a file being copied here is already listed, under its own or a temporary name
 
     def download(self, name: str, destination: Path) -> None:
         with atomic_path(destination) as temporary:
@@ -235,6 +239,20 @@ class S3Storage:
         except (ClientError, BotoCoreError) as exc:
             raise self._fail("list", exc) from None
         return objects
+
+    def uploads_in_progress(self) -> tuple[str, ...]:
+        """The keys of multipart uploads under this prefix that were begun and neither
+        completed nor aborted: an object still arriving, which `list` does not show yet."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        names: list[str] = []
+        try:
+            paginator = self._client.get_paginator("list_multipart_uploads")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
+                names += [item["Key"][len(self.prefix) :] for item in page.get("Uploads", [])]
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail("list the uploads in progress in", exc) from None
+        return tuple(names)
 
     def download(self, name: str, destination: Path) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -342,50 +360,6 @@ def open_storage(uri: str) -> LocalStorage | S3Storage:
     if ".." in parts:
         raise ConfigurationError(f"{uri}: a prefix may not contain '..'")
     return S3Storage(bucket, "".join(f"{part}/" for part in parts))
-
-
-def walk_files(root: Path) -> Iterator[Path]:
-    """Every file under `root`, hidden work files excluded."""
-    for path in sorted(root.rglob("*")):
-        if path.is_file() and not any(
-            part.startswith(".") for part in path.relative_to(root).parts
-        ):
-            yield path
-
-
-def local_etag(path: Path) -> str:
-    """The ETag S3 gives `path` once `S3Storage.upload` has put it: the MD5 of its bytes, or
-    for a multipart upload the MD5 of its parts' MD5s and the number of parts."""
-    whole = hashlib.md5(usedforsecurity=False)
-    parts = []
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(MULTIPART_CHUNK), b""):
-            whole.update(block)
-            parts.append(hashlib.md5(block, usedforsecurity=False).digest())
-    if path.stat().st_size < MULTIPART_THRESHOLD:
-        return whole.hexdigest()
-    return f"{hashlib.md5(b''.join(parts), usedforsecurity=False).hexdigest()}-{len(parts)}"
-
-
-def mirror(storage: Storage, names: list[StoredObject], folder: Path) -> None:
-    """Make `folder` hold exactly `names` from `storage`, downloading only what changed."""
-    folder.mkdir(parents=True, exist_ok=True)
-    stamps = folder / ".etags.json"
-    try:
-        known: dict[str, str] = json.loads(stamps.read_text()) if stamps.is_file() else {}
-    except ValueError:
-        known = {}
-    wanted = {item.name for item in names}
-    for existing in folder.iterdir():
-        if existing.is_file() and not existing.name.startswith(".") and existing.name not in wanted:
-            existing.unlink()
-    current = {}
-    for item in names:
-        local = folder / safe_name(item.name)
-        if not (local.is_file() and known.get(item.name) == item.etag):
-            storage.download(item.name, local)
-        current[item.name] = item.etag
-    write_bytes_atomic(stamps, json.dumps(current, ensure_ascii=False).encode())
 
 
 @dataclass(frozen=True)

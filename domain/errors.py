@@ -77,6 +77,11 @@ class TargetBusyError(StoryboardError):
     """Another run holds the TARGET's lease: two runs never write one target at once."""
 
 
+class SourceChangedError(StoryboardError):
+    """The storyboard's folder changed while it was rendered (a copy that paused and went on):
+    the render is not published as if the folder were settled; it is rendered again."""
+
+
 class SceneError(StoryboardError):
     """One scene cannot be produced; the storyboard goes on without it."""
 

@@ -28,6 +28,7 @@ from tasks.publish import publish, run_outputs
 from tasks.review import review
 from tasks.reviews import read_reviews
 from tasks.run_report import build_run_report
+from tasks.source_state import check_source_settled
 from tasks.target_lease import target_held
 
 
@@ -92,16 +93,15 @@ def render_storyboard(
     with clock.stage("assemble"):
         cuts = [scene_cut(o, settings.assembly.captions_by_word) for o in outcomes]
         assembled = assemble(cuts, settings.assembly, video, settings.cache_dir, plan.music)
-    timeline = assembled.timeline
     image_model = planned_image_model(setup.backend, settings.generation, plan.spec.image_model)
     with clock.stage("manifest"):
         reviews = read_reviews(target)
         published = write_manifest(
-            outcomes, timeline, folder, setup.backend, image_model,
+            outcomes, assembled.timeline, folder, setup.backend, image_model,
             settings.assembly.captions_by_word, reviews,
         )  # fmt: skip
         handed = hand_off(
-            plan.title, outcomes, timeline, published, settings.assembly, folder,
+            plan.title, outcomes, assembled.timeline, published, settings.assembly, folder,
             settings.cache_dir,
         )  # fmt: skip
 
@@ -110,10 +110,11 @@ def render_storyboard(
         current_task_runner(), source_fingerprint, assembled.summary(),
     )  # fmt: skip
     review(
-        outcomes, timeline, published, report, folder, settings.assembly,
+        outcomes, assembled.timeline, published, report, folder, settings.assembly,
         [path.name for path in handed], settings.cache_dir, reviews,
     )  # fmt: skip
     report = replace(report, outputs=run_outputs([path.name for path in handed], published))
+    check_source_settled(source, source_fingerprint)
     write_run_report(report, folder)
     outputs = publish(folder, target, report.outputs, setup.previous_outputs)
     progress.finish()

@@ -17,33 +17,25 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Literal
 
 from prefect import flow, get_run_logger
 
-from clients.cache import content_key
 from clients.lease import LEASE_LIFETIME_S, Lease
 from clients.storage import Storage, StoredObject, is_s3, open_storage, safe_name
 from configs.settings import Settings
-from domain.errors import FatalServiceError, StorageError, StoryboardError
+from domain.errors import FatalServiceError, SourceChangedError, StorageError, StoryboardError
 from flows.runners import build_task_runner, parse_task_runner
 from flows.storyboard import StoryboardResult, storyboard
-from tasks.ingest import AUDIO_EXTENSIONS, STORYBOARD_FILE, is_recording
+from tasks.ingest import is_recording
 from tasks.preflight import check_apart
+from tasks.source_state import inputs_fingerprint, is_input, is_partial_upload
 
 CLAIMS = ".storyboard/claims"
 CLAIM_LIFETIME_S = LEASE_LIFETIME_S
-PARTIAL_UPLOAD_SUFFIXES = (
-    ".part",
-    ".partial",
-    ".crdownload",
-    ".download",
-    ".filepart",
-    ".tmp",
-    "~",
-)
-"""What Firefox, Chrome, Safari, WinSCP and editors name a file still being written."""
 
 
 @dataclass(frozen=True)
@@ -76,28 +68,34 @@ def join_location(base: str, path: str) -> str:
     return str(Path(base) / path)
 
 
-def is_partial_upload(name: str) -> bool:
-    """Whether `name` is a file that browsers, copy tools and transfer clients write while an
-    upload or copy is still under way."""
-    lower = name.lower()
-    rsync_temporary = lower.startswith(".") and any(f"{ext}." in lower for ext in AUDIO_EXTENSIONS)
-    return lower.endswith(PARTIAL_UPLOAD_SUFFIXES) or rsync_temporary
+def folder_of(name: str) -> tuple[str, str] | None:
+    """The storyboard folder (relative, "" for SOURCE) and file name of a listed `name`;
+    None inside a hidden folder."""
+    parts = PurePosixPath(name)
+    if any(part.startswith(".") for part in parts.parts[:-1]):
+        return None
+    parent = parts.parent.as_posix()
+    return ("" if parent == "." else parent), parts.name
 
 
-def storyboard_folders(objects: list[StoredObject]) -> tuple[list[StoryboardFolder], list[str]]:
+def storyboard_folders(
+    objects: list[StoredObject], uploading: Iterable[str] = ()
+) -> tuple[list[StoryboardFolder], list[str]]:
     """Folders holding at least one recording, with a fingerprint of their inputs; and the
-    folder names refused because they would leave SOURCE or TARGET."""
+    folder names refused because they would leave SOURCE or TARGET. `uploading`: the names
+    of uploads still under way (an S3 multipart upload not yet completed)."""
     groups: dict[str, list[StoredObject]] = defaultdict(list)
     partial: dict[str, list[str]] = defaultdict(list)
+    for name in uploading:
+        if (place := folder_of(name)) is not None and is_input(place[1]):
+            partial[place[0]].append(f"{place[1]} (an upload not finished)")
     for item in objects:
-        parts = PurePosixPath(item.name)
-        if any(part.startswith(".") for part in parts.parts[:-1]):
+        if (place := folder_of(item.name)) is None:
             continue
-        parent = parts.parent.as_posix()
-        folder = "" if parent == "." else parent
-        if is_partial_upload(parts.name):
-            partial[folder].append(parts.name)
-        elif is_recording(parts.name) or parts.name == STORYBOARD_FILE:
+        folder, file_name = place
+        if is_partial_upload(file_name):
+            partial[folder].append(file_name)
+        elif is_input(file_name):
             groups[folder].append(item)
     folders, refused = [], []
     for path, items in sorted(groups.items()):
@@ -109,11 +107,10 @@ def storyboard_folders(objects: list[StoredObject]) -> tuple[list[StoryboardFold
             except StorageError:
                 refused.append(path)
                 continue
-        inputs = sorted((PurePosixPath(i.name).name, i.etag, i.size) for i in items)
         folders.append(
             StoryboardFolder(
                 path=path,
-                fingerprint=content_key(inputs),
+                fingerprint=inputs_fingerprint(items),
                 newest_modified=max(item.modified for item in items),
                 arriving=tuple(sorted(partial.get(path, ()))),
             )
@@ -158,6 +155,25 @@ def render(
     )
 
 
+def not_due(
+    folder: StoryboardFolder, destination: Storage, settled_before: float
+) -> Literal["unchanged", "settling"] | None:
+    """Why `folder` is not rendered in this pass: its render is `unchanged`, or it is still
+    `settling` (modified after `settled_before`, or files in it still arriving); None: due."""
+    if rendered_fingerprint(destination) == folder.fingerprint:
+        return "unchanged"
+    if folder.newest_modified > settled_before:
+        return "settling"
+    if folder.arriving:
+        get_run_logger().info(
+            "%s: still arriving (%s); rendered once it is whole",
+            folder.path or ".",
+            folder.arriving[0],
+        )
+        return "settling"
+    return None
+
+
 @flow(name="storyboard-watch", log_prints=False)
 def watch_pass(
     source: str,
@@ -172,24 +188,18 @@ def watch_pass(
     logger = get_run_logger()
     report = WatchReport()
     source_storage, target_storage = open_storage(source), open_storage(target)
-    folders, report.refused = storyboard_folders(source_storage.list(recursive=True))
+    folders, report.refused = storyboard_folders(
+        source_storage.list(recursive=True), source_storage.uploads_in_progress()
+    )
     for path in report.refused:
         logger.warning("refusing folder %r: its name would leave the source or target", path)
     now = time.time()
     for folder in folders:
         label = folder.path or "."
         destination = target_storage.child(folder.path) if folder.path else target_storage
-        if rendered_fingerprint(destination) == folder.fingerprint:
-            report.unchanged.append(label)
-            continue
-        if now - folder.newest_modified < settle_s:
-            report.settling.append(label)
-            continue
-        if folder.arriving:
-            logger.info(
-                "%s: still arriving (%s); rendered once it is whole", label, folder.arriving[0]
-            )
-            report.settling.append(label)
+        waiting = not_due(folder, destination, now - settle_s)
+        if waiting is not None:
+            getattr(report, waiting).append(label)
             continue
         render_claim = claim(destination, folder.fingerprint)
         if render_claim is None:
@@ -203,6 +213,10 @@ def watch_pass(
                 result = render(folder, source, target, settings, backend, task_runner)
             except FatalServiceError:
                 raise
+            except SourceChangedError as exc:
+                logger.info("%s: %s; rendered again once it is", label, exc)
+                report.settling.append(label)
+                continue
             except StoryboardError as exc:
                 logger.warning("%s: not rendered: %s", label, exc)
                 report.failed[label] = str(exc)

@@ -29,9 +29,11 @@ from typing import Any, Protocol, cast
 
 from clients.lease import Lease
 from clients.storage import Storage
-from flows.watch import claim, rendered_fingerprint, storyboard_folders
+from flows.watch import claim, rendered_fingerprint
 from studio.catalog import Board, flow_run_url
 from studio.config import StudioConfig
+from tasks.ingest import is_recording
+from tasks.source_state import inputs_fingerprint
 
 DEPLOYMENT = "storyboard/on-demand"
 CHOICE_TTL_S = 15.0
@@ -232,8 +234,10 @@ def choose_backend(config: StudioConfig, api_url: str | None) -> RenderBackend:
 
 def source_fingerprint(source: Storage) -> str | None:
     """The fingerprint the watcher gives the storyboard's inputs now."""
-    folders, _ = storyboard_folders(source.list())
-    return next((folder.fingerprint for folder in folders if folder.path == ""), None)
+    listed = source.list()
+    if not any(is_recording(item.name) for item in listed):
+        return None
+    return inputs_fingerprint(listed)
 
 
 @dataclass

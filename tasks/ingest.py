@@ -15,8 +15,9 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from clients.cache import content_key
+from clients.file_sync import mirror
 from clients.media.audio import check_audio
-from clients.storage import S3Storage, StoredObject, is_s3, mirror, open_storage, safe_name
+from clients.storage import S3Storage, StoredObject, is_s3, open_storage, safe_name
 from configs.settings import default_cache_dir, load_storyboard_spec
 from domain.errors import AudioError, ConfigurationError, StorageError
 from domain.scene import Recording, StoryboardPlan

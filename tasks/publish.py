@@ -29,7 +29,8 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from clients.cache import content_key
-from clients.storage import Storage, is_s3, local_etag, open_storage, walk_files
+from clients.file_sync import local_etag, walk_files
+from clients.storage import Storage, is_s3, open_storage
 from domain.report import ScenePaths
 
 SCENES_FOLDER = "scenes"

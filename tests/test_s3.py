@@ -15,8 +15,9 @@ import boto3
 import pandas as pd
 import pytest
 
+from clients.file_sync import mirror
 from clients.media.ffmpeg import probe
-from clients.storage import S3Storage, mirror, open_storage, safe_name
+from clients.storage import S3Storage, open_storage, safe_name
 from domain.errors import AudioError, StorageError
 from tasks.ingest import plan_storyboard, recording_here
 from tests.fakes.s3_proxy import FaultPlan, S3FaultProxy
