@@ -73,9 +73,25 @@ def bare_reencode(video: Path) -> float:
     from clients.media.ffmpeg import run_ffmpeg
 
     started = time.perf_counter()
-    run_ffmpeg(["-i", str(video), "-c:v", "libx264", "-preset", "veryfast", "-crf", "23",
-                "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k",
-                str(video.with_name("reencoded.mp4"))])  # fmt: skip
+    run_ffmpeg(
+        [
+            "-i",
+            str(video),
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-crf",
+            "23",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "128k",
+            str(video.with_name("reencoded.mp4")),
+        ]
+    )
     return time.perf_counter() - started
 
 
@@ -89,16 +105,20 @@ def main() -> None:
         return
     from clients.media.ffmpeg import probe
 
-    print(f"{'scenes':>6} {'video':>8} {'assemble':>9} {'bare ffmpeg':>11} {'ratio':>6} "
-          f"{'peak memory':>11}")  # fmt: skip
+    print(
+        f"{'scenes':>6} {'video':>8} {'assemble':>9} {'bare ffmpeg':>11} {'ratio':>6} "
+        f"{'peak memory':>11}"
+    )
     for scenes in arguments.scenes:
         with tempfile.TemporaryDirectory(prefix="assemble-bench-") as name:
             folder = Path(name)
             completed = subprocess.run(  # noqa: S603 - this same script, fixed arguments
                 [sys.executable, "-m", "benchmarks.assemble", "--worker", str(scenes), name],
-                capture_output=True, text=True, check=True,
+                capture_output=True,
+                text=True,
+                check=True,
                 cwd=Path(__file__).resolve().parents[1],
-            )  # fmt: skip
+            )
             figures = json.loads(completed.stdout.strip().splitlines()[-1])
             video = folder / "storyboard.mp4"
             duration = probe(video).duration_s

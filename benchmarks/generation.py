@@ -24,7 +24,7 @@ from clients.generation.ratelimit import RateLimiter
 from configs.settings import GenerationSettings
 from domain.media import ImageRequest
 from tasks.generate import generate_media
-from tests.fakes.nvidia_server import VALID_KEY, FakeNvidia, Faults
+from testkit.fakes.nvidia_server import VALID_KEY, FakeNvidia, Faults
 
 
 def main() -> None:

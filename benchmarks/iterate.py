@@ -28,7 +28,7 @@ import numpy as np
 from benchmarks.soak import prepare_storyboard, run_environment
 from clients.media.audio import decode_audio
 from clients.media.ffmpeg import probe
-from tests.fakes.nvidia_server import FakeNvidia, Faults
+from testkit.fakes.nvidia_server import FakeNvidia, Faults
 
 RATE = 48_000
 """The assembly's sample rate (`assembly.sample_rate`'s default)."""
@@ -60,10 +60,22 @@ def render(source: Path, target: Path, config: Path, env: dict[str, str]) -> tup
     """One `storyboard run`: its wall seconds and its run.json."""
     started = time.perf_counter()
     completed = subprocess.run(  # noqa: S603 - fixed argument list
-        [str(Path(sys.executable).with_name("storyboard")), "run", str(source),
-         "--out", str(target), "--config", str(config), "--backend", "nvidia"],
-        env=env, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        [
+            str(Path(sys.executable).with_name("storyboard")),
+            "run",
+            str(source),
+            "--out",
+            str(target),
+            "--config",
+            str(config),
+            "--backend",
+            "nvidia",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     wall = time.perf_counter() - started
     if completed.returncode != 0:
         raise SystemExit(
@@ -137,13 +149,17 @@ def print_report(
     middle: int,
 ) -> None:
     first = runs[0][1]
-    print(f"scenes                 {arguments.scenes} (fake NVIDIA API, {arguments.latency} s "
-          f"latency, {arguments.rpm:g} requests/min)")  # fmt: skip
+    print(
+        f"scenes                 {arguments.scenes} (fake NVIDIA API, {arguments.latency} s "
+        f"latency, {arguments.rpm:g} requests/min)"
+    )
     jobs_before = 0
     for label, wall, report, jobs in runs:
         share = wall / first
-        print(f"{label:22} {wall:7.1f} s  {share:6.1%} of the first  jobs {jobs - jobs_before:4d}  "
-              f"assembly {report.get('assembly')}  stages {report['stages']}")  # fmt: skip
+        print(
+            f"{label:22} {wall:7.1f} s  {share:6.1%} of the first  jobs {jobs - jobs_before:4d}  "
+            f"assembly {report.get('assembly')}  stages {report['stages']}"
+        )
         jobs_before = jobs
     span = scene_span(manifest, f"scene_{middle}")
     other = scene_span(manifest, f"scene_{middle + 2}")

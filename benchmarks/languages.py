@@ -32,35 +32,61 @@ ENGINES = ("faster-whisper", "openai-whisper")
 LENGTHS = ("short", "medium", "long")
 SPEED = {"short": 150, "medium": 105, "long": 140}
 SENTENCES = {
-    "en": ("A red fox.", "A lion walks through a misty jungle at dawn.",
-           "The old lighthouse keeper climbs the stairs every evening, lights the lamp, "
-           "and watches the ships pass by in the storm."),
-    "fr": ("Un chat noir.", "Un lion marche dans la jungle brumeuse à l'aube.",
-           "Le vieux gardien du phare monte l'escalier chaque soir, allume la lampe et "
-           "regarde passer les navires dans la tempête."),
-    "es": ("Un perro rojo.", "Un león camina por la selva brumosa al amanecer.",
-           "El viejo guardián del faro sube la escalera cada tarde, enciende la lámpara y "
-           "mira pasar los barcos en la tormenta."),
-    "de": ("Ein roter Fuchs.", "Ein Löwe geht im Morgengrauen durch einen nebligen Dschungel.",
-           "Der alte Leuchtturmwärter steigt jeden Abend die Treppe hinauf, zündet die Lampe "
-           "an und sieht die Schiffe im Sturm vorbeiziehen."),
-    "it": ("Un gatto nero.", "Un leone cammina nella giungla nebbiosa all'alba.",
-           "Il vecchio guardiano del faro sale le scale ogni sera, accende la lampada e guarda "
-           "passare le navi nella tempesta."),
-    "pt": ("Um gato preto.", "Um leão caminha pela selva enevoada ao amanhecer.",
-           "O velho faroleiro sobe as escadas todas as noites, acende a lâmpada e observa os "
-           "navios passarem na tempestade."),
-}  # fmt: skip
+    "en": (
+        "A red fox.",
+        "A lion walks through a misty jungle at dawn.",
+        "The old lighthouse keeper climbs the stairs every evening, lights the lamp, "
+        "and watches the ships pass by in the storm.",
+    ),
+    "fr": (
+        "Un chat noir.",
+        "Un lion marche dans la jungle brumeuse à l'aube.",
+        "Le vieux gardien du phare monte l'escalier chaque soir, allume la lampe et "
+        "regarde passer les navires dans la tempête.",
+    ),
+    "es": (
+        "Un perro rojo.",
+        "Un león camina por la selva brumosa al amanecer.",
+        "El viejo guardián del faro sube la escalera cada tarde, enciende la lámpara y "
+        "mira pasar los barcos en la tormenta.",
+    ),
+    "de": (
+        "Ein roter Fuchs.",
+        "Ein Löwe geht im Morgengrauen durch einen nebligen Dschungel.",
+        "Der alte Leuchtturmwärter steigt jeden Abend die Treppe hinauf, zündet die Lampe "
+        "an und sieht die Schiffe im Sturm vorbeiziehen.",
+    ),
+    "it": (
+        "Un gatto nero.",
+        "Un leone cammina nella giungla nebbiosa all'alba.",
+        "Il vecchio guardiano del faro sale le scale ogni sera, accende la lampada e guarda "
+        "passare le navi nella tempesta.",
+    ),
+    "pt": (
+        "Um gato preto.",
+        "Um leão caminha pela selva enevoada ao amanhecer.",
+        "O velho faroleiro sobe as escadas todas as noites, acende a lâmpada e observa os "
+        "navios passarem na tempestade.",
+    ),
+}
 
 
 def speak(folder: Path, name: str, language: str, length: str) -> None:
     short, medium, long = SENTENCES[language]
     text = {"short": short, "medium": medium, "long": f"{long} {medium}"}[length]
     subprocess.run(  # noqa: S603 - fixed arguments
-        ["espeak-ng", "-v", language, "-s", str(SPEED[length]), "-w",
-         str(folder / f"{name}.wav"), text],
+        [
+            "espeak-ng",
+            "-v",
+            language,
+            "-s",
+            str(SPEED[length]),
+            "-w",
+            str(folder / f"{name}.wav"),
+            text,
+        ],
         check=True,
-    )  # fmt: skip
+    )
 
 
 def ffmpeg(*arguments: str) -> None:
@@ -107,10 +133,18 @@ def transcribe(engine: str, folder: Path, models: Path) -> tuple[float, list[dic
         env = {**os.environ, "STORYBOARD_CACHE_DIR": cache}
         started = time.perf_counter()
         completed = subprocess.run(  # noqa: S603 - fixed arguments
-            [shutil.which("storyboard") or "storyboard", "transcribe", str(folder),
-             "--engine", engine],
-            capture_output=True, text=True, env=env, check=False,
-        )  # fmt: skip
+            [
+                shutil.which("storyboard") or "storyboard",
+                "transcribe",
+                str(folder),
+                "--engine",
+                engine,
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
         seconds = time.perf_counter() - started
     scenes = [json.loads(line) for line in completed.stdout.splitlines() if line.startswith("{")]
     return seconds, scenes

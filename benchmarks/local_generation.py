@@ -34,6 +34,7 @@ from typing import Any
 import torch
 from PIL import Image
 
+from benchmarks.local_architectures import libraries, load_pipelines, parameter_counts
 from clients.generation.diffusers_speed import (
     COMPILE_MODES,
     OURS,
@@ -44,7 +45,6 @@ from clients.generation.diffusers_speed import (
     clip_call_options,
 )
 
-CONFIGS = Path(__file__).resolve().parent / "local_configs"
 PROMPTS = (
     "A lion walks through a misty jungle at dawn",
     "Two elephants drink from a river at sunset",
@@ -56,7 +56,6 @@ PROMPTS = (
     "The city wakes, trams rolling past old stone houses",
 )
 STYLE = ", storyboard frame, cinematic lighting"
-_SDXL_MODELS = ("unet", "vae", "text_encoder", "text_encoder_2")
 
 
 @dataclass(frozen=True)
@@ -74,132 +73,9 @@ class Workload:
     clips: bool = True
 
 
-def _tiny_sdxl() -> dict[str, dict[str, Any]]:
-    text: dict[str, Any] = dict(vocab_size=1000, max_position_embeddings=77, projection_dim=32)
-    text |= dict(hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2)
-    unet: dict[str, Any] = dict(
-        block_out_channels=[32, 64], layers_per_block=2, sample_size=32, attention_head_dim=[2, 4],
-        down_block_types=["DownBlock2D", "CrossAttnDownBlock2D"],
-        up_block_types=["CrossAttnUpBlock2D", "UpBlock2D"], use_linear_projection=True,
-        addition_embed_type="text_time", addition_time_embed_dim=8, cross_attention_dim=64,
-        transformer_layers_per_block=[1, 2], projection_class_embeddings_input_dim=80,
-    )  # fmt: skip
-    vae: dict[str, Any] = dict(block_out_channels=[32, 64], latent_channels=4, sample_size=128)
-    vae["down_block_types"] = ["DownEncoderBlock2D"] * 2
-    vae["up_block_types"] = ["UpDecoderBlock2D"] * 2
-    return {"unet": unet, "vae": vae, "text_encoder": text, "text_encoder_2": text}
-
-
-def _tiny_svd() -> dict[str, dict[str, Any]]:
-    unet: dict[str, Any] = dict(
-        block_out_channels=[32, 64], layers_per_block=2, sample_size=32, in_channels=8,
-        out_channels=4, cross_attention_dim=32, num_attention_heads=8, num_frames=4,
-        down_block_types=["CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"],
-        up_block_types=["UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"],
-        projection_class_embeddings_input_dim=96, addition_time_embed_dim=32,
-    )  # fmt: skip
-    vae: dict[str, Any] = dict(block_out_channels=[32, 64], latent_channels=4)
-    vae |= dict(down_block_types=["DownEncoderBlock2D"] * 2)
-    image: dict[str, Any] = dict(hidden_size=32, projection_dim=32, num_hidden_layers=5,
-        num_attention_heads=4, image_size=224, intermediate_size=37, patch_size=14)  # fmt: skip
-    return {"unet": unet, "vae": vae, "image_encoder": image}
-
-
-def _read(folder: Path) -> dict[str, Any]:
-    name = "config.json" if (folder / "config.json").exists() else "scheduler_config.json"
-    return dict(json.loads((folder / name).read_text()))
-
-
-def _libraries() -> tuple[Any, Any]:
-    """diffusers and transformers, imported when first needed (untyped: Any)."""
-    import diffusers
-    import transformers
-
-    return diffusers, transformers
-
-
-def _diffusers_model(cls: Any, config: dict[str, Any]) -> Any:
-    return cls.from_config({k: v for k, v in config.items() if not k.startswith("_")})
-
-
-def _scheduler(d: Any, root: Path) -> Any:
-    with torch.device("cpu"):  # its tables stay on the host, whatever device builds the models
-        return d.EulerDiscreteScheduler.from_pretrained(root / "scheduler")
-
-
-def _clip_model(cls: Any, config_cls: Any, config: dict[str, Any]) -> Any:
-    return cls(config_cls(**{k: v for k, v in config.items() if k != "architectures"}))
-
-
-def build_sdxl(tiny: bool) -> Any:
-    """SDXL base 1.0 with random weights, from the repository's configs (or tiny ones)."""
-    d, t = _libraries()
-    root = CONFIGS / "sdxl"
-    parts = _tiny_sdxl() if tiny else {}
-    config = {name: parts.get(name) or _read(root / name) for name in _SDXL_MODELS}
-    return d.StableDiffusionXLPipeline(
-        vae=_diffusers_model(d.AutoencoderKL, config["vae"]),
-        text_encoder=_clip_model(t.CLIPTextModel, t.CLIPTextConfig, config["text_encoder"]),
-        text_encoder_2=_clip_model(
-            t.CLIPTextModelWithProjection, t.CLIPTextConfig, config["text_encoder_2"]
-        ),
-        tokenizer=t.CLIPTokenizer.from_pretrained(root / "tokenizer"),
-        tokenizer_2=t.CLIPTokenizer.from_pretrained(root / "tokenizer_2"),
-        unet=_diffusers_model(d.UNet2DConditionModel, config["unet"]),
-        scheduler=_scheduler(d, root),
-        add_watermarker=False,
-    )
-
-
-def build_svd(tiny: bool) -> Any:
-    """SVD-XT with random weights, from the repository's configs (or tiny ones)."""
-    d, t = _libraries()
-    root = CONFIGS / "svd-xt"
-    parts = _tiny_svd() if tiny else {}
-    config = {name: parts.get(name) or _read(root / name) for name in ("unet", "vae")}
-    encoder = parts.get("image_encoder") or _read(root / "image_encoder")
-    return d.StableVideoDiffusionPipeline(
-        vae=_diffusers_model(d.AutoencoderKLTemporalDecoder, config["vae"]),
-        image_encoder=_clip_model(t.CLIPVisionModelWithProjection, t.CLIPVisionConfig, encoder),
-        unet=_diffusers_model(d.UNetSpatioTemporalConditionModel, config["unet"]),
-        scheduler=_scheduler(d, root),
-        feature_extractor=t.CLIPImageProcessor.from_pretrained(root / "feature_extractor"),
-    )
-
-
-def load_pipelines(args: argparse.Namespace, device: str) -> tuple[Any, Any]:
-    """Both pipelines with random weights: built on `device`, or saved to/loaded from --build."""
-    d, _ = _libraries()
-    pipelines = []
-    for name, build, cls in (
-        ("sdxl", build_sdxl, d.StableDiffusionXLPipeline),
-        ("svd-xt", build_svd, d.StableVideoDiffusionPipeline),
-    ):
-        if name == "sdxl" and args.clips_only:
-            pipelines.append(None)  # no SDXL: make_images hands out stand-in images
-            continue
-        folder = Path(args.build) / name if args.build else None
-        if folder is not None and (folder / "model_index.json").exists():
-            pipeline = cls.from_pretrained(folder, torch_dtype=torch.float16)
-        else:
-            with torch.device(device):
-                pipeline = build(args.tiny)
-            if folder is not None:
-                pipeline.save_pretrained(folder)
-        pipeline.set_progress_bar_config(disable=True)
-        pipelines.append(pipeline)
-    return pipelines[0], pipelines[1]
-
-
-def parameter_counts(sdxl: Any, svd: Any) -> dict[str, int]:
-    """Parameters of every model, evidence that the architectures are the real ones."""
-    models = {f"sdxl.{n}": getattr(sdxl, n) for n in _SDXL_MODELS} if sdxl else {}
-    models |= {f"svd.{n}": getattr(svd, n) for n in ("unet", "vae", "image_encoder")}
-    return {name: sum(p.numel() for p in model.parameters()) for name, model in models.items()}
-
-
-def make_images(pipe: Any, recipe: SpeedRecipe, seeds: list[int], work: Workload, steps: int,
-                device: str) -> list[Image.Image]:  # fmt: skip
+def make_images(
+    pipe: Any, recipe: SpeedRecipe, seeds: list[int], work: Workload, steps: int, device: str
+) -> list[Image.Image]:
     """One SDXL call per `images_per_call` scenes; one generator (seed) per scene."""
     if pipe is None:  # --clips-only: one plain stand-in image per scene, no SDXL
         return [Image.new("RGB", (work.image_size,) * 2, (96, 128, 160)) for _ in seeds]
@@ -209,14 +85,26 @@ def make_images(pipe: Any, recipe: SpeedRecipe, seeds: list[int], work: Workload
         prompts = [PROMPTS[s % len(PROMPTS)] + STYLE for s in batch]
         generators = [torch.Generator(device).manual_seed(s) for s in batch]
         with attention_context(recipe):
-            out = pipe(prompt=prompts, height=work.image_size, width=work.image_size,
-                       num_inference_steps=steps, generator=generators)  # fmt: skip
+            out = pipe(
+                prompt=prompts,
+                height=work.image_size,
+                width=work.image_size,
+                num_inference_steps=steps,
+                generator=generators,
+            )
         images.extend(out.images)
     return images
 
 
-def make_clips(pipe: Any, recipe: SpeedRecipe, images: list[Image.Image], seeds: list[int],
-               work: Workload, steps: int, device: str) -> int:  # fmt: skip
+def make_clips(
+    pipe: Any,
+    recipe: SpeedRecipe,
+    images: list[Image.Image],
+    seeds: list[int],
+    work: Workload,
+    steps: int,
+    device: str,
+) -> int:
     """One SVD-XT call per `clips_per_call` images; returns the frames made (none: no clips)."""
     frames = 0
     size = (work.clip_width, work.clip_height)
@@ -224,9 +112,15 @@ def make_clips(pipe: Any, recipe: SpeedRecipe, images: list[Image.Image], seeds:
         batch = [image.resize(size) for image in images[start : start + recipe.clips_per_call]]
         generators = [torch.Generator(device).manual_seed(s) for s in seeds[start:][: len(batch)]]
         with attention_context(recipe):
-            out = pipe(batch, height=work.clip_height, width=work.clip_width,
-                       num_frames=work.frames, num_inference_steps=steps, generator=generators,
-                       **clip_call_options(recipe, work.frames))  # fmt: skip
+            out = pipe(
+                batch,
+                height=work.clip_height,
+                width=work.clip_width,
+                num_frames=work.frames,
+                num_inference_steps=steps,
+                generator=generators,
+                **clip_call_options(recipe, work.frames),
+            )
         frames += sum(len(clip) for clip in out.frames)
     return frames
 
@@ -335,8 +229,10 @@ def print_table(results: list[dict[str, Any]]) -> None:
             f"{label:<80} {r['s_per_image']:>8.2f} {r['s_per_clip']:>8.2f} {r['peak_gib']:>9.1f}"
             f" {scenes:>9} {r['warmup_s']:>9.1f} {ratio:>6.2f}"
         )
-    print(f"scenes s: {results[0]['scenes']} scenes (image + clip), * timed fewer and scaled;"
-          " ratio: seed-style's time over this one's (s/image's for --images-only)")  # fmt: skip
+    print(
+        f"scenes s: {results[0]['scenes']} scenes (image + clip), * timed fewer and scaled;"
+        " ratio: seed-style's time over this one's (s/image's for --images-only)"
+    )
 
 
 def parse_args() -> argparse.Namespace:
@@ -376,7 +272,7 @@ def main() -> None:
         print_table([json.loads(Path(f).read_text()) for f in args.report])
         return
     warnings.filterwarnings("ignore")
-    d, t = _libraries()
+    d, t = libraries()
     d.logging.set_verbosity_error()
     t.logging.set_verbosity_error()
     device = "cpu" if args.tiny or not torch.cuda.is_available() else "cuda"

@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.fakes.nvidia_server import FakeNvidia
+from testkit.fakes.nvidia_server import FakeNvidia
 
 DEMO = Path(__file__).resolve().parent.parent / "storyboards" / "demo"
 RECORDINGS = (".ogg", ".mp3", ".m4a", ".wav", ".flac", ".webm")

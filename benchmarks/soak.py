@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.fakes.nvidia_server import VALID_KEY, FakeNvidia, Faults, Stats
+from testkit.fakes.nvidia_server import VALID_KEY, FakeNvidia, Faults, Stats
 
 ROOT = Path(__file__).resolve().parents[1]
 AUDIO = {".ogg", ".mp3", ".m4a", ".wav", ".flac", ".webm"}
@@ -91,11 +91,24 @@ def run_soak(arguments: argparse.Namespace) -> tuple[list[Run], Stats, float]:
                 target = folder / f"out{attempt}"
                 started = time.perf_counter()
                 completed = subprocess.run(  # noqa: S603 - fixed argument list
-                    [str(Path(sys.executable).with_name("storyboard")), "run", str(source),
-                     "--out", str(target), "--config", str(config), "--backend", "nvidia",
-                     "--task-runner", arguments.task_runner],
-                    env=env, capture_output=True, text=True, check=False,
-                )  # fmt: skip
+                    [
+                        str(Path(sys.executable).with_name("storyboard")),
+                        "run",
+                        str(source),
+                        "--out",
+                        str(target),
+                        "--config",
+                        str(config),
+                        "--backend",
+                        "nvidia",
+                        "--task-runner",
+                        arguments.task_runner,
+                    ],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                )
                 wall = time.perf_counter() - started
                 report = json.loads((target / "run.json").read_text())
                 runs.append((completed.returncode, wall, report, fake.stats.generation_requests))
@@ -109,18 +122,26 @@ def print_report(arguments: argparse.Namespace, runs: list[Run], stats: Stats, p
     (code1, wall1, report1, sent1), (code2, wall2, report2, sent2) = runs
     needed = 2 * arguments.scenes
     bound = (needed - 1) * 60 / arguments.rpm
-    print(f"scenes                {arguments.scenes} (latency {arguments.latency} s, "
-          f"{arguments.faults:.0%} transient faults, {arguments.rpm:g} requests/min, "
-          f"task runner {arguments.task_runner})")  # fmt: skip
+    print(
+        f"scenes                {arguments.scenes} (latency {arguments.latency} s, "
+        f"{arguments.faults:.0%} transient faults, {arguments.rpm:g} requests/min, "
+        f"task runner {arguments.task_runner})"
+    )
     print(f"first run             exit {code1}, {wall1:.1f} s wall, scenes {report1['scenes']}")
-    print(f"  generate stage      {report1['stages']['generate']:.1f} s against a rate-limit "
-          f"bound of {bound:.1f} s for {needed} calls")  # fmt: skip
+    print(
+        f"  generate stage      {report1['stages']['generate']:.1f} s against a rate-limit "
+        f"bound of {bound:.1f} s for {needed} calls"
+    )
     faulted, limited = stats.injected_faults, stats.rate_limited
-    print(f"  requests            {sent1} sent = {needed} needed + {sent1 - needed} retries "
-          f"({faulted} faults injected, {limited} rate-limited 429s)")  # fmt: skip
+    print(
+        f"  requests            {sent1} sent = {needed} needed + {sent1 - needed} retries "
+        f"({faulted} faults injected, {limited} rate-limited 429s)"
+    )
     print(f"  stages              {report1['stages']}")
-    print(f"second run            exit {code2}, {wall2:.1f} s wall, {sent2 - sent1} requests, "
-          f"{report2['cache_hits']} cache hits")  # fmt: skip
+    print(
+        f"second run            exit {code2}, {wall2:.1f} s wall, {sent2 - sent1} requests, "
+        f"{report2['cache_hits']} cache hits"
+    )
     print(f"peak memory           {peak:.0f} MB (largest process)")
     print(f"contract violations   {len(stats.violations)}")
 

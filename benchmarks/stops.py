@@ -29,7 +29,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.fakes.nvidia_server import FakeNvidia, Faults
+from testkit.fakes.nvidia_server import FakeNvidia, Faults
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "storyboards" / "demo"
@@ -105,8 +105,8 @@ def hosted_generation(folder: Path, signum: int) -> tuple[int | None, float]:
 
 
 def local_generation(folder: Path, signum: int) -> tuple[int | None, float]:
-    from tests.fakes.tiny_pipelines import build_models
-    from tests.helpers import make_source
+    from testkit.fakes.tiny_pipelines import build_models
+    from testkit.sources import make_source
 
     models = build_models(folder / "models")
     spec = {"title": "Slow", "seed": 7, "scenes": [{"id": "dawn", "prompt": "a lion at dawn"}]}

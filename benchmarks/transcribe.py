@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.wer import word_error_rate, words
+from testkit.wer import word_error_rate, words
 
 ENGINES = ("faster-whisper", "openai-whisper")
 MODES = ("packed", "one-by-one")
@@ -79,10 +79,22 @@ def worker(engine: str, mode: str, device: str, sources: list[str]) -> None:
 def run_configuration(engine: str, mode: str, device: str, sources: list[str]) -> Run:
     started = time.perf_counter()
     completed = subprocess.run(  # noqa: S603 - this same script, fixed arguments
-        [sys.executable, "-m", "benchmarks.transcribe", "--worker", engine, mode,
-         "--device", device, *sources],
-        capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[1],
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.transcribe",
+            "--worker",
+            engine,
+            mode,
+            "--device",
+            device,
+            *sources,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     process_s = time.perf_counter() - started
     figures = json.loads(completed.stdout.strip().splitlines()[-1])
     return Run(engine, mode, process_s, figures, figures.pop("transcripts"))

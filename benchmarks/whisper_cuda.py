@@ -52,10 +52,17 @@ def dimensions(name: str) -> Any:
 
     mels, state, heads, enc_layers, dec_layers, vocab = SIZES[name]
     return ModelDimensions(
-        n_mels=mels, n_audio_ctx=1500, n_audio_state=state, n_audio_head=heads,
-        n_audio_layer=enc_layers, n_vocab=vocab, n_text_ctx=448, n_text_state=state,
-        n_text_head=heads, n_text_layer=dec_layers,
-    )  # fmt: skip
+        n_mels=mels,
+        n_audio_ctx=1500,
+        n_audio_state=state,
+        n_audio_head=heads,
+        n_audio_layer=enc_layers,
+        n_vocab=vocab,
+        n_text_ctx=448,
+        n_text_state=state,
+        n_text_head=heads,
+        n_text_layer=dec_layers,
+    )
 
 
 def thirty_seconds(seed: int = 0) -> np.ndarray:
@@ -103,9 +110,13 @@ def openai_rows(name: str, args: argparse.Namespace, device: str) -> list[dict[s
     for label, fp16 in variants if device == "cuda" else variants[:1]:
         for beam in (None, 5):
             options = whisper.DecodingOptions(
-                language="en", fp16=fp16, without_timestamps=True, sample_len=args.tokens,
-                suppress_tokens=[-1, tokenizer.eot], beam_size=beam,
-            )  # fmt: skip
+                language="en",
+                fp16=fp16,
+                without_timestamps=True,
+                sample_len=args.tokens,
+                suppress_tokens=[-1, tokenizer.eot],
+                beam_size=beam,
+            )
 
             def window(options: Any = options, model: Any = model) -> Any:
                 mel = whisper.log_mel_spectrogram(audio, n_mels=dims.n_mels)
@@ -149,12 +160,22 @@ def convert_random(name: str, folder: Path, tokenizer_json: Path) -> Path:
 
     mels, state, heads, enc_layers, dec_layers, vocab = SIZES[name]
     config = WhisperConfig(
-        vocab_size=vocab, num_mel_bins=mels, d_model=state, encoder_layers=enc_layers,
-        decoder_layers=dec_layers, encoder_attention_heads=heads, decoder_attention_heads=heads,
-        encoder_ffn_dim=4 * state, decoder_ffn_dim=4 * state, max_source_positions=1500,
-        max_target_positions=448, decoder_start_token_id=50258, eos_token_id=50257,
-        pad_token_id=50257, bos_token_id=50257,
-    )  # fmt: skip
+        vocab_size=vocab,
+        num_mel_bins=mels,
+        d_model=state,
+        encoder_layers=enc_layers,
+        decoder_layers=dec_layers,
+        encoder_attention_heads=heads,
+        decoder_attention_heads=heads,
+        encoder_ffn_dim=4 * state,
+        decoder_ffn_dim=4 * state,
+        max_source_positions=1500,
+        max_target_positions=448,
+        decoder_start_token_id=50258,
+        eos_token_id=50257,
+        pad_token_id=50257,
+        bos_token_id=50257,
+    )
     WhisperForConditionalGeneration(config).save_pretrained(folder / "hf")
     (folder / "hf" / "tokenizer.json").write_bytes(tokenizer_json.read_bytes())
     (folder / "hf" / "tokenizer_config.json").write_text('{"tokenizer_class": "WhisperTokenizer"}')
@@ -198,9 +219,13 @@ def faster_whisper_rows(
             def window(beam: int = beam, limit: list[int] = limit) -> Any:
                 encoded = model.encode(model.feature_extractor(audio)[:, :3000])
                 return model.model.generate(
-                    encoded, [prompt], beam_size=beam, max_length=limit[0],
-                    suppress_tokens=[-1, eot], suppress_blank=False,
-                )[0]  # fmt: skip
+                    encoded,
+                    [prompt],
+                    beam_size=beam,
+                    max_length=limit[0],
+                    suppress_tokens=[-1, eot],
+                    suppress_blank=False,
+                )[0]
 
             tokens = len(_step(log, f"generate, beam {beam}", window).sequences_ids[0])
             for _ in range(3):  # max_length is not a token count: widen it to --tokens

@@ -16,7 +16,7 @@ from typing import Any
 
 from clients.services import check_backend, check_backend_ready, choose_backend
 from clients.storage import CacheLocation, is_s3, open_storage
-from configs.settings import Settings, apply_storyboard_settings, load_settings
+from configs.settings import Settings, load_settings
 from domain.errors import ConfigurationError
 from domain.scene import Recording, SceneFailure, Transcript
 
@@ -67,20 +67,18 @@ def command_run(
     from flows.runners import build_task_runner
     from flows.runtime import quiet_prefect_console
     from flows.storyboard import storyboard
-    from tasks.ingest import resolve_source
+    from tasks.opening import open_storyboard
     from tasks.preflight import check_apart, check_run, check_target
 
     if target is not None:
         check_apart(source, target)
         check_target(target)  # before an S3 source is downloaded
-    resolved = resolve_source(source)
-    settings = apply_storyboard_settings(
-        load_settings(config), resolved.spec.settings, resolved.described
-    )
-    settings = with_approval(settings, approval)
-    backend = check_run(resolved, backend_name or settings.generation.backend, only, settings)
-    target_uri = location(target or str(Path("output") / resolved.name))
-    check_apart(resolved.uri, target_uri)
+    opened = open_storyboard(source, load_settings(config))
+    opened = opened.under(with_approval(opened.settings, approval))
+    settings = opened.settings
+    backend = check_run(opened.folder, backend_name or settings.generation.backend, only, settings)
+    target_uri = location(target or str(Path("output") / opened.folder.name))
+    check_apart(opened.folder.uri, target_uri)
     if target is None:
         check_target(target_uri)  # the default folder is made only for a run that can start
     announce_backend(backend)
@@ -95,6 +93,7 @@ def command_run(
             refresh=refresh,
             source_fingerprint=source_fingerprint,
             approve_all=approval == "all",
+            opened=opened,
         )
     report = result.report
     total = sum(report.scenes.values())
@@ -234,9 +233,15 @@ def command_studio(
     check_apart(source, target, watching=True)
     settings = load_settings(config)
     studio = studio_config(
-        location(source), location(target), settings, host, port,
-        config.resolve() if config else None, backend_name, allowed_hosts=allowed_hosts,
-    )  # fmt: skip
+        location(source),
+        location(target),
+        settings,
+        host,
+        port,
+        config.resolve() if config else None,
+        backend_name,
+        allowed_hosts=allowed_hosts,
+    )
     if not is_s3(source) and not Path(source).is_dir():
         raise ConfigurationError(f"{source}: no such folder")
     open_storage(source).list()
@@ -260,16 +265,14 @@ def command_transcribe(
 ) -> int:
     """The transcripts a run would use, through the same cache: an unchanged storyboard is
     read from it, and what is transcribed here is not transcribed again by `run`."""
-    from tasks.ingest import plan_storyboard
     from tasks.language import cached_storyboard_language
+    from tasks.opening import open_storyboard
     from tasks.transcribe import cached_transcripts
 
-    plan = plan_storyboard(source)
     chosen = {"engine": engine, "model": model, "device": device}
     overrides = {"transcription": {key: value for key, value in chosen.items() if value}}
-    settings = apply_storyboard_settings(
-        load_settings(config, overrides), plan.spec.settings, plan.source_uri
-    )
+    opened = open_storyboard(source, load_settings(config, overrides))
+    plan, settings = opened.plan, opened.settings
     cache = CacheLocation(settings.cache_dir, settings.shared_cache)
     recordings = list(plan.recordings)
     named = plan.spec.language or settings.transcription.language

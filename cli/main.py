@@ -13,7 +13,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from cli import interrupts
 from domain.errors import ConfigurationError, StoryboardError, is_disk_full
@@ -47,8 +47,14 @@ def _shared_options(backends: Sequence[str]) -> dict[str, _Parser]:
     watched.add_argument("--settle", type=float, help="seconds a folder must be still (default 30)")
     source = _Parser(add_help=False)
     source.add_argument("source", help="folder of recordings, or storyboards/NAME.yaml")
-    return {"config": config, "backend": backend, "runner": runner, "output": output,
-            "watched": watched, "source": source}  # fmt: skip
+    return {
+        "config": config,
+        "backend": backend,
+        "runner": runner,
+        "output": output,
+        "watched": watched,
+        "source": source,
+    }
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,88 +63,150 @@ def build_parser() -> argparse.ArgumentParser:
     shared = _shared_options(list(GENERATION_BACKENDS))
     parser = _Parser(prog="storyboard", description="Narrated scenes in, storyboard video out.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _add_run(commands, shared)
+    _add_watch_and_serve(commands, shared)
+    _add_studio(commands, shared)
+    commands.add_parser(
+        "demo", help="render the bundled demo storyboard, offline", parents=[shared["output"]]
+    )
+    _add_transcribe(commands, shared)
+    return parser
+
+
+Commands = Any
+"""argparse's sub-parser action (a private class of argparse)."""
+
+
+def _add_run(commands: Commands, shared: dict[str, _Parser]) -> None:
     run = commands.add_parser(
-        "run", help="render a storyboard folder or storyboard file",
+        "run",
+        help="render a storyboard folder or storyboard file",
         parents=[shared[name] for name in ("source", "output", "config", "backend", "runner")],
-    )  # fmt: skip
+    )
     run.add_argument("--only", nargs="+", metavar="SCENE_ID", help="regenerate just these scenes")
     run.add_argument("--refresh", action="store_true", help="ignore cached generation results")
     approval = run.add_mutually_exclusive_group()
     approval.add_argument(
-        "--approve-images", dest="approval", action="store_const", const="ask",
+        "--approve-images",
+        dest="approval",
+        action="store_const",
+        const="ask",
         help="pause after the images until a reviewer approves them (Prefect UI or studio)",
-    )  # fmt: skip
+    )
     approval.add_argument(
-        "--approve-all", dest="approval", action="store_const", const="all",
+        "--approve-all",
+        dest="approval",
+        action="store_const",
+        const="all",
         help="approve every image without pausing, even with generation.approve_images",
-    )  # fmt: skip
+    )
     # What the studio's own worker passes, so that run.json records which inputs it rendered
     # and a watcher over the same folder does not render them again.
     run.add_argument("--source-fingerprint", help=argparse.SUPPRESS)
+
+
+def _add_watch_and_serve(commands: Commands, shared: dict[str, _Parser]) -> None:
     watch = commands.add_parser(
-        "watch", help="render every new or changed storyboard folder",
+        "watch",
+        help="render every new or changed storyboard folder",
         parents=[shared[name] for name in ("watched", "config", "backend", "runner")],
-    )  # fmt: skip
+    )
     watch.add_argument("--once", action="store_true", help="one pass, then exit")
     watch.add_argument("--interval", type=float, help="seconds between passes (default 60)")
     serve = commands.add_parser(
-        "serve", help="serve the watcher and on-demand deployments",
+        "serve",
+        help="serve the watcher and on-demand deployments",
         parents=[shared[name] for name in ("watched", "config", "backend")],
-    )  # fmt: skip
+    )
     serve.add_argument("--interval", type=float, help="seconds between watcher runs")
     serve.add_argument("--cron", help="cron schedule for the watcher instead of an interval")
+
+
+def _add_studio(commands: Commands, shared: dict[str, _Parser]) -> None:
     studio = commands.add_parser(
-        "studio", help="the review studio: watch, record, re-take and approve scenes",
+        "studio",
+        help="the review studio: watch, record, re-take and approve scenes",
         parents=[shared[name] for name in ("config", "backend")],
-    )  # fmt: skip
+    )
     studio.add_argument("source", help="folder or s3://bucket/prefix/ holding storyboard folders")
     studio.add_argument("--out", dest="target", required=True, help="folder or s3:// prefix")
     studio.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     studio.add_argument("--port", type=int, help="port to listen on (default 8700)")
     studio.add_argument(
-        "--allowed-host", dest="allowed_hosts", action="append", default=[], metavar="NAME",
+        "--allowed-host",
+        dest="allowed_hosts",
+        action="append",
+        default=[],
+        metavar="NAME",
         help="a host name the studio answers to besides loopback's (repeatable; required with "
         "--host 0.0.0.0)",
-    )  # fmt: skip
-    commands.add_parser(
-        "demo", help="render the bundled demo storyboard, offline", parents=[shared["output"]]
     )
+
+
+def _add_transcribe(commands: Commands, shared: dict[str, _Parser]) -> None:
+    from clients.services import TRANSCRIPTION_ENGINES
+    from configs.settings import TranscriptionSettings
+
     transcribe = commands.add_parser(
-        "transcribe", help="transcription only, one JSON per scene",
+        "transcribe",
+        help="transcription only, one JSON per scene",
         parents=[shared["source"], shared["config"]],
-    )  # fmt: skip
-    transcribe.add_argument("--engine", choices=("faster-whisper", "openai-whisper"))
+    )
+    transcribe.add_argument("--engine", choices=list(TRANSCRIPTION_ENGINES))
     transcribe.add_argument("--model", help="base, tiny.en, or a folder of CTranslate2 weights")
-    transcribe.add_argument("--device", choices=("auto", "cpu", "cuda"))
-    return parser
+    devices = get_args(TranscriptionSettings.model_fields["device"].annotation)
+    transcribe.add_argument("--device", choices=devices)
 
 
 def dispatch(arguments: argparse.Namespace) -> int:
     from cli import commands
 
     a = arguments
-    if a.command == "run":
-        return commands.command_run(
-            a.source, a.target, a.config, a.backend, a.only or [], a.refresh, a.task_runner,
-            a.source_fingerprint, a.approval,
-        )  # fmt: skip
-    if a.command == "watch":
-        return commands.command_watch(
-            a.source, a.target, a.config, a.backend, a.once, a.interval, a.settle, a.task_runner
-        )
-    if a.command == "serve":
-        return commands.command_serve(
-            a.source, a.target, a.config, a.backend, a.interval, a.cron, a.settle
-        )
-    if a.command == "studio":
-        return commands.command_studio(
-            a.source, a.target, a.config, a.backend, a.host, a.port, tuple(a.allowed_hosts)
-        )
     if a.command == "demo":
         return commands.command_run(
-            str(DEMO_STORYBOARD), a.target, None, "draft", [], False, "thread"
+            source=str(DEMO_STORYBOARD),
+            target=a.target,
+            config=None,
+            backend_name="draft",
+            only=[],
+            refresh=False,
+            task_runner="thread",
         )
-    return commands.command_transcribe(a.source, a.engine, a.model, a.device, a.config)
+    if a.command == "run":
+        return commands.command_run(
+            source=a.source,
+            target=a.target,
+            config=a.config,
+            backend_name=a.backend,
+            only=a.only or [],
+            refresh=a.refresh,
+            task_runner=a.task_runner,
+            source_fingerprint=a.source_fingerprint,
+            approval=a.approval,
+        )
+    if a.command == "transcribe":
+        return commands.command_transcribe(
+            source=a.source, engine=a.engine, model=a.model, device=a.device, config=a.config
+        )
+    watched: dict[str, Any] = {
+        "source": a.source,
+        "target": a.target,
+        "config": a.config,
+        "backend_name": a.backend,
+    }
+    if a.command == "watch":
+        return commands.command_watch(
+            **watched,
+            once=a.once,
+            interval=a.interval,
+            settle=a.settle,
+            task_runner=a.task_runner,
+        )
+    if a.command == "serve":
+        return commands.command_serve(**watched, interval=a.interval, cron=a.cron, settle=a.settle)
+    return commands.command_studio(
+        **watched, host=a.host, port=a.port, allowed_hosts=tuple(a.allowed_hosts)
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -203,8 +203,15 @@ class S3Storage:
     def __init__(self, bucket: str, prefix: str, client: Any | None = None) -> None:
         self.bucket = bucket
         self.prefix = prefix
-        self._client = client or _s3_client()
+        self._made_client = client
         self.uri = f"s3://{bucket}/{prefix}"
+
+    @property
+    def _client(self) -> Any:
+        """The boto3 client, made on first use: naming an object costs no client."""
+        if self._made_client is None:
+            self._made_client = _s3_client()
+        return self._made_client
 
     def _key(self, name: str) -> str:
         return self.prefix + safe_name(name)
@@ -338,7 +345,7 @@ class S3Storage:
             raise self._fail(f"delete {name} from", exc) from None
 
     def child(self, name: str) -> S3Storage:
-        return S3Storage(self.bucket, f"{self._key(name)}/", self._client)
+        return S3Storage(self.bucket, f"{self._key(name)}/", self._made_client)
 
     def uri_of(self, name: str) -> str:
         return f"s3://{self.bucket}/{quote(self._key(name), safe='/')}"

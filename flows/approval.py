@@ -89,9 +89,13 @@ class _Approval:
         generation, context = self.settings.generation, FlowRunContext.get()
         run_id = str(context.flow_run.id) if context and context.flow_run else ""
         asked = ApprovalRequest(
-            self.plan.name, run_id, str(PREFECT_API_URL.value() or ""), f"approve-images-{round_}",
-            round_, generation.approval_timeout_s,
-        )  # fmt: skip
+            self.plan.name,
+            run_id,
+            str(PREFECT_API_URL.value() or ""),
+            f"approve-images-{round_}",
+            round_,
+            generation.approval_timeout_s,
+        )
         aspect = self.settings.assembly.width / self.settings.assembly.height
         sheet = show_for_approval(self.setup.target, scenes, asked, self.setup.cache, aspect)
         self.shown = True
@@ -172,12 +176,20 @@ class _Approval:
         self.notes[index] = verdict.note or "rejected"
         get_run_logger().info(
             "%s: rejected (%s); a new take with seed %d",
-            recording.scene_id, verdict.note or "no note", request.seed,
-        )  # fmt: skip
+            recording.scene_id,
+            verdict.note or "no note",
+            request.seed,
+        )
         return submit_generation(
-            generate_image, f"generate image {recording.scene_id} (new take)",
-            recording.scene_id, request, self.setup, self.settings, False, self.resources,
-        )  # fmt: skip
+            generate_image,
+            f"generate image {recording.scene_id} (new take)",
+            recording.scene_id,
+            request,
+            self.setup,
+            self.settings,
+            False,
+            self.resources,
+        )
 
     def fail(self, index: int, reason: str) -> None:
         self.results.generated[index] = SceneFailure(reason, api_calls=self.spent.get(index, 0))
@@ -191,10 +203,16 @@ class _Approval:
         for index in approved:
             recording, request = self.plan.recordings[index], self.results.prompts[index].request
             self.clips[index] = submit_generation(
-                generate, f"generate clip {recording.scene_id}", recording.scene_id, request,
-                self.setup, self.settings, recording.scene_id in self.refreshed, self.resources,
+                generate,
+                f"generate clip {recording.scene_id}",
+                recording.scene_id,
+                request,
+                self.setup,
+                self.settings,
+                recording.scene_id in self.refreshed,
+                self.resources,
                 image_approved=True,
-            )  # fmt: skip
+            )
 
     def gather_clips(self, images: dict[int, SceneImage]) -> None:
         for index, future in self.clips.items():
@@ -271,9 +289,12 @@ def _announce(count: int, sheet: str, run_id: str, timeout_s: int) -> None:
     where = f"the Prefect UI ({ui}/runs/flow-run/{run_id}) or " if ui else ""
     get_run_logger().warning(
         "%d %s for approval (contact sheet: %s): answer in %sthe studio; waiting up to %s",
-        count, "image waits" if count == 1 else "images wait", sheet, where,
+        count,
+        "image waits" if count == 1 else "images wait",
+        sheet,
+        where,
         _duration(timeout_s),
-    )  # fmt: skip
+    )
 
 
 def _duration(seconds: int) -> str:

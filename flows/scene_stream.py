@@ -124,9 +124,15 @@ class _Stream:
             self.take_image(index, recording, made, refresh)
             return
         self.futures[index] = submit_generation(
-            generate, f"generate {recording.scene_id}", recording.scene_id, made.request,
-            self.setup, self.settings, refresh, self.resources,
-        )  # fmt: skip
+            generate,
+            f"generate {recording.scene_id}",
+            recording.scene_id,
+            made.request,
+            self.setup,
+            self.settings,
+            refresh,
+            self.resources,
+        )
 
     def latest_take(self, made: ScenePrompt) -> ScenePrompt:
         """The take reviewers moved on to, when they rejected this request's image."""
@@ -144,9 +150,15 @@ class _Stream:
             self.progress.advance()
             return
         self.image_futures[index] = submit_generation(
-            generate_image, f"generate image {recording.scene_id}", recording.scene_id,
-            made.request, self.setup, self.settings, refresh, self.resources,
-        )  # fmt: skip
+            generate_image,
+            f"generate image {recording.scene_id}",
+            recording.scene_id,
+            made.request,
+            self.setup,
+            self.settings,
+            refresh,
+            self.resources,
+        )
 
     def reused(self, made: ScenePrompt) -> GeneratedMedia | None:
         """The scene's image and clip when the cache already holds both."""
@@ -202,9 +214,15 @@ def submit_generation(
     `resources`."""
     with asking_for(resources):
         future: PrefectFuture[_Made] = chosen.with_options(task_run_name=run_name).submit(
-            scene_id, request, setup.backend, settings.generation, setup.cache, refresh,
-            setup.shared_limit, **options,
-        )  # fmt: skip
+            scene_id,
+            request,
+            setup.backend,
+            settings.generation,
+            setup.cache,
+            refresh,
+            setup.shared_limit,
+            **options,
+        )
     return future
 
 

@@ -1,29 +1,32 @@
 """The `storyboard` flow: recordings in, storyboard video, manifest and captions out.
 
 The flow only orchestrates: every step is a task from `tasks/` (or a fan-out of tasks from
-`flows/stages.py`), configuration comes in as parameters, and the task runner is the one the
-run was started with (`flows/runners.py`).
+`flows/scene_stream.py`), configuration comes in as parameters, and the task runner is the
+one the run was started with (`flows/runners.py`). The storyboard is opened once
+(`tasks/opening.py`): by the command that started the run, or here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from prefect import flow
 
-from configs.settings import Settings, apply_storyboard_settings
-from domain.report import RunReport
+from configs.settings import Settings
+from domain.report import RunReport, ScenePaths
+from domain.scene import SceneOutcome
 from flows.approval import scenes_made
 from flows.artifacts import Progress, publish_run_artifacts
 from flows.runners import current_task_runner, on_dask
-from flows.stages import StageClock, raise_if_refused, scene_outcomes
-from tasks.assemble import assemble, scene_cut
+from flows.stages import Generated, StageClock, raise_if_refused, scene_outcomes
+from tasks.assemble import Assembly, assemble, scene_cut
 from tasks.generate import planned_image_model
 from tasks.handoff import hand_off
-from tasks.ingest import ingest
 from tasks.language import detect_storyboard_language
 from tasks.manifest import write_manifest, write_run_report
-from tasks.preflight import preflight
+from tasks.opening import OpenedStoryboard, ingest
+from tasks.preflight import RunSetup, preflight
 from tasks.publish import publish, run_outputs
 from tasks.review import review
 from tasks.reviews import read_reviews
@@ -40,6 +43,36 @@ class StoryboardResult:
     report: RunReport
 
 
+@dataclass(frozen=True)
+class RenderRequest:
+    """What a run of the flow was asked for: its parameters."""
+
+    source: str
+    target: str
+    settings: Settings
+    backend: str = "auto"
+    only: list[str] = field(default_factory=list)
+    refresh: bool = False
+    source_fingerprint: str | None = None
+    approve_all: bool = False
+    opened: OpenedStoryboard | None = None
+
+
+@dataclass(frozen=True)
+class StoryboardRun:
+    """A run under way: what it was asked, its storyboard, its checked setup, its clocks."""
+
+    request: RenderRequest
+    opened: OpenedStoryboard
+    setup: RunSetup
+    clock: StageClock
+    progress: Progress
+
+    @property
+    def settings(self) -> Settings:
+        return self.opened.settings
+
+
 @flow(name="storyboard", log_prints=False)
 def storyboard(
     source: str,
@@ -50,73 +83,139 @@ def storyboard(
     refresh: bool = False,
     source_fingerprint: str | None = None,
     approve_all: bool = False,
+    opened: OpenedStoryboard | None = None,
 ) -> StoryboardResult:
     """Render the storyboard at `source` into `target` (a folder or an S3 prefix), the only
-    run writing `target` meanwhile."""
+    run writing `target` meanwhile. `opened`: the storyboard, when the command that starts
+    the run has opened it already (a deployment passes only `source`)."""
+    request = RenderRequest(
+        source=source,
+        target=target,
+        settings=settings,
+        backend=backend,
+        only=only or [],
+        refresh=refresh,
+        source_fingerprint=source_fingerprint,
+        approve_all=approve_all,
+        opened=opened,
+    )
     with target_held(target):
-        return render_storyboard(
-            source=source, target=target, settings=settings, backend=backend, only=only,
-            refresh=refresh, source_fingerprint=source_fingerprint, approve_all=approve_all,
-        )  # fmt: skip
+        return render_storyboard(request)
 
 
-def render_storyboard(
-    source: str,
-    target: str,
-    settings: Settings,
-    backend: str,
-    only: list[str] | None,
-    refresh: bool,
-    source_fingerprint: str | None,
-    approve_all: bool,
-) -> StoryboardResult:
+def render_storyboard(request: RenderRequest) -> StoryboardResult:
     """The flow's steps, in order."""
-    clock, only = StageClock(), only or []
-    setup = preflight(source, target, backend, only, settings, on_dask())
+    clock = StageClock()
     with clock.stage("ingest"):
-        plan = ingest(source, settings.cache_dir)
-    settings = apply_storyboard_settings(settings, plan.spec.settings, plan.source_uri)
-    progress = Progress(plan.name, steps=2 * len(plan.recordings) + 1)
+        opened = ingest(request.source, request.settings, request.opened)
+    setup = preflight(opened, request.target, request.backend, request.only, on_dask())
+    progress = Progress(opened.plan.name, steps=2 * len(opened.plan.recordings) + 1)
+    run = StoryboardRun(request, opened, setup, clock, progress)
+    outcomes, generated = make_scenes(run)
+    with clock.stage("assemble"):
+        assembly = run.settings.assembly
+        assembled = assemble(
+            cuts=[scene_cut(outcome, assembly.captions_by_word) for outcome in outcomes],
+            settings=assembly,
+            output=setup.target_dir / "storyboard.mp4",
+            cache_dir=run.settings.cache_dir,
+            music=opened.plan.music,
+        )
+    return write_and_publish(run, outcomes, generated, assembled)
 
-    with clock.stage("transcribe"):
-        named = plan.spec.language or settings.transcription.language
+
+def make_scenes(run: StoryboardRun) -> tuple[list[SceneOutcome], Generated]:
+    """Every scene transcribed, prompted and generated (approved first when asked), in order;
+    a refused key or exhausted credits stop the run here."""
+    plan, settings = run.opened.plan, run.settings
+    with run.clock.stage("transcribe"):
         language = detect_storyboard_language(
-            list(plan.recordings), settings.transcription, setup.cache, named
+            list(plan.recordings),
+            settings.transcription,
+            run.setup.cache,
+            plan.spec.language or settings.transcription.language,
         )
     scenes = scenes_made(
-        plan, setup, settings, language, refresh, only, progress, clock, approve_all
+        plan=plan,
+        setup=run.setup,
+        settings=settings,
+        language=language,
+        refresh=run.request.refresh,
+        only=run.request.only,
+        progress=run.progress,
+        clock=run.clock,
+        approve_all=run.request.approve_all,
     )
     raise_if_refused(scenes.generated)
     outcomes = scene_outcomes(plan, scenes.transcripts, scenes.prompts, scenes.generated)
+    return outcomes, scenes.generated
 
-    video, folder = setup.target_dir / "storyboard.mp4", setup.target_dir
-    with clock.stage("assemble"):
-        cuts = [scene_cut(o, settings.assembly.captions_by_word) for o in outcomes]
-        assembled = assemble(cuts, settings.assembly, video, settings.cache_dir, plan.music)
-    image_model = planned_image_model(setup.backend, settings.generation, plan.spec.image_model)
-    with clock.stage("manifest"):
-        reviews = read_reviews(target)
+
+def write_exports(
+    run: StoryboardRun, outcomes: list[SceneOutcome], assembled: Assembly
+) -> tuple[dict[str, ScenePaths], list[str], dict[str, dict[str, Any]]]:
+    """The manifest with each scene's files, then the editors' and the board's exports: the
+    scenes' published paths, the exports' names, and the reviewers' verdicts they show."""
+    setup, settings, plan = run.setup, run.settings, run.opened.plan
+    with run.clock.stage("manifest"):
+        reviews = read_reviews(run.request.target)
         published = write_manifest(
-            outcomes, assembled.timeline, folder, setup.backend, image_model,
-            settings.assembly.captions_by_word, reviews,
-        )  # fmt: skip
+            outcomes=outcomes,
+            timeline=assembled.timeline,
+            target=setup.target_dir,
+            backend=setup.backend,
+            image_model=planned_image_model(
+                setup.backend, settings.generation, plan.spec.image_model
+            ),
+            captions_by_word=settings.assembly.captions_by_word,
+            reviews=reviews,
+        )
         handed = hand_off(
-            plan.title, outcomes, assembled.timeline, published, settings.assembly, folder,
-            settings.cache_dir,
-        )  # fmt: skip
+            title=plan.title,
+            outcomes=outcomes,
+            timeline=assembled.timeline,
+            published=published,
+            settings=settings.assembly,
+            target=setup.target_dir,
+            cache_dir=settings.cache_dir,
+        )
+    return published, [path.name for path in handed], reviews
 
+
+def write_and_publish(
+    run: StoryboardRun, outcomes: list[SceneOutcome], generated: Generated, assembled: Assembly
+) -> StoryboardResult:
+    """The outputs written, run.json and the review page last, then published in TARGET."""
+    request, setup, settings = run.request, run.setup, run.settings
+    published, exports, reviews = write_exports(run, outcomes, assembled)
     report = build_run_report(
-        plan, target, setup.backend, settings, outcomes, scenes.generated, clock.with_total(),
-        current_task_runner(), source_fingerprint, assembled.summary(),
-    )  # fmt: skip
+        plan=run.opened.plan,
+        target=request.target,
+        backend=setup.backend,
+        settings=settings,
+        outcomes=outcomes,
+        generated=generated,
+        stages=run.clock.with_total(),
+        task_runner=current_task_runner(),
+        source_fingerprint=request.source_fingerprint,
+        assembly=assembled.summary(),
+    )
     review(
-        outcomes, assembled.timeline, published, report, folder, settings.assembly,
-        [path.name for path in handed], settings.cache_dir, reviews,
-    )  # fmt: skip
-    report = replace(report, outputs=run_outputs([path.name for path in handed], published))
-    check_source_settled(source, source_fingerprint)
-    write_run_report(report, folder)
-    outputs = publish(folder, target, report.outputs, setup.previous_outputs)
-    progress.finish()
+        outcomes=outcomes,
+        timeline=assembled.timeline,
+        published=published,
+        report=report,
+        target=setup.target_dir,
+        settings=settings.assembly,
+        exports=exports,
+        cache_dir=settings.cache_dir,
+        reviews=reviews,
+    )
+    report = replace(report, outputs=run_outputs(exports, published))
+    if request.source_fingerprint is not None:  # a render of a folder as a watcher saw it
+        check_source_settled(request.source, request.source_fingerprint)
+    write_run_report(report, setup.target_dir)
+    outputs = publish(setup.target_dir, request.target, report.outputs, setup.previous_outputs)
+    run.progress.finish()
     publish_run_artifacts(outcomes, report, outputs.video, outputs.manifest)
-    return StoryboardResult(target, outputs.video, outputs.manifest, report)
+    return StoryboardResult(request.target, outputs.video, outputs.manifest, report)

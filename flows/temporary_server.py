@@ -104,10 +104,24 @@ class DetachedTemporaryServer:
         self, app_dir: str, server_env: dict[str, str], output: BinaryIO
     ) -> subprocess.Popen[Any]:
         return subprocess.Popen(  # noqa: S603 - fixed argument list
-            [sys.executable, "-m", "flows.server_watchdog", str(os.getpid()),
-             "--app-dir", app_dir, "--factory",
-             "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port",
-             str(self.port), "--log-level", "error", "--lifespan", "on"],
+            [
+                sys.executable,
+                "-m",
+                "flows.server_watchdog",
+                str(os.getpid()),
+                "--app-dir",
+                app_dir,
+                "--factory",
+                "prefect.server.api.server:create_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "error",
+                "--lifespan",
+                "on",
+            ],
             env={
                 **os.environ,
                 **server_env,
@@ -116,7 +130,7 @@ class DetachedTemporaryServer:
             stdout=output,
             stderr=output,
             start_new_session=True,
-        )  # fmt: skip
+        )
 
     def wait_until_ready(self, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
         """Block until the server answers its health check (RuntimeError if it never does)."""

@@ -75,14 +75,29 @@ def main(output: Path) -> None:
     work = Path(tempfile.mkdtemp(prefix="approval-shot-"))
     port = _free_port()
     ui, api = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port}/api"
-    env = {**os.environ, "PREFECT_HOME": str(work / "home"), "PREFECT_UI_API_URL": api,
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}  # fmt: skip
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(work / "home"),
+        "PREFECT_UI_API_URL": api,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
     env.pop("PREFECT_API_URL", None)
     with (work / "server.log").open("wb") as log:
         server = subprocess.Popen(  # noqa: S603 - fixed argument list
-            [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port),
-             "--analytics-off"], env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                str(BIN / "prefect"),
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--analytics-off",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         _wait(lambda: httpx.get(f"{api}/health").status_code == 200, 180, "the Prefect server")
         board = work / "lion"
@@ -90,10 +105,21 @@ def main(output: Path) -> None:
         (work / "quick.yaml").write_text("generation:\n  approval_poll_s: 1\n")
         run_env = {**env, "PREFECT_API_URL": api, "STORYBOARD_CACHE_DIR": str(work / "cache")}
         run = subprocess.Popen(  # noqa: S603 - fixed argument list
-            [str(BIN / "storyboard"), "run", str(board), "--out", str(work / "out"),
-             "--config", str(work / "quick.yaml"), "--approve-images"],
-            env=run_env, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                str(BIN / "storyboard"),
+                "run",
+                str(board),
+                "--out",
+                str(work / "out"),
+                "--config",
+                str(work / "quick.yaml"),
+                "--approve-images",
+            ],
+            env=run_env,
+            cwd=work,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         pending = work / "out" / "approval" / "pending.json"
         _wait(pending.exists, 300, "the run to pause")
         run_id = json.loads(pending.read_text())["flow_run_id"]

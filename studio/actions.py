@@ -82,9 +82,13 @@ def replace(studio: Studio, board: Board, scene_id: str, data: bytes) -> Done:
     job = studio.renders.submit(board, [scene_id], f"new recording of {scene_id}")
     return Done(
         f"{scene_id}: new recording saved as {replaced.name} ({recording.seconds:.1f} s)",
-        {"scene_id": scene_id, "file": replaced.name, "kept": replaced.kept,
-         **_rendering(studio, job)},
-    )  # fmt: skip
+        {
+            "scene_id": scene_id,
+            "file": replaced.name,
+            "kept": replaced.kept,
+            **_rendering(studio, job),
+        },
+    )
 
 
 def add_after(studio: Studio, board: Board, after: str, data: bytes) -> Done:

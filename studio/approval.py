@@ -84,10 +84,14 @@ class PendingApproval:
 
 def _scene(entry: Mapping[str, Any]) -> PendingScene:
     return PendingScene(
-        str(entry["scene_id"]), int(entry["order"]), str(entry["image"]), int(entry["seed"]),
-        str(entry.get("prompt") or ""), str(entry.get("transcript") or ""),
+        str(entry["scene_id"]),
+        int(entry["order"]),
+        str(entry["image"]),
+        int(entry["seed"]),
+        str(entry.get("prompt") or ""),
+        str(entry.get("transcript") or ""),
         str(entry.get("rejected_before") or ""),
-    )  # fmt: skip
+    )
 
 
 def read_pending(folder: Storage) -> PendingApproval | None:
@@ -98,10 +102,15 @@ def read_pending(folder: Storage) -> PendingApproval | None:
     try:
         raw = json.loads(data)
         return PendingApproval(
-            str(raw["storyboard"]), str(raw["flow_run_id"]), str(raw["api_url"]),
-            str(raw["pause_key"]), int(raw["round"]), str(raw.get("deadline") or ""),
-            str(raw.get("sheet") or ""), tuple(_scene(entry) for entry in raw["scenes"]),
-        )  # fmt: skip
+            str(raw["storyboard"]),
+            str(raw["flow_run_id"]),
+            str(raw["api_url"]),
+            str(raw["pause_key"]),
+            int(raw["round"]),
+            str(raw.get("deadline") or ""),
+            str(raw.get("sheet") or ""),
+            tuple(_scene(entry) for entry in raw["scenes"]),
+        )
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
 
@@ -180,9 +189,9 @@ def current_pending(board: Board, fields: Mapping[str, str]) -> PendingApproval:
         raise StudioError(409, NOTHING_WAITS)
     if (run, key) != (pending.flow_run_id, pending.pause_key):
         raise StudioError(
-            409, f"this form was {ALREADY_ANSWERED}; round {pending.round} waits now: reload "
-            "the page",
-        )  # fmt: skip
+            409,
+            f"this form was {ALREADY_ANSWERED}; round {pending.round} waits now: reload the page",
+        )
     return pending
 
 
@@ -196,9 +205,10 @@ def check_api_url(api_url: str) -> None:
     if (own and own == wanted) or wanted in recorded_temporary_apis():
         return
     raise StudioError(
-        409, f"not sent: the run waits on a Prefect API ({wanted!r}) that is neither this "
+        409,
+        f"not sent: the run waits on a Prefect API ({wanted!r}) that is neither this "
         "studio's PREFECT_API_URL nor the temporary API of a run on this machine",
-    )  # fmt: skip
+    )
 
 
 def api_headers(api_url: str) -> dict[str, str]:
@@ -225,18 +235,27 @@ def answer(studio: Studio, board: Board, fields: dict[str, str]) -> Done:
     check_api_url(pending.api_url)
     with studio.locks(f"approval:{board.path}"):
         result: ResumeResult = resume_paused_run(
-            pending.api_url, pending.flow_run_id, pending.pause_key, answers,
+            pending.api_url,
+            pending.flow_run_id,
+            pending.pause_key,
+            answers,
             headers=api_headers(pending.api_url),
-        )  # fmt: skip
+        )
         if result.outcome in (Outcome.ACCEPTED, Outcome.ANSWERED):
             studio.answered.add((pending.flow_run_id, pending.pause_key))
     if not result.accepted:
         raise StudioError(STATUS[result.outcome], f"not sent: {result.reason}")
     return Done(
         f"images answered (round {pending.round}: {_tally(answers)}); the run goes on",
-        {"approval": {"flow_run_id": pending.flow_run_id, "pause_key": pending.pause_key,
-                      "round": pending.round, "answers": answers}},
-    )  # fmt: skip
+        {
+            "approval": {
+                "flow_run_id": pending.flow_run_id,
+                "pause_key": pending.pause_key,
+                "round": pending.round,
+                "answers": answers,
+            }
+        },
+    )
 
 
 @router.get("/storyboard/approval")

@@ -183,10 +183,12 @@ class PrefectRender:
             created = cast(
                 FlowRun,
                 run_deployment(
-                    DEPLOYMENT, parameters=self.parameters(job, fingerprint), timeout=0,
+                    DEPLOYMENT,
+                    parameters=self.parameters(job, fingerprint),
+                    timeout=0,
                     as_subflow=False,
                 ),
-            )  # fmt: skip
+            )
             job.flow_run_id = str(created.id)
             while True:
                 with get_client(sync_client=True) as client:

@@ -157,9 +157,10 @@ def check_recording(data: bytes, max_seconds: float | None) -> Recording:
         if extension is None:
             readable = ", ".join(sorted(set(EXTENSIONS.values())))
             raise StudioError(
-                400, f"a {container or 'unknown'} file is not a recording the pipeline reads "
+                400,
+                f"a {container or 'unknown'} file is not a recording the pipeline reads "
                 f"({readable})",
-            )  # fmt: skip
+            )
         named = path.rename(path.with_suffix(f".{extension}"))
         try:
             samples = decode_audio(named, CHECK_RATE, max_seconds)

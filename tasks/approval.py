@@ -140,10 +140,13 @@ def show_for_approval(
         listed.append(_listed(scene, name))
     sheet = local.root / "approval-sheets" / f"{content_key(target, asked.round)[:16]}.png"
     cells = [
-        SheetCell(local.ensure_local(s.image.image_path), f"{s.order}. {s.scene_id} · seed "
-                  f"{s.request.seed}", s.request.prompt)
+        SheetCell(
+            local.ensure_local(s.image.image_path),
+            f"{s.order}. {s.scene_id} · seed {s.request.seed}",
+            s.request.prompt,
+        )
         for s in scenes
-    ]  # fmt: skip
+    ]
     draw_sheet(cells, sheet, aspect)
     folder.write_bytes(SHEET_FILE, sheet.read_bytes())
     started = time.time()

@@ -36,12 +36,16 @@ def assemble(
     if assembly.encoded_nothing:
         logger.info(
             "assembled %d scenes into %s: nothing changed, nothing re-encoded",
-            len(cuts), output.name,
-        )  # fmt: skip
+            len(cuts),
+            output.name,
+        )
     else:
         logger.info(
             "assembled %d scenes into %s: %d encoded, %d reused%s",
-            len(cuts), output.name, assembly.segments_encoded, assembly.segments_reused,
+            len(cuts),
+            output.name,
+            assembly.segments_encoded,
+            assembly.segments_reused,
             ", narration re-encoded" if assembly.track_encoded else "",
-        )  # fmt: skip
+        )
     return assembly

@@ -11,8 +11,6 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import yaml
-from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
 
 from clients.cache import content_key
 from clients.file_sync import mirror
@@ -52,8 +50,8 @@ class SourceFolder:
     folder: Path
     spec: StoryboardSpec
     name: str
-    remote: S3Storage | None = None
-    """Where the folder was mirrored from, for S3 sources."""
+    remote: str | None = None
+    """The S3 prefix the folder was mirrored from, for S3 sources."""
     spec_location: str = ""
     """Where the storyboard's settings were read from, for messages."""
     ignored: tuple[str, ...] = ()
@@ -61,7 +59,9 @@ class SourceFolder:
 
     def uri_of(self, file: Path) -> str:
         """Where a recording came from, as the user named it: a symbolic link stays a link."""
-        return self.remote.uri_of(file.name) if self.remote else file.absolute().as_uri()
+        return (
+            open_storage(self.remote).uri_of(file.name) if self.remote else file.absolute().as_uri()
+        )
 
     @property
     def described(self) -> str:
@@ -69,7 +69,7 @@ class SourceFolder:
 
     @property
     def uri(self) -> str:
-        return self.remote.uri if self.remote else self.folder.as_uri()
+        return self.remote or self.folder.as_uri()
 
 
 def is_recording(name: str) -> bool:
@@ -128,7 +128,7 @@ def mirror_s3_source(source: str, cache_dir: Path) -> SourceFolder:
     spec = load_storyboard_spec(spec_file) if spec_file.is_file() else StoryboardSpec()
     name = storage.prefix.rstrip("/").rsplit("/", 1)[-1] or storage.bucket
     where = storage.uri_of(STORYBOARD_FILE)
-    return SourceFolder(folder, spec, name, storage, where, tuple(ignored.values()))
+    return SourceFolder(folder, spec, name, storage.uri, where, tuple(ignored.values()))
 
 
 def resolve_source(source: str, cache_dir: Path | None = None) -> SourceFolder:
@@ -258,12 +258,17 @@ def scene_files(source: SourceFolder) -> SceneFiles:
 
 
 def plan_storyboard(source: str, cache_dir: Path | None = None) -> StoryboardPlan:
-    """Every recording of a storyboard, in scene order, hashed.
+    """The plan of the storyboard at `source` (resolved here: `tasks/opening.py` resolves a
+    run's source once and plans it with `plan_of`)."""
+    return plan_of(resolve_source(source, cache_dir))
+
+
+def plan_of(resolved: SourceFolder) -> StoryboardPlan:
+    """Every recording of a resolved storyboard, in scene order, hashed.
 
     Order: the scenes listed in storyboard.yaml first, in their order, then the others in
     natural order of their file names. Raises ConfigurationError when there is nothing to render.
     """
-    resolved = resolve_source(source, cache_dir)
     spec, files = resolved.spec, scene_files(resolved)
     by_id = files.by_id
     listed = [scene.id for scene in spec.scenes if scene.id in by_id]
@@ -320,13 +325,3 @@ def recording_here(recording: Recording) -> Path:
         recording.path.unlink(missing_ok=True)
         raise AudioError("the recording changed in the bucket after the run started")
     return recording.path
-
-
-@task(name="ingest", cache_policy=NO_CACHE)
-def ingest(source: str, cache_dir: Path) -> StoryboardPlan:
-    plan = plan_storyboard(source, cache_dir)
-    logger = get_run_logger()
-    logger.info("%s: %d scenes from %s", plan.name, len(plan.recordings), plan.source_uri)
-    for warning in plan.warnings:
-        logger.warning(warning)
-    return plan

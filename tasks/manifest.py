@@ -40,8 +40,12 @@ MANIFEST_COLUMNS = (
     "error",
 )
 EXTRA_COLUMNS = (
-    "language_probability", "english_transcript", "note", "review", "review_comment",
-)  # fmt: skip
+    "language_probability",
+    "english_transcript",
+    "note",
+    "review",
+    "review_comment",
+)
 _UNSAFE = re.compile(r"[^\w.-]+", re.UNICODE)
 
 

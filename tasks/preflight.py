@@ -18,7 +18,8 @@ from clients.services import backend_kind, check_backend, choose_backend, shared
 from clients.storage import CacheLocation, S3Storage, is_s3, open_storage
 from configs.settings import Settings
 from domain.errors import ConfigurationError
-from tasks.ingest import SourceFolder, resolve_source, scene_files
+from tasks.ingest import SourceFolder, scene_files
+from tasks.opening import OpenedStoryboard
 from tasks.publish import previous_outputs, staging_folder
 from tasks.safety import safety_screen
 
@@ -105,25 +106,29 @@ def check_run(
 
 @task(name="preflight", cache_policy=NO_CACHE)
 def preflight(
-    source: str,
+    opened: OpenedStoryboard,
     target: str,
     requested_backend: str,
     only: list[str],
-    settings: Settings,
     distributed: bool,
 ) -> RunSetup:
     """Check the run, empty its staging folder and, on Dask, set up the shared request budget.
     The target was checked writable as the run took its lease (tasks/target_lease.py)."""
-    check_apart(source, target)
-    resolved = resolve_source(source, settings.cache_dir)
-    check_apart(resolved.uri, target)
-    backend = check_run(resolved, requested_backend, only, settings)
+    settings = opened.settings
+    check_apart(opened.folder.uri, target)
+    backend = check_run(opened.folder, requested_backend, only, settings)
     target_dir = staging_folder(settings.cache_dir, target) if is_s3(target) else Path(target)
+    paid = backend_kind(backend).paid
     shared_limit = None
-    if distributed and backend_kind(backend).paid:
+    if distributed and paid:
         shared_limit = shared_limit_name(backend)
         ensure_prefect_rate_limit(shared_limit, settings.generation.requests_per_minute)
-    cache = CacheLocation(settings.cache_dir, settings.shared_cache)
-    paid = backend_kind(backend).paid
-    previous = previous_outputs(target)
-    return RunSetup(backend, target, target_dir, cache, shared_limit, paid, previous)
+    return RunSetup(
+        backend=backend,
+        target=target,
+        target_dir=target_dir,
+        cache=CacheLocation(settings.cache_dir, settings.shared_cache),
+        shared_limit=shared_limit,
+        paid=paid,
+        previous_outputs=previous_outputs(target),
+    )

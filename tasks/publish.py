@@ -38,15 +38,25 @@ FINAL_NAMES = ("manifest.csv", "index.html", "run.json")
 """Published last, in this order: the files that name the others."""
 OUTPUT_NAMES = frozenset(
     {
-        "storyboard.mp4", "storyboard.srt", "storyboard.vtt", "storyboard.otio",
-        "storyboard.xml", "storyboard.edl", "storyboard.pdf", "contact_sheet.png",
+        "storyboard.mp4",
+        "storyboard.srt",
+        "storyboard.vtt",
+        "storyboard.otio",
+        "storyboard.xml",
+        "storyboard.edl",
+        "storyboard.pdf",
+        "contact_sheet.png",
         *FINAL_NAMES,
     }
-)  # fmt: skip
+)
 """Every top-level file a run may write."""
 WRITTEN_EVERY_RUN = (
-    "storyboard.mp4", "storyboard.srt", "storyboard.vtt", "contact_sheet.png", *FINAL_NAMES,
-)  # fmt: skip
+    "storyboard.mp4",
+    "storyboard.srt",
+    "storyboard.vtt",
+    "contact_sheet.png",
+    *FINAL_NAMES,
+)
 """The top-level files every run writes; the exports and the board come as `hand_off` says."""
 SCENE_FILE = re.compile(r"(image\.[a-z0-9]{1,5}|clip\.mp4)")
 FOREIGN_SHOWN = 5
@@ -137,8 +147,12 @@ def _warn_foreign(target: str, foreign: list[str]) -> None:
         more = f" and {len(foreign) - FOREIGN_SHOWN} more" if len(foreign) > FOREIGN_SHOWN else ""
         get_run_logger().warning(
             "left %d files under %s/%s/ that no run made: %s%s",
-            len(foreign), target.rstrip("/"), SCENES_FOLDER, shown, more,
-        )  # fmt: skip
+            len(foreign),
+            target.rstrip("/"),
+            SCENES_FOLDER,
+            shown,
+            more,
+        )
 
 
 def upload_changed(

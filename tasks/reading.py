@@ -137,8 +137,10 @@ def guarded(
     if not invented and heard >= CLEAR_SPEECH_S and not normalise(reading.text):
         invented = f"Whisper read no words in {heard:.1f} s of speech"
     if invented:
-        return SceneFailure(reason=f"{invented}: re-record the narration or name its "
-                            "language (`language:` of the scene in storyboard.yaml)")  # fmt: skip
+        return SceneFailure(
+            reason=f"{invented}: re-record the narration or name its "
+            "language (`language:` of the scene in storyboard.yaml)"
+        )
     return transcript_of(engine, audio, reading, settings)
 
 

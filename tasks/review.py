@@ -113,8 +113,12 @@ def draw_sheet(
         sheet.paste(_thumbnail(cell, thumb_w, thumb_h, still_of), (x, y))
         draw.rectangle((x, y + thumb_h, x + thumb_w, y + thumb_h + 4), fill=cell.colour)
         title_font_fit, title_lines = fit_text(cell.title, thumb_w, 1, (15, 13, 11), bold=True)
-        draw.text((x, y + thumb_h + 8), title_lines[0] if title_lines else "", font=title_font_fit,
-                  fill=(20, 20, 20))  # fmt: skip
+        draw.text(
+            (x, y + thumb_h + 8),
+            title_lines[0] if title_lines else "",
+            font=title_font_fit,
+            fill=(20, 20, 20),
+        )
         text_top = y + thumb_h + 10 + line_height(title_font)
         for number, line in enumerate(wrap(cell.text, caption_font, thumb_w, 3)):
             draw.text(

@@ -52,12 +52,9 @@ def inputs_fingerprint(items: Iterable[StoredObject]) -> str:
 
 
 @task(name="check-source-settled", cache_policy=NO_CACHE)
-def check_source_settled(source: str, fingerprint: str | None) -> None:
+def check_source_settled(source: str, fingerprint: str) -> None:
     """SourceChangedError when the folder's inputs, listed again now, are not those the render
-    started from (`fingerprint`; None: a render that did not start from one), or an upload
-    into it is still under way."""
-    if fingerprint is None:
-        return
+    started from (`fingerprint`), or an upload into it is still under way."""
     storage = open_storage(source)
     uploading = storage.uploads_in_progress()
     arriving = [name for name in uploading if "/" not in name and is_input(name)]

@@ -19,7 +19,7 @@ os.environ.pop("NVIDIA_API_KEY", None)
 os.environ.pop("PREFECT_API_URL", None)
 
 from flows.runtime import configure_environment  # noqa: E402
-from tests.fakes.tiny_pipelines import Models, build_models  # noqa: E402
+from testkit.fakes.tiny_pipelines import Models, build_models  # noqa: E402
 from tests.helpers import run_cli  # noqa: E402
 from tests.servers import free_port, start_prefect_server  # noqa: E402
 
@@ -137,7 +137,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def models(tmp_path_factory: pytest.TempPathFactory) -> Models:
-    """The tiny diffusers pipelines (`tests/fakes/tiny_pipelines.py`), built and saved once
+    """The tiny diffusers pipelines (`testkit/fakes/tiny_pipelines.py`), built and saved once
     per test session."""
     pytest.importorskip("diffusers", reason="--backend local needs the `local` extra")
     return build_models(tmp_path_factory.mktemp("tiny-models"))

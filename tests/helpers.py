@@ -2,7 +2,7 @@
 the `storyboard` command as a user does, and the environments it runs in.
 
 Helpers only: no tests and no fixtures here (fixtures live in `conftest.py`, fakes in
-`tests/fakes/`), so that no test module needs to import another."""
+`testkit/fakes/`), so that no test module needs to import another."""
 
 from __future__ import annotations
 
@@ -23,11 +23,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from domain.scene import Recording
-from tests.fakes.nvidia_server import VALID_KEY, FakeNvidia
-from tests.wer import word_error_rate, words
+from testkit.fakes.nvidia_server import VALID_KEY, FakeNvidia
+from testkit.sources import DEMO_DIR
+from testkit.wer import word_error_rate, words
 
 __all__ = [
     "DEMO_DIR",
@@ -53,7 +53,6 @@ __all__ = [
 ]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-DEMO_DIR = PROJECT_ROOT / "storyboards" / "demo"
 DEMO_WORDS = {
     spoken.stem: spoken.read_text(encoding="utf-8").strip() for spoken in DEMO_DIR.glob("*.txt")
 }
@@ -115,8 +114,14 @@ def nvidia_env(
 
 def s3_env(cli_env: dict[str, str], endpoint: str) -> dict[str, str]:
     """`cli_env` with the test S3 credentials (from `s3_endpoint`) and `endpoint`."""
-    return {**cli_env, **{k: os.environ[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-            "AWS_DEFAULT_REGION")}, "AWS_ENDPOINT_URL": endpoint}  # fmt: skip
+    return {
+        **cli_env,
+        **{
+            k: os.environ[k]
+            for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
+        },
+        "AWS_ENDPOINT_URL": endpoint,
+    }
 
 
 def wait_for(condition: Callable[[], Any], seconds: float, every: float = 0.5) -> bool:
@@ -146,9 +151,13 @@ def running_storyboard(
     """`storyboard ARGS` running in the background; interrupted (so that it stops its
     temporary Prefect server too) if it is still running when the block ends."""
     process = subprocess.Popen(  # noqa: S603 - fixed argument list
-        [STORYBOARD, *args], env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [STORYBOARD, *args],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-    )  # fmt: skip
+    )
     try:
         yield process
     finally:
@@ -203,12 +212,3 @@ def speak(path: Path, text: str, voice: str = "en", speed: int = 220) -> Path:
 def recording(path: Path, order: int) -> Recording:
     """A scene of `path` as ingest makes it (its digest stands in for the file's)."""
     return Recording(path.stem, order, path, path.as_uri(), f"{order:064x}")
-
-
-def make_source(folder: Path, scenes: dict[str, str], storyboard: dict[str, Any]) -> Path:
-    """A storyboard folder: demo recordings (scene id: demo file) and a storyboard.yaml."""
-    folder.mkdir(parents=True)
-    for scene_id, demo in scenes.items():
-        shutil.copy(DEMO_DIR / demo, folder / f"{scene_id}{Path(demo).suffix}")
-    (folder / "storyboard.yaml").write_text(yaml.safe_dump(storyboard), encoding="utf-8")
-    return folder

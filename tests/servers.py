@@ -97,10 +97,21 @@ def start_prefect_server(home: Path, database_url: str | None = None) -> Prefect
     log = home / "server.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(  # noqa: S603 - fixed argument list
-            [str(Path(sys.executable).with_name("prefect")), "server", "start", "--host",
-             "127.0.0.1", "--port", str(port), "--no-ui", "--analytics-off"],
-            env=env, stdout=sink, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                str(Path(sys.executable).with_name("prefect")),
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-ui",
+                "--analytics-off",
+            ],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
     server = PrefectServer(process, f"http://127.0.0.1:{port}/api", log)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and process.poll() is None:
@@ -146,13 +157,22 @@ class PostgresCluster:
 
     def start(self) -> None:
         data = self.folder / "data"
-        self._run("initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "--no-sync",
-                  "-E", "UTF8")  # fmt: skip
+        self._run(
+            "initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"
+        )
         options = f"-p {self.port} -h 127.0.0.1 -k {self.folder} -F"
-        self._run("pg_ctl", "-D", str(data), "-l", str(self.folder / "postgres.log"), "-o",
-                  options, "-w", "start")  # fmt: skip
-        self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
-                  "prefect")  # fmt: skip
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(data),
+            "-l",
+            str(self.folder / "postgres.log"),
+            "-o",
+            options,
+            "-w",
+            "start",
+        )
+        self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "prefect")
 
     def stop(self) -> None:
         self._run("pg_ctl", "-D", str(self.folder / "data"), "-m", "fast", "-w", "stop")

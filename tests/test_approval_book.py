@@ -21,9 +21,14 @@ from tasks.approval import ApprovalBook, AwaitedScene, is_approval_file, retake
 from tests.helpers import DEMO_DIR, assert_clean, read_manifest, run_cli
 
 REQUEST = ImageRequest(
-    prompt="a lion at dawn, watercolour", negative_prompt="", model="sdxl", seed=7,
-    cfg_scale=5.0, sampler="K_DPM_2_ANCESTRAL", steps=25,
-)  # fmt: skip
+    prompt="a lion at dawn, watercolour",
+    negative_prompt="",
+    model="sdxl",
+    seed=7,
+    cfg_scale=5.0,
+    sampler="K_DPM_2_ANCESTRAL",
+    steps=25,
+)
 
 
 def test_a_retake_without_a_new_prompt_draws_another_seed() -> None:
@@ -116,8 +121,9 @@ def test_approve_all_approves_without_pausing_and_a_later_run_does_not_ask_again
     shutil.copy(DEMO_DIR / "dawn.ogg", board / "dawn.ogg")
     cache = tmp_path / "cache"
     env = {**cli_env, "STORYBOARD_CACHE_DIR": str(cache)}
-    first = run_cli(["run", str(board), "--out", str(tmp_path / "out"), "--approve-all"], env,
-                    tmp_path)  # fmt: skip
+    first = run_cli(
+        ["run", str(board), "--out", str(tmp_path / "out"), "--approve-all"], env, tmp_path
+    )
     assert first.returncode == 0, first.stderr
     assert_clean(first)
     assert "wait for approval" not in first.stderr + first.stdout
@@ -127,8 +133,9 @@ def test_approve_all_approves_without_pausing_and_a_later_run_does_not_ask_again
     config.write_text("generation:\n  approve_images: true\n  approval_timeout_s: 60\n")
     again = run_cli(
         ["run", str(board), "--out", str(tmp_path / "again"), "--config", str(config)],
-        env, tmp_path,
-    )  # fmt: skip
+        env,
+        tmp_path,
+    )
     assert again.returncode == 0, again.stderr
     assert "wait for approval" not in again.stderr + again.stdout, "approved already"
     assert read_manifest(tmp_path / "again")["status"].tolist() == ["ok"]
@@ -156,9 +163,13 @@ def test_the_studio_answers_only_its_own_prefect_api_or_a_recorded_temporary_one
     from studio.errors import StudioError
 
     elsewhere = (
-        "http://127.0.0.1:4200/api", "http://localhost:51234/api", "http://[::1]:9/api",
-        "http://169.254.169.254/latest", "https://evil.example/api", "nonsense",
-    )  # fmt: skip
+        "http://127.0.0.1:4200/api",
+        "http://localhost:51234/api",
+        "http://[::1]:9/api",
+        "http://169.254.169.254/latest",
+        "https://evil.example/api",
+        "nonsense",
+    )
     with temporary_settings(updates={PREFECT_API_URL: "https://prefect.studio.example/api"}):
         check_api_url("https://prefect.studio.example/api/")
         for address in elsewhere:

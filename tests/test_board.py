@@ -92,9 +92,23 @@ def panel_text(pdf: Path, page: PageSize, column: int, row: int) -> str:
     top = board.MARGIN + board.HEADER_H + row * (sheet.panel_h + board.GAP)
     crop = [round(value * MM) for value in (left, top, sheet.panel_w, sheet.panel_h)]
     return run_tool(
-        "pdftotext", "-f", "1", "-l", "1", "-layout",
-        "-x", crop[0], "-y", crop[1], "-W", crop[2], "-H", crop[3], pdf, "-",
-    )  # fmt: skip
+        "pdftotext",
+        "-f",
+        "1",
+        "-l",
+        "1",
+        "-layout",
+        "-x",
+        crop[0],
+        "-y",
+        crop[1],
+        "-W",
+        crop[2],
+        "-H",
+        crop[3],
+        pdf,
+        "-",
+    )
 
 
 @pytest.mark.parametrize(("page", "size"), [("a4", "595.28 x 841.89"), ("letter", "612 x 792")])

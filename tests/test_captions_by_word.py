@@ -248,8 +248,16 @@ def _recording() -> Recording:
 
 def _transcript_with_words() -> Transcript:
     segments = (_spoken("A lion walks."), _spoken("Birds sing.", start=2.0))
-    return Transcript("en", 0.99, "A lion walks. Birds sing.", "A lion walks. Birds sing.",
-                      segments, 3.5, False, 0.8)  # fmt: skip
+    return Transcript(
+        "en",
+        0.99,
+        "A lion walks. Birds sing.",
+        "A lion walks. Birds sing.",
+        segments,
+        3.5,
+        False,
+        0.8,
+    )
 
 
 def test_transcripts_are_cached_with_their_words(
@@ -317,10 +325,16 @@ def test_a_transcript_an_older_rule_called_silent_is_read_again(
     monkeypatch.setattr(transcribe_module, "transcribe_recordings", lambda *args: [made])
     cache, language = ContentCache(tmp_path / "cache"), LanguageChoice("en")
     silent = {
-        "language": "en", "language_probability": 0.5, "text": "", "english_text": "",
-        "segments": [], "audio_duration_s": 1.0, "no_speech": True, "seconds": 0.5,
+        "language": "en",
+        "language_probability": 0.5,
+        "text": "",
+        "english_text": "",
+        "segments": [],
+        "audio_duration_s": 1.0,
+        "no_speech": True,
+        "seconds": 0.5,
         "from_cache": False,
-    }  # fmt: skip
+    }
     cache.put_json(CACHE_NAMESPACE, OLD_DEFAULT_KEY, silent)
     (again,) = cached_transcripts(
         cache, [_recording()], TranscriptionSettings(), tmp_path, language

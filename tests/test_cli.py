@@ -64,8 +64,10 @@ def test_demo_board_is_a_pdf_with_every_scene(
     _, target = demo_run
     text = subprocess.run(  # noqa: S603 - a fixed command on our own output
         ["pdftotext", "-layout", str(target / "storyboard.pdf"), "-"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     for scene_id in read_manifest(target)["scene_id"]:
         assert scene_id in text
     assert "The Lion's Day" in text and "page 1/1" in text
@@ -107,10 +109,18 @@ def test_demo_writes_captions_and_a_run_report(
 
 
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--enable-logging=stderr", "--v=0", "--window-size=1280,1600",
-]  # fmt: skip
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--enable-logging=stderr",
+    "--v=0",
+    "--window-size=1280,1600",
+]
 
 
 def test_review_page_loads_in_chromium_and_shows_every_scene(
@@ -126,8 +136,10 @@ def test_review_page_loads_in_chromium_and_shows_every_scene(
     flags = [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
     shot = subprocess.run(  # noqa: S603 - fixed argument list
         [chromium, *flags, f"--screenshot={tmp_path / 'page.png'}", page.as_uri()],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     consoles = [line for line in shot.stderr.splitlines() if ":CONSOLE" in line]
     assert consoles == []
     assert (tmp_path / "page.png").stat().st_size > 20_000
@@ -166,8 +178,13 @@ def test_mixed_folder_renders_good_scenes_and_marks_the_others(
     manifest = read_manifest(tmp_path / "out")
     markup = "scene_11 <img src=x onerror=alert(1)>"
     assert manifest["scene_id"].tolist() == [
-        "scene_1", "scene_1.wav", "scene_2", "scene_3", "scene_10", markup
-    ]  # fmt: skip
+        "scene_1",
+        "scene_1.wav",
+        "scene_2",
+        "scene_3",
+        "scene_10",
+        markup,
+    ]
     assert manifest["status"].tolist() == ["ok", "failed", "no_speech", "failed", "ok", "ok"]
     assert "scene id 'scene_1' is already taken" in manifest.loc[1, "error"]
     page = (tmp_path / "out" / "index.html").read_text()
@@ -234,8 +251,16 @@ def test_transcribe_prints_one_json_object_per_scene(
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["scene_id"] for line in lines] == ["a", "b"]
-    keys = {"scene_id", "language", "language_probability", "transcript", "prompt", "no_speech",
-            "audio_duration_s", "seconds"}  # fmt: skip
+    keys = {
+        "scene_id",
+        "language",
+        "language_probability",
+        "transcript",
+        "prompt",
+        "no_speech",
+        "audio_duration_s",
+        "seconds",
+    }
     assert all(keys <= set(line) for line in lines)
     assert lines[0]["no_speech"] is True and lines[0]["prompt"] == ""
     assert "grass" in lines[1]["transcript"] and lines[1]["language"] == "en"

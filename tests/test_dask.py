@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.fakes.nvidia_server import FakeNvidia, Faults
+from testkit.fakes.nvidia_server import FakeNvidia, Faults
 from tests.helpers import DEMO_DIR, assert_clean, nvidia_env, read_manifest, run_cli
 from tests.servers import free_port
 
@@ -32,15 +32,39 @@ def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     address = f"tcp://127.0.0.1:{free_port()}"
     env = {**os.environ, "DASK_LOGGING__DISTRIBUTED": "warning"}
     scheduler = subprocess.Popen(  # noqa: S603 - fixed argument list
-        [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":")[-1],
-         "--dashboard-address", ":0"],
-        env=env, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            str(BIN / "dask"),
+            "scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            address.rsplit(":")[-1],
+            "--dashboard-address",
+            ":0",
+        ],
+        env=env,
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     workers = subprocess.Popen(  # noqa: S603 - fixed argument list
-        [str(BIN / "dask"), "worker", address, "--nworkers", "2", "--nthreads", "2",
-         "--host", "127.0.0.1", "--no-dashboard"],
-        env=env, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            str(BIN / "dask"),
+            "worker",
+            address,
+            "--nworkers",
+            "2",
+            "--nthreads",
+            "2",
+            "--host",
+            "127.0.0.1",
+            "--no-dashboard",
+        ],
+        env=env,
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         with Client(address, timeout=60) as client:
             client.wait_for_workers(2, timeout=120)
@@ -78,11 +102,18 @@ def test_an_existing_cluster_renders_the_same_storyboard_as_threads(
     compare with is `storyboard demo` (the same storyboard, the same draft backend)."""
     threaded_run = demo_run[1]
     result = run_cli(  # --refresh: generated again, on the workers, not taken from the cache
-        ["run", str(DEMO_DIR), "--out", "out", "--task-runner", f"dask={dask_cluster}",
-         "--refresh"],
+        [
+            "run",
+            str(DEMO_DIR),
+            "--out",
+            "out",
+            "--task-runner",
+            f"dask={dask_cluster}",
+            "--refresh",
+        ],
         cli_env,
         tmp_path,
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr
     assert_clean(result)
     assert_same_storyboard(tmp_path / "out", threaded_run)
@@ -109,10 +140,10 @@ def test_every_worker_draws_from_one_request_budget(
         env = nvidia_env(cli_env, fake, tmp_path / "cache")
         started = time.monotonic()
         result = run_cli(
-            ["run", str(source), "--out", "out", "--config", str(config),
-             "--task-runner", "dask"],
-            env, tmp_path,
-        )  # fmt: skip
+            ["run", str(source), "--out", "out", "--config", str(config), "--task-runner", "dask"],
+            env,
+            tmp_path,
+        )
         times = sorted(fake.stats.request_times)
     assert result.returncode == 0, result.stderr
     assert len(times) == 10 and time.monotonic() - started > 4.5

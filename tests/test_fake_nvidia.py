@@ -1,4 +1,4 @@
-"""The fake NVIDIA API itself (`tests/fakes/nvidia_server.py`), with plain httpx on loopback:
+"""The fake NVIDIA API itself (`testkit/fakes/nvidia_server.py`), with plain httpx on loopback:
 its schemas to the letter, jobs that take time, faults, redirected results, retired models,
 assets and request counting. The client's tests rely on every one of these."""
 
@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fakes.nvidia_schemas import FLUX_DEV, FLUX_SCHNELL, SD3, SDXL, SVD
-from tests.fakes.nvidia_server import VALID_KEY, FakeNvidia, Faults
+from testkit.fakes.nvidia_schemas import FLUX_DEV, FLUX_SCHNELL, SD3, SDXL, SVD
+from testkit.fakes.nvidia_server import VALID_KEY, FakeNvidia, Faults
 
 AUTH = {"Authorization": f"Bearer {VALID_KEY}"}
 JSON_HEADERS = {**AUTH, "Accept": "application/json", "Content-Type": "application/json"}

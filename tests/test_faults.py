@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from tasks.ingest import is_recording
-from tests.fakes.nvidia_server import FakeNvidia, Faults
+from testkit.fakes.nvidia_server import FakeNvidia, Faults
 from tests.helpers import DEMO_DIR, assert_clean, nvidia_env, run_cli
 
 pytestmark = pytest.mark.slow

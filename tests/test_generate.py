@@ -13,16 +13,22 @@ from configs.settings import GenerationSettings
 from domain.errors import ContentFilteredError
 from domain.media import ImageRequest
 from tasks.generate import generate_media
-from tests.fakes.backends import CountingBackend
+from testkit.fakes.backends import CountingBackend
 
 SETTINGS = GenerationSettings()
 
 
 def _request(prompt: str = "a lion", seed: int = 5, **changes: Any) -> ImageRequest:
     fields: dict[str, Any] = dict(
-        prompt=prompt, negative_prompt="", model="sdxl", seed=seed, cfg_scale=5.0,
-        sampler="DDIM", steps=25, label="Scene 1",
-    )  # fmt: skip
+        prompt=prompt,
+        negative_prompt="",
+        model="sdxl",
+        seed=seed,
+        cfg_scale=5.0,
+        sampler="DDIM",
+        steps=25,
+        label="Scene 1",
+    )
     fields.update(changes)
     return ImageRequest(**fields)
 

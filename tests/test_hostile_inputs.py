@@ -202,8 +202,13 @@ def test_a_path_names_a_folder_and_a_bare_word_a_model(tmp_path: Path) -> None:
     (weights / "model.bin").write_bytes(b"")
     assert whisper.resolve_model_dir(str(weights), tmp_path / "models") == weights
     assert [whisper.is_model_path(n) for n in ("base", "tiny.en", "./m", "~/m", "/m", "a/b")] == [
-        False, False, True, True, True, True
-    ]  # fmt: skip
+        False,
+        False,
+        True,
+        True,
+        True,
+        True,
+    ]
     with pytest.raises(ConfigurationError, match=r"unknown Whisper model 'my-model'.*\./my-model"):
         whisper.resolve_model_dir("my-model", tmp_path / "models")
 

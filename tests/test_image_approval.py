@@ -16,8 +16,8 @@ import httpx
 import pandas as pd
 import pytest
 
-from tests.fakes.nvidia_schemas import SDXL, SVD
-from tests.fakes.nvidia_server import FakeNvidia
+from testkit.fakes.nvidia_schemas import SDXL, SVD
+from testkit.fakes.nvidia_server import FakeNvidia
 from tests.helpers import (
     assert_clean,
     copy_demo_recordings,
@@ -101,8 +101,15 @@ def test_a_paused_run_sends_no_clip_request_until_approved_and_retakes_what_was_
     board: Path, tmp_path: Path, cli_env: dict[str, str], prefect_api: str
 ) -> None:
     target, cache = tmp_path / "out", tmp_path / "cache"
-    args = ["run", str(board), "--out", str(target), "--config", str(_config(tmp_path)),
-            "--approve-images"]  # fmt: skip
+    args = [
+        "run",
+        str(board),
+        "--out",
+        str(target),
+        "--config",
+        str(_config(tmp_path)),
+        "--approve-images",
+    ]
     with FakeNvidia() as fake:
         env = nvidia_env(cli_env, fake, cache)
         with running_storyboard(args, env, tmp_path) as process:
@@ -119,11 +126,15 @@ def test_a_paused_run_sends_no_clip_request_until_approved_and_retakes_what_was_
             time.sleep(2)  # paused, however long it waits: still no clip
             assert fake.stats.by_path[SVD] == 0
 
-            _resume(prefect_api, run, {
-                "dawn": {"decision": "approve"},
-                "river": {"decision": "reject", "note": "too dark"},
-                "night": {"decision": "approve", "note": ""},
-            })  # fmt: skip
+            _resume(
+                prefect_api,
+                run,
+                {
+                    "dawn": {"decision": "approve"},
+                    "river": {"decision": "reject", "note": "too dark"},
+                    "night": {"decision": "approve", "note": ""},
+                },
+            )
             run = _paused(prefect_api, target, "approve-images-2")
             pending = json.loads((target / "approval" / "pending.json").read_text())
             assert [scene["scene_id"] for scene in pending["scenes"]] == ["river"]
@@ -159,17 +170,28 @@ def test_nobody_answering_in_time_fails_the_waiting_scenes_and_keeps_the_approve
     board: Path, tmp_path: Path, cli_env: dict[str, str], prefect_api: str
 ) -> None:
     target = tmp_path / "out"
-    args = ["run", str(board), "--out", str(target), "--config",
-            str(_config(tmp_path, timeout_s=12)), "--approve-images"]  # fmt: skip
+    args = [
+        "run",
+        str(board),
+        "--out",
+        str(target),
+        "--config",
+        str(_config(tmp_path, timeout_s=12)),
+        "--approve-images",
+    ]
     with FakeNvidia() as fake:
         env = nvidia_env(cli_env, fake, tmp_path / "cache")
         with running_storyboard(args, env, tmp_path) as process:
             run = _paused(prefect_api, target, "approve-images-1")
-            _resume(prefect_api, run, {
-                "dawn": {"decision": "approve"},
-                "river": {"decision": "reject", "prompt": "a river of stars"},
-                "night": {"decision": "skip"},
-            })  # fmt: skip
+            _resume(
+                prefect_api,
+                run,
+                {
+                    "dawn": {"decision": "approve"},
+                    "river": {"decision": "reject", "prompt": "a river of stars"},
+                    "night": {"decision": "skip"},
+                },
+            )
             _paused(prefect_api, target, "approve-images-2")  # and nobody answers
             stdout, stderr = process.communicate(timeout=240)
         assert process.returncode == 3, stderr

@@ -76,11 +76,22 @@ def test_a_signal_to_the_process_group_stops_the_run_at_once(
     log = tmp_path / "output.log"
     with log.open("w") as sink:
         process = subprocess.Popen(  # noqa: S603 - fixed argument list
-            [STORYBOARD, "run", str(long_storyboard), "--out", str(tmp_path / "out"),
-             "--refresh", "--task-runner", runner],
-            env=embedded_prefect(cli_env), cwd=tmp_path, stdout=sink, stderr=subprocess.STDOUT,
+            [
+                STORYBOARD,
+                "run",
+                str(long_storyboard),
+                "--out",
+                str(tmp_path / "out"),
+                "--refresh",
+                "--task-runner",
+                runner,
+            ],
+            env=embedded_prefect(cli_env),
+            cwd=tmp_path,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
-        )  # fmt: skip
+        )
     deadline = time.monotonic() + 240
     while "Task run 'generate" not in log.read_text() and time.monotonic() < deadline:
         assert process.poll() is None, log.read_text()
@@ -117,8 +128,11 @@ def test_a_run_killed_outright_leaves_no_temporary_server_behind(
     with log.open("w") as sink:
         process = subprocess.Popen(  # noqa: S603 - fixed argument list
             [STORYBOARD, "run", str(long_storyboard), "--out", str(tmp_path / "out"), "--refresh"],
-            env=embedded_prefect(cli_env), cwd=tmp_path, stdout=sink, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            env=embedded_prefect(cli_env),
+            cwd=tmp_path,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
 
     def servers() -> list[int]:
         return [

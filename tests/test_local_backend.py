@@ -1,5 +1,5 @@
 """`storyboard run --backend local` end to end on the CPU, offline, with tiny random-weight
-diffusers pipelines (tests/fakes/tiny_pipelines.py) saved in their standard folder layout: the
+diffusers pipelines (testkit/fakes/tiny_pipelines.py) saved in their standard folder layout: the
 same loading, LoRA and video code paths as with the real models, in seconds."""
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from clients.media.ffmpeg import probe
 from configs.settings import LocalGenerationSettings
 from domain.errors import ConfigurationError, GenerationError
 from domain.media import ClipRequest, ImageRequest, Subject
-from tests.fakes import tiny_pipelines
-from tests.fakes.tiny_pipelines import Models
-from tests.helpers import assert_clean, make_source, read_manifest, run_cli
+from testkit.fakes import tiny_pipelines
+from testkit.fakes.tiny_pipelines import Models
+from testkit.sources import make_source
+from tests.helpers import assert_clean, read_manifest, run_cli
 
 pytest.importorskip("diffusers", reason="--backend local needs the `local` extra")
 pytest.importorskip("peft", reason="LoRA subjects need the `local` extra")
@@ -247,10 +248,16 @@ def test_the_same_seed_gives_the_same_bytes_from_another_process_s_pipelines(
 ) -> None:
     def made_by_a_new_backend() -> tuple[bytes, bytes]:
         settings = LocalGenerationSettings(
-            image_model=str(models.sd), video_model=str(models.svd), device="cpu", steps=2,
-            clip_width=CLIP_WIDTH, clip_height=CLIP_HEIGHT, clip_steps=2, frames=FRAMES,
+            image_model=str(models.sd),
+            video_model=str(models.svd),
+            device="cpu",
+            steps=2,
+            clip_width=CLIP_WIDTH,
+            clip_height=CLIP_HEIGHT,
+            clip_steps=2,
+            frames=FRAMES,
             decode_chunk_size=2,
-        )  # fmt: skip
+        )
         backend = LocalDiffusersBackend(settings)
         image = backend.generate_image(image_request())
         clip = backend.generate_clip(ClipRequest(image.data, 11, 1.8, 127))
@@ -334,9 +341,14 @@ def test_without_a_video_model_the_clip_is_a_push_in_over_the_picture(
     models: Models, tmp_path: Path
 ) -> None:
     settings = LocalGenerationSettings(
-        image_model=str(models.sd), device="cpu", steps=2, clip_width=CLIP_WIDTH,
-        clip_height=CLIP_HEIGHT, frames=FRAMES, fps=FPS,
-    )  # fmt: skip
+        image_model=str(models.sd),
+        device="cpu",
+        steps=2,
+        clip_width=CLIP_WIDTH,
+        clip_height=CLIP_HEIGHT,
+        frames=FRAMES,
+        fps=FPS,
+    )
     backend = LocalDiffusersBackend(settings)
     picture = backend.generate_image(image_request())
     clip_path = tmp_path / "clip.mp4"

@@ -109,14 +109,22 @@ def test_reviews_from_the_studio_fill_the_review_columns_and_age_with_new_takes(
     review_file.write_text(
         json.dumps(
             {
-                "one": {"verdict": "approved", "comment": "lovely", "audio_sha256": "ab" * 32,
-                        "seed": 77},
-                "two": {"verdict": "needs_changes", "comment": "<i>louder</i>",
-                        "audio_sha256": "an earlier take", "seed": None},
+                "one": {
+                    "verdict": "approved",
+                    "comment": "lovely",
+                    "audio_sha256": "ab" * 32,
+                    "seed": 77,
+                },
+                "two": {
+                    "verdict": "needs_changes",
+                    "comment": "<i>louder</i>",
+                    "audio_sha256": "an earlier take",
+                    "seed": None,
+                },
                 "<b>3</b>": {"verdict": "not a verdict"},
             }
         )
-    )  # fmt: skip
+    )
     reviews = read_reviews.fn(str(tmp_path / "target"))
     frame = manifest_frame(outcomes, TIMELINE, {}, "draft", "sdxl", reviews)
     assert frame["review"].tolist() == ["approved", "outdated", ""]

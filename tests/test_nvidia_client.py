@@ -28,7 +28,7 @@ from domain.errors import (
     TransientServiceError,
 )
 from domain.media import ClipRequest, ImageRequest
-from tests.fakes.nvidia_server import VALID_KEY, FakeNvidia, Faults
+from testkit.fakes.nvidia_server import VALID_KEY, FakeNvidia, Faults
 
 SVD_PATH = "stabilityai/stable-video-diffusion"
 

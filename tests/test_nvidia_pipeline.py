@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.fakes.nvidia_server import VALID_KEY, FakeNvidia, Faults
+from testkit.fakes.nvidia_server import VALID_KEY, FakeNvidia, Faults
 from tests.helpers import DEMO_DIR, assert_clean, embedded_prefect, nvidia_env, run_cli
 
 pytestmark = pytest.mark.slow

@@ -68,19 +68,28 @@ def test_default_bodies_are_the_ones_sent_before_the_schemas_so_cached_results_s
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"cfg_scale": 12}, "generation.cfg_scale: 12.0 is refused by"
-         " stabilityai/stable-diffusion-xl (cfg_scale must be above 1 and at most 9)"),
+        (
+            {"cfg_scale": 12},
+            "generation.cfg_scale: 12.0 is refused by"
+            " stabilityai/stable-diffusion-xl (cfg_scale must be above 1 and at most 9)",
+        ),
         ({"cfg_scale": 1}, "cfg_scale must be above 1 and at most 9"),
-        ({"steps": 4}, "generation.steps: 4 is refused by stabilityai/stable-diffusion-xl"
-         " (steps must be 5 to 100)"),
-        ({"svd_cfg_scale": 0.5}, "generation.svd_cfg_scale: 0.5 is refused by"
-         " stabilityai/stable-video-diffusion (cfg_scale must be above 1 and at most 9)"),
+        (
+            {"steps": 4},
+            "generation.steps: 4 is refused by stabilityai/stable-diffusion-xl"
+            " (steps must be 5 to 100)",
+        ),
+        (
+            {"svd_cfg_scale": 0.5},
+            "generation.svd_cfg_scale: 0.5 is refused by"
+            " stabilityai/stable-video-diffusion (cfg_scale must be above 1 and at most 9)",
+        ),
         ({"motion_bucket_id": 200}, "motion_bucket_id must be only 127"),
         ({"image_model": "flux.1-schnell", "steps": 8}, "steps must be 1 to 4"),
         ({"image_model": "flux.1-schnell", "cfg_scale": 3.5}, "cfg_scale must be only 0"),
         ({"fallback_models": ["flux.1-schnell"], "steps": 30}, "flux.1-schnell (steps must be"),
     ],
-)  # fmt: skip
+)
 def test_a_value_a_hosted_model_refuses_is_a_configuration_error(
     settings: dict[str, object], message: str
 ) -> None:

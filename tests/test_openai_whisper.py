@@ -34,10 +34,17 @@ def test_ctranslate2_weights_map_onto_every_openai_whisper_parameter(cache_dir: 
     arrays = read_ctranslate2_model(resolve_model_dir("base", cache_dir / "models") / "model.bin")
     checkpoint = openai_checkpoint(arrays)
     assert checkpoint["dims"] == {
-        "n_mels": 80, "n_audio_ctx": 1500, "n_audio_state": 512, "n_audio_head": 8,
-        "n_audio_layer": 6, "n_vocab": 51865, "n_text_ctx": 448, "n_text_state": 512,
-        "n_text_head": 8, "n_text_layer": 6,
-    }  # fmt: skip
+        "n_mels": 80,
+        "n_audio_ctx": 1500,
+        "n_audio_state": 512,
+        "n_audio_head": 8,
+        "n_audio_layer": 6,
+        "n_vocab": 51865,
+        "n_text_ctx": 448,
+        "n_text_state": 512,
+        "n_text_head": 8,
+        "n_text_layer": 6,
+    }
     model = whisper.Whisper(whisper.model.ModelDimensions(**checkpoint["dims"]))
     expected = model.state_dict()
     assert set(checkpoint["model_state_dict"]) == set(expected)

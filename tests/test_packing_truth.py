@@ -15,7 +15,7 @@ from configs.settings import TranscriptionSettings
 from domain.scene import Recording, SceneFailure, Transcript
 from tasks.language import LanguageChoice
 from tasks.transcribe import transcribe_recordings
-from tests.fakes.engines import DoubtfulEngine, RememberingEngine
+from testkit.fakes.engines import DoubtfulEngine, RememberingEngine
 from tests.helpers import DEMO_DIR, recording, speak, word_error_rate, words, write_wav
 
 pytestmark = pytest.mark.slow

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fakes.nvidia_server import FakeNvidia
+from testkit.fakes.nvidia_server import FakeNvidia
 from tests.helpers import DEMO_DIR, assert_clean, nvidia_env, run_cli
 from tests.servers import start_prefect_server
 
@@ -81,10 +81,21 @@ def test_serve_registers_deployments_and_runs_one_on_demand(
     shutil.copy(DEMO_DIR / "dawn.ogg", inbox / "one" / "dawn.ogg")
     env = {**cli_env, "PREFECT_API_URL": prefect_server}
     serving = subprocess.Popen(  # noqa: S603 - fixed argument list
-        [str(Path(sys.executable).with_name("storyboard")), "serve", str(inbox), "--out",
-         str(out), "--interval", "3600"],
-        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            str(Path(sys.executable).with_name("storyboard")),
+            "serve",
+            str(inbox),
+            "--out",
+            str(out),
+            "--interval",
+            "3600",
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deployments: dict[str, dict[str, object]] = {}
         deadline = time.monotonic() + 120

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from clients.media.ffmpeg import probe
-from tests.fakes.nvidia_server import VALID_KEY, FakeNvidia, Faults
+from testkit.fakes.nvidia_server import VALID_KEY, FakeNvidia, Faults
 from tests.helpers import DEMO_DIR, run_cli
 
 pytestmark = pytest.mark.slow
@@ -42,9 +42,12 @@ def test_a_killed_run_resumes_without_paying_twice(tmp_path: Path, cli_env: dict
         args = ["run", str(source), "--out", str(tmp_path / "out"), "--config", str(config)]
         process = subprocess.Popen(  # noqa: S603 - fixed argument list
             [str(Path(sys.executable).with_name("storyboard")), *args],
-            env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             start_new_session=True,
-        )  # fmt: skip
+        )
         deadline = time.monotonic() + 300
         while fake.stats.generation_requests < 5 and time.monotonic() < deadline:
             time.sleep(0.1)

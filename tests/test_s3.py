@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import uuid
 from dataclasses import replace
@@ -20,7 +21,7 @@ from clients.media.ffmpeg import probe
 from clients.storage import S3Storage, open_storage, safe_name
 from domain.errors import AudioError, StorageError
 from tasks.ingest import plan_storyboard, recording_here
-from tests.fakes.s3_proxy import FaultPlan, S3FaultProxy
+from testkit.fakes.s3_proxy import FaultPlan, S3FaultProxy
 from tests.helpers import DEMO_DIR, assert_clean, run_cli, s3_env
 from tests.servers import free_port
 
@@ -162,17 +163,29 @@ def _assert_published_in_order(requests: list[tuple[str, str]], prefix: str) -> 
     assert writes[-len(deleted) :] == [("DELETE", name) for name in deleted]
 
 
-def test_run_from_a_bucket_to_a_folder(
-    s3: Any, buckets: tuple[str, str], s3_endpoint: str, cli_env: dict[str, str], tmp_path: Path
+def test_run_from_a_bucket_to_a_folder_lists_the_source_once(
+    s3: Any,
+    buckets: tuple[str, str],
+    s3_endpoint: str,
+    cli_env: dict[str, str],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     bucket, _ = buckets
     put_demo(s3, bucket, "story/", {"dawn.ogg": "dawn.ogg"})
-    result = run_cli(
-        ["run", f"s3://{bucket}/story/", "--out", str(tmp_path / "local")],
-        s3_env(cli_env, s3_endpoint),
-        tmp_path,
-    )
+    with caplog.at_level(logging.INFO, logger="werkzeug"):  # moto's server logs each request
+        result = run_cli(
+            ["run", f"s3://{bucket}/story/", "--out", str(tmp_path / "local")],
+            s3_env(cli_env, s3_endpoint),
+            tmp_path,
+        )
     assert result.returncode == 0, result.stderr
+    listings = [
+        record.getMessage()
+        for record in caplog.records
+        if f"GET /{bucket}?" in record.getMessage() and "list-type=2" in record.getMessage()
+    ]
+    assert len(listings) == 1, listings
     assert (tmp_path / "local" / "storyboard.mp4").is_file()
     report = json.loads((tmp_path / "local" / "run.json").read_text())
     assert report["source"] == f"s3://{bucket}/story/"

@@ -20,7 +20,7 @@ from domain.storyboard import StoryboardSpec
 from tasks.assembly.timeline import scene_cut
 from tasks.prompt import ScenePrompt, image_request
 from tasks.safety import safety_screen, screen_scene, screened_texts
-from tests.fakes.nvidia_server import FakeNvidia
+from testkit.fakes.nvidia_server import FakeNvidia
 from tests.helpers import DEMO_DIR, DEMO_WORDS, PROJECT_ROOT, nvidia_env, read_manifest, run_cli
 
 ORDINARY_NARRATION = (

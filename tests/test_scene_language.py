@@ -19,7 +19,7 @@ from domain.scene import SceneFailure, Transcript
 from tasks.ingest import plan_storyboard
 from tasks.language import LanguageChoice
 from tasks.transcribe import transcribe_recordings
-from tests.fakes.engines import RememberingEngine
+from testkit.fakes.engines import RememberingEngine
 from tests.helpers import DEMO_DIR, recording, speak, write_wav
 
 SETTINGS = TranscriptionSettings()

@@ -65,10 +65,23 @@ def test_serve_renders_a_dropped_storyboard_in_a_run_the_scheduler_created(
     source.mkdir()
     env = {**cli_env, "PREFECT_API_URL": api}
     serving = subprocess.Popen(  # noqa: S603 - fixed argument list
-        [STORYBOARD, "serve", str(source), "--out", str(target), "--interval", "20",
-         "--settle", "1"],
-        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        [
+            STORYBOARD,
+            "serve",
+            str(source),
+            "--out",
+            str(target),
+            "--interval",
+            "20",
+            "--settle",
+            "1",
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         assert wait_for(
             lambda: (

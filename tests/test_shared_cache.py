@@ -18,7 +18,7 @@ import pytest
 from clients.cache import ContentCache
 from clients.storage import LocalStorage
 from tasks.generate import _cached_or_generated, _Made
-from tests.fakes.nvidia_server import FakeNvidia, Faults
+from testkit.fakes.nvidia_server import FakeNvidia, Faults
 from tests.helpers import DEMO_DIR, STORYBOARD, assert_clean, nvidia_env, read_manifest, s3_env
 
 
@@ -42,8 +42,9 @@ def test_machines_sharing_a_store_produce_each_entry_once(tmp_path: Path) -> Non
     for thread in machines:
         thread.join()
     assert len(produced) == 1, produced
-    assert all((tmp_path / f"m{i}" / "clips" / "kk" / ("k" * 64) / "clip.mp4").is_file()
-               for i in range(3))  # fmt: skip
+    assert all(
+        (tmp_path / f"m{i}" / "clips" / "kk" / ("k" * 64) / "clip.mp4").is_file() for i in range(3)
+    )
     assert shared.read_bytes(f"clips/kk/{'k' * 64}/.lease") is None, "the lease is released"
 
 
@@ -80,8 +81,12 @@ def test_two_machines_sharing_an_s3_cache_generate_each_scene_once(
     def start(env: dict[str, Any], out: str) -> subprocess.Popen[str]:
         return subprocess.Popen(  # noqa: S603 - fixed argument list
             [STORYBOARD, "run", str(source), "--out", out, "--config", str(config)],
-            env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
     with FakeNvidia(Faults(latency_s=0.5)) as fake:
         runs = [start(machine(fake, name), name) for name in ("a", "b")]

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.fakes.nvidia_server import FakeNvidia, Faults
-from tests.fakes.tiny_pipelines import Models
-from tests.helpers import make_source, nvidia_env, running_storyboard
+from testkit.fakes.nvidia_server import FakeNvidia, Faults
+from testkit.fakes.tiny_pipelines import Models
+from testkit.sources import make_source
+from tests.helpers import nvidia_env, running_storyboard
 
 pytest.importorskip("diffusers", reason="--backend local needs the `local` extra")
 pytestmark = pytest.mark.slow

@@ -68,13 +68,26 @@ def test_24_scenes_render_with_every_output_and_consistent_timing(tmp_path: Path
     ).timeline
     published = write_outputs(outcomes, timeline, target, "draft", "sdxl")
     report = RunReport(
-        "mixed", "Mixed <story>", "file:///x", str(target), "draft", "faster-whisper", "base",
-        "thread", scenes={"ok": 16},
-    )  # fmt: skip
+        "mixed",
+        "Mixed <story>",
+        "file:///x",
+        str(target),
+        "draft",
+        "faster-whisper",
+        "base",
+        "thread",
+        scenes={"ok": 16},
+    )
     write_review(outcomes, timeline, published, report, target, 16 / 9)
 
-    for name in ("storyboard.mp4", "manifest.csv", "storyboard.srt", "storyboard.vtt",
-                 "index.html", "contact_sheet.png"):  # fmt: skip
+    for name in (
+        "storyboard.mp4",
+        "manifest.csv",
+        "storyboard.srt",
+        "storyboard.vtt",
+        "index.html",
+        "contact_sheet.png",
+    ):
         assert (target / name).is_file(), name
     video = probe(target / "storyboard.mp4")
     assert timeline[-1].end_s == pytest.approx(video.duration_s, abs=1 / 12 + 0.03)
@@ -82,8 +95,10 @@ def test_24_scenes_render_with_every_output_and_consistent_timing(tmp_path: Path
         assert before.end_s == after.start_s
 
     spans = [(entry.start_s, entry.end_s) for entry in timeline]
-    cue_times = re.findall(r"(\d\d):(\d\d):(\d\d),(\d{3}) --> (\d\d):(\d\d):(\d\d),(\d{3})",
-                           (target / "storyboard.srt").read_text())  # fmt: skip
+    cue_times = re.findall(
+        r"(\d\d):(\d\d):(\d\d),(\d{3}) --> (\d\d):(\d\d):(\d\d),(\d{3})",
+        (target / "storyboard.srt").read_text(),
+    )
     assert len(cue_times) == 2 * sum(o.status is not SceneStatus.NO_SPEECH for o in outcomes)
     for cue in cue_times:
         h, m, s, ms, h2, m2, s2, ms2 = map(int, cue)

@@ -32,9 +32,11 @@ def test_every_setting_is_classified_and_every_entry_is_a_setting() -> None:
     paths = set(leaf_paths(Settings))
     unclassified = sorted(path for path in paths if policy_of(path) is None)
     assert not unclassified, f"decide what a storyboard may do with: {unclassified}"
-    stale = [entry for entry in STORYBOARD_POLICY if not any(
-        path == entry or path.startswith(f"{entry}.") for path in paths
-    )]  # fmt: skip
+    stale = [
+        entry
+        for entry in STORYBOARD_POLICY
+        if not any(path == entry or path.startswith(f"{entry}.") for path in paths)
+    ]
     assert not stale, f"the table names settings that do not exist: {stale}"
 
 

@@ -157,9 +157,13 @@ def make_studio(
     shutil.copytree(rendered.source, source)
     shutil.copytree(rendered.target, target)
     config = StudioConfig(
-        source=str(source), target=str(target), max_upload_bytes=UPLOAD_LIMIT,
-        max_recording_s=900.0, prefect_ui=PREFECT_UI, **options,
-    )  # fmt: skip
+        source=str(source),
+        target=str(target),
+        max_upload_bytes=UPLOAD_LIMIT,
+        max_recording_s=900.0,
+        prefect_ui=PREFECT_UI,
+        **options,
+    )
     fake = FakeRenders()
     renders = RenderService(config, lambda: choose(config) if choose else fake, claim_poll_s=0.05)
     client = TestClient(
@@ -299,8 +303,9 @@ def test_a_new_recording_replaces_the_scenes_and_the_old_one_is_kept_in_history(
     # Ingest and the watcher see the new recording and never the history.
     plan = plan_storyboard(str(studio.board))
     assert [(r.scene_id, r.path.name) for r in plan.recordings] == [
-        ("dawn", "dawn.m4a"), ("river", "river.mp3"),
-    ]  # fmt: skip
+        ("dawn", "dawn.m4a"),
+        ("river", "river.mp3"),
+    ]
     assert [path.name for path in find_recordings(studio.board)] == ["dawn.m4a", "river.mp3"]
     listed = open_storage(str(studio.source)).list(recursive=True)
     folders, _ = storyboard_folders(listed)
@@ -454,33 +459,80 @@ def bad_requests(studio: Studio) -> list[tuple[str, Callable[[], Any], int, str]
     eight_channels = eight_channel_flac(studio.target.parent / "eight.flac")
     return [
         ("empty body", lambda: studio.post("dawn", "recording", content=b""), 400, "empty"),
-        ("empty file", lambda: studio.post("dawn", "recording", files={"file": ("a.ogg", b"")}),
-         400, "empty"),
-        ("text", lambda: studio.post("dawn", "recording", content=b"hello " * 100), 400,
-         "not an audio recording"),
-        ("image", lambda: studio.post("dawn", "after", files={"file": ("x.wav", png)}), 400,
-         "audio"),
+        (
+            "empty file",
+            lambda: studio.post("dawn", "recording", files={"file": ("a.ogg", b"")}),
+            400,
+            "empty",
+        ),
+        (
+            "text",
+            lambda: studio.post("dawn", "recording", content=b"hello " * 100),
+            400,
+            "not an audio recording",
+        ),
+        (
+            "image",
+            lambda: studio.post("dawn", "after", files={"file": ("x.wav", png)}),
+            400,
+            "audio",
+        ),
         ("truncated", lambda: studio.post("dawn", "recording", content=half_ogg), 400, ""),
-        ("8 channels at 384 kHz", lambda: studio.post("dawn", "recording",
-         content=eight_channels), 400, "not a narration"),
+        (
+            "8 channels at 384 kHz",
+            lambda: studio.post("dawn", "recording", content=eight_channels),
+            400,
+            "not a narration",
+        ),
         ("too large", lambda: studio.post("dawn", "recording", content=big), 413, "larger"),
-        ("too large form", lambda: studio.post("dawn", "after", files={"file": ("a.wav", big)}),
-         413, "larger"),
-        ("no file field", lambda: studio.post("dawn", "recording", files={"other": ("a", b"x")}),
-         400, "file"),
-        ("unknown scene", lambda: studio.post("nope", "take", data={"seed": "new"}), 404,
-         "not found"),
-        ("unknown scene upload", lambda: studio.post("nope", "recording",
-         content=(DEMO_DIR / "night.ogg").read_bytes()), 404, "not found"),
-        ("traversal", lambda: studio.post("..%2F..%2Frendered", "skip", data={"skip": "true"}),
-         404, ""),
-        ("dot-dot", lambda: studio.post("%2E%2E", "review", data={"verdict": "approved"}), 404,
-         ""),
-        ("unknown board", lambda: studio.client.post("/storyboard/scene/dawn/skip",
-         params={"board": "../projects"}, data={"skip": "true"}), 404, "not found"),
-        ("bad verdict", lambda: studio.post("dawn", "review", data={"verdict": "maybe"}), 400,
-         "verdict"),
-    ]  # fmt: skip
+        (
+            "too large form",
+            lambda: studio.post("dawn", "after", files={"file": ("a.wav", big)}),
+            413,
+            "larger",
+        ),
+        (
+            "no file field",
+            lambda: studio.post("dawn", "recording", files={"other": ("a", b"x")}),
+            400,
+            "file",
+        ),
+        (
+            "unknown scene",
+            lambda: studio.post("nope", "take", data={"seed": "new"}),
+            404,
+            "not found",
+        ),
+        (
+            "unknown scene upload",
+            lambda: studio.post("nope", "recording", content=(DEMO_DIR / "night.ogg").read_bytes()),
+            404,
+            "not found",
+        ),
+        (
+            "traversal",
+            lambda: studio.post("..%2F..%2Frendered", "skip", data={"skip": "true"}),
+            404,
+            "",
+        ),
+        ("dot-dot", lambda: studio.post("%2E%2E", "review", data={"verdict": "approved"}), 404, ""),
+        (
+            "unknown board",
+            lambda: studio.client.post(
+                "/storyboard/scene/dawn/skip",
+                params={"board": "../projects"},
+                data={"skip": "true"},
+            ),
+            404,
+            "not found",
+        ),
+        (
+            "bad verdict",
+            lambda: studio.post("dawn", "review", data={"verdict": "maybe"}),
+            400,
+            "verdict",
+        ),
+    ]
 
 
 def test_bad_requests_are_refused_and_change_nothing(studio: Studio) -> None:
@@ -512,28 +564,36 @@ def test_cross_site_posts_are_refused(studio: Studio) -> None:
             url, data=form, headers={"X-CSRF-Token": "0" * 64}, **options
         ),
         "foreign origin": studio.client.post(
-            url, data={**form, "csrf_token": token},
-            headers={"Origin": "http://evil.example"}, **options,
+            url,
+            data={**form, "csrf_token": token},
+            headers={"Origin": "http://evil.example"},
+            **options,
         ),
         "null origin": studio.client.post(
             url, data={**form, "csrf_token": token}, headers={"Origin": "null"}, **options
         ),
         "cross-site fetch": studio.client.post(
-            url, data={**form, "csrf_token": token},
-            headers={"Sec-Fetch-Site": "cross-site"}, **options,
+            url,
+            data={**form, "csrf_token": token},
+            headers={"Sec-Fetch-Site": "cross-site"},
+            **options,
         ),
         "same-site fetch": studio.client.post(
-            url, data={**form, "csrf_token": token},
-            headers={"Sec-Fetch-Site": "same-site"}, **options,
+            url,
+            data={**form, "csrf_token": token},
+            headers={"Sec-Fetch-Site": "same-site"},
+            **options,
         ),
-    }  # fmt: skip
+    }
     for name, answer in attempts.items():
         assert answer.status_code == 403, (name, answer.text)
     assert snapshot(studio.source) == source
     same_origin = studio.client.post(
-        url, data={**form, "csrf_token": token},
-        headers={"Origin": STUDIO_URL, "Sec-Fetch-Site": "same-origin"}, **options,
-    )  # fmt: skip
+        url,
+        data={**form, "csrf_token": token},
+        headers={"Origin": STUDIO_URL, "Sec-Fetch-Site": "same-origin"},
+        **options,
+    )
     assert same_origin.status_code == 200, same_origin.text
 
 

@@ -26,8 +26,8 @@ from domain.errors import ConfigurationError
 from studio.app import create_app
 from studio.config import StudioConfig
 from studio.renders import LocalRender, RenderService
-from tests.fakes.nvidia_schemas import SDXL, SVD
-from tests.fakes.nvidia_server import FakeNvidia
+from testkit.fakes.nvidia_schemas import SDXL, SVD
+from testkit.fakes.nvidia_server import FakeNvidia
 from tests.helpers import (
     STUDIO_URL,
     assert_clean,
@@ -137,8 +137,12 @@ def _answer(
     client: TestClient, pending: dict[str, Any], fields: dict[str, str], **options: Any
 ) -> httpx.Response:
     _, token = _page(client)
-    form = {"csrf_token": token, "flow_run_id": pending["flow_run_id"],
-            "pause_key": pending["pause_key"], **fields}  # fmt: skip
+    form = {
+        "csrf_token": token,
+        "flow_run_id": pending["flow_run_id"],
+        "pause_key": pending["pause_key"],
+        **fields,
+    }
     return client.post("/storyboard/approval", params={"board": ""}, data=form, **options)
 
 
@@ -179,17 +183,21 @@ def _refused_answers(client: TestClient, pending: dict[str, Any]) -> None:
         "stale round": ({**_each("approve"), "pause_key": "approve-images-0"}, {}, 409, ALREADY),
         "cross-site": (_each("approve"), {"headers": {"Origin": "http://evil.example"}}, 403, ""),
         "cross-site fetch": (
-            {"all": "approve"}, {"headers": {"Sec-Fetch-Site": "cross-site"}}, 403, "",
+            {"all": "approve"},
+            {"headers": {"Sec-Fetch-Site": "cross-site"}},
+            403,
+            "",
         ),
-    }  # fmt: skip
+    }
     for name, (fields, options, status, says) in cases.items():
         answer = _answer(client, pending, fields, **options)
         assert answer.status_code == status, (name, answer.text)
         assert says in answer.json()["error"], (name, answer.text)
     no_token = client.post(
-        "/storyboard/approval", params={"board": ""},
+        "/storyboard/approval",
+        params={"board": ""},
         data={"flow_run_id": pending["flow_run_id"], "pause_key": KEY, "all": "approve"},
-    )  # fmt: skip
+    )
     assert no_token.status_code == 403, no_token.text
     assert _still_paused(pending)
 
@@ -272,9 +280,12 @@ def test_without_a_server_the_command_waits_and_the_studio_answers_its_temporary
             assert api != prefect_api and api.startswith("http://127.0.0.1:"), api
             assert process.poll() is None, "the command waits in the terminal"
             answer = _answer(  # a plain form, without the page's script
-                client, pending, {**_each("approve"), "note.river": "good"},
-                headers={"Accept": "text/html"}, follow_redirects=False,
-            )  # fmt: skip
+                client,
+                pending,
+                {**_each("approve"), "note.river": "good"},
+                headers={"Accept": "text/html"},
+                follow_redirects=False,
+            )
             assert answer.status_code == 303, answer.text
             assert answer.headers["location"].startswith("/storyboard?board=&notice=images+")
             stdout, stderr = process.communicate(timeout=240)
@@ -295,14 +306,18 @@ def _state(api: str, run: str, state: dict[str, Any]) -> None:
 def _pause(api: str, run: str, key: str, schema: dict[str, Any] | None) -> None:
     """The run paused at `key` as `pause_flow_run` pauses it: the state, then the schema."""
     keyset = {what: f"paused-{key}-{what}" for what in ("schema", "response", "description")}
-    details = {"pause_key": key, "pause_timeout": "2999-01-01T00:00:00Z",
-               "run_input_keyset": keyset}  # fmt: skip
+    details = {
+        "pause_key": key,
+        "pause_timeout": "2999-01-01T00:00:00Z",
+        "run_input_keyset": keyset,
+    }
     _state(api, run, {"type": "PAUSED", "name": "Paused", "state_details": details})
     if schema is not None:
         saved = _api(
-            "POST", f"{api}/flow_runs/{run}/input",
+            "POST",
+            f"{api}/flow_runs/{run}/input",
             json={"key": keyset["schema"], "value": json.dumps(schema)},
-        )  # fmt: skip
+        )
         assert saved.status_code == 201, saved.text
 
 
@@ -344,7 +359,10 @@ def test_the_client_says_why_a_run_takes_no_answer(prefect_api: str) -> None:
     assert (ended.outcome, ended.reason) == (Outcome.ENDED, "the run has ended (Completed)")
     unknown = resume_paused_run(prefect_api, str(uuid.uuid4()), KEY, {})
     assert unknown.outcome is Outcome.ENDED
-    for bad in (("file:///etc/passwd", run, KEY), (prefect_api, "../flows", KEY),
-                (prefect_api, run, "a/../b")):  # fmt: skip
+    for bad in (
+        ("file:///etc/passwd", run, KEY),
+        (prefect_api, "../flows", KEY),
+        (prefect_api, run, "a/../b"),
+    ):
         with pytest.raises(ConfigurationError):
             resume_paused_run(*bad, {})

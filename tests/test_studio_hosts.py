@@ -38,9 +38,11 @@ def source(tmp_path: Path) -> Path:
 @pytest.fixture
 def studio(source: Path, tmp_path: Path) -> Iterator[str]:
     config = StudioConfig(
-        source=str(source), target=str(tmp_path / "out"), port=free_port(),
+        source=str(source),
+        target=str(tmp_path / "out"),
+        port=free_port(),
         allowed_hosts=("studio.lan",),
-    )  # fmt: skip
+    )
     yield from serve(config)
 
 

@@ -63,9 +63,11 @@ def _objects(s3: Any, bucket: str) -> dict[str, bytes]:
 def test_the_studio_edits_a_storyboard_kept_in_a_bucket(bucket: tuple[Any, str]) -> None:
     s3, name = bucket
     config = StudioConfig(
-        source=f"s3://{name}/projects/", target=f"s3://{name}/rendered/",
-        max_upload_bytes=1024 * 1024, max_recording_s=900.0,
-    )  # fmt: skip
+        source=f"s3://{name}/projects/",
+        target=f"s3://{name}/rendered/",
+        max_upload_bytes=1024 * 1024,
+        max_recording_s=900.0,
+    )
     recorded = RecordedRenders()
     renders = RenderService(config, lambda: recorded, claim_poll_s=0.05)
     with TestClient(
@@ -79,9 +81,11 @@ def test_the_studio_edits_a_storyboard_kept_in_a_bucket(bucket: tuple[Any, str])
 
         def post(scene: str, action: str, **options: Any) -> Any:
             return client.post(
-                f"/storyboard/scene/{scene}/{action}", params={"board": BOARD},
-                headers=headers, **options,
-            )  # fmt: skip
+                f"/storyboard/scene/{scene}/{action}",
+                params={"board": BOARD},
+                headers=headers,
+                **options,
+            )
 
         before = _objects(s3, name)
         broken = post(

@@ -85,10 +85,23 @@ def serving(source: Path, target: Path, env: dict[str, str], log: Path) -> Itera
     ends."""
     with log.open("w", encoding="utf-8") as sink:
         process = subprocess.Popen(  # noqa: S603 - fixed argument list
-            [STORYBOARD, "serve", str(source), "--out", str(target), "--interval",
-             str(INTERVAL_S), "--settle", "1"],
-            env=env, cwd=log.parent, stdout=sink, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
+            [
+                STORYBOARD,
+                "serve",
+                str(source),
+                "--out",
+                str(target),
+                "--interval",
+                str(INTERVAL_S),
+                "--settle",
+                "1",
+            ],
+            env=env,
+            cwd=log.parent,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         try:
             yield log
         finally:

@@ -124,8 +124,10 @@ def test_replacing_keeps_the_old_recording_and_refuses_a_clash(tmp_path: Path) -
     assert replaced.name == "a.ogg" and not (folder / "a.wav").exists()
     assert replaced.kept is not None and (folder / replaced.kept).read_bytes() == old
     assert [r.path.name for r in plan_storyboard(str(folder)).recordings] == [
-        "a.ogg", "b.flac", "b.wav",
-    ]  # fmt: skip
+        "a.ogg",
+        "b.flac",
+        "b.wav",
+    ]
 
 
 def test_recordings_are_checked_whole(tmp_path: Path) -> None:

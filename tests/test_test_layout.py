@@ -1,5 +1,5 @@
 """Tests stand alone: no test module or conftest imports a test module or conftest. Shared
-helpers live in `tests/helpers.py` and `tests/servers.py`, fakes in `tests/fakes/`."""
+helpers live in `tests/helpers.py` and `tests/servers.py`, fakes in `testkit/fakes/`."""
 
 from __future__ import annotations
 
@@ -51,9 +51,35 @@ def offences(folder: Path) -> dict[str, list[str]]:
     }
 
 
+def imports_of(source: str, package: str) -> list[str]:
+    """Every module of `package` (or `package` itself) that `source` imports, anywhere in it."""
+    found: list[str] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names if alias.name.split(".")[0] == package]
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found += [node.module] if node.module.split(".")[0] == package else []
+    return found
+
+
+def test_benchmarks_and_the_testkit_depend_on_nothing_under_tests() -> None:
+    root = TESTS_DIR.parent
+    files = [*sorted((root / "benchmarks").glob("*.py")), *sorted((root / "testkit").rglob("*.py"))]
+    found = {
+        path.relative_to(root).as_posix(): names
+        for path in files
+        if (names := imports_of(path.read_text(encoding="utf-8"), "tests"))
+    }
+    assert found == {}, "what benchmarks and tests share belongs in testkit/"
+    assert imports_of("from tests.helpers import run_cli\nimport tests.servers", "tests") == [
+        "tests.helpers",
+        "tests.servers",
+    ]
+
+
 def test_no_test_module_or_conftest_imports_another() -> None:
     assert offences(TESTS_DIR) == {}, (
-        "import shared code from tests.helpers, tests.servers or tests.fakes instead"
+        "import shared code from tests.helpers, tests.servers or testkit.fakes instead"
     )
 
 
@@ -82,8 +108,8 @@ def test_the_checker_finds_imports_of_test_modules(source: str) -> None:
     [
         "from tests.helpers import run_cli\n",
         "from tests.servers import free_port\n",
-        "from tests.fakes.backends import CountingBackend\n",
-        "import tests.fakes.nvidia_server\n",
+        "from testkit.fakes.backends import CountingBackend\n",
+        "import testkit.fakes.nvidia_server\n",
         "from tests import helpers\n",
         "from tasks.transcribe import transcribe_recordings\n",
         "import pytest\n",

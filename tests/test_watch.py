@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from tasks.source_state import is_partial_upload
-from tests.fakes.nvidia_server import FakeNvidia
+from testkit.fakes.nvidia_server import FakeNvidia
 from tests.helpers import DEMO_DIR, STORYBOARD, assert_clean, nvidia_env, run_cli
 
 pytestmark = pytest.mark.slow

@@ -232,8 +232,11 @@ class ServiceConnection:
         calls.resent += 1
         logger.warning(
             "%s: %s; sending it again (re-send %d of %d this run: it may be paid twice)",
-            path, lost, self.resends.used, self.resends.allowed,
-        )  # fmt: skip
+            path,
+            lost,
+            self.resends.used,
+            self.resends.allowed,
+        )
 
     def _refuse_known_failures(self, path: str) -> None:
         with self._lock:

@@ -84,10 +84,23 @@ def encode_chunk(pcm: bytes, settings: AssemblySettings, output: Path) -> None:
     raw.write_bytes(pcm)
     run_ffmpeg(
         [
-            "-f", "s16le", "-ar", str(settings.sample_rate), "-ac", "1", "-i", str(raw),
-            "-c:a", "aac", "-b:a", settings.audio_bitrate, "-f", "mp4", str(output),
+            "-f",
+            "s16le",
+            "-ar",
+            str(settings.sample_rate),
+            "-ac",
+            "1",
+            "-i",
+            str(raw),
+            "-c:a",
+            "aac",
+            "-b:a",
+            settings.audio_bitrate,
+            "-f",
+            "mp4",
+            str(output),
         ]
-    )  # fmt: skip
+    )
     raw.unlink()
 
 

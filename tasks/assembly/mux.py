@@ -52,8 +52,24 @@ def join_segments(segments: Sequence[Path], track: Path, output: Path) -> None:
     listing.write_text("".join(concat_entry(segment) for segment in segments))
     run_ffmpeg(
         [
-            "-f", "concat", "-safe", "0", "-i", str(listing), "-i", str(track),
-            "-map", "0:v:0", "-map", "1:a:0", "-c", "copy",
-            "-movflags", "+faststart", "-f", "mp4", str(output),
+            "-f",
+            "concat",
+            "-safe",
+            "0",
+            "-i",
+            str(listing),
+            "-i",
+            str(track),
+            "-map",
+            "0:v:0",
+            "-map",
+            "1:a:0",
+            "-c",
+            "copy",
+            "-movflags",
+            "+faststart",
+            "-f",
+            "mp4",
+            str(output),
         ]
-    )  # fmt: skip
+    )

@@ -34,8 +34,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-from tests.fakes import nvidia_answers as answers
-from tests.fakes.nvidia_schemas import (
+from testkit.fakes import nvidia_answers as answers
+from testkit.fakes.nvidia_schemas import (
     ASSET_SCHEMA,
     FLUX_DEV,
     IMAGE_MODELS,
@@ -334,9 +334,14 @@ class FakeNvidia:
             body = json.loads(raw, parse_constant=_no_constants)
         except ValueError as exc:
             problems = [
-                {"type": "json_invalid", "loc": ["body", 0], "msg": "JSON decode error",
-                 "input": {}, "ctx": {"error": str(exc)}},
-            ]  # fmt: skip
+                {
+                    "type": "json_invalid",
+                    "loc": ["body", 0],
+                    "msg": "JSON decode error",
+                    "input": {},
+                    "ctx": {"error": str(exc)},
+                },
+            ]
         else:
             problems = self._problems(handler, where, body)
         if not problems:

@@ -23,9 +23,19 @@ TOKENIZER_MAX_LENGTH = 77
 """Tokens per prompt, as in every CLIP text encoder (the pipelines pad and truncate to it)."""
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 MERGES = [
-    ("t", "h"), ("th", "e</w>"), ("a", "n"), ("an", "d</w>"), ("i", "n"), ("in", "g</w>"),
-    ("o", "n</w>"), ("e", "r</w>"), ("s", "k"), ("sk", "s</w>"), ("l", "i"), ("li", "on</w>"),
-]  # fmt: skip
+    ("t", "h"),
+    ("th", "e</w>"),
+    ("a", "n"),
+    ("an", "d</w>"),
+    ("i", "n"),
+    ("in", "g</w>"),
+    ("o", "n</w>"),
+    ("e", "r</w>"),
+    ("s", "k"),
+    ("sk", "s</w>"),
+    ("l", "i"),
+    ("li", "on</w>"),
+]
 """A handful of merges, so that the tokenizer is a real BPE one ('sks', 'lion', 'the')."""
 TEXT_HIDDEN = 32
 """Width of every tiny CLIP encoder (text and vision) and of the text projection."""

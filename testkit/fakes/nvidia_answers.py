@@ -19,7 +19,7 @@ from xml.sax.saxutils import escape
 from PIL import Image
 
 from clients.media.video import CLIP_ENCODING, encode_frames, push_in_frames
-from tests.fakes.nvidia_schemas import SD3, SVD
+from testkit.fakes.nvidia_schemas import SD3, SVD
 
 ACCOUNT_ID = "kq8c1yz3m2vt9lr0ab7xw4nh6pj5sd1fe0gk"
 SIGNATURE_MISMATCH = (
