@@ -134,9 +134,11 @@ def test_a_gone_scenes_outputs_go_and_nothing_else_on_a_folder(
     tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
     source = copy_demo_recordings(tmp_path / "story", ["dawn.ogg", "night.ogg"])
+    (source / "storyboard.yaml").write_text("settings:\n  assembly: {exports: [edl, fcp_xml]}\n")
     target = tmp_path / "out"
     first = run_cli(["run", str(source), "--out", str(target)], cli_env, tmp_path)
     assert first.returncode == 0, first.stderr
+    assert (target / "storyboard.edl").is_file() and (target / "storyboard.xml").is_file()
     made = json.loads((target / "run.json").read_text())["outputs"]
     assert "scenes/night/clip.mp4" in made and "manifest.csv" in made
     (target / "scenes" / "notes").mkdir()
@@ -145,9 +147,12 @@ def test_a_gone_scenes_outputs_go_and_nothing_else_on_a_folder(
     (target / "storyboard.yaml").write_text("title: a user's copy\n")
 
     (source / "night.ogg").unlink()
+    (source / "storyboard.yaml").write_text("settings:\n  assembly: {exports: [fcp_xml]}\n")
     again = run_cli(["run", str(source), "--out", str(target)], cli_env, tmp_path)
 
     assert again.returncode == 0, again.stderr
+    assert not (target / "storyboard.edl").exists(), "an export turned off goes"
+    assert (target / "storyboard.xml").is_file()
     assert not (target / "scenes" / "night" / "clip.mp4").exists()
     assert not list((target / "scenes" / "night").glob("image.*"))
     assert (target / NOTES).read_text() == "Make the lion bigger.\n"

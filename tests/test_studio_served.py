@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import av
 import httpx
 import pytest
 from starlette.testclient import TestClient
@@ -50,7 +51,10 @@ seed: 1234
 scenes:
   - id: dawn
   - id: river
+settings:
+  assembly: {width: 768, height: 768, captions: false, exports: [edl]}
 """
+"""Its own settings, which the watcher's render and the on-demand re-take both follow."""
 INTERVAL_S = 10
 """`storyboard serve --interval`: how often the watcher looks at SOURCE."""
 POLL_S = 2
@@ -153,6 +157,14 @@ def manifest_rows(target: Path) -> dict[str, dict[str, Any]]:
     return {str(row["scene_id"]): {str(k): v for k, v in row.items()} for row in rows}
 
 
+def as_the_storyboard_asks(target: Path) -> bool:
+    """Whether TARGET's video is 768x768 with an EDL beside it, as STORYBOARD_YAML asks."""
+    with av.open(str(target / "storyboard.mp4")) as container:
+        stream = container.streams.video[0]
+        size = (stream.codec_context.width, stream.codec_context.height)
+    return size == (768, 768) and (target / "storyboard.edl").is_file()
+
+
 def post_action(client: TestClient, scene: str, action: str, data: dict[str, str]) -> Any:
     return client.post(
         f"/storyboard/scene/{scene}/{action}",
@@ -182,6 +194,7 @@ def test_a_retake_is_a_flow_run_of_on_demand_executed_by_storyboard_serve(
         )
         assert wait_for(lambda: deployment_status(api, "storyboard/on-demand") == "READY", 60)
         before = manifest_rows(target / BOARD)
+        assert as_the_storyboard_asks(target / BOARD), "the watcher's render"
 
         config = StudioConfig(source=str(source), target=str(target), prefect_ui=PREFECT_UI)
         renders = RenderService(config, lambda: choose_backend(config, api), claim_poll_s=0.05)
@@ -235,6 +248,7 @@ def test_a_retake_is_a_flow_run_of_on_demand_executed_by_storyboard_serve(
     ), rendered_changes
 
     after = manifest_rows(target / BOARD)
+    assert as_the_storyboard_asks(target / BOARD), "the on-demand re-take"
     assert int(after["river"]["seed"]) == 11 != int(before["river"]["seed"])
     assert after["river"]["audio_sha256"] == before["river"]["audio_sha256"]
     assert after["dawn"] == before["dawn"], "dawn is as it was"
