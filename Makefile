@@ -24,7 +24,7 @@ demo: $(VENV)/.installed
 # Two workers, a test file each at a time: many tests wait on servers and subprocesses, so
 # two files side by side keep both cores busy (one at a time left half the CPU idle).
 test: $(VENV)/.installed-test check-lock system-test-deps lint typecheck
-	$(BIN)/pytest -n 2 --dist loadfile
+	$(BIN)/pytest -n 2 --dist loadfile --durations=20
 
 # Debian's Chromium renders the review page and, driven by Selenium through Debian's
 # chromedriver, the studio in the tests; Debian's PostgreSQL backs a Prefect

@@ -15,7 +15,7 @@ vocabulary (49408) and length (77). `--build DIR` saves the random pipelines onc
 
 One configuration per process. `seed` is how the projects this one descends from ran: a float16
 pipeline loaded once, one scene per call, diffusers' defaults (`--measure` scenes are timed and
-scaled to `--scenes`). `ours` applies `clients.generation.diffusers_speed.OURS`: bfloat16, SDPA
+scaled to `--scenes`). `ours` applies `clients.generation.local.speed.OURS`: bfloat16, SDPA
 with fused projections, channels_last, VAE slicing, prompts batched through the denoiser and,
 with `--compile`, a compiled UNet (the warm-up that pays the compile is reported apart). Imports
 torch, transformers, diffusers and the recipe module (which imports only torch and diffusers).
@@ -35,7 +35,7 @@ import torch
 from PIL import Image
 
 from benchmarks.local_architectures import libraries, load_pipelines, parameter_counts
-from clients.generation.diffusers_speed import (
+from clients.generation.local.speed import (
     COMPILE_MODES,
     OURS,
     SEED_STYLE,

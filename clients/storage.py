@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 from clients.cache import ContentCache, atomic_path, current_umask, write_bytes_atomic
 from domain.errors import ConfigurationError, StorageError, is_disk_full
+from domain.layout import WRITE_CHECK
 
 CONTENT_TYPES = {
     ".mp4": "video/mp4",
@@ -44,8 +45,6 @@ _HINTS = {
 }
 
 
-WRITE_CHECK = ".storyboard/write-check"
-"""The empty object a run writes to an S3 target first, to learn it may write there."""
 MULTIPART_THRESHOLD = 16 * 1024 * 1024
 MULTIPART_CHUNK = 8 * 1024 * 1024
 """How `S3Storage.upload` splits a large file, which decides the ETag S3 gives it."""

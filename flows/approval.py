@@ -21,7 +21,6 @@ from prefect.futures import PrefectFuture
 from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
 
 from clients.services import backend_for
-from configs.settings import Settings
 from domain.approval import (
     NOT_APPROVED_IN_TIME,
     SKIPPED_AT_APPROVAL,
@@ -30,17 +29,12 @@ from domain.approval import (
     SceneImage,
 )
 from domain.media import ImageRequest
-from domain.scene import GeneratedMedia, SceneFailure, StoryboardPlan, Transcript
+from domain.scene import GeneratedMedia, SceneFailure, Transcript
 from flows.approval_form import ask_reviewers, form_description
-from flows.artifacts import Progress, artifact_key
-from flows.runners import has_prefect_ui, on_dask
-from flows.scene_stream import (
-    SceneResults,
-    generated,
-    submit_generation,
-    transcribe_and_generate,
-)
-from flows.stages import StageClock, raise_if_refused
+from flows.artifacts import artifact_key
+from flows.runners import has_prefect_ui
+from flows.scene_work import ScenePhase, SceneResults, generated
+from flows.stages import raise_if_refused
 from tasks.approval import (
     ApprovalBook,
     ApprovalRequest,
@@ -49,23 +43,16 @@ from tasks.approval import (
     show_for_approval,
     withdraw_approval,
 )
-from tasks.generate import generate, generate_image, media_here
-from tasks.language import LanguageChoice
-from tasks.preflight import RunSetup
+from tasks.generate import generate, generate_image
 
 APPROVED_BY_FLAG = "--approve-all"
 
 
 @dataclass
 class _Approval:
-    plan: StoryboardPlan
-    setup: RunSetup
-    settings: Settings
+    phase: ScenePhase
     results: SceneResults
     book: ApprovalBook
-    refreshed: set[str]
-    approve_all: bool
-    resources: dict[str, float]
     spent: dict[int, int] = field(default_factory=dict)
     """API calls each scene's images took, every take counted."""
     notes: dict[int, str] = field(default_factory=dict)
@@ -73,6 +60,14 @@ class _Approval:
     clips: dict[int, PrefectFuture[GeneratedMedia | SceneFailure]] = field(default_factory=dict)
     rejected: dict[int, tuple[ImageRequest, Path, ImageVerdict]] = field(default_factory=dict)
     """Rejections kept once their new take is made: (the request, its image, the verdict)."""
+
+    def __post_init__(self) -> None:
+        self.plan, self.setup, self.settings = (
+            self.phase.plan,
+            self.phase.setup,
+            self.phase.settings,
+        )
+        self.approve_all = self.phase.approve_all
 
     def awaited(self, index: int, image: SceneImage) -> AwaitedScene:
         recording, transcript = self.plan.recordings[index], self.results.transcripts[index]
@@ -180,15 +175,12 @@ class _Approval:
             verdict.note or "no note",
             request.seed,
         )
-        return submit_generation(
+        return self.phase.submit(
             generate_image,
             f"generate image {recording.scene_id} (new take)",
             recording.scene_id,
             request,
-            self.setup,
-            self.settings,
-            False,
-            self.resources,
+            refresh=False,
         )
 
     def fail(self, index: int, reason: str) -> None:
@@ -202,15 +194,11 @@ class _Approval:
         while the rejected scenes go round again."""
         for index in approved:
             recording, request = self.plan.recordings[index], self.results.prompts[index].request
-            self.clips[index] = submit_generation(
+            self.clips[index] = self.phase.submit(
                 generate,
                 f"generate clip {recording.scene_id}",
                 recording.scene_id,
                 request,
-                self.setup,
-                self.settings,
-                recording.scene_id in self.refreshed,
-                self.resources,
                 image_approved=True,
             )
 
@@ -229,22 +217,13 @@ class _Approval:
             self.results.generated[index] = made
 
 
-def approve_then_animate(
-    plan: StoryboardPlan,
-    setup: RunSetup,
-    settings: Settings,
-    results: SceneResults,
-    refreshed: set[str],
-    approve_all: bool,
-    resources: dict[str, float],
-) -> None:
+def approve_then_animate(phase: ScenePhase, results: SceneResults) -> None:
     """Every image in `results.images` approved (or rejected and taken again, skipped, or
     timed out), then the clips of the approved ones, into `results.generated`."""
     raise_if_refused(results.generated)
-    book = ApprovalBook(
-        setup.cache.open(), backend_for(setup.backend, settings.generation, setup.shared_limit)
-    )
-    approval = _Approval(plan, setup, settings, results, book, refreshed, approve_all, resources)
+    setup, generation = phase.setup, phase.settings.generation
+    backend = backend_for(setup.backend, generation, setup.shared_limit)
+    approval = _Approval(phase, results, ApprovalBook(setup.cache.open(), backend))
     images = dict(results.images)
     for index, image in images.items():
         approval.taken(index, image)
@@ -254,34 +233,6 @@ def approve_then_animate(
         if approval.shown:
             withdraw_approval(setup.target)
     approval.gather_clips(images)
-
-
-def scenes_made(
-    plan: StoryboardPlan,
-    setup: RunSetup,
-    settings: Settings,
-    language: LanguageChoice,
-    refresh: bool,
-    only: Sequence[str],
-    progress: Progress,
-    clock: StageClock,
-    approve_all: bool,
-) -> SceneResults:
-    """Every scene transcribed and generated (`flows/scene_stream.py`); with
-    `generation.approve_images`, its image approved before its clip is made."""
-    approving = settings.generation.approve_images
-    distributed = on_dask()
-    results = transcribe_and_generate(
-        plan, setup, settings, language, refresh, only, progress, distributed, clock, approving
-    )
-    if not approving:
-        return results
-    resources = settings.dask.generation_resources if distributed else {}
-    refreshed = {r.scene_id for r in plan.recordings if (r.scene_id in only if only else refresh)}
-    with clock.stage("approve"):
-        approve_then_animate(plan, setup, settings, results, refreshed, approve_all, resources)
-    results.generated = media_here(results.generated, setup.cache)
-    return results
 
 
 def _announce(count: int, sheet: str, run_id: str, timeout_s: int) -> None:

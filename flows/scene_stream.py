@@ -17,35 +17,27 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import Any
 
-from prefect import Task, get_run_logger
+from prefect import get_run_logger
 from prefect.futures import PrefectFuture
 
 from clients.safety import SafetyScreen
 from clients.services import backend_for
-from configs.settings import Settings
 from domain.approval import SceneImage
 from domain.errors import FatalServiceError
-from domain.media import ImageRequest
-from domain.scene import GeneratedMedia, Recording, SceneFailure, StoryboardPlan, Transcript
-from flows.artifacts import Progress
+from domain.scene import GeneratedMedia, Recording, SceneFailure
+from flows.scene_work import Heard, Made, ScenePhase, SceneResults, generated
 from flows.signals import signals_outside_serializers
-from flows.stages import StageClock, asking_for
+from flows.stages import asking_for
 from tasks.approval import ApprovalBook
 from tasks.generate import cached_image, cached_media, generate, generate_image, media_here
-from tasks.language import LanguageChoice
-from tasks.preflight import RunSetup
 from tasks.prompt import ScenePrompt, image_request
 from tasks.safety import safety_screen, screen_scene
 from tasks.transcribe import transcribe
 
 FIRST_BATCHES = (1, 2, 4, 8, 16)
 WATCH_INTERVAL_S = 0.2
-
-Heard = Transcript | SceneFailure
-Made = GeneratedMedia | SceneFailure
-_Made = TypeVar("_Made")
 
 
 def transcription_batches(
@@ -63,26 +55,9 @@ def transcription_batches(
 
 
 @dataclass
-class SceneResults:
-    """What the stream made, by plan index."""
-
-    transcripts: list[Heard] = field(default_factory=list)
-    prompts: dict[int, ScenePrompt] = field(default_factory=dict)
-    generated: dict[int, Made] = field(default_factory=dict)
-    images: dict[int, SceneImage] = field(default_factory=dict)
-    """Made first, for reviewers to approve before their clips (`generation.approve_images`)."""
-
-
-@dataclass
 class _Stream:
-    plan: StoryboardPlan
-    setup: RunSetup
-    settings: Settings
-    refresh: bool
-    only: Sequence[str]
-    progress: Progress
+    phase: ScenePhase
     screen: SafetyScreen | None
-    resources: dict[str, float]
     images_only: bool = False
     results: SceneResults = field(default_factory=SceneResults)
     futures: dict[int, PrefectFuture[Made]] = field(default_factory=dict)
@@ -90,9 +65,11 @@ class _Stream:
     looked_at: set[int] = field(default_factory=set)
 
     def __post_init__(self) -> None:
-        self.cache = self.setup.cache.open()
-        generation = self.settings.generation
-        self.backend = backend_for(self.setup.backend, generation, self.setup.shared_limit)
+        self.plan, self.settings = self.phase.plan, self.phase.settings
+        self.progress = self.phase.progress
+        setup = self.phase.setup
+        self.cache = setup.cache.open()
+        self.backend = backend_for(setup.backend, self.settings.generation, setup.shared_limit)
         self.book = ApprovalBook(self.cache, self.backend)
 
     def take(self, recording: Recording, transcript: Heard) -> None:
@@ -115,7 +92,7 @@ class _Stream:
             self.results.generated[index] = blocked  # the safety screen: no request at all
             self.progress.advance()
             return
-        refresh = recording.scene_id in self.only if self.only else self.refresh
+        refresh = recording.scene_id in self.phase.refreshed
         if not refresh and (reused := self.reused(made)) is not None:
             self.results.generated[index] = reused  # no task: nothing to generate
             self.progress.advance()
@@ -123,15 +100,8 @@ class _Stream:
         if self.images_only:  # the clip waits for the image's approval
             self.take_image(index, recording, made, refresh)
             return
-        self.futures[index] = submit_generation(
-            generate,
-            f"generate {recording.scene_id}",
-            recording.scene_id,
-            made.request,
-            self.setup,
-            self.settings,
-            refresh,
-            self.resources,
+        self.futures[index] = self.phase.submit(
+            generate, f"generate {recording.scene_id}", recording.scene_id, made.request
         )
 
     def latest_take(self, made: ScenePrompt) -> ScenePrompt:
@@ -149,15 +119,8 @@ class _Stream:
             self.results.images[index] = replace(image, approved=approved)
             self.progress.advance()
             return
-        self.image_futures[index] = submit_generation(
-            generate_image,
-            f"generate image {recording.scene_id}",
-            recording.scene_id,
-            made.request,
-            self.setup,
-            self.settings,
-            refresh,
-            self.resources,
+        self.image_futures[index] = self.phase.submit(
+            generate_image, f"generate image {recording.scene_id}", recording.scene_id, made.request
         )
 
     def reused(self, made: ScenePrompt) -> GeneratedMedia | None:
@@ -199,75 +162,27 @@ class _Stream:
             self.progress.advance()
 
 
-def submit_generation(
-    chosen: Task[..., _Made],
-    run_name: str,
-    scene_id: str,
-    request: ImageRequest,
-    setup: RunSetup,
-    settings: Settings,
-    refresh: bool,
-    resources: dict[str, float],
-    **options: Any,
-) -> PrefectFuture[_Made]:
-    """One scene's generation task (`generate`, `generate_image`) submitted, asking Dask for
-    `resources`."""
-    with asking_for(resources):
-        future: PrefectFuture[_Made] = chosen.with_options(task_run_name=run_name).submit(
-            scene_id,
-            request,
-            setup.backend,
-            settings.generation,
-            setup.cache,
-            refresh,
-            setup.shared_limit,
-            **options,
-        )
-    return future
-
-
-def generated(future: PrefectFuture[_Made]) -> _Made | SceneFailure:
-    """A generate task's result; a task that failed for good (its retries spent on an outage)
-    is that scene's failure, not the run's."""
-    made = future.result(raise_on_failure=False)
-    if isinstance(made, BaseException):
-        reason = str(made) or type(made).__name__
-        return SceneFailure(reason, api_calls=getattr(made, "api_calls", 0))
-    return made
-
-
-def transcribe_and_generate(
-    plan: StoryboardPlan,
-    setup: RunSetup,
-    settings: Settings,
-    language: LanguageChoice,
-    refresh: bool,
-    only: Sequence[str],
-    progress: Progress,
-    distributed: bool,
-    clock: StageClock,
-    images_only: bool = False,
-) -> SceneResults:
+def transcribe_and_generate(phase: ScenePhase, images_only: bool = False) -> SceneResults:
     """Every scene transcribed, prompted, screened and generated, in plan order (with
     `images_only`, the images alone: `SceneResults.images`, for approval). On Dask the
     tasks ask for `dask.transcription_resources` and `dask.generation_resources`."""
+    plan, settings, setup = phase.plan, phase.settings, phase.setup
     screen = safety_screen(settings.safety, setup.backend, plan.spec)
     if screen is not None:
         screen.prepare()
-    resources = settings.dask.generation_resources if distributed else {}
-    stream = _Stream(plan, setup, settings, refresh, only, progress, screen, resources, images_only)
+    stream = _Stream(phase, screen, images_only)
     began = time.perf_counter()
     with signals_outside_serializers():
-        batches = _Batches(plan.recordings, settings, setup, language, distributed)
+        batches = _Batches(phase)
         while (batch := batches.next()) is not None:
             recordings, future = batch
             heard = stream.await_batch(future)
             batches.taken()
             for recording, transcript in zip(recordings, heard, strict=True):
                 stream.take(recording, transcript)
-        clock.add("transcribe", time.perf_counter() - began)
+        phase.clock.add("transcribe", time.perf_counter() - began)
         stream.gather()
-    clock.add("generate", time.perf_counter() - began)
+    phase.clock.add("generate", time.perf_counter() - began)
     if not images_only:
         stream.results.generated = media_here(stream.results.generated, setup.cache)
     return stream.results
@@ -277,21 +192,19 @@ class _Batches:
     """Transcribe futures in plan order: all submitted at once on Dask; on the thread runner
     the next one is submitted when the one before has finished, so one runs at a time."""
 
-    def __init__(
-        self,
-        recordings: Sequence[Recording],
-        settings: Settings,
-        setup: RunSetup,
-        language: LanguageChoice,
-        distributed: bool,
-    ) -> None:
-        size = settings.transcription.scenes_per_task
-        self.pending = deque(transcription_batches(recordings, size, ramp=setup.paid))
-        self.resources = settings.dask.transcription_resources if distributed else {}
-        self.settings, self.setup, self.language = settings.transcription, setup, language
-        self.distributed = distributed
+    def __init__(self, phase: ScenePhase) -> None:
+        size = phase.settings.transcription.scenes_per_task
+        ramp = phase.setup.paid
+        self.pending = deque(transcription_batches(phase.plan.recordings, size, ramp=ramp))
+        self.resources = phase.transcription_resources
+        self.settings, self.setup, self.language = (
+            phase.settings.transcription,
+            phase.setup,
+            phase.language,
+        )
+        self.distributed = phase.distributed
         self.running: deque[tuple[list[Recording], PrefectFuture[list[Heard]]]] = deque()
-        for _ in range(len(self.pending) if distributed else 1):
+        for _ in range(len(self.pending) if self.distributed else 1):
             self._submit()
 
     def _submit(self) -> None:

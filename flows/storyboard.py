@@ -14,11 +14,13 @@ from typing import Any
 from prefect import flow
 
 from configs.settings import Settings
+from domain.layout import VIDEO_FILE
 from domain.report import RunReport, ScenePaths
 from domain.scene import SceneOutcome
-from flows.approval import scenes_made
 from flows.artifacts import Progress, publish_run_artifacts
 from flows.runners import current_task_runner, on_dask
+from flows.scene_work import ScenePhase, refreshed_scenes
+from flows.scenes import scenes_made
 from flows.stages import Generated, StageClock, raise_if_refused, scene_outcomes
 from tasks.assemble import Assembly, assemble, scene_cut
 from tasks.generate import planned_image_model
@@ -117,7 +119,7 @@ def render_storyboard(request: RenderRequest) -> StoryboardResult:
         assembled = assemble(
             cuts=[scene_cut(outcome, assembly.captions_by_word) for outcome in outcomes],
             settings=assembly,
-            output=setup.target_dir / "storyboard.mp4",
+            output=setup.target_dir / VIDEO_FILE,
             cache_dir=run.settings.cache_dir,
             music=opened.plan.music,
         )
@@ -135,17 +137,18 @@ def make_scenes(run: StoryboardRun) -> tuple[list[SceneOutcome], Generated]:
             run.setup.cache,
             plan.spec.language or settings.transcription.language,
         )
-    scenes = scenes_made(
+    phase = ScenePhase(
         plan=plan,
         setup=run.setup,
         settings=settings,
         language=language,
-        refresh=run.request.refresh,
-        only=run.request.only,
+        refreshed=refreshed_scenes(plan, run.request.refresh, run.request.only),
         progress=run.progress,
         clock=run.clock,
+        distributed=on_dask(),
         approve_all=run.request.approve_all,
     )
+    scenes = scenes_made(phase)
     raise_if_refused(scenes.generated)
     outcomes = scene_outcomes(plan, scenes.transcripts, scenes.prompts, scenes.generated)
     return outcomes, scenes.generated

@@ -28,13 +28,13 @@ from clients.lease import LEASE_LIFETIME_S, Lease
 from clients.storage import Storage, StoredObject, is_s3, open_storage, safe_name
 from configs.settings import Settings
 from domain.errors import FatalServiceError, SourceChangedError, StorageError, StoryboardError
+from domain.layout import CLAIMS_FOLDER
 from flows.runners import build_task_runner, parse_task_runner
 from flows.storyboard import StoryboardResult, storyboard
 from tasks.ingest import is_recording
 from tasks.preflight import check_apart
 from tasks.source_state import inputs_fingerprint, is_input, is_partial_upload
 
-CLAIMS = ".storyboard/claims"
 CLAIM_LIFETIME_S = LEASE_LIFETIME_S
 
 
@@ -132,7 +132,7 @@ def rendered_fingerprint(target: Storage) -> str | None:
 def claim(target: Storage, fingerprint: str) -> Lease | None:
     """This watcher's claim on rendering this fingerprint; None while another watcher's claim
     is alive."""
-    lease = Lease(target, f"{CLAIMS}/{fingerprint}", CLAIM_LIFETIME_S)
+    lease = Lease(target, f"{CLAIMS_FOLDER}/{fingerprint}", CLAIM_LIFETIME_S)
     return lease if lease.try_acquire() else None
 
 

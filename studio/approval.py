@@ -28,13 +28,14 @@ from starlette.responses import Response
 from clients.approvals import ALREADY_ANSWERED, Outcome, ResumeResult, resume_paused_run
 from clients.storage import Storage, content_type
 from domain.errors import StorageError
+from domain.layout import APPROVAL_FOLDER, PENDING_FILE
 from flows.temporary_server import recorded_temporary_apis
 from studio.actions import MAX_PROMPT, Done, checked_form
 from studio.catalog import Board
 from studio.context import Studio, studio_of
 from studio.errors import StudioError, not_found
 from studio.security import CSRF_FIELD
-from tasks.approval import APPROVAL_FOLDER, PENDING_FILE, is_approval_file
+from tasks.approval import is_approval_file
 
 router = APIRouter()
 DECISIONS = ("approve", "reject", "skip")

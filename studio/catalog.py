@@ -16,12 +16,9 @@ from typing import Any
 from urllib.parse import quote
 
 from clients.storage import Storage, open_storage
+from domain.layout import MANIFEST_FILE, RUN_FILE, VIDEO_FILE
 from flows.watch import join_location, storyboard_folders
 from studio.errors import not_found
-
-RUN_FILE = "run.json"
-MANIFEST_FILE = "manifest.csv"
-VIDEO_FILE = "storyboard.mp4"
 
 
 @dataclass(frozen=True)

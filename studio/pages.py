@@ -14,10 +14,10 @@ from starlette.responses import FileResponse, JSONResponse, Response
 
 from clients.storage import content_type, is_s3, safe_name
 from domain.errors import StorageError
+from domain.layout import VIDEO_FILE
 from studio.approval import approval_values
 from studio.cards import scene_cards
 from studio.catalog import (
-    VIDEO_FILE,
     Board,
     RunSummary,
     flow_run_url,

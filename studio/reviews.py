@@ -18,8 +18,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from clients.storage import Storage
+from domain.layout import REVIEW_FILE
 from studio.errors import StudioError
-from tasks.reviews import REVIEW_FILE, VERDICTS, parse_reviews
+from tasks.reviews import VERDICTS, parse_reviews
 
 MAX_COMMENT = 4000
 _LOCK = threading.Lock()

@@ -20,13 +20,13 @@ from datetime import UTC, datetime
 from pathlib import PurePosixPath
 
 from clients.storage import Storage
+from domain.layout import HISTORY_FOLDER
 from domain.storyboard import StoryboardSpec
 from studio.errors import StudioError
 from studio.storyboard_file import SceneList, edit_scenes, read_spec
 from studio.uploads import Recording
 from tasks.ingest import is_recording, natural_key
 
-HISTORY = ".storyboard/history"
 MAX_SEED = 2**32 - 1
 
 
@@ -91,10 +91,10 @@ def keep_in_history(storage: Storage, scene_id: str, name: str) -> str:
         raise StudioError(409, f"{name} changed in the source meanwhile; reload and try again")
     stamp = utc_stamp()
     for attempt in range(100):
-        kept = f"{HISTORY}/{scene_id}/{stamp}{f'-{attempt}' if attempt else ''}-{name}"
+        kept = f"{HISTORY_FOLDER}/{scene_id}/{stamp}{f'-{attempt}' if attempt else ''}-{name}"
         if storage.put_if_absent(kept, data):
             return kept
-    raise StudioError(409, f"could not keep a copy of {name} in {HISTORY}")
+    raise StudioError(409, f"could not keep a copy of {name} in {HISTORY_FOLDER}")
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,9 @@ from ruamel.yaml.error import YAMLError
 from clients.storage import Storage
 from configs.settings import load_storyboard_spec
 from domain.errors import ConfigurationError
+from domain.layout import STORYBOARD_FILE
 from domain.storyboard import StoryboardSpec
 from studio.errors import StudioError
-from tasks.ingest import STORYBOARD_FILE
 
 _LIST_INDENT = re.compile(r"^scenes:[^\n]*\n(?:[ \t]*(?:#[^\n]*)?\n)*( *)- ", re.MULTILINE)
 _MAP_INDENT = re.compile(r"^[A-Za-z_][^\n#]*:[ \t]*(?:#[^\n]*)?\n( +)[A-Za-z_]", re.MULTILINE)

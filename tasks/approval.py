@@ -24,15 +24,13 @@ from clients.cache import ContentCache, content_key
 from clients.generation.backend import GenerationBackend
 from clients.storage import CacheLocation, is_s3, open_storage
 from domain.approval import Decision, ImageVerdict, SceneImage
+from domain.layout import APPROVAL_FOLDER, CONTACT_SHEET_FILE, PENDING_FILE
 from domain.media import ImageRequest
 from tasks.generate import image_key
 from tasks.prompt import compose_prompt
 from tasks.review import SheetCell, draw_sheet
 
 APPROVALS = "approvals"
-APPROVAL_FOLDER = "approval"
-PENDING_FILE = "pending.json"
-SHEET_FILE = "contact_sheet.png"
 IMAGE_NAME = re.compile(r"\d{4,}-[0-9a-f]{8}\.(?:png|jpe?g|webp)")
 """A scene's image in TARGET/approval/: its order, a digest of its id, the image's kind."""
 MAX_TAKES = 100
@@ -148,17 +146,17 @@ def show_for_approval(
         for s in scenes
     ]
     draw_sheet(cells, sheet, aspect)
-    folder.write_bytes(SHEET_FILE, sheet.read_bytes())
+    folder.write_bytes(CONTACT_SHEET_FILE, sheet.read_bytes())
     started = time.time()
     pending = {
         **asked.__dict__,
         "asked_at": _stamp(started),
         "deadline": _stamp(started + asked.timeout_s),
-        "sheet": SHEET_FILE,
+        "sheet": CONTACT_SHEET_FILE,
         "scenes": listed,
     }
     folder.write_bytes(PENDING_FILE, json.dumps(pending, indent=1, ensure_ascii=False).encode())
-    return folder.uri_of(SHEET_FILE)
+    return folder.uri_of(CONTACT_SHEET_FILE)
 
 
 @task(name="withdraw approval request", cache_policy=NO_CACHE)
@@ -176,7 +174,7 @@ def withdraw_approval(target: str) -> None:
 
 def is_approval_file(name: str) -> bool:
     """A name `show_for_approval` writes: `pending.json`, the sheet, or a scene's image."""
-    return name in (PENDING_FILE, SHEET_FILE) or bool(IMAGE_NAME.fullmatch(name))
+    return name in (PENDING_FILE, CONTACT_SHEET_FILE) or bool(IMAGE_NAME.fullmatch(name))
 
 
 def _listed(scene: AwaitedScene, image_name: str) -> dict[str, object]:

@@ -25,7 +25,6 @@ from clients.cache import write_bytes_atomic
 from domain.report import ScenePaths
 from domain.scene import SceneOutcome, TimelineEntry
 
-BOARD_FILE = "storyboard.pdf"
 PageSize = Literal["a4", "letter"]
 PAGE_FORMATS: dict[str, str] = {"a4": "A4", "letter": "Letter"}
 

@@ -17,13 +17,15 @@ from pathlib import Path
 import opentimelineio as otio
 
 from clients.cache import write_text_atomic
+from domain.layout import EXPORT_FILES, OTIO_FILE, VIDEO_FILE
 from domain.report import ScenePaths
 from domain.scene import SceneOutcome, TimelineEntry
 
-OTIO_FILE = "storyboard.otio"
-EXPORTS = {"fcp_xml": ("fcp_xml", "storyboard.xml"), "edl": ("cmx_3600", "storyboard.edl")}
+EXPORTS = {
+    name: (adapter, EXPORT_FILES[name])
+    for name, adapter in (("fcp_xml", "fcp_xml"), ("edl", "cmx_3600"))
+}
 """`assembly.exports` names: (OTIO adapter, file name)."""
-VIDEO_FILE = "storyboard.mp4"
 MARKER_TEXT_LIMIT = 500
 _GREEN, _RED = otio.schema.MarkerColor.GREEN, otio.schema.MarkerColor.RED
 

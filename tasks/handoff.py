@@ -16,10 +16,11 @@ from prefect.cache_policies import NO_CACHE
 
 from clients.cache import content_key
 from configs.settings import AssemblySettings
+from domain.layout import BOARD_FILE
 from domain.report import ScenePaths
 from domain.scene import SceneOutcome, TimelineEntry
 from tasks.assembly.store import AssemblyStore, file_digest
-from tasks.board import BOARD_FILE, STILL_MAX_PX, BoardScene, board_scenes, write_board
+from tasks.board import STILL_MAX_PX, BoardScene, board_scenes, write_board
 from tasks.editorial import editorial_timeline, write_editorial_files
 
 BOARD_FORMAT = 1

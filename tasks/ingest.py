@@ -18,11 +18,11 @@ from clients.media.audio import check_audio
 from clients.storage import S3Storage, StoredObject, is_s3, open_storage, safe_name
 from configs.settings import default_cache_dir, load_storyboard_spec
 from domain.errors import AudioError, ConfigurationError, StorageError
+from domain.layout import STORYBOARD_FILE
 from domain.scene import Recording, StoryboardPlan
 from domain.storyboard import StoryboardSpec
 
 AUDIO_EXTENSIONS = frozenset({".wav", ".mp3", ".m4a", ".flac", ".ogg", ".webm"})
-STORYBOARD_FILE = "storyboard.yaml"
 _DIGITS = re.compile(r"(\d+)")
 
 

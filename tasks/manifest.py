@@ -15,6 +15,7 @@ from prefect.cache_policies import NO_CACHE
 
 from clients.cache import atomic_path, write_text_atomic
 from clients.storage import safe_name
+from domain.layout import MANIFEST_FILE, RUN_FILE, SRT_FILE, VTT_FILE
 from domain.report import RunReport, ScenePaths
 from domain.scene import SceneOutcome, SceneStatus, TimelineEntry
 from tasks.assembly.captions import caption_chunks
@@ -206,11 +207,11 @@ def write_outputs(
     Returns where each scene's files were published, relative to `target`."""
     published = publish_scene_files(outcomes, target)
     frame = manifest_frame(outcomes, timeline, published, backend, image_model, reviews)
-    with atomic_path(target / "manifest.csv") as temporary:
+    with atomic_path(target / MANIFEST_FILE) as temporary:
         frame.to_csv(temporary, index=False, encoding="utf-8")
     cues = caption_cues(outcomes, timeline, captions_by_word)
-    write_text_atomic(target / "storyboard.srt", srt_text(cues))
-    write_text_atomic(target / "storyboard.vtt", vtt_text(cues))
+    write_text_atomic(target / SRT_FILE, srt_text(cues))
+    write_text_atomic(target / VTT_FILE, vtt_text(cues))
     return published
 
 
@@ -258,4 +259,4 @@ def write_manifest(
 
 @task(name="run-report", cache_policy=NO_CACHE)
 def write_run_report(report: RunReport, target: Path) -> None:
-    write_run_json(report, target / "run.json")
+    write_run_json(report, target / RUN_FILE)

@@ -31,33 +31,17 @@ from prefect.cache_policies import NO_CACHE
 from clients.cache import content_key
 from clients.file_sync import local_etag, walk_files
 from clients.storage import Storage, is_s3, open_storage
+from domain.layout import (
+    FINAL_FILES,
+    MANIFEST_FILE,
+    OUTPUT_FILES,
+    RUN_FILE,
+    SCENES_FOLDER,
+    VIDEO_FILE,
+    WRITTEN_EVERY_RUN,
+)
 from domain.report import ScenePaths
 
-SCENES_FOLDER = "scenes"
-FINAL_NAMES = ("manifest.csv", "index.html", "run.json")
-"""Published last, in this order: the files that name the others."""
-OUTPUT_NAMES = frozenset(
-    {
-        "storyboard.mp4",
-        "storyboard.srt",
-        "storyboard.vtt",
-        "storyboard.otio",
-        "storyboard.xml",
-        "storyboard.edl",
-        "storyboard.pdf",
-        "contact_sheet.png",
-        *FINAL_NAMES,
-    }
-)
-"""Every top-level file a run may write."""
-WRITTEN_EVERY_RUN = (
-    "storyboard.mp4",
-    "storyboard.srt",
-    "storyboard.vtt",
-    "contact_sheet.png",
-    *FINAL_NAMES,
-)
-"""The top-level files every run writes; the exports and the board come as `hand_off` says."""
 SCENE_FILE = re.compile(r"(image\.[a-z0-9]{1,5}|clip\.mp4)")
 FOREIGN_SHOWN = 5
 
@@ -80,15 +64,15 @@ def staging_folder(cache_dir: Path, target: str) -> Path:
 
 def publish_rank(name: str) -> tuple[int, int, str]:
     """Where `name` comes in the upload order (scene files, other outputs, final names)."""
-    if name in FINAL_NAMES:
-        return 2, FINAL_NAMES.index(name), name
+    if name in FINAL_FILES:
+        return 2, FINAL_FILES.index(name), name
     return (0 if name.startswith(f"{SCENES_FOLDER}/") else 1), 0, name
 
 
 def is_output_name(name: str) -> bool:
     """Whether `name` is one a run writes in its target: a top-level output, or a scene's
     image or clip in its own folder under `scenes/`."""
-    if name in OUTPUT_NAMES:
+    if name in OUTPUT_FILES:
         return True
     parts = name.split("/")
     return (
@@ -131,8 +115,8 @@ def previous_outputs(target: str) -> frozenset[str]:
     """The files the target's previous run says it wrote, under the names a run writes: the
     only files a run may delete. Read before this run writes anything."""
     storage = open_storage(target)
-    listed = _listed_in_report(storage.read_bytes("run.json"))
-    listed |= _listed_in_manifest(storage.read_bytes("manifest.csv"))
+    listed = _listed_in_report(storage.read_bytes(RUN_FILE))
+    listed |= _listed_in_manifest(storage.read_bytes(MANIFEST_FILE))
     return frozenset(name for name in listed if is_output_name(name))
 
 
@@ -214,9 +198,9 @@ def publish(
         if removed:
             get_run_logger().info("removed %d outputs this run no longer makes", len(removed))
         _warn_foreign(target, foreign)
-        return OutputLocations(str(folder / "storyboard.mp4"), str(folder / "manifest.csv"))
+        return OutputLocations(str(folder / VIDEO_FILE), str(folder / MANIFEST_FILE))
     storage = open_storage(target)
     uploaded, unchanged, removed, foreign = upload_changed(folder, storage, previous)
     _log_changes(target, uploaded, unchanged, removed)
     _warn_foreign(target, foreign)
-    return OutputLocations(storage.uri_of("storyboard.mp4"), storage.uri_of("manifest.csv"))
+    return OutputLocations(storage.uri_of(VIDEO_FILE), storage.uri_of(MANIFEST_FILE))

@@ -21,6 +21,7 @@ from prefect.cache_policies import NO_CACHE
 from clients.cache import atomic_path, content_key, write_text_atomic
 from clients.media.drawing import cover, fit_text, font, line_height, placeholder_card, wrap
 from configs.settings import AssemblySettings
+from domain.layout import CONTACT_SHEET_FILE, REVIEW_PAGE
 from domain.report import RunReport, ScenePaths
 from domain.scene import SceneOutcome, SceneStatus, TimelineEntry
 from tasks.assembly.store import AssemblyStore, file_digest
@@ -229,7 +230,7 @@ def write_review(
     store: AssemblyStore | None = None,
     reviews: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> None:
-    sheet = target / "contact_sheet.png"
+    sheet = target / CONTACT_SHEET_FILE
     if store is None:
         contact_sheet(outcomes, sheet, aspect)
     else:
@@ -242,7 +243,7 @@ def write_review(
             "sheets", key, sheet, lambda made: contact_sheet(outcomes, made, aspect, still_of)
         )
     page = review_page(outcomes, timeline, published, report, exports, reviews)
-    write_text_atomic(target / "index.html", page)
+    write_text_atomic(target / REVIEW_PAGE, page)
 
 
 @task(name="review", cache_policy=NO_CACHE)

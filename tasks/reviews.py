@@ -18,9 +18,9 @@ from prefect.cache_policies import NO_CACHE
 
 from clients.storage import open_storage
 from domain.errors import StorageError
+from domain.layout import REVIEW_FILE
 from domain.scene import SceneOutcome
 
-REVIEW_FILE = "review.json"
 VERDICTS = ("approved", "needs_changes")
 
 

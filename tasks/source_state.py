@@ -13,7 +13,8 @@ from prefect.cache_policies import NO_CACHE
 from clients.cache import content_key
 from clients.storage import StoredObject, open_storage
 from domain.errors import SourceChangedError
-from tasks.ingest import AUDIO_EXTENSIONS, STORYBOARD_FILE, is_recording
+from domain.layout import STORYBOARD_FILE
+from tasks.ingest import AUDIO_EXTENSIONS, is_recording
 
 PARTIAL_UPLOAD_SUFFIXES = (
     ".part",

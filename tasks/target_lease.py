@@ -15,9 +15,8 @@ from contextlib import contextmanager
 from clients.lease import Lease
 from clients.storage import open_storage
 from domain.errors import TargetBusyError
+from domain.layout import TARGET_LEASE
 from tasks.preflight import check_target
-
-TARGET_LEASE = ".storyboard/run.lease"
 
 
 def _this_run() -> str:

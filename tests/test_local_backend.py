@@ -19,7 +19,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from clients.generation.local import LocalDiffusersBackend, pipeline_size
+from clients.generation.local.backend import LocalDiffusersBackend, pipeline_size
 from clients.media.ffmpeg import probe
 from configs.settings import LocalGenerationSettings
 from domain.errors import ConfigurationError, GenerationError
@@ -389,7 +389,7 @@ def test_the_manifest_gets_the_prompt_as_sent_with_its_style_kept_within_clips_t
 ) -> None:
     """A narration longer than CLIP reads: the style (last) is kept and the narration is cut;
     the subject's trigger word leads it; what the pipeline was sent is what is recorded."""
-    from clients.generation.local_prompts import CLIP_TOKENS
+    from clients.generation.local.prompts import CLIP_TOKENS
 
     settings = LocalGenerationSettings(image_model=str(models.sdxl), device="cpu", steps=2)
     backend = LocalDiffusersBackend(settings)

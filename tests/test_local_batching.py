@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from clients.generation.local_batching import Batcher
+from clients.generation.local.batching import Batcher
 from domain.media import ImageRequest, Subject
 
 

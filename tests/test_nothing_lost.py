@@ -15,9 +15,9 @@ import pytest
 from clients.lease import Lease
 from clients.storage import open_storage
 from domain.errors import ConfigurationError
+from domain.layout import TARGET_LEASE
 from tasks.preflight import check_apart
 from tasks.publish import is_output_name, previous_outputs
-from tasks.target_lease import TARGET_LEASE
 from tests.helpers import DEMO_DIR, assert_clean, copy_demo_recordings, run_cli, s3_env
 
 NOTES = "scenes/notes/director-notes.txt"

@@ -28,7 +28,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from clients.storage import open_storage
-from flows.watch import CLAIMS, rendered_fingerprint
+from domain.layout import CLAIMS_FOLDER
+from flows.watch import rendered_fingerprint
 from studio.app import create_app
 from studio.config import StudioConfig
 from studio.renders import RenderService, choose_backend, source_fingerprint
@@ -146,7 +147,7 @@ def deployment_status(api: str, name: str) -> str | None:
 def rendered_and_released(target: Path, fingerprint: str | None) -> bool:
     """Whether TARGET holds the render of `fingerprint` and nobody claims a render there."""
     storage = open_storage(str(target))
-    claims = target / CLAIMS
+    claims = target / CLAIMS_FOLDER
     held = claims.is_dir() and any(claims.iterdir())
     return rendered_fingerprint(storage) == fingerprint and not held
 

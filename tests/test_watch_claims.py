@@ -28,7 +28,8 @@ import flows.watch
 from clients.lease import Lease
 from clients.storage import Storage, open_storage
 from configs.settings import load_settings
-from flows.watch import CLAIMS, WatchReport, claim, storyboard_folders, watch_pass
+from domain.layout import CLAIMS_FOLDER
+from flows.watch import WatchReport, claim, storyboard_folders, watch_pass
 from tests.helpers import DEMO_DIR
 
 FOLDER = "alpha"
@@ -84,7 +85,7 @@ def destination(target: str) -> Storage:
 
 
 def read_claim(target: str, fingerprint: str) -> dict[str, Any] | None:
-    body = destination(target).read_bytes(f"{CLAIMS}/{fingerprint}")
+    body = destination(target).read_bytes(f"{CLAIMS_FOLDER}/{fingerprint}")
     return None if body is None else dict(json.loads(body))
 
 
@@ -92,7 +93,7 @@ def write_claim(target: str, fingerprint: str, heartbeat: float) -> None:
     """A claim as another watcher writes it, last renewed at `heartbeat`."""
     owner = "other-host:4242:0badc0de"
     body = {"owner": owner, "renewed_at": heartbeat, "expires": heartbeat + 120}
-    destination(target).write_bytes(f"{CLAIMS}/{fingerprint}", json.dumps(body).encode())
+    destination(target).write_bytes(f"{CLAIMS_FOLDER}/{fingerprint}", json.dumps(body).encode())
 
 
 def one_pass(source: str, target: str, stub: StubRender, monkeypatch: pytest.MonkeyPatch) -> Any:

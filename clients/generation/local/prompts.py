@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from clients.generation.local_models import ModelLocation
+from clients.generation.local.models import ModelLocation
 from domain.media import ImageRequest, Subject
 
 CLIP_TOKENS = 77

@@ -3,12 +3,12 @@ machine's GPU (or CPU).
 
 One pipeline of each kind per process, loaded on first use and shared by every scene; scenes
 that arrive together go through the denoiser together (`generation.local.batch_size`). The
-speed levers are `diffusers_speed.py`'s, the same the benchmark measures. A CUDA out-of-memory
+speed levers are `speed.py`'s, the same the benchmark measures. A CUDA out-of-memory
 error is retried once with the memory savers on (model offload to the CPU, VAE tiling,
 attention slicing), then fails that scene with one line. Subjects (LoRA or DreamBooth weights)
 are applied to every picture of the storyboard that names them, and their trigger word is added
 to every prompt that lacks it; a prompt longer than CLIP reads loses narration, not its style
-(`local_prompts.py`).
+(`prompts.py`).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import numpy as np
 from PIL import Image
 
 from clients.generation.backend import BackendKind
-from clients.generation.local_batching import Batcher
-from clients.generation.local_models import (
+from clients.generation.local.batching import Batcher
+from clients.generation.local.models import (
     ModelLocation,
     choose_device,
     choose_dtype,
@@ -35,7 +35,7 @@ from clients.generation.local_models import (
     torch_modules,
     weights_digest,
 )
-from clients.generation.local_prompts import PromptFitter
+from clients.generation.local.prompts import PromptFitter
 from clients.generation.ratelimit import RequestBudget
 from clients.media.drawing import cover
 from clients.media.video import CLIP_ENCODING, encode_frames, push_in_frames
@@ -253,7 +253,7 @@ def prepare_pipeline(
 ) -> Any:
     """The pipeline on `device` with the speed recipe, or offloaded when memory is short;
     without progress bars (the run says what it does in its own log)."""
-    from clients.generation.diffusers_speed import SpeedRecipe, apply_recipe
+    from clients.generation.local.speed import SpeedRecipe, apply_recipe
 
     pipeline.set_progress_bar_config(disable=True)
     wanted = savers or settings.cpu_offload == "on"

@@ -1,0 +1,49 @@
+"""The file contract: every name the product reads or writes in SOURCE and TARGET, decided
+here and nowhere else. Names only, no I/O.
+
+SOURCE (a folder or an S3 prefix, one storyboard per folder):
+    <scene id>.<ogg|mp3|wav|...>        a scene's recording
+    storyboard.yaml                     the storyboard's own settings and scenes (optional)
+    .storyboard/history/<scene>/...     earlier takes the studio replaced (kept, never read)
+
+TARGET (the same relative folder under the output location):
+    storyboard.mp4, .srt, .vtt          the video and its captions
+    storyboard.otio, .xml, .edl, .pdf   editor timelines and the printable board
+    contact_sheet.png, index.html       the review sheet and page
+    manifest.csv, run.json              one row per scene; what the run did and wrote
+    scenes/<scene id>/image.*, clip.mp4 each scene's picture and motion clip
+    review.json                         reviewers' verdicts, written by the studio
+    approval/pending.json, ...          what a paused run waits for (image approval)
+    .storyboard/run.lease, claims/...   one run per target; one watcher per change
+"""
+
+from __future__ import annotations
+
+STORYBOARD_FILE = "storyboard.yaml"
+HISTORY_FOLDER = ".storyboard/history"
+
+VIDEO_FILE = "storyboard.mp4"
+SRT_FILE = "storyboard.srt"
+VTT_FILE = "storyboard.vtt"
+OTIO_FILE = "storyboard.otio"
+EXPORT_FILES = {"fcp_xml": "storyboard.xml", "edl": "storyboard.edl"}
+"""`assembly.exports` names: the file each one writes."""
+BOARD_FILE = "storyboard.pdf"
+CONTACT_SHEET_FILE = "contact_sheet.png"
+REVIEW_PAGE = "index.html"
+MANIFEST_FILE = "manifest.csv"
+RUN_FILE = "run.json"
+SCENES_FOLDER = "scenes"
+REVIEW_FILE = "review.json"
+APPROVAL_FOLDER = "approval"
+PENDING_FILE = "pending.json"
+TARGET_LEASE = ".storyboard/run.lease"
+CLAIMS_FOLDER = ".storyboard/claims"
+WRITE_CHECK = ".storyboard/write-check"
+
+FINAL_FILES = (MANIFEST_FILE, REVIEW_PAGE, RUN_FILE)
+"""Published last, in this order: the files that name the others."""
+WRITTEN_EVERY_RUN = (VIDEO_FILE, SRT_FILE, VTT_FILE, CONTACT_SHEET_FILE, *FINAL_FILES)
+"""The top-level files every run writes; the exports and the board come as asked."""
+OUTPUT_FILES = frozenset({*WRITTEN_EVERY_RUN, OTIO_FILE, *EXPORT_FILES.values(), BOARD_FILE})
+"""Every top-level file a run may write."""
