@@ -275,7 +275,7 @@ def command_transcribe(
     plan, settings = opened.plan, opened.settings
     cache = CacheLocation(settings.cache_dir, settings.shared_cache)
     recordings = list(plan.recordings)
-    named = plan.spec.language or settings.transcription.language
+    named = opened.named_language
     language, _ = cached_storyboard_language(recordings, settings.transcription, cache, named)
     models = cache.local / "models"
     results = cached_transcripts(cache.open(), recordings, settings.transcription, models, language)

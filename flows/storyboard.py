@@ -135,7 +135,7 @@ def make_scenes(run: StoryboardRun) -> tuple[list[SceneOutcome], Generated]:
             list(plan.recordings),
             settings.transcription,
             run.setup.cache,
-            plan.spec.language or settings.transcription.language,
+            run.opened.named_language,
         )
     phase = ScenePhase(
         plan=plan,

@@ -30,6 +30,12 @@ class OpenedStoryboard:
     settings: Settings
     """The run's settings with the storyboard's own `settings:` merged over them."""
 
+    @property
+    def named_language(self) -> str | None:
+        """The language its scenes are read in unless a scene names its own: the storyboard's
+        `language:`, else `transcription.language`; None: detected from its first speech."""
+        return self.plan.spec.language or self.settings.transcription.language
+
     def under(self, settings: Settings) -> OpenedStoryboard:
         """This storyboard under a run's `settings`, its own `settings:` merged over them (as
         often as asked: merging again changes nothing)."""
