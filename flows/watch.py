@@ -14,7 +14,6 @@ behind; it stops being renewed and is taken over `CLAIM_LIFETIME_S` later.
 
 from __future__ import annotations
 
-import json
 import time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -24,6 +23,7 @@ from typing import Literal
 
 from prefect import flow, get_run_logger
 
+from clients.layout import rendered_fingerprint
 from clients.lease import LEASE_LIFETIME_S, Lease
 from clients.storage import Storage, StoredObject, is_s3, open_storage, safe_name
 from configs.settings import Settings
@@ -116,17 +116,6 @@ def storyboard_folders(
             )
         )
     return folders, refused
-
-
-def rendered_fingerprint(target: Storage) -> str | None:
-    data = target.read_bytes("run.json")
-    if data is None:
-        return None
-    try:
-        value = json.loads(data).get("source_fingerprint")
-    except (ValueError, AttributeError):
-        return None
-    return value if isinstance(value, str) else None
 
 
 def claim(target: Storage, fingerprint: str) -> Lease | None:

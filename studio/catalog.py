@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import quote
 
+from clients.layout import read_run_record
 from clients.storage import Storage, open_storage
 from domain.layout import MANIFEST_FILE, RUN_FILE, VIDEO_FILE
 from flows.watch import join_location, storyboard_folders
@@ -78,14 +78,8 @@ def find_board(source: str, target: str, path: str) -> Board:
 
 def run_summary(target: Storage) -> RunSummary | None:
     """The last run's record, or None when the storyboard was never rendered there."""
-    data = target.read_bytes(RUN_FILE)
-    if data is None:
-        return None
-    try:
-        report = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    if not isinstance(report, dict):
+    report = read_run_record(target)
+    if report is None:
         return None
     modified = next((item.modified for item in target.list() if item.name == RUN_FILE), None)
     scenes = report.get("scenes")

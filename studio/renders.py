@@ -27,9 +27,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, cast
 
+from clients.layout import rendered_fingerprint
 from clients.lease import Lease
 from clients.storage import Storage
-from flows.watch import claim, rendered_fingerprint
+from flows.watch import claim
 from studio.catalog import Board, flow_run_url
 from studio.config import StudioConfig
 from tasks.ingest import is_recording

@@ -17,7 +17,6 @@ Files whose bytes the bucket already holds are not uploaded again.
 from __future__ import annotations
 
 import io
-import json
 import re
 import shutil
 from collections.abc import Iterable, Mapping
@@ -30,12 +29,12 @@ from prefect.cache_policies import NO_CACHE
 
 from clients.cache import content_key
 from clients.file_sync import local_etag, walk_files
+from clients.layout import listed_outputs
 from clients.storage import Storage, is_s3, open_storage
 from domain.layout import (
     FINAL_FILES,
     MANIFEST_FILE,
     OUTPUT_FILES,
-    RUN_FILE,
     SCENES_FOLDER,
     VIDEO_FILE,
     WRITTEN_EVERY_RUN,
@@ -90,16 +89,6 @@ def run_outputs(top_level: Iterable[str], published: Mapping[str, ScenePaths]) -
     return sorted(name for name in names if name and is_output_name(name))
 
 
-def _listed_in_report(data: bytes | None) -> set[str]:
-    try:
-        outputs = json.loads(data or b"{}").get("outputs", [])
-    except (ValueError, AttributeError):
-        return set()
-    return (
-        {name for name in outputs if isinstance(name, str)} if isinstance(outputs, list) else set()
-    )
-
-
 def _listed_in_manifest(data: bytes | None) -> set[str]:
     if not data:
         return set()
@@ -115,7 +104,7 @@ def previous_outputs(target: str) -> frozenset[str]:
     """The files the target's previous run says it wrote, under the names a run writes: the
     only files a run may delete. Read before this run writes anything."""
     storage = open_storage(target)
-    listed = _listed_in_report(storage.read_bytes(RUN_FILE))
+    listed = listed_outputs(storage)
     listed |= _listed_in_manifest(storage.read_bytes(MANIFEST_FILE))
     return frozenset(name for name in listed if is_output_name(name))
 

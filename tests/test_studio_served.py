@@ -27,9 +27,9 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
+from clients.layout import rendered_fingerprint
 from clients.storage import open_storage
 from domain.layout import CLAIMS_FOLDER
-from flows.watch import rendered_fingerprint
 from studio.app import create_app
 from studio.config import StudioConfig
 from studio.renders import RenderService, choose_backend, source_fingerprint
