@@ -202,12 +202,12 @@ def command_serve(
     settings, backend = _watched(source, target, config, backend_name)
     quiet_prefect_console()
     deployments = runner_deployments(
-        settings,
-        backend,
-        location(source),
-        location(target),
-        settings.watch.settle_s if settle is None else settle,
-        schedule_of(settings, interval, cron),
+        settings=settings,
+        backend=backend,
+        source=location(source),
+        target=location(target),
+        settle_s=settings.watch.settle_s if settle is None else settle,
+        schedule=schedule_of(settings, interval, cron),
     )
     # Prefect's runner stops on SIGTERM by exiting from inside its event loop, leaving this
     # coroutine behind; the stop itself is clean.
@@ -233,13 +233,13 @@ def command_studio(
     check_apart(source, target, watching=True)
     settings = load_settings(config)
     studio = studio_config(
-        location(source),
-        location(target),
-        settings,
-        host,
-        port,
-        config.resolve() if config else None,
-        backend_name,
+        source=location(source),
+        target=location(target),
+        settings=settings,
+        host=host,
+        port=port,
+        config_file=config.resolve() if config else None,
+        backend=backend_name,
         allowed_hosts=allowed_hosts,
     )
     if not is_s3(source) and not Path(source).is_dir():

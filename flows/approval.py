@@ -74,7 +74,12 @@ class _Approval:
         said = transcript.text if isinstance(transcript, Transcript) else ""
         request = self.results.prompts[index].request
         return AwaitedScene(
-            recording.scene_id, recording.order, said, request, image, self.notes.get(index, "")
+            scene_id=recording.scene_id,
+            order=recording.order,
+            transcript=said,
+            request=request,
+            image=image,
+            rejected_before=self.notes.get(index, ""),
         )
 
     def ask(self, waiting: dict[int, SceneImage], round_: int) -> dict[str, ImageVerdict] | None:
@@ -84,12 +89,12 @@ class _Approval:
         generation, context = self.settings.generation, FlowRunContext.get()
         run_id = str(context.flow_run.id) if context and context.flow_run else ""
         asked = ApprovalRequest(
-            self.plan.name,
-            run_id,
-            str(PREFECT_API_URL.value() or ""),
-            f"approve-images-{round_}",
-            round_,
-            generation.approval_timeout_s,
+            storyboard=self.plan.name,
+            flow_run_id=run_id,
+            api_url=str(PREFECT_API_URL.value() or ""),
+            pause_key=f"approve-images-{round_}",
+            round=round_,
+            timeout_s=generation.approval_timeout_s,
         )
         aspect = self.settings.assembly.width / self.settings.assembly.height
         sheet = show_for_approval(self.setup.target, scenes, asked, self.setup.cache, aspect)

@@ -83,7 +83,14 @@ def runner_deployments(
         definition.flow.to_deployment(
             name=definition.name,
             description=definition.description,
-            parameters=served_parameters(definition, settings, backend, source, target, settle_s),
+            parameters=served_parameters(
+                definition=definition,
+                settings=settings,
+                backend=backend,
+                source=source,
+                target=target,
+                settle_s=settle_s,
+            ),
             **(schedule if definition.scheduled else {}),
         )
         for definition in SERVED

@@ -125,23 +125,57 @@ def claim(target: Storage, fingerprint: str) -> Lease | None:
     return lease if lease.try_acquire() else None
 
 
-def render(
-    folder: StoryboardFolder,
-    source: str,
-    target: str,
-    settings: Settings,
-    backend: str,
-    task_runner: str,
-) -> StoryboardResult:
-    """Render one storyboard folder to the same relative path under TARGET, as a subflow run."""
-    runner = build_task_runner(parse_task_runner(task_runner), settings)
-    return storyboard.with_options(task_runner=runner)(
-        source=join_location(source, folder.path),
-        target=join_location(target, folder.path),
-        settings=settings,
-        backend=backend,
-        source_fingerprint=folder.fingerprint,
-    )
+@dataclass(frozen=True)
+class WatchedRender:
+    """How a watcher renders a storyboard folder: to the same relative path under TARGET, as
+    a subflow run on the task runner the watcher was started with."""
+
+    source: str
+    target: str
+    settings: Settings
+    backend: str
+    task_runner: str
+
+    def render(self, folder: StoryboardFolder) -> StoryboardResult:
+        runner = build_task_runner(parse_task_runner(self.task_runner), self.settings)
+        return storyboard.with_options(task_runner=runner)(
+            source=join_location(self.source, folder.path),
+            target=join_location(self.target, folder.path),
+            settings=self.settings,
+            backend=self.backend,
+            source_fingerprint=folder.fingerprint,
+        )
+
+
+def render_claimed(
+    watched: WatchedRender, folder: StoryboardFolder, destination: Storage, report: WatchReport
+) -> None:
+    """Claim `folder`'s change and render it, unless another watcher holds the claim or has
+    rendered it meanwhile; the outcome goes into `report`."""
+    label, logger = folder.path or ".", get_run_logger()
+    render_claim = claim(destination, folder.fingerprint)
+    if render_claim is None:
+        report.claimed_elsewhere.append(label)
+        return
+    with render_claim.held():
+        if rendered_fingerprint(destination) == folder.fingerprint:
+            report.unchanged.append(label)  # rendered meanwhile by the claim's last holder
+            return
+        try:
+            result = watched.render(folder)
+        except FatalServiceError:
+            raise
+        except SourceChangedError as exc:
+            logger.info("%s: %s; rendered again once it is", label, exc)
+            report.settling.append(label)
+            return
+        except StoryboardError as exc:
+            logger.warning("%s: not rendered: %s", label, exc)
+            report.failed[label] = str(exc)
+            return
+    report.rendered.append(label)
+    if result.report.scenes.get("ok", 0) != sum(result.report.scenes.values()):
+        report.with_placeholders.append(label)
 
 
 def not_due(
@@ -175,6 +209,7 @@ def watch_pass(
     """One pass over SOURCE: render every new or changed, settled storyboard folder."""
     check_apart(source, target, watching=True)
     logger = get_run_logger()
+    watched = WatchedRender(source, target, settings, backend, task_runner)
     report = WatchReport()
     source_storage, target_storage = open_storage(source), open_storage(target)
     folders, report.refused = storyboard_folders(
@@ -184,35 +219,12 @@ def watch_pass(
         logger.warning("refusing folder %r: its name would leave the source or target", path)
     now = time.time()
     for folder in folders:
-        label = folder.path or "."
         destination = target_storage.child(folder.path) if folder.path else target_storage
         waiting = not_due(folder, destination, now - settle_s)
         if waiting is not None:
-            getattr(report, waiting).append(label)
+            getattr(report, waiting).append(folder.path or ".")
             continue
-        render_claim = claim(destination, folder.fingerprint)
-        if render_claim is None:
-            report.claimed_elsewhere.append(label)
-            continue
-        with render_claim.held():
-            if rendered_fingerprint(destination) == folder.fingerprint:
-                report.unchanged.append(label)  # rendered meanwhile by the claim's last holder
-                continue
-            try:
-                result = render(folder, source, target, settings, backend, task_runner)
-            except FatalServiceError:
-                raise
-            except SourceChangedError as exc:
-                logger.info("%s: %s; rendered again once it is", label, exc)
-                report.settling.append(label)
-                continue
-            except StoryboardError as exc:
-                logger.warning("%s: not rendered: %s", label, exc)
-                report.failed[label] = str(exc)
-                continue
-        report.rendered.append(label)
-        if result.report.scenes.get("ok", 0) != sum(result.report.scenes.values()):
-            report.with_placeholders.append(label)
+        render_claimed(watched, folder, destination, report)
     logger.info(
         "watch pass: %d rendered, %d unchanged, %d settling, %d taken by another watcher",
         len(report.rendered),

@@ -85,13 +85,13 @@ class PendingApproval:
 
 def _scene(entry: Mapping[str, Any]) -> PendingScene:
     return PendingScene(
-        str(entry["scene_id"]),
-        int(entry["order"]),
-        str(entry["image"]),
-        int(entry["seed"]),
-        str(entry.get("prompt") or ""),
-        str(entry.get("transcript") or ""),
-        str(entry.get("rejected_before") or ""),
+        scene_id=str(entry["scene_id"]),
+        order=int(entry["order"]),
+        image=str(entry["image"]),
+        seed=int(entry["seed"]),
+        prompt=str(entry.get("prompt") or ""),
+        transcript=str(entry.get("transcript") or ""),
+        rejected_before=str(entry.get("rejected_before") or ""),
     )
 
 
@@ -103,14 +103,14 @@ def read_pending(folder: Storage) -> PendingApproval | None:
     try:
         raw = json.loads(data)
         return PendingApproval(
-            str(raw["storyboard"]),
-            str(raw["flow_run_id"]),
-            str(raw["api_url"]),
-            str(raw["pause_key"]),
-            int(raw["round"]),
-            str(raw.get("deadline") or ""),
-            str(raw.get("sheet") or ""),
-            tuple(_scene(entry) for entry in raw["scenes"]),
+            storyboard=str(raw["storyboard"]),
+            flow_run_id=str(raw["flow_run_id"]),
+            api_url=str(raw["api_url"]),
+            pause_key=str(raw["pause_key"]),
+            round=int(raw["round"]),
+            deadline=str(raw.get("deadline") or ""),
+            sheet=str(raw.get("sheet") or ""),
+            scenes=tuple(_scene(entry) for entry in raw["scenes"]),
         )
     except (ValueError, KeyError, TypeError, AttributeError):
         return None

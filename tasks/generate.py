@@ -195,13 +195,13 @@ def _image(
         file_name = f"image.{image_extension(image.media_type)}"
         said = {"prompt": image.prompt, "prompt_note": image.prompt_note}
         return _Made(
-            image.data,
-            file_name,
-            image.seed,
-            image.api_calls,
-            image.model,
-            image.resent,
-            {name: value for name, value in said.items() if value},
+            data=image.data,
+            file_name=file_name,
+            seed=image.seed,
+            api_calls=image.api_calls,
+            model=image.model,
+            resent=image.resent,
+            said={name: value for name, value in said.items() if value},
         )
 
     return _cached_or_generated(cache, IMAGES, _image_key(backend, request), refresh, make_image)
@@ -302,7 +302,14 @@ def generate(
     opened = cache.open()
     return _scene_result(
         scene_id,
-        lambda: generate_media(backend, opened, request, settings, refresh, image_approved),
+        lambda: generate_media(
+            backend=backend,
+            cache=opened,
+            request=request,
+            settings=settings,
+            refresh=refresh,
+            image_approved=image_approved,
+        ),
     )
 
 

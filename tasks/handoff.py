@@ -40,7 +40,14 @@ def hand_off(
     """The editor timelines and the board, written into `target`; the paths written. The
     board of an unchanged storyboard is the one made last time."""
     duration = max((entry.end_s for entry in timeline), default=0.0)
-    cut = editorial_timeline(title, outcomes, timeline, published, settings.fps, duration)
+    cut = editorial_timeline(
+        title=title,
+        outcomes=outcomes,
+        timeline=timeline,
+        published=published,
+        fps=settings.fps,
+        video_duration_s=duration,
+    )
     written = write_editorial_files(cut, target, settings.exports)
     panels = board_scenes(outcomes, timeline, published, target)
     key = board_key(title, panels, settings.fps, settings.board_page)

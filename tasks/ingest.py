@@ -128,7 +128,14 @@ def mirror_s3_source(source: str, cache_dir: Path) -> SourceFolder:
     spec = load_storyboard_spec(spec_file) if spec_file.is_file() else StoryboardSpec()
     name = storage.prefix.rstrip("/").rsplit("/", 1)[-1] or storage.bucket
     where = storage.uri_of(STORYBOARD_FILE)
-    return SourceFolder(folder, spec, name, storage.uri, where, tuple(ignored.values()))
+    return SourceFolder(
+        folder=folder,
+        spec=spec,
+        name=name,
+        remote=storage.uri,
+        spec_location=where,
+        ignored=tuple(ignored.values()),
+    )
 
 
 def resolve_source(source: str, cache_dir: Path | None = None) -> SourceFolder:

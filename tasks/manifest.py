@@ -206,7 +206,14 @@ def write_outputs(
 
     Returns where each scene's files were published, relative to `target`."""
     published = publish_scene_files(outcomes, target)
-    frame = manifest_frame(outcomes, timeline, published, backend, image_model, reviews)
+    frame = manifest_frame(
+        outcomes=outcomes,
+        timeline=timeline,
+        published=published,
+        backend=backend,
+        image_model=image_model,
+        reviews=reviews,
+    )
     with atomic_path(target / MANIFEST_FILE) as temporary:
         frame.to_csv(temporary, index=False, encoding="utf-8")
     cues = caption_cues(outcomes, timeline, captions_by_word)
@@ -253,7 +260,13 @@ def write_manifest(
     reviews: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, ScenePaths]:
     return write_outputs(
-        outcomes, timeline, target, backend, image_model, captions_by_word, reviews
+        outcomes=outcomes,
+        timeline=timeline,
+        target=target,
+        backend=backend,
+        image_model=image_model,
+        captions_by_word=captions_by_word,
+        reviews=reviews,
     )
 
 

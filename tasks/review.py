@@ -242,7 +242,14 @@ def write_review(
         store.reuse_or_make(
             "sheets", key, sheet, lambda made: contact_sheet(outcomes, made, aspect, still_of)
         )
-    page = review_page(outcomes, timeline, published, report, exports, reviews)
+    page = review_page(
+        outcomes=outcomes,
+        timeline=timeline,
+        published=published,
+        report=report,
+        exports=exports,
+        reviews=reviews,
+    )
     write_text_atomic(target / REVIEW_PAGE, page)
 
 
@@ -262,5 +269,13 @@ def review(
     aspect = settings.width / settings.height
     store = AssemblyStore(cache_dir / "assembly") if cache_dir is not None else None
     write_review(
-        outcomes, timeline, published, report, target, aspect, exports or (), store, reviews
+        outcomes=outcomes,
+        timeline=timeline,
+        published=published,
+        report=report,
+        target=target,
+        aspect=aspect,
+        exports=exports or (),
+        store=store,
+        reviews=reviews,
     )

@@ -187,7 +187,14 @@ def _draw_header(
         fill=(20, 20, 25, 235),
     )
     ink.text((margin * 1.5, margin / 2 + 2), label, font=label_font, fill=(255, 255, 255, 255))
-    y = draw_lines(ink, caption_lines, caption_font, text_left, margin / 2, (25, 25, 30))
+    y = draw_lines(
+        draw=ink,
+        lines=caption_lines,
+        typeface=caption_font,
+        x=text_left,
+        y=margin / 2,
+        fill=(25, 25, 30),
+    )
     note = f"DRAFT · drawn offline, not AI-generated · seed {seed}"
     ink.text((text_left, y), note, font=note_font, fill=(150, 30, 30, 255))
     _draw_swatches(ink, palette, width, margin, swatch)
@@ -218,7 +225,16 @@ def draw_panel(prompt: str, seed: int, label: str, width: int, height: int) -> I
     ink = ImageDraw.Draw(overlay)
     margin = max(8, unit * 16 // 9 // 32)
     _stamp_draft(overlay, unit)
-    _draw_header(ink, prompt, seed, label or "SCENE", palette, width, unit, margin)
+    _draw_header(
+        ink=ink,
+        prompt=prompt,
+        seed=seed,
+        label=label or "SCENE",
+        palette=palette,
+        width=width,
+        unit=unit,
+        margin=margin,
+    )
     ink.rectangle(
         (0, 0, width - 1, height - 1), outline=(15, 15, 15, 255), width=max(3, width // 200)
     )

@@ -145,16 +145,22 @@ def placeholder_card(width: int, height: int, heading: str, detail: str, label: 
     )
     y = (height - block) / 2
     y = draw_lines(
-        draw,
-        heading_lines,
-        heading_font,
-        margin,
-        y,
-        (240, 200, 90),
+        draw=draw,
+        lines=heading_lines,
+        typeface=heading_font,
+        x=margin,
+        y=y,
+        fill=(240, 200, 90),
         centre_width=width - 2 * margin,
     )
     draw_lines(
-        draw, detail_lines, detail_font, margin, y, (215, 218, 225), centre_width=width - 2 * margin
+        draw=draw,
+        lines=detail_lines,
+        typeface=detail_font,
+        x=margin,
+        y=y,
+        fill=(215, 218, 225),
+        centre_width=width - 2 * margin,
     )
     label_font = font(max(12, height // 28), bold=True)
     draw.text((margin, margin), label, font=label_font, fill=(160, 165, 175))

@@ -68,12 +68,12 @@ def _draw_caption(draw: ImageDraw.ImageDraw, caption: str, width: int, height: i
     top = height - block - margin * 2
     draw.rectangle((0, top - margin / 2, width, height), fill=(0, 0, 0, 140))
     draw_lines(
-        draw,
-        lines,
-        caption_font,
-        2 * margin,
-        top,
-        (255, 255, 255),
+        draw=draw,
+        lines=lines,
+        typeface=caption_font,
+        x=2 * margin,
+        y=top,
+        fill=(255, 255, 255),
         centre_width=width - 4 * margin,
         stroke=(0, 0, 0),
     )

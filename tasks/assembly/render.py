@@ -55,7 +55,14 @@ def scene_frames(
         text = cut.segments[caption].text if caption is not None else None
         if push_in:
             return overlay(ken_burns(still, index / max(1, frame_count - 1)), label, text)
-        source = source_frame_index(index, frame_count, fps, len(sources), source_fps, method)
+        source = source_frame_index(
+            output_index=index,
+            output_frames=frame_count,
+            output_fps=fps,
+            source_frames=len(sources),
+            source_fps=source_fps,
+            method=method,
+        )
         if (source, caption) not in baked:
             baked[(source, caption)] = overlay(sources[source], label, text)
         return baked[(source, caption)]
@@ -145,7 +152,13 @@ def scene_segments(
             next_frame = first_frame(following, scene_sources(following, settings)[0], settings)
         made = work / f"scene_{index + 1:05d}.mp4"
         render_scene(
-            cuts[index], sources, source_fps, frame_counts[index], settings, made, next_frame
+            cut=cuts[index],
+            sources=sources,
+            source_fps=source_fps,
+            frame_count=frame_counts[index],
+            settings=settings,
+            output=made,
+            next_frame=next_frame,
         )
         return store.keep("segments", keys[index], ".mp4", made)
 
