@@ -53,8 +53,6 @@ class _Approval:
     phase: ScenePhase
     results: SceneResults
     book: ApprovalBook
-    spent: dict[int, int] = field(default_factory=dict)
-    """API calls each scene's images took, every take counted."""
     notes: dict[int, str] = field(default_factory=dict)
     shown: bool = False
     clips: dict[int, PrefectFuture[GeneratedMedia | SceneFailure]] = field(default_factory=dict)
@@ -70,9 +68,9 @@ class _Approval:
         self.approve_all = self.phase.approve_all
 
     def awaited(self, index: int, image: SceneImage) -> AwaitedScene:
-        recording, transcript = self.plan.recordings[index], self.results.transcripts[index]
+        recording, transcript = self.plan.recordings[index], self.results[index].heard
         said = transcript.text if isinstance(transcript, Transcript) else ""
-        request = self.results.prompts[index].request
+        request = self.results.request(index)
         return AwaitedScene(
             scene_id=recording.scene_id,
             order=recording.order,
@@ -122,7 +120,7 @@ class _Approval:
             if verdict is None:
                 self.fail(index, NOT_APPROVED_IN_TIME)
                 continue
-            request = self.results.prompts[index].request
+            request = self.results.request(index)
             if verdict.decision is Decision.APPROVE:
                 self.book.record(request, image.image_path, verdict)
                 approved.add(index)
@@ -142,13 +140,12 @@ class _Approval:
         for index, future in retakes.items():
             made = generated(future)
             if isinstance(made, SceneFailure):
-                spent = self.spent.get(index, 0)
-                self.results.generated[index] = replace(made, api_calls=made.api_calls + spent)
+                self.results[index].settle(made)
                 continue
             request, image, verdict = self.rejected.pop(index)
             self.book.record(request, image, verdict)
             self.taken(index, made)
-            taken = self.results.prompts[index].request
+            taken = self.results.request(index)
             made_now[index] = replace(made, approved=self.book.approved(taken, made.image_path))
         return made_now
 
@@ -170,9 +167,9 @@ class _Approval:
     def submit_retake(
         self, index: int, verdict: ImageVerdict
     ) -> PrefectFuture[SceneImage | SceneFailure]:
-        recording, made = self.plan.recordings[index], self.results.prompts[index]
-        request = retake(made.request, verdict, self.plan.spec.style)
-        self.results.prompts[index] = replace(made, request=request)
+        recording, record = self.plan.recordings[index], self.results[index]
+        request = retake(self.results.request(index), verdict, self.plan.spec.style)
+        record.prompt = replace(record.prompt, request=request) if record.prompt else None
         self.notes[index] = verdict.note or "rejected"
         get_run_logger().info(
             "%s: rejected (%s); a new take with seed %d",
@@ -189,16 +186,16 @@ class _Approval:
         )
 
     def fail(self, index: int, reason: str) -> None:
-        self.results.generated[index] = SceneFailure(reason, api_calls=self.spent.get(index, 0))
+        self.results[index].settle(SceneFailure(reason))
 
     def taken(self, index: int, image: SceneImage) -> None:
-        self.spent[index] = self.spent.get(index, 0) + image.api_calls
+        self.results[index].image_calls += image.api_calls
 
     def animate(self, approved: Sequence[int]) -> None:
         """Start the motion clip of each approved image (the image itself from the cache),
         while the rejected scenes go round again."""
         for index in approved:
-            recording, request = self.plan.recordings[index], self.results.prompts[index].request
+            recording, request = self.plan.recordings[index], self.results.request(index)
             self.clips[index] = self.phase.submit(
                 generate,
                 f"generate clip {recording.scene_id}",
@@ -209,17 +206,7 @@ class _Approval:
 
     def gather_clips(self, images: dict[int, SceneImage]) -> None:
         for index, future in self.clips.items():
-            made = generated(future)
-            spent, image = self.spent.get(index, 0), images[index]
-            if isinstance(made, GeneratedMedia):
-                made = replace(
-                    made,
-                    api_calls=made.api_calls + spent,
-                    cache_hits=made.cache_hits - 1 + image.cache_hits,
-                )
-            else:
-                made = replace(made, api_calls=made.api_calls + spent)
-            self.results.generated[index] = made
+            self.results[index].settle(generated(future), clip_of=images[index])
 
 
 def approve_then_animate(phase: ScenePhase, results: SceneResults) -> None:

@@ -59,7 +59,7 @@ class _Stream:
     phase: ScenePhase
     screen: SafetyScreen | None
     images_only: bool = False
-    results: SceneResults = field(default_factory=SceneResults)
+    taken: int = 0
     futures: dict[int, PrefectFuture[Made]] = field(default_factory=dict)
     image_futures: dict[int, PrefectFuture[SceneImage | SceneFailure]] = field(default_factory=dict)
     looked_at: set[int] = field(default_factory=set)
@@ -71,11 +71,12 @@ class _Stream:
         self.cache = setup.cache.open()
         self.backend = backend_for(setup.backend, self.settings.generation, setup.shared_limit)
         self.book = ApprovalBook(self.cache, self.backend)
+        self.results = SceneResults(self.plan.recordings)
 
     def take(self, recording: Recording, transcript: Heard) -> None:
         """One transcript in: its prompt, its screen, then its generation submitted."""
-        index = len(self.results.transcripts)
-        self.results.transcripts.append(transcript)
+        index, self.taken = self.taken, self.taken + 1
+        self.results[index].heard = transcript
         self.progress.advance()
         if isinstance(transcript, SceneFailure) or transcript.no_speech:
             self.progress.advance()
@@ -87,14 +88,14 @@ class _Stream:
         made = self.latest_take(made)
         if made.note:
             get_run_logger().warning("%s: %s", recording.scene_id, made.note)
-        self.results.prompts[index] = made
+        self.results[index].prompt = made
         if blocked := screen_scene(self.screen, recording, transcript, made):
-            self.results.generated[index] = blocked  # the safety screen: no request at all
+            self.results[index].made = blocked  # the safety screen: no request at all
             self.progress.advance()
             return
         refresh = recording.scene_id in self.phase.refreshed
         if not refresh and (reused := self.reused(made)) is not None:
-            self.results.generated[index] = reused  # no task: nothing to generate
+            self.results[index].made = reused  # no task: nothing to generate
             self.progress.advance()
             return
         if self.images_only:  # the clip waits for the image's approval
@@ -116,7 +117,7 @@ class _Stream:
         image = None if refresh else cached_image(self.backend, self.cache, made.request)
         if image is not None:
             approved = self.book.approved(made.request, image.image_path)
-            self.results.images[index] = replace(image, approved=approved)
+            self.results[index].image = replace(image, approved=approved)
             self.progress.advance()
             return
         self.image_futures[index] = self.phase.submit(
@@ -149,16 +150,16 @@ class _Stream:
 
     def gather(self) -> None:
         for index, future in self.futures.items():
-            self.results.generated[index] = generated(future)
+            self.results[index].made = generated(future)
             self.progress.advance()
         for index, image_future in self.image_futures.items():
             image = generated(image_future)
             if isinstance(image, SceneFailure):
-                self.results.generated[index] = image
+                self.results[index].made = image
             else:
-                request = self.results.prompts[index].request
+                request = self.results.request(index)
                 approved = self.book.approved(request, image.image_path)
-                self.results.images[index] = replace(image, approved=approved)
+                self.results[index].image = replace(image, approved=approved)
             self.progress.advance()
 
 
@@ -184,7 +185,7 @@ def transcribe_and_generate(phase: ScenePhase, images_only: bool = False) -> Sce
         stream.gather()
     phase.clock.add("generate", time.perf_counter() - began)
     if not images_only:
-        stream.results.generated = media_here(stream.results.generated, setup.cache)
+        stream.results.take_made(media_here(stream.results.generated, setup.cache))
     return stream.results
 
 

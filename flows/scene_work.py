@@ -6,7 +6,7 @@ asks for), how a generation task is submitted, and what the phase made (`SceneRe
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from prefect import Task
@@ -15,7 +15,7 @@ from prefect.futures import PrefectFuture
 from configs.settings import Settings
 from domain.approval import SceneImage
 from domain.media import ImageRequest
-from domain.scene import GeneratedMedia, SceneFailure, StoryboardPlan, Transcript
+from domain.scene import GeneratedMedia, Recording, SceneFailure, StoryboardPlan, Transcript
 from flows.artifacts import Progress
 from flows.stages import StageClock, asking_for
 from tasks.language import LanguageChoice
@@ -86,14 +86,65 @@ class ScenePhase:
 
 
 @dataclass
-class SceneResults:
-    """What the phase made, by plan index."""
+class SceneRecord:
+    """One scene through the phase: what was heard, its prompt, its image when it waits for
+    approval, and what was made of it (or why nothing was)."""
 
-    transcripts: list[Heard] = field(default_factory=list)
-    prompts: dict[int, ScenePrompt] = field(default_factory=dict)
-    generated: dict[int, Made] = field(default_factory=dict)
-    images: dict[int, SceneImage] = field(default_factory=dict)
-    """Made first, for reviewers to approve before their clips (`generation.approve_images`)."""
+    recording: Recording
+    heard: Heard | None = None
+    prompt: ScenePrompt | None = None
+    image: SceneImage | None = None
+    """Made first, for reviewers to approve before its clip (`generation.approve_images`)."""
+    made: Made | None = None
+    image_calls: int = 0
+    """Requests its images took before approval, every take counted."""
+
+    def settle(self, made: Made, clip_of: SceneImage | None = None) -> None:
+        """What was made of the scene after approval, with what its images cost counted in:
+        every take's requests, and for a clip made from the approved `clip_of`, that image's
+        own cache hit in place of the clip task's reading of it from the cache."""
+        made = replace(made, api_calls=made.api_calls + self.image_calls)
+        if isinstance(made, GeneratedMedia) and clip_of is not None:
+            made = replace(made, cache_hits=made.cache_hits - 1 + clip_of.cache_hits)
+        self.made = made
+
+
+class SceneResults:
+    """What the phase made: a record per scene of the plan, in plan order."""
+
+    def __init__(self, recordings: Sequence[Recording]) -> None:
+        self.records = [SceneRecord(recording) for recording in recordings]
+
+    def __getitem__(self, index: int) -> SceneRecord:
+        return self.records[index]
+
+    def request(self, index: int) -> ImageRequest:
+        """The image request of a scene that has a prompt."""
+        prompt = self.records[index].prompt
+        if prompt is None:
+            raise ValueError(f"scene {index} has no prompt")
+        return prompt.request
+
+    @property
+    def transcripts(self) -> list[Heard]:
+        return [record.heard for record in self.records if record.heard is not None]
+
+    @property
+    def prompts(self) -> dict[int, ScenePrompt]:
+        return {i: r.prompt for i, r in enumerate(self.records) if r.prompt is not None}
+
+    @property
+    def generated(self) -> dict[int, Made]:
+        return {i: r.made for i, r in enumerate(self.records) if r.made is not None}
+
+    @property
+    def images(self) -> dict[int, SceneImage]:
+        return {i: r.image for i, r in enumerate(self.records) if r.image is not None}
+
+    def take_made(self, made: dict[int, Made]) -> None:
+        """Each scene's result replaced by `made`'s (the media fetched to this machine)."""
+        for index, result in made.items():
+            self.records[index].made = result
 
 
 def generated(future: PrefectFuture[_Made]) -> _Made | SceneFailure:

@@ -18,5 +18,5 @@ def scenes_made(phase: ScenePhase) -> SceneResults:
         return results
     with phase.clock.stage("approve"):
         approve_then_animate(phase, results)
-    results.generated = media_here(results.generated, phase.setup.cache)
+    results.take_made(media_here(results.generated, phase.setup.cache))
     return results
