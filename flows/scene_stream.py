@@ -31,7 +31,7 @@ from flows.scene_work import Heard, Made, ScenePhase, SceneResults, generated
 from flows.signals import signals_outside_serializers
 from flows.stages import asking_for
 from tasks.approval import ApprovalBook
-from tasks.generate import cached_image, cached_media, generate, generate_image, media_here
+from tasks.generate import cached_image, cached_media, generate, generate_image
 from tasks.prompt import ScenePrompt, image_request
 from tasks.safety import safety_screen, screen_scene
 from tasks.transcribe import transcribe
@@ -184,8 +184,6 @@ def transcribe_and_generate(phase: ScenePhase, images_only: bool = False) -> Sce
         phase.clock.add("transcribe", time.perf_counter() - began)
         stream.gather()
     phase.clock.add("generate", time.perf_counter() - began)
-    if not images_only:
-        stream.results.take_made(media_here(stream.results.generated, setup.cache))
     return stream.results
 
 

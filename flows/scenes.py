@@ -14,9 +14,8 @@ def scenes_made(phase: ScenePhase) -> SceneResults:
     """Every scene of `phase` made: its transcript, prompt and generated media (or failure)."""
     approving = phase.settings.generation.approve_images
     results = transcribe_and_generate(phase, images_only=approving)
-    if not approving:
-        return results
-    with phase.clock.stage("approve"):
-        approve_then_animate(phase, results)
+    if approving:
+        with phase.clock.stage("approve"):
+            approve_then_animate(phase, results)
     results.take_made(media_here(results.generated, phase.setup.cache))
     return results
