@@ -344,7 +344,7 @@ class S3Storage:
             raise self._fail(f"delete {name} from", exc) from None
 
     def child(self, name: str) -> S3Storage:
-        return S3Storage(self.bucket, f"{self._key(name)}/", self._made_client)
+        return S3Storage(self.bucket, f"{self._key(name)}/", self._client)
 
     def uri_of(self, name: str) -> str:
         return f"s3://{self.bucket}/{quote(self._key(name), safe='/')}"

@@ -30,11 +30,9 @@ from typing import Any, Protocol, cast
 from clients.layout import rendered_fingerprint
 from clients.lease import Lease
 from clients.storage import Storage
-from flows.watch import claim
+from flows.watch import claim, storyboard_folders
 from studio.catalog import Board, flow_run_url
 from studio.config import StudioConfig
-from tasks.ingest import is_recording
-from tasks.source_state import inputs_fingerprint
 
 DEPLOYMENT = "storyboard/on-demand"
 CHOICE_TTL_S = 15.0
@@ -237,10 +235,8 @@ def choose_backend(config: StudioConfig, api_url: str | None) -> RenderBackend:
 
 def source_fingerprint(source: Storage) -> str | None:
     """The fingerprint the watcher gives the storyboard's inputs now."""
-    listed = source.list()
-    if not any(is_recording(item.name) for item in listed):
-        return None
-    return inputs_fingerprint(listed)
+    folders, _ = storyboard_folders(source.list())
+    return next((folder.fingerprint for folder in folders if folder.path == ""), None)
 
 
 @dataclass
