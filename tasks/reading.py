@@ -5,7 +5,7 @@ was invented (`tasks/invented.py`)."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from clients.transcription.types import RawSegment, RawTranscription, TranscriptionEngine
 from configs.settings import TranscriptionSettings
@@ -153,7 +153,30 @@ def read_audio(
     speech_s: float | None,
     fallback: bool = True,
 ) -> Reading:
-    """One Whisper reading of a whole recording in `language` (None: Whisper's choice)."""
+    """One Whisper reading of a whole recording in `language` (None: Whisper's choice).
+
+    Whisper falls back to sampling when its first reading fails its own tests, and a sampled
+    reading of a marginal recording may loop where the first did not ("55 55 55 55 55" for
+    "number one"): then the first, unsampled reading is taken when it stands our tests."""
+    reading = _one_reading(engine, audio, settings, language, speech_s, fallback=fallback)
+    audio_s = len(audio) / WHISPER_SAMPLE_RATE
+    if not fallback or len(settings.temperatures) < 2 or not reading.invented(audio_s):
+        return reading
+    unsampled = _one_reading(engine, audio, settings, language, speech_s, fallback=False)
+    if unsampled.invented(audio_s):
+        return reading
+    return replace(unsampled, seconds=reading.seconds + unsampled.seconds)
+
+
+def _one_reading(
+    engine: TranscriptionEngine,
+    audio: Audio,
+    settings: TranscriptionSettings,
+    language: str | None,
+    speech_s: float | None,
+    *,
+    fallback: bool,
+) -> Reading:
     started = time.perf_counter()
     audio_s = len(audio) / WHISPER_SAMPLE_RATE
     raw = engine.transcribe(

@@ -199,7 +199,8 @@ def _transcribe_packs(
     results: dict[int, Transcript | SceneFailure],
 ) -> None:
     """The short scenes' transcripts into `results`: packed into shared windows while the
-    windows prove their words, scene by scene after the first that does not."""
+    windows prove their words, scene by scene after the first that does not. A scene whose
+    part of a window reads as invented is read again alone."""
 
     def keep(segment: RawSegment) -> bool:
         return is_speech(segment, settings.no_speech_threshold)
@@ -215,11 +216,12 @@ def _transcribe_packs(
             raise_if_stopping()
             scene = scenes[clip.key]
             probability, speech_s = scene.language.probability(language), scene.speech_s
-            if packed is None:
-                reading = read_audio(engine, scene.audio, settings, language, speech_s=speech_s)
-            else:
+            reading = None
+            if packed is not None:
                 part = packed[clip.key]
                 reading = Reading(part.raw, part.segments, part.seconds, speech_s)
+            if reading is None or reading.invented(len(scene.audio) / WHISPER_SAMPLE_RATE):
+                reading = read_audio(engine, scene.audio, settings, language, speech_s=speech_s)
             reading = replace(reading, probability=probability)
             results[clip.key] = guarded(engine, scene.audio, reading, settings)
 

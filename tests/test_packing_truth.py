@@ -15,7 +15,7 @@ from configs.settings import TranscriptionSettings
 from domain.scene import Recording, SceneFailure, Transcript
 from tasks.language import LanguageChoice
 from tasks.transcribe import transcribe_recordings
-from testkit.fakes.engines import DoubtfulEngine, RememberingEngine
+from testkit.fakes.engines import DoubtfulEngine, LoopingWhenSampledEngine, RememberingEngine
 from tests.helpers import DEMO_DIR, recording, speak, word_error_rate, words, write_wav
 
 pytestmark = pytest.mark.slow
@@ -141,6 +141,27 @@ def test_mixed_lengths_packed_match_one_by_one(engine: TranscriptionEngine, tmp_
     by_name = {scene.scene_id: text for scene, text in zip(scenes, packed, strict=True)}
     assert "lion" in by_name["dawn"] and "stars" in by_name["night"]
     assert "spiral" in by_name["long"] and "kite" in by_name["short"]
+
+
+def test_a_sampled_reading_that_loops_gives_way_to_the_unsampled_one(
+    engine: RememberingEngine, thirty_scenes: list[Recording]
+) -> None:
+    """Whisper samples when its first reading fails its own tests, and a sampled reading may
+    loop where the first did not: the scene keeps the first, whether packed or alone."""
+    english = LanguageChoice("en")
+    unsampled = ONE_BY_ONE.model_copy(update={"temperatures": (0.0,)})
+    first = transcribe_recordings(engine, thirty_scenes[:8], unsampled, english)
+    readable = [s for s, t in zip(thirty_scenes, first, strict=False) if isinstance(t, Transcript)]
+    scenes = readable[:4]
+    assert len(scenes) >= 2, first
+    expected = texts(transcribe_recordings(engine, scenes, unsampled, english))
+    looping = LoopingWhenSampledEngine(engine.engine)
+    looping.answers = engine.answers
+    for settings in (PACKED, ONE_BY_ONE):
+        read = texts(transcribe_recordings(looping, scenes, settings, english))
+        assert not any("55" in scene for scene in read), read
+        if settings is ONE_BY_ONE:
+            assert read == expected
 
 
 def test_a_one_second_scene_is_read_in_the_storyboards_language(

@@ -28,6 +28,11 @@ from clients.transcription.types import (
 )
 from configs.settings import TranscriptionSettings
 
+SAMPLING_SEED = 20_251_206
+"""Seeds the sampling of Whisper's temperature fallback. CTranslate2 seeds each of its
+threads once, when it first samples, from the seed set last: set before every model is
+made, a process that reads the same recordings in the same order reads the same words."""
+
 
 class FasterWhisperEngine:
     """faster-whisper behind a lock: one CTranslate2 model, any number of calling threads."""
@@ -35,8 +40,10 @@ class FasterWhisperEngine:
     name = "faster-whisper"
 
     def __init__(self, model_dir: Path, model_name: str, device: str, compute_type: str) -> None:
+        import ctranslate2
         from faster_whisper import WhisperModel
 
+        ctranslate2.set_random_seed(SAMPLING_SEED)
         self.model_name = model_name
         self.device = device
         self.compute_type = compute_type

@@ -47,3 +47,32 @@ class DoubtfulEngine(RememberingEngine):
             replace(segment, no_speech_prob=0.95, avg_logprob=-1.2) for segment in raw.segments
         )
         return replace(raw, segments=doubtful)
+
+
+class LoopingWhenSampledEngine(RememberingEngine):
+    """The real engine, except that a reading allowed to fall back to sampling loops, as a
+    sampled reading of a marginal recording can: each word becomes "55 55 55" over its time."""
+
+    def transcribe(self, audio: Any, **options: Any) -> Any:
+        raw = super().transcribe(audio, **options)
+        if len(options["bounds"].temperatures) < 2:
+            return raw
+        looped = tuple(
+            replace(
+                segment,
+                text=" 55 55 55" * len(segment.text.split()),
+                words=_looped(segment.words),
+            )
+            for segment in raw.segments
+        )
+        return replace(raw, segments=looped)
+
+
+def _looped(words: tuple[Any, ...]) -> tuple[Any, ...]:
+    looped = []
+    for word in words:
+        third = (word.end_s - word.start_s) / 3
+        for part in range(3):
+            start = word.start_s + part * third
+            looped.append(replace(word, start_s=start, end_s=start + third, text=" 55"))
+    return tuple(looped)
