@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from typing import Protocol
 
 from domain.errors import StoryboardError
+from domain.layout import CLAIMS_FOLDER
 
 LEASE_LIFETIME_S = 120.0
 
@@ -149,3 +150,14 @@ class Lease:
                 self.store.delete(self.name)
         except (StoryboardError, OSError):
             pass
+
+
+CLAIM_LIFETIME_S = LEASE_LIFETIME_S
+
+
+def claim_render(target: SharedStore, fingerprint: str) -> Lease | None:
+    """A claim on rendering this source fingerprint into `target` (TARGET's
+    `.storyboard/claims/`): the watcher's and the studio's, so a change is rendered once;
+    None while another holder's claim is alive."""
+    lease = Lease(target, f"{CLAIMS_FOLDER}/{fingerprint}", CLAIM_LIFETIME_S)
+    return lease if lease.try_acquire() else None

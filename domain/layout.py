@@ -1,5 +1,6 @@
 """The file contract: every name the product reads or writes in SOURCE and TARGET, decided
-here and nowhere else. Names only, no I/O.
+here and nowhere else, with the shape of the files more than one part reads. No I/O: one
+reader and one writer each live in `clients/layout.py`.
 
 SOURCE (a folder or an S3 prefix, one storyboard per folder):
     <scene id>.<ogg|mp3|wav|...>        a scene's recording
@@ -18,6 +19,8 @@ TARGET (the same relative folder under the output location):
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 STORYBOARD_FILE = "storyboard.yaml"
 HISTORY_FOLDER = ".storyboard/history"
@@ -47,3 +50,53 @@ WRITTEN_EVERY_RUN = (VIDEO_FILE, SRT_FILE, VTT_FILE, CONTACT_SHEET_FILE, *FINAL_
 """The top-level files every run writes; the exports and the board come as asked."""
 OUTPUT_FILES = frozenset({*WRITTEN_EVERY_RUN, OTIO_FILE, *EXPORT_FILES.values(), BOARD_FILE})
 """Every top-level file a run may write."""
+
+REVIEW_VERDICTS = ("approved", "needs_changes")
+"""What a reviewer may say of a scene in `review.json`."""
+
+
+@dataclass(frozen=True)
+class ReviewEntry:
+    """One scene's verdict in `review.json`, on the take it was given to (`audio_sha256` and
+    `seed`, from manifest.csv at that moment; None when not known)."""
+
+    verdict: str
+    comment: str = ""
+    at: str = ""
+    """When it was given, UTC, as 2026-01-31T12:00:00Z."""
+    audio_sha256: str | None = None
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class PendingScene:
+    """One image a paused run waits on, as `approval/pending.json` lists it."""
+
+    scene_id: str
+    order: int
+    image: str
+    seed: int
+    prompt: str
+    transcript: str
+    rejected_before: str = ""
+
+
+@dataclass(frozen=True)
+class PendingApproval:
+    """`approval/pending.json`: what a paused run waits for, and where it listens."""
+
+    storyboard: str
+    flow_run_id: str
+    api_url: str
+    pause_key: str
+    round: int
+    timeout_s: int
+    asked_at: str
+    deadline: str
+    sheet: str
+    scenes: tuple[PendingScene, ...]
+
+    @property
+    def files(self) -> set[str]:
+        """The only names the studio serves from TARGET/approval/."""
+        return {self.sheet, *(scene.image for scene in self.scenes)} - {""}

@@ -9,12 +9,11 @@ one the run was started with (`flows/runners.py`). The storyboard is opened once
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from prefect import flow
 
 from configs.settings import Settings
-from domain.layout import VIDEO_FILE
+from domain.layout import VIDEO_FILE, ReviewEntry
 from domain.report import RunReport, ScenePaths
 from domain.scene import SceneOutcome
 from flows.artifacts import Progress, publish_run_artifacts
@@ -156,7 +155,7 @@ def make_scenes(run: StoryboardRun) -> tuple[list[SceneOutcome], Generated]:
 
 def write_exports(
     run: StoryboardRun, outcomes: list[SceneOutcome], assembled: Assembly
-) -> tuple[dict[str, ScenePaths], list[str], dict[str, dict[str, Any]]]:
+) -> tuple[dict[str, ScenePaths], list[str], dict[str, ReviewEntry]]:
     """The manifest with each scene's files, then the editors' and the board's exports: the
     scenes' published paths, the exports' names, and the reviewers' verdicts they show."""
     setup, settings, plan = run.setup, run.settings, run.opened.plan

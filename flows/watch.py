@@ -9,7 +9,7 @@ TARGET. Unchanged scenes of a re-rendered storyboard come from the content cache
 A claim is a lease (clients/lease.py): an object created only if absent, so two watchers
 never render the same change twice, renewed while the render runs and released however the
 pass ends (Ctrl-C and SystemExit included). A watcher killed outright leaves its claim
-behind; it stops being renewed and is taken over `CLAIM_LIFETIME_S` later.
+behind; it stops being renewed and is taken over `clients/lease.py:CLAIM_LIFETIME_S` later.
 """
 
 from __future__ import annotations
@@ -24,18 +24,15 @@ from typing import Literal
 from prefect import flow, get_run_logger
 
 from clients.layout import rendered_fingerprint
-from clients.lease import LEASE_LIFETIME_S, Lease
+from clients.lease import claim_render
 from clients.storage import Storage, StoredObject, is_s3, open_storage, safe_name
 from configs.settings import Settings
 from domain.errors import FatalServiceError, SourceChangedError, StorageError, StoryboardError
-from domain.layout import CLAIMS_FOLDER
 from flows.runners import build_task_runner, parse_task_runner
 from flows.storyboard import StoryboardResult, storyboard
 from tasks.ingest import is_recording
 from tasks.preflight import check_apart
 from tasks.source_state import inputs_fingerprint, is_input, is_partial_upload
-
-CLAIM_LIFETIME_S = LEASE_LIFETIME_S
 
 
 @dataclass(frozen=True)
@@ -118,13 +115,6 @@ def storyboard_folders(
     return folders, refused
 
 
-def claim(target: Storage, fingerprint: str) -> Lease | None:
-    """This watcher's claim on rendering this fingerprint; None while another watcher's claim
-    is alive."""
-    lease = Lease(target, f"{CLAIMS_FOLDER}/{fingerprint}", CLAIM_LIFETIME_S)
-    return lease if lease.try_acquire() else None
-
-
 @dataclass(frozen=True)
 class WatchedRender:
     """How a watcher renders a storyboard folder: to the same relative path under TARGET, as
@@ -153,7 +143,7 @@ def render_claimed(
     """Claim `folder`'s change and render it, unless another watcher holds the claim or has
     rendered it meanwhile; the outcome goes into `report`."""
     label, logger = folder.path or ".", get_run_logger()
-    render_claim = claim(destination, folder.fingerprint)
+    render_claim = claim_render(destination, folder.fingerprint)
     if render_claim is None:
         report.claimed_elsewhere.append(label)
         return

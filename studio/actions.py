@@ -9,7 +9,7 @@ are followed by a render; verdicts go beside the outputs in TARGET (`studio/revi
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from fastapi import APIRouter
@@ -161,7 +161,7 @@ def review(studio: Studio, board: Board, scene_id: str, fields: dict[str, str]) 
         board.target_storage(), scene_id, verdict, fields.get("comment", ""), row
     )
     said = "approved" if verdict == "approved" else "needs changes"
-    return Done(f"{scene_id}: {said}", {"scene_id": scene_id, "review": entry})
+    return Done(f"{scene_id}: {said}", {"scene_id": scene_id, "review": asdict(entry)})
 
 
 @router.post(f"{SCENE}/recording")

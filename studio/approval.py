@@ -14,9 +14,7 @@ answers first wins: a later answer changes nothing and says why.
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter
@@ -26,9 +24,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from clients.approvals import ALREADY_ANSWERED, Outcome, ResumeResult, resume_paused_run
+from clients.layout import read_pending
 from clients.storage import Storage, content_type
 from domain.errors import StorageError
-from domain.layout import APPROVAL_FOLDER, PENDING_FILE
+from domain.layout import APPROVAL_FOLDER, PendingApproval
 from flows.temporary_server import recorded_temporary_apis
 from studio.actions import MAX_PROMPT, Done, checked_form
 from studio.catalog import Board
@@ -51,69 +50,6 @@ STATUS = {
     Outcome.UNREACHABLE: 502,
     Outcome.REFUSED: 502,
 }
-
-
-@dataclass(frozen=True)
-class PendingScene:
-    scene_id: str
-    order: int
-    image: str
-    seed: int
-    prompt: str
-    transcript: str
-    rejected_before: str
-
-
-@dataclass(frozen=True)
-class PendingApproval:
-    """What a paused run waits for, as pending.json says."""
-
-    storyboard: str
-    flow_run_id: str
-    api_url: str
-    pause_key: str
-    round: int
-    deadline: str
-    sheet: str
-    scenes: tuple[PendingScene, ...]
-
-    @property
-    def files(self) -> set[str]:
-        """The only names the studio serves from TARGET/approval/."""
-        return {self.sheet, *(scene.image for scene in self.scenes)} - {""}
-
-
-def _scene(entry: Mapping[str, Any]) -> PendingScene:
-    return PendingScene(
-        scene_id=str(entry["scene_id"]),
-        order=int(entry["order"]),
-        image=str(entry["image"]),
-        seed=int(entry["seed"]),
-        prompt=str(entry.get("prompt") or ""),
-        transcript=str(entry.get("transcript") or ""),
-        rejected_before=str(entry.get("rejected_before") or ""),
-    )
-
-
-def read_pending(folder: Storage) -> PendingApproval | None:
-    """TARGET/approval/pending.json, or None when there is none (or it cannot be read)."""
-    data = folder.read_bytes(PENDING_FILE)
-    if data is None:
-        return None
-    try:
-        raw = json.loads(data)
-        return PendingApproval(
-            storyboard=str(raw["storyboard"]),
-            flow_run_id=str(raw["flow_run_id"]),
-            api_url=str(raw["api_url"]),
-            pause_key=str(raw["pause_key"]),
-            round=int(raw["round"]),
-            deadline=str(raw.get("deadline") or ""),
-            sheet=str(raw.get("sheet") or ""),
-            scenes=tuple(_scene(entry) for entry in raw["scenes"]),
-        )
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return None
 
 
 def approval_folder(board: Board) -> Storage:

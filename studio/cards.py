@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import quote
 
+from domain.layout import ReviewEntry
 from studio.reviews import is_current
 from studio.sources import SourceState
 
@@ -24,7 +24,7 @@ class SceneCard:
     skip: bool = False
     prompt_override: str | None = None
     seed_override: int | None = None
-    review: dict[str, Any] | None = None
+    review: ReviewEntry | None = None
     review_current: bool = True
 
     @property
@@ -54,7 +54,7 @@ class SceneCard:
 def scene_cards(
     state: SourceState,
     rows: Mapping[str, dict[str, str]],
-    reviews: Mapping[str, dict[str, Any]],
+    reviews: Mapping[str, ReviewEntry],
 ) -> list[SceneCard]:
     """A card per scene: the source's scenes in render order (skipped ones in their place),
     then scenes the last render had that the source no longer has."""

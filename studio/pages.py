@@ -12,6 +12,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
+from clients.layout import read_reviews
 from clients.storage import content_type, is_s3, safe_name
 from domain.errors import StorageError
 from domain.layout import VIDEO_FILE
@@ -28,7 +29,6 @@ from studio.catalog import (
 )
 from studio.context import Studio, studio_of
 from studio.errors import not_found
-from studio.reviews import read_reviews
 from studio.sources import read_source
 
 router = APIRouter()

@@ -11,7 +11,7 @@ chosen in one place (`choose_backend`, asked again every `CHOICE_TTL_S`):
 
 `RenderService` queues jobs per storyboard: while one renders, the changes that follow are
 merged into one next job. Each render holds the watcher's claim on the source's fingerprint
-(`flows/watch.py:claim`), so a watcher never renders the same change alongside it; when a
+(`clients/lease.py:claim_render`), so a watcher never renders the same change alongside it; when a
 watcher holds it, the job waits, and is done once the watcher's render of it is.
 """
 
@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any, Protocol, cast
 
 from clients.layout import rendered_fingerprint
-from clients.lease import Lease
+from clients.lease import Lease, claim_render
 from clients.storage import Storage
-from flows.watch import claim, storyboard_folders
+from flows.watch import storyboard_folders
 from studio.catalog import Board, flow_run_url
 from studio.config import StudioConfig
 
@@ -339,7 +339,7 @@ class RenderService:
     def _wait_for_claim(self, job: RenderJob, target: Storage, fingerprint: str) -> Lease | None:
         """The watcher's claim on `fingerprint`, once free; None when the watcher rendered it."""
         deadline = time.monotonic() + CLAIM_WAIT_S
-        while (lease := claim(target, fingerprint)) is None:
+        while (lease := claim_render(target, fingerprint)) is None:
             if rendered_fingerprint(target) == fingerprint:
                 return None
             if time.monotonic() > deadline:

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from prefect import task
@@ -22,9 +21,16 @@ from prefect.cache_policies import NO_CACHE
 
 from clients.cache import ContentCache, content_key
 from clients.generation.backend import GenerationBackend
+from clients.layout import write_pending
 from clients.storage import CacheLocation, is_s3, open_storage
 from domain.approval import Decision, ImageVerdict, SceneImage
-from domain.layout import APPROVAL_FOLDER, CONTACT_SHEET_FILE, PENDING_FILE
+from domain.layout import (
+    APPROVAL_FOLDER,
+    CONTACT_SHEET_FILE,
+    PENDING_FILE,
+    PendingApproval,
+    PendingScene,
+)
 from domain.media import ImageRequest
 from tasks.generate import image_key
 from tasks.prompt import compose_prompt
@@ -148,14 +154,14 @@ def show_for_approval(
     draw_sheet(cells, sheet, aspect)
     folder.write_bytes(CONTACT_SHEET_FILE, sheet.read_bytes())
     started = time.time()
-    pending = {
-        **asked.__dict__,
-        "asked_at": _stamp(started),
-        "deadline": _stamp(started + asked.timeout_s),
-        "sheet": CONTACT_SHEET_FILE,
-        "scenes": listed,
-    }
-    folder.write_bytes(PENDING_FILE, json.dumps(pending, indent=1, ensure_ascii=False).encode())
+    pending = PendingApproval(
+        **asdict(asked),
+        asked_at=_stamp(started),
+        deadline=_stamp(started + asked.timeout_s),
+        sheet=CONTACT_SHEET_FILE,
+        scenes=tuple(listed),
+    )
+    write_pending(folder, pending)
     return folder.uri_of(CONTACT_SHEET_FILE)
 
 
@@ -177,16 +183,16 @@ def is_approval_file(name: str) -> bool:
     return name in (PENDING_FILE, CONTACT_SHEET_FILE) or bool(IMAGE_NAME.fullmatch(name))
 
 
-def _listed(scene: AwaitedScene, image_name: str) -> dict[str, object]:
-    return {
-        "scene_id": scene.scene_id,
-        "order": scene.order,
-        "image": image_name,
-        "seed": scene.request.seed,
-        "prompt": scene.request.prompt,
-        "transcript": scene.transcript,
-        "rejected_before": scene.rejected_before,
-    }
+def _listed(scene: AwaitedScene, image_name: str) -> PendingScene:
+    return PendingScene(
+        scene_id=scene.scene_id,
+        order=scene.order,
+        image=image_name,
+        seed=scene.request.seed,
+        prompt=scene.request.prompt,
+        transcript=scene.transcript,
+        rejected_before=scene.rejected_before,
+    )
 
 
 def _stamp(seconds: float) -> str:

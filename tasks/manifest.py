@@ -15,7 +15,7 @@ from prefect.cache_policies import NO_CACHE
 
 from clients.cache import atomic_path, write_text_atomic
 from clients.storage import safe_name
-from domain.layout import MANIFEST_FILE, RUN_FILE, SRT_FILE, VTT_FILE
+from domain.layout import MANIFEST_FILE, RUN_FILE, SRT_FILE, VTT_FILE, ReviewEntry
 from domain.report import RunReport, ScenePaths
 from domain.scene import SceneOutcome, SceneStatus, TimelineEntry
 from tasks.assembly.captions import caption_chunks
@@ -103,7 +103,7 @@ def manifest_frame(
     published: Mapping[str, ScenePaths],
     backend: str,
     image_model: str,
-    reviews: Mapping[str, Mapping[str, Any]] | None = None,
+    reviews: Mapping[str, ReviewEntry] | None = None,
 ) -> pd.DataFrame:
     spans = {entry.scene_id: entry for entry in timeline}
     rows: list[dict[str, Any]] = []
@@ -200,7 +200,7 @@ def write_outputs(
     backend: str,
     image_model: str,
     captions_by_word: bool = False,
-    reviews: Mapping[str, Mapping[str, Any]] | None = None,
+    reviews: Mapping[str, ReviewEntry] | None = None,
 ) -> dict[str, ScenePaths]:
     """manifest.csv, storyboard.srt and .vtt, and the scenes/ folder, each written atomically.
 
@@ -257,7 +257,7 @@ def write_manifest(
     backend: str,
     image_model: str,
     captions_by_word: bool = False,
-    reviews: dict[str, dict[str, Any]] | None = None,
+    reviews: Mapping[str, ReviewEntry] | None = None,
 ) -> dict[str, ScenePaths]:
     return write_outputs(
         outcomes=outcomes,

@@ -21,7 +21,7 @@ from prefect.cache_policies import NO_CACHE
 from clients.cache import atomic_path, content_key, write_text_atomic
 from clients.media.drawing import cover, fit_text, font, line_height, placeholder_card, wrap
 from configs.settings import AssemblySettings
-from domain.layout import CONTACT_SHEET_FILE, REVIEW_PAGE
+from domain.layout import CONTACT_SHEET_FILE, REVIEW_PAGE, ReviewEntry
 from domain.report import RunReport, ScenePaths
 from domain.scene import SceneOutcome, SceneStatus, TimelineEntry
 from tasks.assembly.store import AssemblyStore, file_digest
@@ -181,7 +181,7 @@ def _card(
     outcome: SceneOutcome,
     span: TimelineEntry | None,
     paths: ScenePaths,
-    reviews: Mapping[str, Mapping[str, Any]],
+    reviews: Mapping[str, ReviewEntry],
 ) -> _Card:
     transcript = outcome.transcript
     return _Card(
@@ -201,7 +201,7 @@ def review_page(
     published: Mapping[str, ScenePaths],
     report: RunReport,
     exports: Sequence[str] = (),
-    reviews: Mapping[str, Mapping[str, Any]] | None = None,
+    reviews: Mapping[str, ReviewEntry] | None = None,
 ) -> str:
     """index.html: the video, then one card per scene (templates/review.html.j2), linking
     the `exports` written beside it (file names)."""
@@ -228,7 +228,7 @@ def write_review(
     aspect: float,
     exports: Sequence[str] = (),
     store: AssemblyStore | None = None,
-    reviews: Mapping[str, Mapping[str, Any]] | None = None,
+    reviews: Mapping[str, ReviewEntry] | None = None,
 ) -> None:
     sheet = target / CONTACT_SHEET_FILE
     if store is None:
@@ -263,7 +263,7 @@ def review(
     settings: AssemblySettings,
     exports: list[str] | None = None,
     cache_dir: Path | None = None,
-    reviews: dict[str, dict[str, Any]] | None = None,
+    reviews: Mapping[str, ReviewEntry] | None = None,
 ) -> None:
     """The contact sheet and the review page in the storyboard's frame shape."""
     aspect = settings.width / settings.height

@@ -144,9 +144,11 @@ def test_an_invented_reading_fails_its_scene_and_its_cost_is_bounded(
     (result,) = transcribe_recordings(engine, recordings, one_by_one, LanguageChoice("en"))  # type: ignore[arg-type]
     assert isinstance(result, SceneFailure), result
     assert reason in result.reason and "\n" not in result.reason
-    bounds = engine.asked[-1]["bounds"]
-    assert bounds.temperatures == SETTINGS.temperatures
-    assert bounds.max_new_tokens is not None and bounds.max_new_tokens <= 224
+    first, *again = [asked["bounds"] for asked in engine.asked]
+    assert first.temperatures == SETTINGS.temperatures
+    assert [bounds.temperatures for bounds in again] == [(0.0,)], "one unsampled reading more"
+    for bounds in (first, *again):
+        assert bounds.max_new_tokens is not None and bounds.max_new_tokens <= 224
 
 
 def test_a_reading_in_the_storyboards_language_is_kept_when_nothing_was_invented(

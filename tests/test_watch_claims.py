@@ -24,12 +24,13 @@ import pytest
 from prefect.logging.handlers import APILogWorker
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
+import clients.lease
 import flows.watch
-from clients.lease import Lease
+from clients.lease import Lease, claim_render
 from clients.storage import Storage, open_storage
 from configs.settings import load_settings
 from domain.layout import CLAIMS_FOLDER
-from flows.watch import WatchReport, claim, storyboard_folders, watch_pass
+from flows.watch import WatchReport, storyboard_folders, watch_pass
 from tests.helpers import DEMO_DIR
 
 FOLDER = "alpha"
@@ -106,29 +107,29 @@ def test_a_claim_whose_heartbeat_is_stale_is_taken_over_and_a_live_one_blocks(
 ) -> None:
     _, target = drop
     write_claim(target, "f" * 64, heartbeat=time.time() - 600)
-    assert claim(destination(target), "f" * 64) is not None, "the killed watcher's claim"
+    assert claim_render(destination(target), "f" * 64) is not None, "the killed watcher's claim"
     assert (read_claim(target, "f" * 64) or {})["owner"] != "other-host:4242:0badc0de"
 
     write_claim(target, "e" * 64, heartbeat=time.time() - 30)
-    assert claim(destination(target), "e" * 64) is None, "a watcher that renewed 30 s ago"
-    assert claim(destination(target), "f" * 64) is None, "the claim just taken over"
+    assert claim_render(destination(target), "e" * 64) is None, "a watcher that renewed 30 s ago"
+    assert claim_render(destination(target), "f" * 64) is None, "the claim just taken over"
 
 
 def test_a_held_claim_is_renewed_and_released_however_the_holder_stops(
     drop: tuple[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, target = drop
-    monkeypatch.setattr(flows.watch, "CLAIM_LIFETIME_S", 0.4)
-    render_claim = claim(destination(target), "f" * 64)
+    monkeypatch.setattr(clients.lease, "CLAIM_LIFETIME_S", 0.4)
+    render_claim = claim_render(destination(target), "f" * 64)
     assert render_claim is not None
     with pytest.raises(KeyboardInterrupt), render_claim.held():
         time.sleep(1.2)
         now, held = time.time(), read_claim(target, "f" * 64) or {}
         assert held["expires"] > now, "three lifetimes in, the claim is still alive"
-        assert claim(destination(target), "f" * 64) is None, "and still blocks the others"
+        assert claim_render(destination(target), "f" * 64) is None, "and still blocks the others"
         raise KeyboardInterrupt
     assert read_claim(target, "f" * 64) is None, "Ctrl-C released it"
-    assert claim(destination(target), "f" * 64) is not None
+    assert claim_render(destination(target), "f" * 64) is not None
 
 
 @pytest.mark.slow
