@@ -60,19 +60,30 @@ class LocalGenerationSettings(_Strict):
     """A text-to-image pipeline folder (saved by diffusers, or a fine-tuned one) or a hub id
     in the Hugging Face cache: SDXL, SD 1.x/2.x, SD-Turbo, SD3.5, FLUX."""
     video_model: str | None = None
-    """A Stable Video Diffusion (SVD or SVD-XT) folder or hub id; None: a slow push-in over
-    the image instead of a motion clip."""
+    """An image-to-video pipeline folder or hub id (Wan 2.1/2.2, LTX-Video, SVD/SVD-XT:
+    `clients/generation/local/video_families.py`); None: a slow push-in over the image."""
     revision: str | None = None
     device: Literal["auto", "cuda", "cpu"] = "auto"
     dtype: Literal["auto", "float16", "bfloat16", "float32"] = "auto"
     steps: int = Field(default=30, ge=1, le=200)
     guidance_scale: float = Field(default=5.0, ge=0.0, le=30.0)
     batch_size: int = Field(default=1, ge=1, le=16)
-    clip_width: int = Field(default=1024, ge=64, le=2048, multiple_of=64)
-    clip_height: int = Field(default=576, ge=64, le=2048, multiple_of=64)
-    clip_steps: int = Field(default=25, ge=1, le=100)
-    frames: int = Field(default=25, ge=2, le=64)
-    fps: int = Field(default=6, ge=1, le=30)
+    clip_width: int | None = Field(default=None, ge=16, le=2048)
+    clip_height: int | None = Field(default=None, ge=16, le=2048)
+    """None: the video family's own size (SVD 1024x576, Wan 832x480, LTX 704x480); a size the
+    family cannot take is rounded to its multiple."""
+    clip_steps: int | None = Field(default=None, ge=1, le=100)
+    clip_guidance_scale: float | None = Field(default=None, ge=0.0, le=30.0)
+    """None: the family's own (SVD takes `generation.svd_cfg_scale`)."""
+    frames: int | None = Field(default=None, ge=2, le=257)
+    """A clip's frames with `clip_length: fixed` (None: the family's own, SVD 25)."""
+    fps: int | None = Field(default=None, ge=1, le=60)
+    """None: the family's own (SVD 6, Wan 2.1 16, Wan 2.2 and LTX 24)."""
+    clip_length: Literal["narration", "fixed"] | None = None
+    """narration: a clip as long as the scene's narration (more clips continued from the last
+    frame, up to `max_clips_per_scene`); fixed: `frames` frames. None: narration for the
+    text-steered families, fixed for SVD. A scene's own `frames:` wins."""
+    max_clips_per_scene: int = Field(default=3, ge=1, le=10)
     noise_aug_strength: float = Field(default=0.02, ge=0.0, le=1.0)
     decode_chunk_size: int = Field(default=8, ge=1, le=64)
     compile: bool = False

@@ -38,6 +38,12 @@ class ClipMotion:
     noise_aug_strength: float | None = None
     frames: int | None = None
     fps: int | None = None
+    text: str = ""
+    """The scene's `motion:`."""
+    style: str = ""
+    """The storyboard's `motion_style:`."""
+    span_s: float = 0.0
+    """How long the scene lasts (its narration, or its `duration:`)."""
 
 
 @dataclass(frozen=True)
@@ -77,9 +83,18 @@ class ClipRequest:
     noise_aug_strength: float | None = None
     frames: int | None = None
     fps: int | None = None
+    prompt: str = ""
+    """The motion prompt, for a model that takes text."""
+    negative_prompt: str = ""
+    span_s: float = 0.0
+    """How long the scene lasts, for a clip as long as its narration."""
 
     def fingerprint(self) -> dict[str, Any]:
+        """What determines a clip from a model that follows its picture alone (SVD): not the
+        text, nor the scene's length; a backend that reads them adds what it reads."""
         fields = {key: value for key, value in asdict(self).items() if value is not None}
+        for name in ("prompt", "negative_prompt", "span_s"):
+            fields.pop(name)
         fields["image"] = self.image  # hashed by content_key, never stored
         return fields
 
@@ -107,6 +122,10 @@ class GeneratedClip:
     seed: int
     api_calls: int = 1
     resent: int = 0
+    model: str = ""
+    """The motion model that made it, where the backend says."""
+    prompt: str = ""
+    """The motion prompt it was sent, for a model that takes text."""
 
 
 def image_extension(media_type: str) -> str:

@@ -124,6 +124,10 @@ class GeneratedMedia:
     prompt_note: str = ""
     retired_model: str = ""
     """The model asked for, when it was retired and `image_model` is its fallback."""
+    clip_model: str = ""
+    """What made the motion clip (a video model, or the push-in over the picture)."""
+    motion_prompt: str = ""
+    """The motion prompt the clip's model was sent; "" for a model that takes no text."""
 
 
 @dataclass(frozen=True)

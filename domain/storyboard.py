@@ -39,8 +39,11 @@ class SceneSpec(_Strict):
     skip: bool = False
     motion_bucket_id: int | None = Field(default=None, ge=0, le=255)
     noise_aug_strength: float | None = Field(default=None, ge=0.0, le=1.0)
-    frames: int | None = Field(default=None, ge=2, le=64)
-    fps: int | None = Field(default=None, ge=1, le=30)
+    frames: int | None = Field(default=None, ge=2, le=257)
+    fps: int | None = Field(default=None, ge=1, le=60)
+    motion: str | None = Field(default=None, max_length=500)
+    """What moves in the scene's clip, for a text-steered motion model ("slow dolly-in, the
+    lion turns its head")."""
 
 
 class StoryboardSpec(_Strict):
@@ -50,6 +53,8 @@ class StoryboardSpec(_Strict):
     source: str | None = None
     style: str = ""
     negative_prompt: str = ""
+    motion_style: str = Field(default="", max_length=300)
+    """Added to every scene's motion prompt ("gentle handheld camera")."""
     image_model: ImageModel | None = None
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
     language: str | None = Field(default=None, pattern=LANGUAGE_CODE)

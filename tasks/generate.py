@@ -28,6 +28,7 @@ from domain.errors import (
 )
 from domain.media import ClipRequest, ImageRequest, image_extension
 from domain.scene import GeneratedMedia, SceneFailure, SceneStatus
+from tasks.prompt import motion_prompt
 
 _Result = TypeVar("_Result", GeneratedMedia, SceneImage)
 _P = ParamSpec("_P")
@@ -37,8 +38,8 @@ IMAGES = "images"
 CLIPS = "clips"
 
 
-SAID = ("prompt", "prompt_note")
-"""What a backend says of how it made an image, kept with it in the cache."""
+SAID = ("prompt", "prompt_note", "motion_prompt")
+"""What a backend says of how it made an image or a clip, kept with it in the cache."""
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,9 @@ def _clip_request(image: Path, request: ImageRequest, settings: GenerationSettin
         noise_aug_strength=motion.noise_aug_strength,
         frames=motion.frames,
         fps=motion.fps,
+        prompt=motion_prompt(request),
+        negative_prompt=request.negative_prompt,
+        span_s=motion.span_s,
     )
 
 
@@ -164,6 +168,8 @@ def _media(
         possibly_paid_twice=image.resent + clip.resent,
         prompt_sent=image.said.get("prompt", ""),
         prompt_note=image.said.get("prompt_note", ""),
+        clip_model=clip.model or backend.clip_model_name(),
+        motion_prompt=clip.said.get("motion_prompt", ""),
     )
 
 
@@ -250,7 +256,16 @@ def generate_media(
 
     def make_clip() -> _Made:
         clip = backend.generate_clip(clip_request)
-        return _Made(clip.data, "clip.mp4", clip.seed, clip.api_calls, resent=clip.resent)
+        said = {"motion_prompt": clip.prompt}
+        return _Made(
+            data=clip.data,
+            file_name="clip.mp4",
+            seed=clip.seed,
+            api_calls=clip.api_calls,
+            model=clip.model,
+            resent=clip.resent,
+            said={name: value for name, value in said.items() if value},
+        )
 
     try:
         clip = _cached_or_generated(

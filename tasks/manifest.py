@@ -14,10 +14,11 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from clients.cache import atomic_path, write_text_atomic
+from clients.media.video import clip_shape
 from clients.storage import safe_name
 from domain.layout import MANIFEST_FILE, RUN_FILE, SRT_FILE, VTT_FILE, ReviewEntry
 from domain.report import RunReport, ScenePaths
-from domain.scene import SceneOutcome, SceneStatus, TimelineEntry
+from domain.scene import GeneratedMedia, SceneOutcome, SceneStatus, TimelineEntry
 from tasks.assembly.captions import caption_chunks
 from tasks.reviews import verdict_for
 
@@ -46,6 +47,10 @@ EXTRA_COLUMNS = (
     "note",
     "review",
     "review_comment",
+    "motion_prompt",
+    "clip_model",
+    "clip_frames",
+    "clip_fps",
 )
 _UNSAFE = re.compile(r"[^\w.-]+", re.UNICODE)
 
@@ -136,11 +141,24 @@ def manifest_frame(
                 "note": outcome.note,
                 "review": verdict.verdict if verdict else "",
                 "review_comment": verdict.comment if verdict else "",
+                **clip_columns(outcome.media),
             }
         )
     frame = pd.DataFrame(rows, columns=[*MANIFEST_COLUMNS, *EXTRA_COLUMNS])
-    frame["seed"] = frame["seed"].astype("Int64")
+    for column in ("seed", "clip_frames"):
+        frame[column] = frame[column].astype("Int64")
     return frame
+
+
+def clip_columns(media: GeneratedMedia | None) -> dict[str, Any]:
+    """What made the scene's clip, told what, and its frames and frame rate as encoded."""
+    shape = clip_shape(media.clip_path) if media is not None else None
+    return {
+        "motion_prompt": media.motion_prompt if media else "",
+        "clip_model": media.clip_model if media else "",
+        "clip_frames": shape[0] if shape else None,
+        "clip_fps": round(shape[1], 3) if shape else None,
+    }
 
 
 def _timestamp(seconds: float, separator: str) -> str:

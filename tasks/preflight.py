@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from clients.generation.ratelimit import ensure_prefect_rate_limit
@@ -18,6 +18,7 @@ from clients.services import backend_kind, check_backend, choose_backend, shared
 from clients.storage import CacheLocation, S3Storage, is_s3, open_storage
 from configs.settings import Settings
 from domain.errors import ConfigurationError
+from domain.storyboard import StoryboardSpec
 from tasks.ingest import SourceFolder, scene_files
 from tasks.opening import OpenedStoryboard
 from tasks.publish import previous_outputs, staging_folder
@@ -104,6 +105,17 @@ def check_run(
     return backend
 
 
+def say_when_motion_text_is_unread(backend: str, settings: Settings, spec: StoryboardSpec) -> None:
+    """One line when the storyboard describes motion that its clips' model cannot read."""
+    described = spec.motion_style or any(scene.motion for scene in spec.scenes)
+    if described and not backend_kind(backend).follows_motion_text(settings.generation):
+        get_run_logger().info(
+            "motion: and motion_style: steer a text-steered video model (Wan, LTX-Video on "
+            "--backend local); the %s backend's clips follow the picture alone",
+            backend,
+        )
+
+
 @task(name="preflight", cache_policy=NO_CACHE)
 def preflight(
     opened: OpenedStoryboard,
@@ -117,6 +129,7 @@ def preflight(
     settings = opened.settings
     check_apart(opened.folder.uri, target)
     backend = check_run(opened.folder, requested_backend, only, settings)
+    say_when_motion_text_is_unread(backend, settings, opened.folder.spec)
     target_dir = staging_folder(settings.cache_dir, target) if is_s3(target) else Path(target)
     paid = backend_kind(backend).paid
     shared_limit = None

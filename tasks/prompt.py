@@ -99,7 +99,7 @@ def image_request(
         width=size[0],
         height=size[1],
         subjects=subjects_of(spec, recording.path.parent),
-        motion=scene_motion(spec, recording.scene_id),
+        motion=scene_motion(spec, recording.scene_id, scene_span_s(recording, transcript)),
         style=clean_style(spec.style),
     )
     return ScenePrompt(request, composed.note)
@@ -121,8 +121,31 @@ def subjects_of(spec: StoryboardSpec, folder: Path) -> tuple[Subject, ...]:
     )
 
 
-def scene_motion(spec: StoryboardSpec, scene_id: str) -> ClipMotion:
+def scene_span_s(recording: Recording, transcript: Transcript) -> float:
+    """How long the scene lasts in the video: its `duration:`, else its narration."""
+    if recording.duration_override_s is not None:
+        return recording.duration_override_s
+    return transcript.audio_duration_s
+
+
+def scene_motion(spec: StoryboardSpec, scene_id: str, span_s: float = 0.0) -> ClipMotion:
     scene = spec.scene(scene_id)
+    style = clean_style(spec.motion_style)
     if scene is None:
-        return ClipMotion()
-    return ClipMotion(scene.motion_bucket_id, scene.noise_aug_strength, scene.frames, scene.fps)
+        return ClipMotion(style=style, span_s=span_s)
+    return ClipMotion(
+        motion_bucket_id=scene.motion_bucket_id,
+        noise_aug_strength=scene.noise_aug_strength,
+        frames=scene.frames,
+        fps=scene.fps,
+        text=clean_style(scene.motion or ""),
+        style=style,
+        span_s=span_s,
+    )
+
+
+def motion_prompt(request: ImageRequest) -> str:
+    """What a text-steered motion model is told: the scene's prompt, then its own `motion:`,
+    then the storyboard's `motion_style:`."""
+    parts = (request.prompt, request.motion.text, request.motion.style)
+    return ". ".join(part.strip().rstrip(".") for part in parts if part.strip())

@@ -41,6 +41,14 @@ def test_stretch_spreads_the_clip_over_the_whole_span() -> None:
     assert indices[-1] == 24
 
 
+@pytest.mark.parametrize("method", ["pingpong", "stretch", "hold"])
+def test_a_clip_longer_than_its_span_plays_at_its_own_rate(method: str) -> None:
+    """81 frames at 16 fps (a Wan clip, 5.06 s) in a 3-s span at 24 fps: 2 output frames for
+    3 of the clip's, never sped up to fit it all in."""
+    indices = [source_frame_index(k, 72, 24, 81, 16, method) for k in range(72)]  # type: ignore[arg-type]
+    assert indices == [k * 16 // 24 for k in range(72)]
+
+
 def test_timeline_boundaries_do_not_drift() -> None:
     durations = [1.013] * 300
     spans = timeline_frames(durations, 24)

@@ -35,7 +35,15 @@ class GenerationBackend(Protocol):
         """Everything that determines this backend's clip for `request` (the cache key)."""
         ...
 
+    def clip_model_name(self) -> str:
+        """What makes the motion clips, as the manifest names it."""
+        ...
+
     def generate_clip(self, request: ClipRequest) -> GeneratedClip: ...
+
+
+PUSH_IN = "push-in"
+"""The clip model's name where a slow push-in over the picture stands in for motion."""
 
 
 def always_usable(*_: object) -> None:
@@ -57,3 +65,5 @@ class BackendKind:
     """Raise FatalServiceError when the service does not answer before a run starts."""
     paid: bool = True
     """Whether its requests spend a budget (a rate limit, on Dask shared by every worker)."""
+    follows_motion_text: Callable[[GenerationSettings], bool] = lambda settings: False
+    """Whether its clips follow a motion prompt (`motion:`, `motion_style:`); SVD's do not."""

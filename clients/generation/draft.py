@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from clients.generation.backend import BackendKind
+from clients.generation.backend import PUSH_IN, BackendKind
 from clients.generation.ratelimit import RequestBudget
 from clients.media.drawing import RGB, draw_lines, fit_text, font, line_height, text_width
 from clients.media.video import CLIP_ENCODING, encode_frames, push_in_frames
@@ -262,6 +262,9 @@ class DraftBackend:
 
     def image_model_name(self, request: ImageRequest) -> str:
         return self.name
+
+    def clip_model_name(self) -> str:
+        return PUSH_IN
 
     def clip_fingerprint(self, request: ClipRequest) -> dict[str, Any]:
         return request.fingerprint()

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from clients.generation.backend import BackendKind
+from clients.generation.backend import PUSH_IN, BackendKind
 from clients.generation.http import ServiceConnection, connection_options
 from clients.generation.payloads import fit_for_svd, flux_size, image_decoder, image_media_type
 from clients.generation.ratelimit import RequestBudget
@@ -94,6 +94,9 @@ class NimClient:
 
     def image_model_name(self, request: ImageRequest) -> str:
         return request.model
+
+    def clip_model_name(self) -> str:
+        return PUSH_IN
 
     def clip_fingerprint(self, request: ClipRequest) -> dict[str, Any]:
         return request.fingerprint()

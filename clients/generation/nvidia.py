@@ -206,6 +206,9 @@ class NvidiaClient:
     def image_model_name(self, request: ImageRequest) -> str:
         return request.model
 
+    def clip_model_name(self) -> str:
+        return SVD.path
+
     def clip_fingerprint(self, request: ClipRequest) -> dict[str, Any]:
         return request.fingerprint()
 

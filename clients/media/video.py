@@ -101,3 +101,18 @@ def push_in_frames(
         )
         out.append(np.asarray(frame))
     return out
+
+
+def clip_shape(path: Path) -> tuple[int, float] | None:
+    """(frames, fps) of a clip, from its container; None when it cannot be read."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            rate = float(stream.average_rate or 0.0)
+            if stream.frames:
+                return stream.frames, rate
+            return sum(1 for packet in container.demux(stream) if packet.size), rate
+    except (OSError, IndexError, av.FFmpegError):
+        return None

@@ -25,7 +25,7 @@ from clients.media.ffmpeg import ffmpeg_version
 from configs.settings import AssemblySettings
 from tasks.assembly.timeline import SceneCut
 
-ASSEMBLY_FORMAT = 1
+ASSEMBLY_FORMAT = 2
 STILL_FORMAT = 1
 """Bumped whenever rendering changes what the same inputs look or sound like."""
 

@@ -47,16 +47,17 @@ def source_frame_index(
     source_fps: float,
     method: FitMethod,
 ) -> int:
-    """Which source frame shows at an output frame when a clip is fitted to a longer span."""
+    """Which source frame shows at an output frame. A clip at least as long as its span plays
+    at its own rate (never stretched nor slowed); `method` fits a shorter one to the span."""
     if source_frames <= 1:
         return 0
     last = source_frames - 1
+    position = output_index / output_fps * source_fps
+    natural_s = source_frames / source_fps
+    if method == "hold" or natural_s >= output_frames / output_fps:
+        return min(last, int(position))
     if method == "stretch":
         return min(last, int(output_index * source_frames / max(1, output_frames)))
-    position = output_index / output_fps * source_fps
-    if method == "hold":
-        return min(last, int(position))
-    natural_s = source_frames / source_fps
     slowdown = min(2.0, max(1.0, output_frames / output_fps / natural_s))
     cycle = int(position / slowdown) % (2 * last)
     return cycle if cycle <= last else 2 * last - cycle

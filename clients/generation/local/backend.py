@@ -1,5 +1,6 @@
-"""`--backend local`: Stable Diffusion and Stable Video Diffusion with diffusers, on this
-machine's GPU (or CPU).
+"""`--backend local`: any text-to-image pipeline, and an image-to-video one (Wan, LTX-Video, or
+Stable Video Diffusion: `video_families.py`, `clips.py`), with diffusers on this machine's GPU
+(or CPU).
 
 One pipeline of each kind per process, loaded on first use and shared by every scene; scenes
 that arrive together go through the denoiser together (`generation.local.batch_size`). The
@@ -21,11 +22,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
 from PIL import Image
 
-from clients.generation.backend import BackendKind
+from clients.generation.backend import PUSH_IN, BackendKind
 from clients.generation.local.batching import Batcher
+from clients.generation.local.clips import (
+    ClipPlan,
+    Frames,
+    continued_clips,
+    plan_clip,
+    svd_options,
+    text_steered_options,
+)
 from clients.generation.local.models import (
     ModelLocation,
     choose_device,
@@ -36,6 +44,7 @@ from clients.generation.local.models import (
     weights_digest,
 )
 from clients.generation.local.prompts import PromptFitter
+from clients.generation.local.video_families import SVD, recognise
 from clients.generation.ratelimit import RequestBudget
 from clients.media.drawing import cover
 from clients.media.video import CLIP_ENCODING, encode_frames, push_in_frames
@@ -65,8 +74,11 @@ class LocalDiffusersBackend:
         self.image_model = locate_model(settings.image_model, settings.revision, "image_model")
         self.prompts = PromptFitter(self.image_model)
         self.video_model: ModelLocation | None = None
+        self.video_family = SVD
+        """The push-in over the picture is shaped like an SVD clip."""
         if settings.video_model is not None:
             self.video_model = locate_model(settings.video_model, settings.revision, "video_model")
+            self.video_family = recognise(self.video_model.folder)
         self.device = choose_device(settings.device)
         self.dtype = choose_dtype(settings.dtype, self.device)
         self._pipelines: dict[str, Any] = {}
@@ -94,11 +106,19 @@ class LocalDiffusersBackend:
     def image_model_name(self, request: ImageRequest) -> str:
         return str(self.settings.image_model)
 
+    def clip_model_name(self) -> str:
+        return str(self.settings.video_model) if self.video_model else PUSH_IN
+
     def clip_fingerprint(self, request: ClipRequest) -> dict[str, Any]:
+        plan = plan_clip(self.video_family, request, self.settings)
+        if self.video_family is SVD:  # SVD and the push-in keep the keys they always had
+            options = svd_options(plan, request, self.settings)
+        else:
+            options = plan.fingerprint()
         return {
             **request.fingerprint(),
-            "model": self.video_model.identity if self.video_model else "push-in",
-            **self._clip_options(request),
+            "model": self.video_model.identity if self.video_model else PUSH_IN,
+            **options,
             "dtype": str(self.dtype),
         }
 
@@ -119,50 +139,40 @@ class LocalDiffusersBackend:
         )
 
     def generate_clip(self, request: ClipRequest) -> GeneratedClip:
-        options = self._clip_options(request)
-        width, height = options["width"], options["height"]
-        still = cover(Image.open(io.BytesIO(request.image)).convert("RGB"), width, height)
+        plan = plan_clip(self.video_family, request, self.settings)
+        still = cover(Image.open(io.BytesIO(request.image)).convert("RGB"), plan.width, plan.height)
         if self.video_model is None:
-            frames = push_in_frames(still, request.seed, options["num_frames"], width, height)
+            frames = push_in_frames(still, request.seed, plan.frames, plan.width, plan.height)
         else:
             with self._clip_lock:
-                frames = self._with_memory_retry(lambda: self._run_clip(still, request, options))
-        data = encode_frames(frames, options["fps"], CLIP_ENCODING)
-        return GeneratedClip(data=data, seed=request.seed, api_calls=0)
+                frames = self._with_memory_retry(lambda: self._run_clip(still, request, plan))
+        return GeneratedClip(
+            data=encode_frames(frames, plan.fps, CLIP_ENCODING),
+            seed=request.seed,
+            api_calls=0,
+            model=self.clip_model_name(),
+            prompt=plan.prompt,
+        )
 
-    def _clip_options(self, request: ClipRequest) -> dict[str, Any]:
-        local = self.settings
-        return {
-            "num_frames": request.frames or local.frames,
-            "fps": request.fps or local.fps,
-            "motion_bucket_id": request.motion_bucket_id,
-            "noise_aug_strength": (
-                local.noise_aug_strength
-                if request.noise_aug_strength is None
-                else request.noise_aug_strength
-            ),
-            "width": local.clip_width,
-            "height": local.clip_height,
-            "max_guidance_scale": max(1.0, request.cfg_scale),
-            "num_inference_steps": local.clip_steps,
-        }
-
-    def _run_clip(
-        self, still: Image.Image, request: ClipRequest, options: dict[str, Any]
-    ) -> list[Any]:
+    def _run_clip(self, still: Image.Image, request: ClipRequest, plan: ClipPlan) -> Frames:
         torch, _ = torch_modules()
         pipeline = self._pipeline("video")
-        generator = torch.Generator(device="cpu").manual_seed(request.seed)
-        decode_chunk = min(self.settings.decode_chunk_size, options["num_frames"])
-        with torch.inference_mode():
-            result = pipeline(
-                image=still,
-                generator=generator,
-                decode_chunk_size=decode_chunk,
-                **options,
-                **stoppable(pipeline),
-            )
-        return [np.asarray(frame.convert("RGB")) for frame in result.frames[0]]
+        family = self.video_family
+        if family is SVD:
+            chunk = min(self.settings.decode_chunk_size, plan.frames)
+            options = {**svd_options(plan, request, self.settings), "decode_chunk_size": chunk}
+        else:
+            options = text_steered_options(plan, family)
+
+        def one_clip(image: Image.Image, seed: int) -> Any:
+            generator = torch.Generator(device="cpu").manual_seed(seed)
+            with torch.inference_mode():
+                result = pipeline(
+                    image=image, generator=generator, **options, **stoppable(pipeline)
+                )
+            return result.frames[0]
+
+        return continued_clips(still, plan, one_clip, request.seed)
 
     def _run_images(self, requests: list[ImageRequest]) -> list[Image.Image]:
         """One denoiser pass for several scenes of the same shape."""
@@ -194,7 +204,8 @@ class LocalDiffusersBackend:
             if kind not in self._pipelines:
                 location = self.image_model if kind == "image" else self.video_model
                 assert location is not None
-                pipeline = load_pipeline(location, self.dtype, video=kind == "video")
+                loader = self.video_family.loader if kind == "video" else None
+                pipeline = load_pipeline(location, self.dtype, loader)
                 self._pipelines[kind] = prepare_pipeline(
                     pipeline, self.settings, self.device, self.dtype, self._memory_savers
                 )
@@ -311,7 +322,23 @@ def check_models(settings: GenerationSettings) -> None:
         raise ConfigurationError("--backend local needs generation.local.image_model")
     locate_model(local.image_model, local.revision, "generation.local.image_model")
     if local.video_model is not None:
-        locate_model(local.video_model, local.revision, "generation.local.video_model")
+        location = locate_model(local.video_model, local.revision, "generation.local.video_model")
+        recognise(location.folder)
 
 
-KIND = BackendKind(name="local", create=create, check=check_models, paid=False)
+def follows_motion_text(settings: GenerationSettings) -> bool:
+    local = settings.local
+    if local.video_model is None:
+        return False
+    return recognise(
+        locate_model(local.video_model, local.revision, "video_model").folder
+    ).takes_text
+
+
+KIND = BackendKind(
+    name="local",
+    create=create,
+    check=check_models,
+    paid=False,
+    follows_motion_text=follows_motion_text,
+)

@@ -171,10 +171,11 @@ def choose_dtype(requested: str, device: str) -> Any:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
-def load_pipeline(location: ModelLocation, dtype: Any, video: bool) -> Any:
-    """The pipeline in `location`, as its model_index.json names it (SDXL, SD, SD3, FLUX, SVD)."""
+def load_pipeline(location: ModelLocation, dtype: Any, loader_name: str | None = None) -> Any:
+    """The pipeline in `location`, loaded as `loader_name` (a diffusers pipeline class), or
+    as its model_index.json names it (SDXL, SD, SD3, FLUX)."""
     _, diffusers = torch_modules()
-    loader = diffusers.StableVideoDiffusionPipeline if video else diffusers.DiffusionPipeline
+    loader = getattr(diffusers, loader_name or "DiffusionPipeline")
     try:
         return loader.from_pretrained(location.folder, dtype=dtype, local_files_only=True)
     except (OSError, ValueError, KeyError) as exc:
