@@ -86,7 +86,17 @@ class LocalGenerationSettings(_Strict):
     max_clips_per_scene: int = Field(default=3, ge=1, le=10)
     noise_aug_strength: float = Field(default=0.02, ge=0.0, le=1.0)
     decode_chunk_size: int = Field(default=8, ge=1, le=64)
-    compile: bool = False
+    compile: bool | Literal["regional"] = False
+    """true: torch.compile the denoiser; regional: the repeated blocks of a transformer video
+    family (Wan, LTX), compiled once and reused (CUDA only)."""
+    cache: Literal["none", "first_block", "taylorseer"] = "none"
+    """A diffusers cache hook on a transformer video family: skips transformer work between
+    similar steps (faster, slightly different pixels)."""
+    cache_threshold: float = Field(default=0.05, gt=0.0, le=1.0)
+    """first_block: how far the first block's output may move before the rest is computed."""
+    attention: Literal["auto", "sdpa", "flash", "sage"] = "auto"
+    """The transformer video families' attention backend; auto: flash-attention on a GPU when
+    installed, else PyTorch's SDPA."""
     cpu_offload: Literal["auto", "on", "off"] = "auto"
 
 

@@ -187,6 +187,7 @@ def test_wan_22_without_an_image_encoder_makes_the_same_bytes_from_the_same_seed
 
 
 def write(data: bytes, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / "clip.mp4"
     path.write_bytes(data)
     return path
@@ -195,3 +196,26 @@ def write(data: bytes, folder: Path) -> Path:
 def test_a_pipeline_that_does_not_animate_a_picture_is_refused(models: Models) -> None:
     with pytest.raises(ConfigurationError, match="not an image-to-video pipeline"):
         recognise(models.sd)
+
+
+@pytest.mark.parametrize("cache", ["first_block", "taylorseer"])
+def test_each_cache_hook_renders_and_keys_its_clips_apart(
+    cache: str, video_models: dict[str, Path], models: Models
+) -> None:
+    plain = LocalGenerationSettings(
+        image_model=str(models.sd),
+        video_model=str(video_models["wan22"]),
+        device="cpu",
+        clip_width=CLIP_WIDTH,
+        clip_height=CLIP_HEIGHT,
+        clip_steps=6,
+        attention="sdpa",
+    )
+    hooked = plain.model_copy(update={"cache": cache})
+    request = clip_request(4, 1.0)
+    backend = LocalDiffusersBackend(hooked)
+    clip = backend.generate_clip(request)
+    frames, rate = clip_frames_and_rate(write(clip.data, video_models["wan22"].parent / cache))
+    assert (frames, rate) == (WAN_22_TI2V.frames_for(1.0, 24), 24)
+    keys = [LocalDiffusersBackend(s).clip_fingerprint(request) for s in (plain, hooked)]
+    assert keys[0] != keys[1], "a cache hook changes pixels, so it is part of the clip's key"

@@ -45,6 +45,7 @@ from clients.generation.local.models import (
 )
 from clients.generation.local.prompts import PromptFitter
 from clients.generation.local.video_families import SVD, recognise
+from clients.generation.local.video_speed import apply_video_levers, clip_levers
 from clients.generation.ratelimit import RequestBudget
 from clients.media.drawing import cover
 from clients.media.video import CLIP_ENCODING, encode_frames, push_in_frames
@@ -114,7 +115,7 @@ class LocalDiffusersBackend:
         if self.video_family is SVD:  # SVD and the push-in keep the keys they always had
             options = svd_options(plan, request, self.settings)
         else:
-            options = plan.fingerprint()
+            options = {**plan.fingerprint(), **clip_levers(self.settings, self.device)}
         return {
             **request.fingerprint(),
             "model": self.video_model.identity if self.video_model else PUSH_IN,
@@ -205,10 +206,16 @@ class LocalDiffusersBackend:
                 location = self.image_model if kind == "image" else self.video_model
                 assert location is not None
                 loader = self.video_family.loader if kind == "video" else None
-                pipeline = load_pipeline(location, self.dtype, loader)
-                self._pipelines[kind] = prepare_pipeline(
-                    pipeline, self.settings, self.device, self.dtype, self._memory_savers
+                pipeline = prepare_pipeline(
+                    load_pipeline(location, self.dtype, loader),
+                    self.settings,
+                    self.device,
+                    self.dtype,
+                    self._memory_savers,
                 )
+                if kind == "video":
+                    apply_video_levers(pipeline, self.settings, self.device)
+                self._pipelines[kind] = pipeline
             return self._pipelines[kind]
 
     def _use_subjects(self, pipeline: Any, subjects: tuple[Subject, ...]) -> None:
@@ -279,7 +286,7 @@ def prepare_pipeline(
         # convolutions down by 13 % (README, "Your own GPU").
         channels_last=device == "cuda" and not isinstance(pipeline, video_pipeline_class()),
         vae_tiling=savers,
-        compile_mode="default" if settings.compile and device == "cuda" else "none",
+        compile_mode="default" if settings.compile is True and device == "cuda" else "none",
         tf32=device == "cuda",
     )
     if offload:
