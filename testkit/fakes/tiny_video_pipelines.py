@@ -191,7 +191,7 @@ def ltx_pipeline(seed: int = 0) -> Any:
         num_attention_heads=4,
         attention_head_dim=8,
         cross_attention_dim=32,
-        num_layers=1,
+        num_layers=2,
         caption_channels=TEXT_WIDTH,
     )
     torch.manual_seed(seed)

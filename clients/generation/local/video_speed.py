@@ -14,6 +14,7 @@ import logging
 from typing import Any
 
 from configs.settings import LocalGenerationSettings
+from domain.errors import ConfigurationError
 
 logger = logging.getLogger(__name__)
 ATTENTION_BACKENDS = {"sdpa": "native", "flash": "flash", "sage": "sage"}
@@ -53,7 +54,13 @@ def apply_video_levers(pipeline: Any, settings: LocalGenerationSettings, device:
     for transformer in transformers_of(pipeline):
         transformer.set_attention_backend(backend)
         if settings.cache != "none":
-            transformer.enable_cache(cache_config(settings))
+            try:
+                transformer.enable_cache(cache_config(settings))
+            except (IndexError, ValueError) as exc:
+                raise ConfigurationError(
+                    f"generation.local.cache {settings.cache}: does not fit this video model "
+                    f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+                ) from None
         if settings.compile == "regional" and device == "cuda":
             transformer.compile_repeated_blocks(fullgraph=True)
     logger.debug("video levers: attention %s, cache %s", backend, settings.cache)
