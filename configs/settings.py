@@ -84,6 +84,11 @@ class LocalGenerationSettings(_Strict):
     frame, up to `max_clips_per_scene`); fixed: `frames` frames. None: narration for the
     text-steered families, fixed for SVD. A scene's own `frames:` wins."""
     max_clips_per_scene: int = Field(default=3, ge=1, le=10)
+    video_lora: str | None = None
+    """A LoRA for the video model (a .safetensors file or a folder), such as a distilled
+    few-step one (LightX2V-style 4-step Wan LoRAs); its steps and guidance below."""
+    video_lora_steps: int | None = Field(default=None, ge=1, le=100)
+    video_lora_guidance: float | None = Field(default=None, ge=0.0, le=30.0)
     noise_aug_strength: float = Field(default=0.02, ge=0.0, le=1.0)
     decode_chunk_size: int = Field(default=8, ge=1, le=64)
     compile: bool | Literal["regional"] = False

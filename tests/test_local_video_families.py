@@ -18,12 +18,18 @@ import yaml
 from PIL import Image
 
 from clients.generation.local.backend import LocalDiffusersBackend
+from clients.generation.local.clips import plan_clip
 from clients.generation.local.video_families import LTX, WAN_21, WAN_22_TI2V, VideoFamily, recognise
 from configs.settings import LocalGenerationSettings
 from domain.errors import ConfigurationError
 from domain.media import ClipRequest
 from testkit.fakes.tiny_pipelines import Models
-from testkit.fakes.tiny_video_pipelines import ltx_pipeline, save_video_pipeline, wan_pipeline
+from testkit.fakes.tiny_video_pipelines import (
+    ltx_pipeline,
+    save_transformer_lora,
+    save_video_pipeline,
+    wan_pipeline,
+)
 from testkit.sources import make_source
 from tests.helpers import assert_clean, read_manifest, run_cli
 
@@ -39,9 +45,11 @@ DAWN_MOTION = "slow dolly in, the lion turns its head"
 @pytest.fixture(scope="module")
 def video_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("tiny-video-models")
+    wan22 = wan_pipeline(image_encoder=False)
     return {
         "wan21": save_video_pipeline(wan_pipeline(), root / "wan21"),
-        "wan22": save_video_pipeline(wan_pipeline(image_encoder=False), root / "wan22"),
+        "wan22": save_video_pipeline(wan22, root / "wan22"),
+        "wan22-lora": save_transformer_lora(wan22, root / "wan22-lora.safetensors"),
         "ltx": save_video_pipeline(ltx_pipeline(), root / "ltx"),
     }
 
@@ -219,3 +227,31 @@ def test_each_cache_hook_renders_and_keys_its_clips_apart(
     assert (frames, rate) == (WAN_22_TI2V.frames_for(1.0, 24), 24)
     keys = [LocalDiffusersBackend(s).clip_fingerprint(request) for s in (plain, hooked)]
     assert keys[0] != keys[1], "a cache hook changes pixels, so it is part of the clip's key"
+
+
+def test_a_distilled_video_lora_changes_the_clip_its_key_and_its_schedule(
+    video_models: dict[str, Path], models: Models
+) -> None:
+    plain = LocalGenerationSettings(
+        image_model=str(models.sd),
+        video_model=str(video_models["wan22"]),
+        device="cpu",
+        clip_width=CLIP_WIDTH,
+        clip_height=CLIP_HEIGHT,
+        clip_steps=3,
+    )
+    lora = str(video_models["wan22-lora"])
+    distilled = plain.model_copy(
+        update={"video_lora": lora, "video_lora_steps": 2, "video_lora_guidance": 1.0}
+    )
+    request = clip_request(6, 1.0)
+    backends = [LocalDiffusersBackend(s) for s in (plain, distilled)]
+    plans = [plan_clip(WAN_22_TI2V, request, s) for s in (plain, distilled)]
+    assert [(p.steps, p.guidance) for p in plans] == [(3, WAN_22_TI2V.guidance), (2, 1.0)]
+    keys = [backend.clip_fingerprint(request) for backend in backends]
+    assert keys[0] != keys[1]
+    clips = [backend.generate_clip(request).data for backend in backends]
+    assert clips[0] != clips[1]
+    missing = distilled.model_copy(update={"video_lora": lora + ".gone"})
+    with pytest.raises(ConfigurationError, match=r"video_lora .*no such file"):
+        LocalDiffusersBackend(missing).clip_fingerprint(request)

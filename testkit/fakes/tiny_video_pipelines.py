@@ -228,3 +228,33 @@ def ltx_pipeline(seed: int = 0) -> Any:
 def save_video_pipeline(pipeline: Any, folder: Path) -> Path:
     pipeline.save_pretrained(folder, safe_serialization=True)
     return folder
+
+
+def save_transformer_lora(pipeline: Any, path: Path, seed: int = 1) -> Path:
+    """A LoRA for `pipeline`'s transformer attention projections (random, not zero, so that it
+    changes the clip), saved by the pipeline class's `save_lora_weights` as one file."""
+    import tempfile
+
+    import torch
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    transformer = pipeline.transformer
+    torch.manual_seed(seed)
+    config = LoraConfig(
+        r=4, lora_alpha=4, init_lora_weights=False, target_modules=["to_q", "to_k", "to_v"]
+    )
+    transformer.add_adapter(config, adapter_name="tiny")
+    state = get_peft_model_state_dict(transformer, adapter_name="tiny")
+    with tempfile.TemporaryDirectory() as scratch:
+        type(pipeline).save_lora_weights(
+            scratch,
+            transformer_lora_layers=convert_state_dict_to_diffusers(state),
+            weight_name="lora.safetensors",
+            safe_serialization=True,
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes((Path(scratch) / "lora.safetensors").read_bytes())
+    transformer.delete_adapters("tiny")
+    return path

@@ -45,7 +45,7 @@ from clients.generation.local.models import (
 )
 from clients.generation.local.prompts import PromptFitter
 from clients.generation.local.video_families import SVD, recognise
-from clients.generation.local.video_speed import apply_video_levers, clip_levers
+from clients.generation.local.video_speed import apply_video_levers, clip_levers, load_video_lora
 from clients.generation.ratelimit import RequestBudget
 from clients.media.drawing import cover
 from clients.media.video import CLIP_ENCODING, encode_frames, push_in_frames
@@ -55,6 +55,7 @@ from domain.errors import ConfigurationError, GenerationError
 from domain.media import ClipRequest, GeneratedClip, GeneratedImage, ImageRequest, Subject
 
 logger = logging.getLogger(__name__)
+VIDEO_LORA = "generation.local.video_lora"
 _Result = TypeVar("_Result")
 
 
@@ -116,6 +117,9 @@ class LocalDiffusersBackend:
             options = svd_options(plan, request, self.settings)
         else:
             options = {**plan.fingerprint(), **clip_levers(self.settings, self.device)}
+            if self.settings.video_lora:
+                lora = Path(self.settings.video_lora)
+                options["video_lora"] = weights_digest(lora, VIDEO_LORA)
         return {
             **request.fingerprint(),
             "model": self.video_model.identity if self.video_model else PUSH_IN,
@@ -214,6 +218,7 @@ class LocalDiffusersBackend:
                     self._memory_savers,
                 )
                 if kind == "video":
+                    load_video_lora(pipeline, self.settings)
                     apply_video_levers(pipeline, self.settings, self.device)
                 self._pipelines[kind] = pipeline
             return self._pipelines[kind]
@@ -331,6 +336,8 @@ def check_models(settings: GenerationSettings) -> None:
     if local.video_model is not None:
         location = locate_model(local.video_model, local.revision, "generation.local.video_model")
         recognise(location.folder)
+    if local.video_lora is not None:
+        weights_digest(Path(local.video_lora), VIDEO_LORA)  # there, or one line naming it
 
 
 def follows_motion_text(settings: GenerationSettings) -> bool:

@@ -70,10 +70,14 @@ def plan_clip(
     frames, clips = plan_frames(family, request, settings, fps)
     width, height = family.accepted_size(settings.clip_width, settings.clip_height)
     if family.takes_text:
-        guidance = settings.clip_guidance_scale
-        guidance = family.guidance if guidance is None else guidance
+        guidance = first_set(
+            settings.video_lora_guidance if settings.video_lora else None,
+            settings.clip_guidance_scale,
+            family.guidance,
+        )
     else:
         guidance = max(1.0, request.cfg_scale)
+    lora_steps = settings.video_lora_steps if settings.video_lora and family.takes_text else None
     return ClipPlan(
         family=family.name,
         frames=frames,
@@ -81,11 +85,16 @@ def plan_clip(
         fps=fps,
         width=width,
         height=height,
-        steps=settings.clip_steps or family.steps,
+        steps=lora_steps or settings.clip_steps or family.steps,
         guidance=guidance,
         prompt=request.prompt if family.takes_text else "",
         negative_prompt=request.negative_prompt if family.takes_text else "",
     )
+
+
+def first_set(*values: float | None) -> float:
+    """The first of `values` that is set (the last is always)."""
+    return next(value for value in values if value is not None)
 
 
 def svd_options(

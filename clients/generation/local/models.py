@@ -116,12 +116,12 @@ def file_digest(path: Path) -> str:
     return _digests[key]
 
 
-def weights_digest(path: Path) -> str:
+def weights_digest(path: Path, what: str = "subject weights") -> str:
     """A LoRA's identity: its file's sha256, or its folder's digest."""
     if path.is_dir():
         return folder_digest(path)
     if not path.is_file():
-        raise ConfigurationError(f"subject weights {path}: no such file or folder")
+        raise ConfigurationError(f"{what} {path}: no such file or folder")
     return file_digest(path)
 
 

@@ -72,3 +72,19 @@ def cache_config(settings: LocalGenerationSettings) -> Any:
     if settings.cache == "first_block":
         return FirstBlockCacheConfig(threshold=settings.cache_threshold)
     return TaylorSeerCacheConfig()  # its authors' defaults: a full step every 5
+
+
+def load_video_lora(pipeline: Any, settings: LocalGenerationSettings) -> None:
+    """`video_lora` into the video pipeline's transformer, fused (no cost per step); a LoRA
+    that does not fit the model is one line."""
+    if settings.video_lora is None or not transformers_of(pipeline):
+        return
+    try:
+        pipeline.load_lora_weights(settings.video_lora, adapter_name="video")
+        pipeline.fuse_lora(adapter_names=["video"])
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise ConfigurationError(
+            f"generation.local.video_lora {settings.video_lora}: does not fit the video model "
+            f"({reason})"
+        ) from None
