@@ -105,15 +105,15 @@ def check_run(
     return backend
 
 
-def say_when_motion_text_is_unread(backend: str, settings: Settings, spec: StoryboardSpec) -> None:
-    """One line when the storyboard describes motion that its clips' model cannot read."""
+def motion_text_unread(backend: str, settings: Settings, spec: StoryboardSpec) -> str | None:
+    """What to say when the storyboard describes motion that its clips' model cannot read."""
     described = spec.motion_style or any(scene.motion for scene in spec.scenes)
-    if described and not backend_kind(backend).follows_motion_text(settings.generation):
-        get_run_logger().info(
-            "motion: and motion_style: steer a text-steered video model (Wan, LTX-Video on "
-            "--backend local); the %s backend's clips follow the picture alone",
-            backend,
-        )
+    if not described or backend_kind(backend).follows_motion_text(settings.generation):
+        return None
+    return (
+        "motion: and motion_style: steer a text-steered video model (Wan, LTX-Video on "
+        f"--backend local); the {backend} backend's clips follow the picture alone"
+    )
 
 
 @task(name="preflight", cache_policy=NO_CACHE)
@@ -129,7 +129,8 @@ def preflight(
     settings = opened.settings
     check_apart(opened.folder.uri, target)
     backend = check_run(opened.folder, requested_backend, only, settings)
-    say_when_motion_text_is_unread(backend, settings, opened.folder.spec)
+    if unread := motion_text_unread(backend, settings, opened.folder.spec):
+        get_run_logger().info(unread)
     target_dir = staging_folder(settings.cache_dir, target) if is_s3(target) else Path(target)
     paid = backend_kind(backend).paid
     shared_limit = None

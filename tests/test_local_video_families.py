@@ -20,9 +20,11 @@ from PIL import Image
 from clients.generation.local.backend import LocalDiffusersBackend
 from clients.generation.local.clips import plan_clip
 from clients.generation.local.video_families import LTX, WAN_21, WAN_22_TI2V, VideoFamily, recognise
-from configs.settings import LocalGenerationSettings
+from configs.settings import LocalGenerationSettings, Settings
 from domain.errors import ConfigurationError
 from domain.media import ClipRequest
+from domain.storyboard import SceneSpec, StoryboardSpec
+from tasks.preflight import motion_text_unread
 from testkit.fakes.tiny_pipelines import Models
 from testkit.fakes.tiny_video_pipelines import (
     ltx_pipeline,
@@ -255,3 +257,19 @@ def test_a_distilled_video_lora_changes_the_clip_its_key_and_its_schedule(
     missing = distilled.model_copy(update={"video_lora": lora + ".gone"})
     with pytest.raises(ConfigurationError, match=r"video_lora .*no such file"):
         LocalDiffusersBackend(missing).clip_fingerprint(request)
+
+
+def test_a_storyboard_describing_motion_is_told_when_its_clips_cannot_read_it(
+    video_models: dict[str, Path], models: Models
+) -> None:
+    spec = StoryboardSpec(scenes=(SceneSpec(id="dawn", motion="the lion turns its head"),))
+    settings = Settings()
+    assert "draft backend's clips follow the picture alone" in str(
+        motion_text_unread("draft", settings, spec)
+    )
+    for video, said in ((models.svd, True), (video_models["ltx"], False)):
+        local = settings.generation.local.model_copy(update={"video_model": str(video)})
+        generation = settings.generation.model_copy(update={"local": local})
+        with_video = settings.model_copy(update={"generation": generation})
+        assert (motion_text_unread("local", with_video, spec) is not None) is said, video
+    assert motion_text_unread("draft", settings, StoryboardSpec()) is None
