@@ -107,6 +107,7 @@ LONGEST_FIRST = (
     "test_shared_cache.py",
     "test_dask.py",
     "test_packing_truth.py",
+    "test_local_video_families.py",
     "test_interrupts.py",
     "test_scheduled_runs.py",
     "test_image_approval.py",
@@ -123,8 +124,8 @@ LONGEST_FIRST = (
     "test_approval_book.py",
     "test_openai_whisper.py",
 )
-"""The files that take longest, run first: with `pytest -n 2 --dist loadfile` (make test) the
-two workers then finish together instead of one waiting on a long file at the end."""
+"""The files that take longest, run first: with `pytest -n 3 --dist loadfile` (make test) the
+workers then finish together instead of one waiting on a long file at the end."""
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

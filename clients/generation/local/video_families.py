@@ -52,9 +52,10 @@ class VideoFamily:
         return max(2, min(frames, self.max_frames))
 
     def accepted_size(self, width: int | None, height: int | None) -> tuple[int, int]:
-        wanted = (width or self.size[0], height or self.size[1])
-        multiple = self.size_multiple
-        return tuple(max(multiple, round(side / multiple) * multiple) for side in wanted)  # type: ignore[return-value]
+        def fitted(side: int) -> int:
+            return max(self.size_multiple, round(side / self.size_multiple) * self.size_multiple)
+
+        return fitted(width or self.size[0]), fitted(height or self.size[1])
 
 
 SVD = VideoFamily(
