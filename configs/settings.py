@@ -84,6 +84,10 @@ class LocalGenerationSettings(_Strict):
     frame, up to `max_clips_per_scene`); fixed: `frames` frames. None: narration for the
     text-steered families, fixed for SVD. A scene's own `frames:` wins."""
     max_clips_per_scene: int = Field(default=3, ge=1, le=10)
+    ip_adapter: str | None = None
+    """An IP-Adapter folder (`ip-adapter.safetensors` and its CLIP image encoder in
+    `image_encoder/`) for an SDXL or SD 1.x image model: characters drawn from their reference
+    pictures. None: characters are named, not drawn from references."""
     video_lora: str | None = None
     """A LoRA for the video model (a .safetensors file or a folder), such as a distilled
     few-step one (LightX2V-style 4-step Wan LoRAs); its steps and guidance below."""

@@ -104,6 +104,7 @@ _REFUSED: tuple[str, ...] = (
     "generation.local.video_model",
     "generation.local.max_clips_per_scene",
     "generation.local.video_lora",
+    "generation.local.ip_adapter",
     "generation.local.cache",
     "generation.local.cache_threshold",
     "generation.local.attention",

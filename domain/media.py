@@ -31,6 +31,17 @@ class Subject:
 
 
 @dataclass(frozen=True)
+class CharacterReference:
+    """A character a scene's picture shows, with the pictures it is drawn from."""
+
+    name: str
+    references: tuple[str, ...]
+    """Its reference pictures, as files on this machine."""
+    strength: float = 0.6
+    lora: str | None = None
+
+
+@dataclass(frozen=True)
 class ClipMotion:
     """A scene's own motion settings (`storyboard.yaml`); None: the backend's settings."""
 
@@ -63,13 +74,15 @@ class ImageRequest:
     motion: ClipMotion = ClipMotion()
     style: str = ""
     """The storyboard's style, with which `prompt` ends: kept whole when a prompt is cut."""
+    characters: tuple[CharacterReference, ...] = ()
+    """The characters the scene names, in order of first mention."""
 
     def fingerprint(self) -> dict[str, Any]:
         """What determines a hosted model's image: everything but the label and what only the
-        local backend reads (its subjects; the motion belongs to the clip; the style is in
-        the prompt already)."""
+        local backend reads (its subjects and characters; the motion belongs to the clip; the
+        style is in the prompt already)."""
         fields = asdict(self)
-        for name in ("label", "subjects", "motion", "style"):
+        for name in ("label", "subjects", "motion", "style", "characters"):
             fields.pop(name)
         return fields
 

@@ -143,6 +143,8 @@ class SceneOutcome:
     error: str = ""
     note: str = ""
     """What the user should know about a scene that rendered, such as a shortened prompt."""
+    characters: tuple[str, ...] = ()
+    """The characters the scene's picture was asked to show."""
 
     @property
     def scene_id(self) -> str:

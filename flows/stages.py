@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 
 from domain.errors import FatalServiceError
 from domain.scene import (
@@ -71,13 +72,25 @@ def scene_outcomes(
     transcripts: Sequence[Transcript | SceneFailure],
     prompts: Mapping[int, ScenePrompt],
     generated: Mapping[int, GeneratedMedia | SceneFailure],
+    draws_references: bool = True,
 ) -> list[SceneOutcome]:
-    return [
+    outcomes = [
         _outcome(recording, transcript, generated.get(index), prompts.get(index))
         for index, (recording, transcript) in enumerate(
             zip(plan.recordings, transcripts, strict=True)
         )
     ]
+    if draws_references:
+        return outcomes
+    return [_without_references(outcome) for outcome in outcomes]
+
+
+def _without_references(outcome: SceneOutcome) -> SceneOutcome:
+    """The scene's note says its picture was not drawn from its characters' references."""
+    if not outcome.characters or outcome.media is None:
+        return outcome
+    said = "drawn without its characters' reference pictures"
+    return replace(outcome, note=f"{outcome.note}; {said}" if outcome.note else said)
 
 
 def _outcome(
@@ -93,6 +106,8 @@ def _outcome(
     prompt_text = scene_prompt.request.prompt if scene_prompt else ""
     seed = scene_prompt.request.seed if scene_prompt else None
     note = scene_prompt.note if scene_prompt else ""
+    request = scene_prompt.request if scene_prompt else None
+    characters = tuple(c.name for c in request.characters) if request else ()
     if isinstance(generated, SceneFailure):
         return SceneOutcome(
             recording,
@@ -102,6 +117,7 @@ def _outcome(
             seed=seed,
             error=generated.reason,
             note=note,
+            characters=characters,
         )
     if generated and generated.retired_model:
         fallback = f"made by {generated.image_model}: {generated.retired_model} is retired"
@@ -116,4 +132,5 @@ def _outcome(
         seed=seed,
         media=generated,
         note=note,
+        characters=characters,
     )

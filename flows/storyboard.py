@@ -149,7 +149,13 @@ def make_scenes(run: StoryboardRun) -> tuple[list[SceneOutcome], Generated]:
     )
     scenes = scenes_made(phase)
     raise_if_refused(scenes.generated)
-    outcomes = scene_outcomes(plan, scenes.transcripts, scenes.prompts, scenes.generated)
+    outcomes = scene_outcomes(
+        plan,
+        scenes.transcripts,
+        scenes.prompts,
+        scenes.generated,
+        draws_references=run.setup.draws_references,
+    )
     return outcomes, scenes.generated
 
 

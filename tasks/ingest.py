@@ -6,8 +6,9 @@ import difflib
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePosixPath
+from typing import Any
 from urllib.parse import unquote
 
 import yaml
@@ -93,16 +94,47 @@ def ignored_recordings(names: Iterable[str]) -> dict[str, str]:
     return reasons
 
 
-def _music_name(storage: S3Storage, listed: list[StoredObject]) -> str | None:
-    """The `music:` file a remote storyboard.yaml names, so it is mirrored too."""
+def _named_files(storage: S3Storage, listed: list[StoredObject]) -> set[str]:
+    """The files a remote storyboard.yaml names beside it (`music:`, the subjects' weights, the
+    characters' references and LoRAs), so they are mirrored with the recordings."""
     if not any(item.name == STORYBOARD_FILE for item in listed):
-        return None
+        return set()
     try:
         document = yaml.safe_load(storage.read_bytes(STORYBOARD_FILE) or b"")
     except yaml.YAMLError:
-        return None  # reported properly once the mirrored file is loaded
-    music = document.get("music") if isinstance(document, dict) else None
-    return music if isinstance(music, str) else None
+        return set()  # reported properly once the mirrored file is loaded
+    if not isinstance(document, dict):
+        return set()
+    named = [document.get("music")]
+    named += [entry.get("path") for entry in _entries(document, "subjects")]
+    for character in _entries(document, "characters"):
+        references = character.get("references")
+        named += [*references] if isinstance(references, list) else []
+        named.append(character.get("lora"))
+    return {name for name in named if isinstance(name, str)}
+
+
+def _listed_in_subfolders(storage: S3Storage, named: set[str]) -> list[StoredObject]:
+    """The objects of the subfolders that named files sit in (`refs/leo.png`), by their names
+    under the storyboard's prefix; a name that leaves its folder is not looked for."""
+    folders = set()
+    for name in named:
+        try:
+            folders.add(str(PurePosixPath(safe_name(name)).parent))
+        except StorageError:
+            continue  # refused, with one line, when the storyboard file is checked
+    return [
+        replace(item, name=f"{folder}/{item.name}")
+        for folder in sorted(folders - {"."})
+        for item in storage.child(folder).list()
+    ]
+
+
+def _entries(document: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    entries = document.get(key)
+    if not isinstance(entries, list):
+        return []
+    return [entry for entry in entries if isinstance(entry, dict)]
 
 
 def mirror_s3_source(source: str, cache_dir: Path) -> SourceFolder:
@@ -110,13 +142,13 @@ def mirror_s3_source(source: str, cache_dir: Path) -> SourceFolder:
     storage = open_storage(source)
     assert isinstance(storage, S3Storage)
     listed = storage.list()
-    music = _music_name(storage, listed)
+    named = _named_files(storage, listed) | {STORYBOARD_FILE}
+    listed += _listed_in_subfolders(storage, named)
     ignored = ignored_recordings(item.name for item in listed)
     objects = [
         item
         for item in listed
-        if (is_recording(item.name) or item.name in (STORYBOARD_FILE, music))
-        and item.name not in ignored
+        if (is_recording(item.name) or item.name in named) and item.name not in ignored
     ]
     if not any(is_recording(item.name) for item in objects):
         raise ConfigurationError(

@@ -47,6 +47,7 @@ EXTRA_COLUMNS = (
     "note",
     "review",
     "review_comment",
+    "characters",
     "motion_prompt",
     "clip_model",
     "clip_frames",
@@ -141,6 +142,7 @@ def manifest_frame(
                 "note": outcome.note,
                 "review": verdict.verdict if verdict else "",
                 "review_comment": verdict.comment if verdict else "",
+                "characters": ";".join(outcome.characters),
                 **clip_columns(outcome.media),
             }
         )

@@ -19,6 +19,7 @@ from clients.storage import CacheLocation, S3Storage, is_s3, open_storage
 from configs.settings import Settings
 from domain.errors import ConfigurationError
 from domain.storyboard import StoryboardSpec
+from tasks.characters import check_references
 from tasks.ingest import SourceFolder, scene_files
 from tasks.opening import OpenedStoryboard
 from tasks.publish import previous_outputs, staging_folder
@@ -40,6 +41,8 @@ class RunSetup:
     """Whether the backend's requests spend a budget (and are worth starting early)."""
     previous_outputs: frozenset[str] = frozenset()
     """What the target's previous run wrote there: all this run may delete."""
+    draws_references: bool = False
+    """Whether the backend draws characters from their reference pictures."""
 
 
 def check_only(known: Iterable[str], only: Sequence[str], where: str) -> None:
@@ -99,6 +102,7 @@ def check_run(
             raise ConfigurationError(
                 f"{source.described}: subject weights {subject.path} not found in {source.folder}"
             )
+    check_references(source.folder, source.spec, source.described)
     backend = choose_backend(requested_backend)
     check_backend(backend, settings.generation, source.spec)
     safety_screen(settings.safety, backend, source.spec)  # its blocklist file can be read
@@ -131,6 +135,14 @@ def preflight(
     backend = check_run(opened.folder, requested_backend, only, settings)
     if unread := motion_text_unread(backend, settings, opened.folder.spec):
         get_run_logger().info(unread)
+    draws = backend_kind(backend).draws_references(settings.generation)
+    if opened.folder.spec.characters and not draws:
+        get_run_logger().info(
+            "the %s backend draws without reference pictures here (an IP-Adapter on an SDXL "
+            "or SD 1.x model does: generation.local.ip_adapter); characters are named in the "
+            "manifest only",
+            backend,
+        )
     target_dir = staging_folder(settings.cache_dir, target) if is_s3(target) else Path(target)
     paid = backend_kind(backend).paid
     shared_limit = None
@@ -145,4 +157,5 @@ def preflight(
         shared_limit=shared_limit,
         paid=paid,
         previous_outputs=previous_outputs(target),
+        draws_references=draws,
     )

@@ -9,9 +9,17 @@ from pathlib import Path
 from clients.cache import content_key
 from clients.generation.schemas import MODELS, model_default, shorten_at_word
 from configs.settings import GenerationSettings
-from domain.media import SVD_HEIGHT, SVD_WIDTH, ClipMotion, ImageRequest, Subject
+from domain.media import (
+    SVD_HEIGHT,
+    SVD_WIDTH,
+    CharacterReference,
+    ClipMotion,
+    ImageRequest,
+    Subject,
+)
 from domain.scene import Recording, Transcript
 from domain.storyboard import StoryboardSpec
+from tasks.characters import characters_used, scene_characters
 
 MAX_PROMPT_CHARS = 600
 _FILLERS = re.compile(r"\b(?:um+|uh+|erm+|hmm+|you know|i mean)\b[,.]?\s*", re.IGNORECASE)
@@ -86,6 +94,7 @@ def image_request(
     """The generation request for a scene whose narration was heard, shaped like the
     storyboard (`size`: its frame)."""
     composed = compose_prompt(transcript.english_text, spec.style, recording.prompt_override)
+    characters = characters_of(spec, recording, transcript)
     model = spec.image_model or settings.image_model
     request = ImageRequest(
         prompt=composed.text,
@@ -98,11 +107,35 @@ def image_request(
         label=f"Scene {recording.order}",
         width=size[0],
         height=size[1],
-        subjects=subjects_of(spec, recording.path.parent),
+        subjects=subjects_of(spec, recording.path.parent) + tuple(loras_of(characters)),
         motion=scene_motion(spec, recording.scene_id, scene_span_s(recording, transcript)),
         style=clean_style(spec.style),
+        characters=characters,
     )
     return ScenePrompt(request, composed.note)
+
+
+def loras_of(characters: tuple[CharacterReference, ...]) -> list[Subject]:
+    """The LoRAs of the scene's characters, applied as subjects of its picture alone."""
+    return [Subject(c.lora) for c in characters if c.lora]
+
+
+def characters_of(
+    spec: StoryboardSpec, recording: Recording, transcript: Transcript
+) -> tuple[CharacterReference, ...]:
+    """The characters the scene uses (`tasks/characters.py`), their files found beside it: those
+    its prompt names when it has its own, else those its narration names."""
+    said = recording.prompt_override or f"{transcript.text} {transcript.english_text}"
+    folder = recording.path.parent
+    return tuple(
+        CharacterReference(
+            name=character.name,
+            references=tuple(str(folder / name) for name in character.references),
+            strength=character.strength,
+            lora=str(folder / character.lora) if character.lora else None,
+        )
+        for character in characters_used(spec, scene_characters(spec, recording.scene_id, said))
+    )
 
 
 def _or_model_default(value: float | None, model: str, name: str, otherwise: float) -> float:

@@ -67,3 +67,5 @@ class BackendKind:
     """Whether its requests spend a budget (a rate limit, on Dask shared by every worker)."""
     follows_motion_text: Callable[[GenerationSettings], bool] = lambda settings: False
     """Whether its clips follow a motion prompt (`motion:`, `motion_style:`); SVD's do not."""
+    draws_references: Callable[[GenerationSettings], bool] = lambda settings: False
+    """Whether its pictures are drawn from the characters' reference pictures."""

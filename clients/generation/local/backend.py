@@ -40,10 +40,17 @@ from clients.generation.local.models import (
     choose_dtype,
     load_pipeline,
     locate_model,
+    pipeline_class,
     torch_modules,
     weights_digest,
 )
 from clients.generation.local.prompts import PromptFitter
+from clients.generation.local.references import (
+    ADAPTER_PIPELINES,
+    AdapterSlot,
+    characters_fingerprint,
+    reference_adapter,
+)
 from clients.generation.local.video_families import SVD, recognise
 from clients.generation.local.video_speed import apply_video_levers, clip_levers, load_video_lora
 from clients.generation.ratelimit import RequestBudget
@@ -89,6 +96,9 @@ class LocalDiffusersBackend:
         self._adapters: dict[str, str] = {}
         self._batcher = Batcher(self._run_images, settings.batch_size)
         self._clip_lock = threading.Lock()
+        adapter = reference_adapter(settings.ip_adapter)
+        fits = adapter is not None and pipeline_class(self.image_model.folder) in ADAPTER_PIPELINES
+        self._references = AdapterSlot(adapter) if adapter is not None and fits else None
 
     # -- fingerprints: everything that determines a result ----------------------------------
 
@@ -103,6 +113,17 @@ class LocalDiffusersBackend:
             "guidance_scale": self.settings.guidance_scale,
             "subjects": [(weights_digest(Path(s.path)), s.scale) for s in request.subjects],
             "dtype": str(self.dtype),
+            **self._references_fingerprint(request),
+        }
+
+    def _references_fingerprint(self, request: ImageRequest) -> dict[str, Any]:
+        """A scene drawn from references is keyed by their bytes, strengths and the adapter;
+        one without (or a backend without an adapter) keeps the key it always had."""
+        if self._references is None or not request.characters:
+            return {}
+        return {
+            "characters": characters_fingerprint(request.characters),
+            "ip_adapter": self._references.adapter.identity,
         }
 
     def image_model_name(self, request: ImageRequest) -> str:
@@ -198,6 +219,9 @@ class LocalDiffusersBackend:
         }
         if "negative_prompt" in inspect.signature(pipeline.__call__).parameters:
             options["negative_prompt"] = [r.negative_prompt for r in requests]
+        if self._references is not None:
+            characters = requests[0].characters
+            options |= self._references.call_options(pipeline, characters, (width, height))
         with torch.inference_mode():
             images: list[Image.Image] = pipeline(**options, **stoppable(pipeline)).images
         return [image.convert("RGB") for image in images]
@@ -217,6 +241,8 @@ class LocalDiffusersBackend:
                     self.dtype,
                     self._memory_savers,
                 )
+                if kind == "image" and self._references is not None:
+                    self._references.loaded = False
                 if kind == "video":
                     load_video_lora(pipeline, self.settings)
                     apply_video_levers(pipeline, self.settings, self.device)
@@ -336,6 +362,7 @@ def check_models(settings: GenerationSettings) -> None:
     if local.video_model is not None:
         location = locate_model(local.video_model, local.revision, "generation.local.video_model")
         recognise(location.folder)
+    reference_adapter(local.ip_adapter)  # complete, or one line naming what is missing
     if local.video_lora is not None:
         weights_digest(Path(local.video_lora), VIDEO_LORA)  # there, or one line naming it
 
@@ -349,10 +376,19 @@ def follows_motion_text(settings: GenerationSettings) -> bool:
     ).takes_text
 
 
+def draws_references(settings: GenerationSettings) -> bool:
+    local = settings.local
+    if local.ip_adapter is None or local.image_model is None:
+        return False
+    location = locate_model(local.image_model, local.revision, "image_model")
+    return pipeline_class(location.folder) in ADAPTER_PIPELINES
+
+
 KIND = BackendKind(
     name="local",
     create=create,
     check=check_models,
     paid=False,
     follows_motion_text=follows_motion_text,
+    draws_references=draws_references,
 )

@@ -20,7 +20,7 @@ Pending = tuple[ImageRequest, "Future[Any]"]
 
 
 def batch_key(request: ImageRequest) -> tuple[Any, ...]:
-    return (request.width, request.height, request.subjects)
+    return (request.width, request.height, request.subjects, request.characters)
 
 
 class Batcher:

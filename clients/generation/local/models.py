@@ -181,3 +181,14 @@ def load_pipeline(location: ModelLocation, dtype: Any, loader_name: str | None =
     except (OSError, ValueError, KeyError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ConfigurationError(f"{location.folder}: cannot be loaded ({reason})") from None
+
+
+def pipeline_class(folder: Path) -> str:
+    """The pipeline class a folder's `model_index.json` names ("" when it names none)."""
+    import json
+
+    try:
+        index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    return str(index.get("_class_name", "")) if isinstance(index, dict) else ""
