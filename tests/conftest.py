@@ -108,6 +108,7 @@ LONGEST_FIRST = (
     "test_dask.py",
     "test_packing_truth.py",
     "test_local_video_families.py",
+    "test_characters.py",
     "test_interrupts.py",
     "test_scheduled_runs.py",
     "test_image_approval.py",
