@@ -32,10 +32,6 @@ class ClipPlan:
     prompt: str
     negative_prompt: str
 
-    @property
-    def total_frames(self) -> int:
-        return self.frames + (self.clips - 1) * (self.frames - 1)
-
     def fingerprint(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -25,6 +25,11 @@ ATTENTION_PACKAGES = {"flash": "flash_attn", "sage": "sageattention"}
 def attention_backend(requested: str, device: str) -> str:
     """The attention backend to use: `auto` is flash-attention on a GPU where it is installed,
     else PyTorch's SDPA."""
+    package = ATTENTION_PACKAGES.get(requested)
+    if package is not None and importlib.util.find_spec(package) is None:
+        raise ConfigurationError(
+            f"generation.local.attention {requested}: the {package} package is not installed"
+        )
     if requested != "auto":
         return requested
     if device == "cuda" and importlib.util.find_spec(ATTENTION_PACKAGES["flash"]) is not None:
