@@ -82,8 +82,9 @@ class PendingScene:
 
 
 @dataclass(frozen=True)
-class PendingApproval:
-    """`approval/pending.json`: what a paused run waits for, and where it listens."""
+class ApprovalRequest:
+    """Where a paused run listens for its answer: the part of `approval/pending.json` the run
+    knows before it shows its images."""
 
     storyboard: str
     flow_run_id: str
@@ -91,6 +92,12 @@ class PendingApproval:
     pause_key: str
     round: int
     timeout_s: int
+
+
+@dataclass(frozen=True)
+class PendingApproval(ApprovalRequest):
+    """`approval/pending.json`: what a paused run waits for, and where it listens."""
+
     asked_at: str
     deadline: str
     sheet: str

@@ -28,6 +28,7 @@ from domain.approval import (
     ImageVerdict,
     SceneImage,
 )
+from domain.layout import ApprovalRequest
 from domain.media import ImageRequest
 from domain.scene import GeneratedMedia, SceneFailure, Transcript
 from flows.approval_form import ask_reviewers, form_description
@@ -37,7 +38,6 @@ from flows.scene_work import ScenePhase, SceneResults, generated
 from flows.stages import raise_if_refused
 from tasks.approval import (
     ApprovalBook,
-    ApprovalRequest,
     AwaitedScene,
     retake,
     show_for_approval,

@@ -28,6 +28,7 @@ from domain.layout import (
     APPROVAL_FOLDER,
     CONTACT_SHEET_FILE,
     PENDING_FILE,
+    ApprovalRequest,
     PendingApproval,
     PendingScene,
 )
@@ -109,18 +110,6 @@ class AwaitedScene:
     image: SceneImage
     rejected_before: str = ""
     """The note of the take this one replaces, if any."""
-
-
-@dataclass(frozen=True)
-class ApprovalRequest:
-    """Where the paused run listens for its answer (`pending.json`, read by the studio)."""
-
-    storyboard: str
-    flow_run_id: str
-    api_url: str
-    pause_key: str
-    round: int
-    timeout_s: int
 
 
 @task(name="show images for approval", cache_policy=NO_CACHE)
