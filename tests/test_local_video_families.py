@@ -175,19 +175,24 @@ def clip_request(seed: int, span_s: float, prompt: str = "a lion walks") -> Clip
     )
 
 
+def wan22_settings(models: Models, video: Path, **more: Any) -> LocalGenerationSettings:
+    """The tiny SD pipeline's pictures animated by `video` on the CPU, at the tests' clip size."""
+    return LocalGenerationSettings(
+        image_model=str(models.sd),
+        video_model=str(video),
+        device="cpu",
+        clip_width=CLIP_WIDTH,
+        clip_height=CLIP_HEIGHT,
+        **more,
+    )
+
+
 def test_wan_22_without_an_image_encoder_makes_the_same_bytes_from_the_same_seed(
     video_models: dict[str, Path], models: Models
 ) -> None:
     assert recognise(video_models["wan22"]) is WAN_22_TI2V
     assert recognise(video_models["wan21"]) is WAN_21
-    settings = LocalGenerationSettings(
-        image_model=str(models.sd),
-        video_model=str(video_models["wan22"]),
-        device="cpu",
-        clip_width=CLIP_WIDTH,
-        clip_height=CLIP_HEIGHT,
-        clip_steps=2,
-    )
+    settings = wan22_settings(models, video_models["wan22"], clip_steps=2)
     clips = [LocalDiffusersBackend(settings).generate_clip(clip_request(3, 2.0)) for _ in "ab"]
     assert clips[0].data == clips[1].data
     frames, rate = clip_frames_and_rate(write(clips[0].data, video_models["wan22"].parent))
@@ -212,15 +217,7 @@ def test_a_pipeline_that_does_not_animate_a_picture_is_refused(models: Models) -
 def test_each_cache_hook_renders_and_keys_its_clips_apart(
     cache: str, video_models: dict[str, Path], models: Models
 ) -> None:
-    plain = LocalGenerationSettings(
-        image_model=str(models.sd),
-        video_model=str(video_models["wan22"]),
-        device="cpu",
-        clip_width=CLIP_WIDTH,
-        clip_height=CLIP_HEIGHT,
-        clip_steps=6,
-        attention="sdpa",
-    )
+    plain = wan22_settings(models, video_models["wan22"], clip_steps=6, attention="sdpa")
     hooked = plain.model_copy(update={"cache": cache})
     request = clip_request(4, 1.0)
     backend = LocalDiffusersBackend(hooked)
@@ -234,14 +231,7 @@ def test_each_cache_hook_renders_and_keys_its_clips_apart(
 def test_a_distilled_video_lora_changes_the_clip_its_key_and_its_schedule(
     video_models: dict[str, Path], models: Models
 ) -> None:
-    plain = LocalGenerationSettings(
-        image_model=str(models.sd),
-        video_model=str(video_models["wan22"]),
-        device="cpu",
-        clip_width=CLIP_WIDTH,
-        clip_height=CLIP_HEIGHT,
-        clip_steps=3,
-    )
+    plain = wan22_settings(models, video_models["wan22"], clip_steps=3)
     lora = str(video_models["wan22-lora"])
     distilled = plain.model_copy(
         update={"video_lora": lora, "video_lora_steps": 2, "video_lora_guidance": 1.0}
