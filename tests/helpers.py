@@ -212,3 +212,20 @@ def speak(path: Path, text: str, voice: str = "en", speed: int = 220) -> Path:
 def recording(path: Path, order: int) -> Recording:
     """A scene of `path` as ingest makes it (its digest stands in for the file's)."""
     return Recording(path.stem, order, path, path.as_uri(), f"{order:064x}")
+
+
+BUSY_STATUSES = frozenset({429, 502, 503, 504})
+"""A busy Prefect server's answers (503 while its SQLite database is locked)."""
+
+
+def prefect_api(method: str, url: str, **options: Any) -> Any:
+    """A request to a Prefect API made as Prefect's own client makes it: asked again, for up to
+    a minute, while the server answers busy; any other answer is returned."""
+    import httpx
+
+    deadline = time.monotonic() + 60.0
+    while True:
+        response = httpx.request(method, url, timeout=30, **options)
+        if response.status_code not in BUSY_STATUSES or time.monotonic() > deadline:
+            return response
+        time.sleep(0.5)

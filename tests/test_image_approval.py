@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pandas as pd
 import pytest
 
@@ -22,6 +21,7 @@ from tests.helpers import (
     assert_clean,
     copy_demo_recordings,
     nvidia_env,
+    prefect_api,
     read_manifest,
     run_cli,
     running_storyboard,
@@ -49,7 +49,7 @@ def _config(tmp_path: Path, timeout_s: int = 86_400) -> Path:
 
 
 def _flow_run_for(api: str, target: Path) -> dict[str, Any] | None:
-    runs = httpx.post(f"{api}/flow_runs/filter", json={}, timeout=30).json()
+    runs = prefect_api("POST", f"{api}/flow_runs/filter", json={}).json()
     ours = [run for run in runs if run["parameters"].get("target") == str(target)]
     return ours[0] if ours else None
 
@@ -65,7 +65,7 @@ def _paused(api: str, target: Path, pause_key: str) -> dict[str, Any]:
         details = run["state"]["state_details"]
         if details.get("pause_key") != pause_key:
             return None
-        schema = httpx.get(f"{api}/flow_runs/{run['id']}/input/paused-{pause_key}-schema")
+        schema = prefect_api("GET", f"{api}/flow_runs/{run['id']}/input/paused-{pause_key}-schema")
         return run if schema.status_code == 200 else None
 
     found: dict[str, Any] = wait_for_value(paused, PAUSE_DEADLINE_S, f"paused at {pause_key}")
@@ -73,7 +73,7 @@ def _paused(api: str, target: Path, pause_key: str) -> dict[str, Any]:
 
 
 def _form_schema(api: str, run: dict[str, Any], pause_key: str) -> dict[str, Any]:
-    answer = httpx.get(f"{api}/flow_runs/{run['id']}/input/paused-{pause_key}-schema")
+    answer = prefect_api("GET", f"{api}/flow_runs/{run['id']}/input/paused-{pause_key}-schema")
     schema: dict[str, Any] = (
         json.loads(answer.json()) if isinstance(answer.json(), str) else (answer.json())
     )
@@ -82,8 +82,8 @@ def _form_schema(api: str, run: dict[str, Any], pause_key: str) -> dict[str, Any
 
 def _resume(api: str, run: dict[str, Any], answers: dict[str, dict[str, str]]) -> None:
     """What the Prefect UI's Resume form sends."""
-    response = httpx.post(
-        f"{api}/flow_runs/{run['id']}/resume", json={"run_input": answers}, timeout=30
+    response = prefect_api(
+        "POST", f"{api}/flow_runs/{run['id']}/resume", json={"run_input": answers}
     )
     response.raise_for_status()
     assert response.json()["status"] == "ACCEPT", response.json()

@@ -36,6 +36,7 @@ from studio.renders import RenderService, choose_backend, source_fingerprint
 from tests.helpers import (
     DEMO_DIR,
     STUDIO_URL,
+    prefect_api,
     read_manifest,
     studio_page,
     wait_for,
@@ -119,14 +120,14 @@ def serving(source: Path, target: Path, env: dict[str, str], log: Path) -> Itera
 
 
 def api_post(api: str, path: str, body: dict[str, Any]) -> list[dict[str, Any]]:
-    response = httpx.post(f"{api}{path}", json=body, timeout=30)
+    response = prefect_api("POST", f"{api}{path}", json=body)
     response.raise_for_status()
     result: list[dict[str, Any]] = response.json()
     return result
 
 
 def api_get(api: str, path: str) -> Any:
-    response = httpx.get(f"{api}{path}", timeout=30)
+    response = prefect_api("GET", f"{api}{path}")
     response.raise_for_status()
     return response.json()
 
