@@ -21,11 +21,12 @@ $(VENV)/.installed-test: pyproject.toml constraints.txt $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(BIN)/storyboard demo
 
-# Three workers, a test file each at a time: many tests wait on servers and subprocesses, so
-# three files side by side keep both cores busy (measured on this 2-core machine: 1238 s of
-# pytest with two workers, 1090 s with three).
+# Two workers, a test file each at a time: many tests wait on servers and subprocesses, so
+# two files side by side keep both cores busy (one at a time left half the CPU idle). Three
+# were faster on this 2-core machine (1090-1134 s of pytest against 1238 s) but once made the
+# session's Prefect server answer 503 (SQLite busy) to a test that does not ask again.
 test: $(VENV)/.installed-test check-lock system-test-deps lint typecheck
-	$(BIN)/pytest -n 3 --dist loadfile --durations=20
+	$(BIN)/pytest -n 2 --dist loadfile --durations=20
 
 # Debian's Chromium renders the review page and, driven by Selenium through Debian's
 # chromedriver, the studio in the tests; Debian's PostgreSQL backs a Prefect

@@ -125,7 +125,7 @@ LONGEST_FIRST = (
     "test_approval_book.py",
     "test_openai_whisper.py",
 )
-"""The files that take longest, run first: with `pytest -n 3 --dist loadfile` (make test) the
+"""The files that take longest, run first: with `pytest -n 2 --dist loadfile` (make test) the
 workers then finish together instead of one waiting on a long file at the end."""
 
 
