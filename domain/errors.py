@@ -117,3 +117,10 @@ class ContentFilteredError(SceneError):
 def is_disk_full(error: BaseException | None) -> bool:
     """Whether `error` is the operating system saying there is no room left to write."""
     return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def exception_reason(exc: BaseException, limit: int = 160) -> str:
+    """The first line of an exception's message (its type when it has none), for one-line
+    errors."""
+    text = str(exc)
+    return text.splitlines()[0][:limit] if text.strip() else type(exc).__name__

@@ -64,7 +64,7 @@ from clients.media.drawing import cover
 from clients.media.video import CLIP_ENCODING, encode_frames, push_in_frames
 from clients.stopping import stop_between_steps
 from configs.settings import GenerationSettings, LocalGenerationSettings
-from domain.errors import ConfigurationError, GenerationError
+from domain.errors import ConfigurationError, GenerationError, exception_reason
 from domain.media import ClipRequest, GeneratedClip, GeneratedImage, ImageRequest, Subject
 
 logger = logging.getLogger(__name__)
@@ -267,10 +267,9 @@ class LocalDiffusersBackend:
                 try:
                     pipeline.load_lora_weights(subject.path, adapter_name=name)
                 except (OSError, ValueError, KeyError, RuntimeError) as exc:
-                    reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
                     raise ConfigurationError(
                         f"subject {subject.path}: does not fit the image model (made for "
-                        f"another model family?): {reason}"
+                        f"another model family?): {exception_reason(exc)}"
                     ) from None
                 self._adapters[subject.path] = name
             names.append(self._adapters[subject.path])

@@ -18,7 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from domain.errors import ConfigurationError
+from domain.errors import ConfigurationError, exception_reason
 
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 _HASHED_SUFFIXES = (".json", ".txt", ".model", ".safetensors", ".bin", ".ckpt", ".pt", ".pth")
@@ -179,7 +179,7 @@ def load_pipeline(location: ModelLocation, dtype: Any, loader_name: str | None =
     try:
         return loader.from_pretrained(location.folder, dtype=dtype, local_files_only=True)
     except (OSError, ValueError, KeyError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = exception_reason(exc)
         raise ConfigurationError(f"{location.folder}: cannot be loaded ({reason})") from None
 
 

@@ -14,7 +14,7 @@ import logging
 from typing import Any
 
 from configs.settings import LocalGenerationSettings
-from domain.errors import ConfigurationError
+from domain.errors import ConfigurationError, exception_reason
 
 logger = logging.getLogger(__name__)
 ATTENTION_BACKENDS = {"sdpa": "native", "flash": "flash", "sage": "sage"}
@@ -64,7 +64,7 @@ def apply_video_levers(pipeline: Any, settings: LocalGenerationSettings, device:
             except (IndexError, ValueError) as exc:
                 raise ConfigurationError(
                     f"generation.local.cache {settings.cache}: does not fit this video model "
-                    f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+                    f"({exception_reason(exc)})"
                 ) from None
         if settings.compile == "regional" and device == "cuda":
             transformer.compile_repeated_blocks(fullgraph=True)
@@ -88,8 +88,7 @@ def load_video_lora(pipeline: Any, settings: LocalGenerationSettings) -> None:
         pipeline.load_lora_weights(settings.video_lora, adapter_name="video")
         pipeline.fuse_lora(adapter_names=["video"])
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
         raise ConfigurationError(
             f"generation.local.video_lora {settings.video_lora}: does not fit the video model "
-            f"({reason})"
+            f"({exception_reason(exc)})"
         ) from None
