@@ -98,10 +98,36 @@ def embedded_prefect(env: dict[str, str]) -> dict[str, str]:
     return {key: value for key, value in env.items() if key != "PREFECT_API_URL"}
 
 
+SHARED_READINGS = ("transcripts", "languages", "models")
+"""The cache's namespaces of what Whisper read (and the model it read with), not of anything
+paid for: shared by the test caches that `share_readings` makes."""
+
+
+def share_readings(cache: Path) -> Path:
+    """`cache`, a test's own cache of generated images and clips, whose transcripts, detected
+    languages and Whisper model are the session's (links to the session cache): a test that
+    counts what generation costs reads each recording once per session instead of once per
+    test, as a studio's warm cache would. Tests of transcription itself keep their own."""
+    session_cache = Path(os.environ["STORYBOARD_CACHE_DIR"])
+    cache.mkdir(parents=True, exist_ok=True)
+    for namespace in SHARED_READINGS:
+        (session_cache / namespace).mkdir(parents=True, exist_ok=True)
+        if not (cache / namespace).exists():
+            (cache / namespace).symlink_to(session_cache / namespace, target_is_directory=True)
+    return cache
+
+
 def nvidia_env(
-    base: dict[str, str], fake: FakeNvidia, cache: Path, key: str = VALID_KEY
+    base: dict[str, str],
+    fake: FakeNvidia,
+    cache: Path,
+    key: str = VALID_KEY,
+    shared_readings: bool = True,
 ) -> dict[str, str]:
-    """`base`, pointed at the fake NVIDIA API with `key`, caching in `cache`."""
+    """`base`, pointed at the fake NVIDIA API with `key`, caching in `cache` (whose readings of
+    recordings are shared with the session unless `shared_readings` is off)."""
+    if shared_readings:
+        share_readings(cache)
     env = dict(base)
     env.update(
         NVIDIA_API_KEY=key,

@@ -27,7 +27,7 @@ from domain.media import ClipRequest, ImageRequest, Subject
 from testkit.fakes import tiny_pipelines
 from testkit.fakes.tiny_pipelines import Models
 from testkit.sources import make_source
-from tests.helpers import assert_clean, read_manifest, run_cli
+from tests.helpers import assert_clean, read_manifest, run_cli, share_readings
 
 pytest.importorskip("diffusers", reason="--backend local needs the `local` extra")
 pytest.importorskip("peft", reason="LoRA subjects need the `local` extra")
@@ -106,7 +106,7 @@ def write_config(path: Path, models: Models, video: Path | None, **local: Any) -
 def storyboard_run(
     source: Path, target: Path, config: Path, cache: Path, cli_env: dict[str, str]
 ) -> Run:
-    env = {**cli_env, "HF_HUB_OFFLINE": "1", "STORYBOARD_CACHE_DIR": str(cache)}
+    env = {**cli_env, "HF_HUB_OFFLINE": "1", "STORYBOARD_CACHE_DIR": str(share_readings(cache))}
     args = ["run", str(source), "--out", str(target), "--backend", "local", "--config", str(config)]
     return Run(run_cli(args, env, source.parent), target, cache)
 

@@ -57,20 +57,20 @@ def texts(results: list[Transcript | SceneFailure]) -> list[list[str]]:
 
 
 @pytest.fixture(scope="module")
-def thirty_scenes(tmp_path_factory: pytest.TempPathFactory) -> list[Recording]:
-    """`for i in $(seq 30); do espeak-ng -s 220 -w src/scene_$i.wav "number $i"; done`: a few
+def twenty_scenes(tmp_path_factory: pytest.TempPathFactory) -> list[Recording]:
+    """`for i in $(seq 20); do espeak-ng -s 220 -w src/scene_$i.wav "number $i"; done`: a few
     windows' worth of one-second scenes."""
-    folder = tmp_path_factory.mktemp("thirty")
-    return [recording(speak(folder / f"scene_{i}.wav", f"number {i}"), i) for i in range(1, 31)]
+    folder = tmp_path_factory.mktemp("twenty")
+    return [recording(speak(folder / f"scene_{i}.wav", f"number {i}"), i) for i in range(1, 21)]
 
 
-def test_thirty_short_scenes_packed_read_each_scene_as_it_reads_alone(
-    engine: TranscriptionEngine, thirty_scenes: list[Recording]
+def test_twenty_short_scenes_packed_read_each_scene_as_it_reads_alone(
+    engine: TranscriptionEngine, twenty_scenes: list[Recording]
 ) -> None:
-    packed = transcribe_recordings(engine, thirty_scenes, PACKED)
-    alone = transcribe_recordings(engine, thirty_scenes, ONE_BY_ONE)
+    packed = transcribe_recordings(engine, twenty_scenes, PACKED)
+    alone = transcribe_recordings(engine, twenty_scenes, ONE_BY_ONE)
     for results in (packed, alone):
-        silent = [r.scene_id for r, t in zip(thirty_scenes, results, strict=True) if t.no_speech]  # type: ignore[union-attr]
+        silent = [r.scene_id for r, t in zip(twenty_scenes, results, strict=True) if t.no_speech]  # type: ignore[union-attr]
         assert not silent, f"scenes with clear speech came out no_speech: {silent}"
         assert all(t.language == "en" for t in results), [t.language for t in results]  # type: ignore[union-attr]
     # A packed window is decoded with its neighbours around each scene, so a marginal word
@@ -80,7 +80,7 @@ def test_thirty_short_scenes_packed_read_each_scene_as_it_reads_alone(
     foreign = {
         scene.scene_id: (p, a)
         for number, scene, p, a in zip(
-            range(1, 31), thirty_scenes, texts(packed), texts(alone), strict=True
+            range(1, 21), twenty_scenes, texts(packed), texts(alone), strict=True
         )
         if set(numbers_in(" ".join(p))) - {number} - set(numbers_in(" ".join(a)))
     }
@@ -91,7 +91,7 @@ def test_thirty_short_scenes_packed_read_each_scene_as_it_reads_alone(
         sum(numbers_in(" ".join(t)) == [i] for i, t in enumerate(texts(results), start=1))
         for results in (packed, alone)
     )
-    assert own_packed >= 22 and own_packed >= own_alone - 2, (own_packed, own_alone)
+    assert own_packed >= 15 and own_packed >= own_alone - 2, (own_packed, own_alone)
     shifted = [
         i for i, t in enumerate(texts(packed), start=1) if len(numbers_in(" ".join(t))) > 1 or not t
     ]
@@ -99,13 +99,13 @@ def test_thirty_short_scenes_packed_read_each_scene_as_it_reads_alone(
 
 
 def test_clear_speech_is_speech_whatever_whispers_no_speech_guess(
-    engine: TranscriptionEngine, thirty_scenes: list[Recording], tmp_path: Path
+    engine: TranscriptionEngine, twenty_scenes: list[Recording], tmp_path: Path
 ) -> None:
     """Whisper's no-speech guess for a clear one-second word sits near its threshold, and
     another processor's arithmetic tips it over: the VAD's evidence decides instead. The
     doubtful engine reads the same words, every one of them guessed silent and unsure."""
     doubtful: TranscriptionEngine = DoubtfulEngine(engine)  # type: ignore[assignment]
-    scenes = thirty_scenes[8:14]
+    scenes = twenty_scenes[8:14]
     silence = recording(write_wav(tmp_path / "silence.wav", 2.0), 40)
     english = LanguageChoice("en")
     for settings in (PACKED, ONE_BY_ONE):
@@ -144,14 +144,14 @@ def test_mixed_lengths_packed_match_one_by_one(engine: TranscriptionEngine, tmp_
 
 
 def test_a_sampled_reading_that_loops_gives_way_to_the_unsampled_one(
-    engine: RememberingEngine, thirty_scenes: list[Recording]
+    engine: RememberingEngine, twenty_scenes: list[Recording]
 ) -> None:
     """Whisper samples when its first reading fails its own tests, and a sampled reading may
     loop where the first did not: the scene keeps the first, whether packed or alone."""
     english = LanguageChoice("en")
     unsampled = ONE_BY_ONE.model_copy(update={"temperatures": (0.0,)})
-    first = transcribe_recordings(engine, thirty_scenes[:8], unsampled, english)
-    readable = [s for s, t in zip(thirty_scenes, first, strict=False) if isinstance(t, Transcript)]
+    first = transcribe_recordings(engine, twenty_scenes[:8], unsampled, english)
+    readable = [s for s, t in zip(twenty_scenes, first, strict=False) if isinstance(t, Transcript)]
     scenes = readable[:4]
     assert len(scenes) >= 2, first
     expected = texts(transcribe_recordings(engine, scenes, unsampled, english))
@@ -165,9 +165,9 @@ def test_a_sampled_reading_that_loops_gives_way_to_the_unsampled_one(
 
 
 def test_a_one_second_scene_is_read_in_the_storyboards_language(
-    engine: TranscriptionEngine, thirty_scenes: list[Recording]
+    engine: TranscriptionEngine, twenty_scenes: list[Recording]
 ) -> None:
-    eleven = thirty_scenes[10]
+    eleven = twenty_scenes[10]
     (alone,) = transcribe_recordings(engine, [eleven], ONE_BY_ONE, LanguageChoice(None))
     assert isinstance(alone, Transcript) and alone.language != "en", "Whisper alone is unsure"
     storyboard = [recording(DEMO_DIR / "dawn.ogg", 0), eleven]

@@ -14,7 +14,7 @@ import pytest
 
 from clients.media.ffmpeg import probe
 from testkit.fakes.nvidia_server import VALID_KEY, FakeNvidia, Faults
-from tests.helpers import DEMO_DIR, run_cli
+from tests.helpers import DEMO_DIR, run_cli, share_readings
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +37,7 @@ def test_a_killed_run_resumes_without_paying_twice(tmp_path: Path, cli_env: dict
             "NVIDIA_API_KEY": VALID_KEY,
             "NVIDIA_API_BASE": fake.api_base,
             "NVCF_API_BASE": fake.nvcf_base,
-            "STORYBOARD_CACHE_DIR": str(cache),
+            "STORYBOARD_CACHE_DIR": str(share_readings(cache)),
         }
         args = ["run", str(source), "--out", str(tmp_path / "out"), "--config", str(config)]
         process = subprocess.Popen(  # noqa: S603 - fixed argument list

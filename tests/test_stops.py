@@ -16,7 +16,7 @@ import yaml
 from testkit.fakes.nvidia_server import FakeNvidia, Faults
 from testkit.fakes.tiny_pipelines import Models
 from testkit.sources import make_source
-from tests.helpers import nvidia_env, running_storyboard
+from tests.helpers import nvidia_env, running_storyboard, share_readings
 
 pytest.importorskip("diffusers", reason="--backend local needs the `local` extra")
 pytestmark = pytest.mark.slow
@@ -54,7 +54,7 @@ def test_sigterm_during_local_generation_stops_the_run_within_a_step(
         tmp_path / "c",
         tmp_path / "out",
     )
-    env = {**cli_env, "HF_HUB_OFFLINE": "1", "STORYBOARD_CACHE_DIR": str(cache)}
+    env = {**cli_env, "HF_HUB_OFFLINE": "1", "STORYBOARD_CACHE_DIR": str(share_readings(cache))}
     args = ["run", str(source), "--out", str(target), "--backend", "local", "--config", str(config)]
     with running_storyboard(args, env, tmp_path) as process:
         _wait_for(cache / "transcripts", timeout_s=300)
