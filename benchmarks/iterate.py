@@ -1,87 +1,96 @@
-"""Iterate: how long the rework loop takes on a long storyboard.
+"""Iterate: how long the rework loop takes on a long storyboard, retakes of any length included.
 
-    .venv/bin/python -m benchmarks.iterate [--scenes 200] [--latency 0.3] [--rpm 600]
+    .venv/bin/python -m benchmarks.iterate [--scenes 24] [--latency 0.3] [--rpm 600]
 
 Renders a storyboard of `--scenes` recordings (the demo narrations, repeated under new names)
-with `storyboard run --backend nvidia` against the loopback fake, then renders it again
-unchanged into the same target, then replaces the middle scene's recording with another
-narration cut to the same length and renders once more. Prints each run's wall time, its
-share of the first, what it encoded and requested, and checks that the video kept its length
-while the changed scene's frames changed and the others did not.
+with `storyboard run --backend nvidia` against the loopback fake, then into the same target:
+unchanged, with the middle scene re-recorded at the same length, shorter and longer. Prints
+each run's flow time (`run.json`'s `stages.total`) and wall time with their share of the
+first run's, what it encoded and requested; checks that the re-recorded scene's span is its
+new narration's and that an untouched later scene's frames are identical; and times a bare
+`ffmpeg -c:v libx264 -preset veryfast -c:a aac` re-encode of the first video beside the
+first run's assembly stage (issue 33's goal: at most 1.3x).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 import wave
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import av
 import numpy as np
+import pandas as pd
 
 from benchmarks.soak import prepare_storyboard, run_environment
 from clients.media.audio import decode_audio
-from clients.media.ffmpeg import probe
+from clients.media.ffmpeg import ffmpeg_executable
 from testkit.fakes.nvidia_server import FakeNvidia, Faults
 
 RATE = 48_000
 """The assembly's sample rate (`assembly.sample_rate`'s default)."""
+RETAKES = (("same length", 1.0), ("shorter", 0.5), ("longer", 1.6))
+"""Each retake of the middle scene: its length as a share of the scene's first recording."""
+
+
+@dataclass(frozen=True)
+class Run:
+    label: str
+    wall_s: float
+    report: dict[str, Any]
+    jobs: int
+    video: Path
+    manifest: pd.DataFrame
 
 
 def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenes", type=int, default=200)
+    parser.add_argument("--scenes", type=int, default=24)
     parser.add_argument("--latency", type=float, default=0.3)
     parser.add_argument("--rpm", type=float, default=600.0)
     return parser.parse_args()
 
 
-def retake(recording: Path, other: Path) -> None:
-    """Overwrite `recording` with the narration of `other`, cut or padded to exactly its
-    length at the storyboard's sample rate (a take of the same length)."""
-    length = len(decode_audio(recording, RATE))
-    samples = decode_audio(other, RATE)[:length]
-    samples = np.pad(samples, (0, length - len(samples)))
-    recording.unlink()
+def retake(recording: Path, other: Path, samples_long: int) -> float:
+    """Replace `recording` with the narration of `other` (repeated when it is too short),
+    `samples_long` samples long; its new length in seconds."""
+    length = samples_long
+    spoken = decode_audio(other, RATE)
+    samples = np.tile(spoken, length // len(spoken) + 1)[:length]
+    for old in recording.parent.glob(f"{recording.stem}.*"):
+        old.unlink()
     with wave.open(str(recording.with_suffix(".wav")), "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
         out.setframerate(RATE)
         out.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+    return length / RATE
 
 
-def render(source: Path, target: Path, config: Path, env: dict[str, str]) -> tuple[float, Any]:
-    """One `storyboard run`: its wall seconds and its run.json."""
+def render(label: str, source: Path, folder: Path, env: dict[str, str], fake: FakeNvidia) -> Run:
+    """One `storyboard run` into `folder/out`; its video is kept beside it under `label`."""
+    target, config = folder / "out", folder / "config.yaml"
+    command = [str(Path(sys.executable).with_name("storyboard")), "run", str(source)]
+    command += ["--out", str(target), "--config", str(config), "--backend", "nvidia"]
     started = time.perf_counter()
-    completed = subprocess.run(  # noqa: S603 - fixed argument list
-        [
-            str(Path(sys.executable).with_name("storyboard")),
-            "run",
-            str(source),
-            "--out",
-            str(target),
-            "--config",
-            str(config),
-            "--backend",
-            "nvidia",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    completed = subprocess.run(command, env=env, capture_output=True, text=True, check=False)  # noqa: S603
     wall = time.perf_counter() - started
     if completed.returncode != 0:
-        raise SystemExit(
-            f"storyboard run exited {completed.returncode}: {completed.stderr[-2000:]}"
-        )
-    return wall, json.loads((target / "run.json").read_text())
+        reason = completed.stderr[-2000:]
+        raise SystemExit(f"storyboard run exited {completed.returncode}: {reason}")
+    video = folder / f"{label.replace(' ', '-')}.mp4"
+    shutil.copy(target / "storyboard.mp4", video)
+    report = json.loads((target / "run.json").read_text())
+    manifest = pd.read_csv(target / "manifest.csv").set_index("scene_id")
+    return Run(label, wall, report, fake.stats.jobs, video, manifest)
 
 
 def frames_between(video: Path, start_s: float, end_s: float) -> np.ndarray[Any, Any]:
@@ -91,79 +100,85 @@ def frames_between(video: Path, start_s: float, end_s: float) -> np.ndarray[Any,
         frames = [
             frame.to_ndarray(format="rgb24")
             for frame in container.decode(stream)
-            if frame.time is not None and start_s <= frame.time < end_s
+            if frame.time is not None and start_s - 1e-6 <= frame.time < end_s - 1e-6
         ]
     return np.stack(frames).astype(np.int16)
 
 
-def compare(
-    before: Path, after: Path, span: tuple[float, float], other: tuple[float, float]
-) -> str:
-    """The length check and how much the changed and an unchanged scene's frames moved."""
-    lengths = probe(before).duration_s, probe(after).duration_s
-    changed = np.abs(frames_between(before, *span) - frames_between(after, *span)).mean()
-    kept = np.abs(frames_between(before, *other) - frames_between(after, *other)).mean()
-    return (
-        f"video length {lengths[0]:.3f} s -> {lengths[1]:.3f} s; changed scene's frames differ "
-        f"by {changed:.1f}/255 on average, an untouched scene's by {kept:.1f}/255"
+def span(run: Run, scene_id: str) -> tuple[float, float]:
+    row = run.manifest.loc[scene_id]
+    return float(row["start_s"]), float(row["end_s"])
+
+
+def check_retake(first: Run, retaken: Run, scene_id: str, later: str, seconds: float) -> str:
+    """The re-recorded scene's span against its narration; an untouched scene's frames."""
+    start, end = span(retaken, scene_id)
+    kept = np.array_equal(
+        frames_between(first.video, *span(first, later)),
+        frames_between(retaken.video, *span(retaken, later)),
     )
+    return (
+        f"span {end - start:.3f} s for {seconds:.3f} s of narration; "
+        f"{later}'s frames {'identical' if kept else 'CHANGED'}"
+    )
+
+
+def bare_reencode_s(video: Path, folder: Path) -> float:
+    """Seconds for ffmpeg alone to re-encode `video` as the assembly's codecs would."""
+    command = [ffmpeg_executable(), "-y", "-loglevel", "error", "-i", str(video)]
+    command += ["-c:v", "libx264", "-preset", "veryfast", "-c:a", "aac", str(folder / "bare.mp4")]
+    started = time.perf_counter()
+    subprocess.run(command, check=True)  # noqa: S603 - fixed argument list
+    return time.perf_counter() - started
 
 
 def main() -> None:
     arguments = parse_arguments()
     with tempfile.TemporaryDirectory(prefix="iterate-") as name:
         folder = Path(name)
-        source, config = prepare_storyboard(folder, arguments)
+        source, _ = prepare_storyboard(folder, arguments)
         faults = Faults(latency_s=arguments.latency, rate_limit_per_minute=int(arguments.rpm))
+        middle = f"scene_{arguments.scenes // 2}"
+        later = f"scene_{arguments.scenes // 2 + 2}"
         with FakeNvidia(faults) as fake:
             env = run_environment(fake, folder)
-            target = folder / "out"
-            runs = [("first run", *render(source, target, config, env), fake.stats.jobs)]
-            unchanged = render(source, target, config, env)
-            runs.append(("unchanged re-run", *unchanged, fake.stats.jobs))
-            before = folder / "before.mp4"
-            (target / "storyboard.mp4").rename(before)
-            middle = arguments.scenes // 2
-            scene = next(source.glob(f"scene_{middle}.*"))
-            retake(scene, next(source.glob(f"scene_{middle + 1}.*")))
-            rerecorded = render(source, target, config, env)
-            runs.append(("one scene re-recorded", *rerecorded, fake.stats.jobs))
-        after, manifest = target / "storyboard.mp4", target / "manifest.csv"
-        print_report(arguments, runs, before, after, manifest, middle)
+            first = render("first run", source, folder, env, fake)
+            runs = [first, render("unchanged", source, folder, env, fake)]
+            checks = []
+            original = len(decode_audio(next(source.glob(f"{middle}.*")), RATE))
+            other = next(source.glob(f"scene_{arguments.scenes // 2 + 1}.*"))
+            for label, share in RETAKES:
+                scene = next(source.glob(f"{middle}.*"))
+                seconds = retake(scene, other, round(original * share))
+                runs.append(render(f"retake {label}", source, folder, env, fake))
+                checks.append(check_retake(first, runs[-1], middle, later, seconds))
+        print_report(arguments, runs, checks)
+        assembly_s = float(first.report["stages"]["assemble"])
+        bare_s = bare_reencode_s(first.video, folder)
+        print(
+            f"first assembly {assembly_s:.1f} s; bare ffmpeg re-encode of its video {bare_s:.1f} s"
+            f" ({assembly_s / bare_s:.2f}x)"
+        )
 
 
-def scene_span(manifest: Path, scene_id: str) -> tuple[float, float]:
-    import pandas as pd
-
-    frame = pd.read_csv(manifest)
-    row = frame[frame["scene_id"] == scene_id].iloc[0]
-    return float(row["start_s"]), float(row["end_s"])
-
-
-def print_report(
-    arguments: argparse.Namespace,
-    runs: list[tuple[str, float, Any, int]],
-    before: Path,
-    after: Path,
-    manifest: Path,
-    middle: int,
-) -> None:
-    first = runs[0][1]
+def print_report(arguments: argparse.Namespace, runs: list[Run], checks: list[str]) -> None:
+    first = runs[0]
     print(
-        f"scenes                 {arguments.scenes} (fake NVIDIA API, {arguments.latency} s "
-        f"latency, {arguments.rpm:g} requests/min)"
+        f"scenes {arguments.scenes} (fake NVIDIA API, {arguments.latency} s latency, "
+        f"{arguments.rpm:g} requests/min)"
     )
     jobs_before = 0
-    for label, wall, report, jobs in runs:
-        share = wall / first
+    for run in runs:
+        flow_s = float(run.report["stages"]["total"])
+        flow_share = flow_s / float(first.report["stages"]["total"])
         print(
-            f"{label:22} {wall:7.1f} s  {share:6.1%} of the first  jobs {jobs - jobs_before:4d}  "
-            f"assembly {report.get('assembly')}  stages {report['stages']}"
+            f"{run.label:20} flow {flow_s:7.1f} s {flow_share:6.1%}  wall {run.wall_s:6.1f} s "
+            f"{run.wall_s / first.wall_s:6.1%}  jobs {run.jobs - jobs_before:4d}  "
+            f"assembly {run.report.get('assembly')}"
         )
-        jobs_before = jobs
-    span = scene_span(manifest, f"scene_{middle}")
-    other = scene_span(manifest, f"scene_{middle + 2}")
-    print(compare(before, after, span, other))
+        jobs_before = run.jobs
+    for (label, _), check in zip(RETAKES, checks, strict=True):
+        print(f"retake {label:12} {check}")
 
 
 if __name__ == "__main__":

@@ -306,3 +306,23 @@ def _transcript_line(
         "audio_duration_s": transcript.audio_duration_s,
         "seconds": transcript.seconds,
     }
+
+
+def command_cache_prune(
+    config: Path | None, keep_days: float | None, max_gb: float | None, include_generated: bool
+) -> int:
+    """`storyboard cache prune`: least recently used first, never what a render holds."""
+    from clients.cache_pruning import GIGABYTE, prune
+
+    settings = load_settings(config)
+    cap = max_gb if max_gb is not None else settings.cache.max_gb
+    if (cap is not None and cap < 0) or (keep_days is not None and keep_days < 0):
+        raise ConfigurationError("--max-gb and --keep-days must not be negative")
+    report = prune(
+        settings.cache_dir,
+        max_bytes=round(cap * GIGABYTE) if cap is not None else None,
+        keep_days=keep_days,
+        include_generated=include_generated,
+    )
+    print(f"cache {settings.cache_dir}: {report.summary()}")
+    return 0

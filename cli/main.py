@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="render the bundled demo storyboard, offline", parents=[shared["output"]]
     )
     _add_transcribe(commands, shared)
+    _add_cache(commands, shared)
     return parser
 
 
@@ -143,6 +144,23 @@ def _add_studio(commands: Commands, shared: dict[str, _Parser]) -> None:
     )
 
 
+def _add_cache(commands: Commands, shared: dict[str, _Parser]) -> None:
+    cache = commands.add_parser("cache", help="look after the local cache")
+    actions = cache.add_subparsers(dest="cache_command", required=True, parser_class=_Parser)
+    prune = actions.add_parser(
+        "prune",
+        help="remove the least recently used cache entries (what the cache can make again)",
+        parents=[shared["config"]],
+    )
+    prune.add_argument("--keep-days", type=float, help="remove what was unused this many days")
+    prune.add_argument("--max-gb", type=float, help="down to this size (default cache.max_gb)")
+    prune.add_argument(
+        "--include-generated",
+        action="store_true",
+        help="also paid images and clips, transcripts and approval verdicts",
+    )
+
+
 def _add_transcribe(commands: Commands, shared: dict[str, _Parser]) -> None:
     from clients.services import TRANSCRIPTION_ENGINES
     from configs.settings import TranscriptionSettings
@@ -183,6 +201,13 @@ def dispatch(arguments: argparse.Namespace) -> int:
             task_runner=a.task_runner,
             source_fingerprint=a.source_fingerprint,
             approval=a.approval,
+        )
+    if a.command == "cache":
+        return commands.command_cache_prune(
+            config=a.config,
+            keep_days=a.keep_days,
+            max_gb=a.max_gb,
+            include_generated=a.include_generated,
         )
     if a.command == "transcribe":
         return commands.command_transcribe(

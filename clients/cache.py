@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from clients.cache_pruning import touch
 from clients.lease import LEASE_LIFETIME_S, Lease, SharedStore
 
 
@@ -105,6 +106,7 @@ class ContentCache:
     def get_file(self, namespace: str, key: str, name: str) -> Path | None:
         path = self.entry_dir(namespace, key) / name
         if path.is_file():
+            touch(path)
             return path
         if self.shared is None or not name:
             return None

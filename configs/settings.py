@@ -212,6 +212,15 @@ class SafetySettings(_Strict):
     """A file of more, one a line (`#` comments); a relative path is from the working folder."""
 
 
+class CacheSettings(_Strict):
+    """How large the local cache may grow (README "The cache")."""
+
+    max_gb: float | None = Field(default=50.0, gt=0.0)
+    """After every run the least recently used of what the cache can make again (the assembly
+    store, staging, mirrored S3 sources) is removed down to this size; None: no cap.
+    `storyboard cache prune` does the same on demand, and more when asked."""
+
+
 class Settings(_Strict):
     transcription: TranscriptionSettings = TranscriptionSettings()
     generation: GenerationSettings = GenerationSettings()
@@ -220,6 +229,7 @@ class Settings(_Strict):
     studio: StudioSettings = StudioSettings()
     dask: DaskSettings = DaskSettings()
     safety: SafetySettings = SafetySettings()
+    cache: CacheSettings = CacheSettings()
     cache_dir: Path = Field(default_factory=lambda: default_cache_dir())
     shared_cache: str | None = Field(default_factory=lambda: shared_cache_uri())
     """An S3 prefix every worker and machine shares the content cache through

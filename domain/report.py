@@ -43,5 +43,8 @@ class RunReport:
     """The Prefect flow run that made it, for a link to the Prefect UI."""
     assembly: dict[str, int | bool] = field(default_factory=dict)
     """What assembling encoded: segments encoded and reused, whether the narration was."""
+    cache: dict[str, float] = field(default_factory=dict)
+    """What the run added to the local cache (MB), and what keeping the cache under
+    `cache.max_gb` removed after it (MB and entries)."""
     outputs: list[str] = field(default_factory=list)
     """Every file the run wrote in its target, relative to it: all a later run may delete."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 
 from prefect import flow
 
+from clients.cache_pruning import holding
 from configs.settings import Settings
 from domain.layout import VIDEO_FILE, ReviewEntry
 from domain.report import RunReport, ScenePaths
@@ -22,6 +23,7 @@ from flows.scene_work import ScenePhase, refreshed_scenes
 from flows.scenes import scenes_made
 from flows.stages import Generated, StageClock, raise_if_refused, scene_outcomes
 from tasks.assemble import Assembly, assemble, scene_cut
+from tasks.cache_bounds import keep_cache_in_bounds, measure_cache
 from tasks.generate import planned_image_model
 from tasks.handoff import hand_off
 from tasks.language import detect_storyboard_language
@@ -68,6 +70,7 @@ class StoryboardRun:
     setup: RunSetup
     clock: StageClock
     progress: Progress
+    cache_bytes_before: int
 
     @property
     def settings(self) -> Settings:
@@ -100,18 +103,19 @@ def storyboard(
         approve_all=approve_all,
         opened=opened,
     )
-    with target_held(target):
+    with target_held(target), holding(settings.cache_dir):
         return render_storyboard(request)
 
 
 def render_storyboard(request: RenderRequest) -> StoryboardResult:
     """The flow's steps, in order."""
     clock = StageClock()
+    cache_before = measure_cache(request.settings.cache_dir)
     with clock.stage("ingest"):
         opened = ingest(request.source, request.settings, request.opened)
     setup = preflight(opened, request.target, request.backend, request.only, on_dask())
     progress = Progress(opened.plan.name, steps=2 * len(opened.plan.recordings) + 1)
-    run = StoryboardRun(request, opened, setup, clock, progress)
+    run = StoryboardRun(request, opened, setup, clock, progress, cache_before)
     outcomes, generated = make_scenes(run)
     with clock.stage("assemble"):
         assembly = run.settings.assembly
@@ -219,7 +223,8 @@ def write_and_publish(
         cache_dir=settings.cache_dir,
         reviews=reviews,
     )
-    report = replace(report, outputs=run_outputs(exports, published))
+    cache = keep_cache_in_bounds(settings.cache_dir, settings.cache, run.cache_bytes_before)
+    report = replace(report, outputs=run_outputs(exports, published), cache=cache)
     if request.source_fingerprint is not None:  # a render of a folder as a watcher saw it
         check_source_settled(request.source, request.source_fingerprint)
     write_run_report(report, setup.target_dir)

@@ -14,6 +14,7 @@ from urllib.parse import unquote
 import yaml
 
 from clients.cache import content_key
+from clients.cache_pruning import touch
 from clients.file_sync import mirror
 from clients.media.audio import check_audio
 from clients.storage import S3Storage, StoredObject, is_s3, open_storage, safe_name
@@ -156,6 +157,7 @@ def mirror_s3_source(source: str, cache_dir: Path) -> SourceFolder:
         )
     folder = cache_dir / "sources" / content_key(storage.uri)[:24]
     mirror(storage, objects, folder)
+    touch(folder)
     spec_file = folder / STORYBOARD_FILE
     spec = load_storyboard_spec(spec_file) if spec_file.is_file() else StoryboardSpec()
     name = storage.prefix.rstrip("/").rsplit("/", 1)[-1] or storage.bucket

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from prefect import get_run_logger, task
@@ -98,13 +99,27 @@ def scene_language(
     return SceneLanguage(storyboard.code, odds, candidates[:OTHER_LANGUAGE_CANDIDATES])
 
 
-def first_speech(recordings: Sequence[Recording], settings: TranscriptionSettings) -> Audio:
-    """The storyboard's first `STORYBOARD_SPEECH_S` of speech (or all of it, when shorter)."""
+@dataclass(frozen=True)
+class FirstSpeech:
+    """The storyboard's first `STORYBOARD_SPEECH_S` of speech (or all of it, when shorter),
+    and how many recordings, from the first, it was taken from."""
+
+    audio: Audio
+    recordings_read: int
+
+    @property
+    def seconds(self) -> float:
+        return len(self.audio) / SAMPLE_RATE
+
+
+def first_speech(recordings: Sequence[Recording], settings: TranscriptionSettings) -> FirstSpeech:
+    """The storyboard's first speech: recordings are read in order until it is long enough."""
     pieces: list[Audio] = []
-    heard = 0.0
+    heard, read = 0.0, 0
     for recording in recordings:
         if heard >= STORYBOARD_SPEECH_S:
             break
+        read += 1
         if recording.problem:
             continue
         try:
@@ -115,21 +130,19 @@ def first_speech(recordings: Sequence[Recording], settings: TranscriptionSetting
         if clip.duration_s:
             pieces.append(clip.audio)
             heard += clip.duration_s
-    return np.concatenate(pieces).astype(np.float32) if pieces else np.zeros(0, np.float32)
+    speech = np.concatenate(pieces).astype(np.float32) if pieces else np.zeros(0, np.float32)
+    return FirstSpeech(speech, read)
 
 
 def heard_language(
-    engine: TranscriptionEngine,
-    recordings: Sequence[Recording],
-    settings: TranscriptionSettings,
+    engine: TranscriptionEngine, speech: FirstSpeech
 ) -> tuple[str, float, float] | None:
     """The language of the storyboard's first speech, its probability and the seconds of
     speech it was heard in; None when the storyboard has no speech."""
-    speech = first_speech(recordings, settings)
-    if not len(speech):
+    if not len(speech.audio):
         return None
-    language, probability = engine.detect_language(speech)
-    return language, probability, len(speech) / SAMPLE_RATE
+    language, probability = engine.detect_language(speech.audio)
+    return language, probability, speech.seconds
 
 
 def storyboard_language(
@@ -140,8 +153,27 @@ def storyboard_language(
     """The language of the storyboard's first speech (`transcription.language` when set)."""
     if settings.language:
         return LanguageChoice(settings.language, forced=True)
-    heard = heard_language(engine, recordings, settings)
+    heard = heard_language(engine, first_speech(recordings, settings))
     return LanguageChoice(heard[0] if heard else None)
+
+
+def _first_speech_key(recordings: Sequence[Recording], settings: TranscriptionSettings) -> str:
+    first = recordings[0].sha256 if recordings else ""
+    return content_key("first speech", first, settings.model, STORYBOARD_SPEECH_S)
+
+
+def _known_language(known: dict[str, Any] | None, recordings: Sequence[Recording]) -> str | None:
+    """The language cached for this storyboard's first speech, when the recordings it was
+    heard in are still the first ones (and, when they held less speech than a detection
+    reads, still all of them)."""
+    if known is None or not isinstance(known.get("language"), str):
+        return None
+    read = known.get("recordings")
+    if not isinstance(read, list) or [r.sha256 for r in recordings[: len(read)]] != read:
+        return None
+    if not known.get("complete") and len(recordings) != len(read):
+        return None
+    return str(known["language"])
 
 
 def cached_storyboard_language(
@@ -151,20 +183,27 @@ def cached_storyboard_language(
     named: str | None,
 ) -> tuple[LanguageChoice, tuple[str, float, float] | None]:
     """The language the user named, else the one of the storyboard's first speech, cached by
-    the storyboard's audio, so an unchanged re-run decodes nothing here; and, when it was
-    heard just now, what `heard_language` says of it."""
+    the recordings that speech comes from, so a re-run or a retake of a later scene decodes
+    nothing here; and, when it was heard just now, what `heard_language` says of it."""
     if named:
         return LanguageChoice(named, forced=True), None
     store = cache.open()
-    key = content_key([r.sha256 for r in recordings], settings.model, STORYBOARD_SPEECH_S)
-    known = store.get_json(CACHE_NAMESPACE, key)
-    if known is not None and isinstance(known.get("language"), str):
-        return LanguageChoice(known["language"]), None
-    heard = heard_language(load_engine(settings, cache.local / "models"), recordings, settings)
+    key = _first_speech_key(recordings, settings)
+    known = _known_language(store.get_json(CACHE_NAMESPACE, key), recordings)
+    if known is not None:
+        return LanguageChoice(known), None
+    speech = first_speech(recordings, settings)
+    heard = heard_language(load_engine(settings, cache.local / "models"), speech)
     if heard is None:
         return LanguageChoice(None), None
-    language, probability, _ = heard
-    store.put_json(CACHE_NAMESPACE, key, {"language": language, "probability": probability})
+    language, probability, seconds = heard
+    entry = {
+        "language": language,
+        "probability": probability,
+        "recordings": [r.sha256 for r in recordings[: speech.recordings_read]],
+        "complete": seconds >= STORYBOARD_SPEECH_S,
+    }
+    store.put_json(CACHE_NAMESPACE, key, entry)
     return LanguageChoice(language), heard
 
 

@@ -263,6 +263,7 @@ def write_run_json(report: RunReport, path: Path) -> None:
         "unknown_outcomes": report.unknown_outcomes,
         "possibly_paid_twice": report.possibly_paid_twice,
         "assembly": report.assembly,
+        "cache": report.cache,
         "flow_run_id": report.flow_run_id,
         "outputs": report.outputs,
     }

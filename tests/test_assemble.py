@@ -17,7 +17,15 @@ from domain.scene import Segment
 from tasks.assembly.narration import normalise_loudness
 from tasks.assembly.overlay import ken_burns, scene_label, scene_sources
 from tasks.assembly.render import assemble_storyboard, render_scene
-from tasks.assembly.timeline import SceneCut, active_caption, source_frame_index, timeline_frames
+from tasks.assembly.timeline import (
+    SceneCut,
+    active_caption,
+    frames_for,
+    frames_of_padded,
+    samples_for,
+    source_frame_index,
+    timeline_frames,
+)
 from tests.helpers import write_wav
 
 
@@ -50,10 +58,20 @@ def test_a_clip_longer_than_its_span_plays_at_its_own_rate(method: str) -> None:
 
 
 def test_timeline_boundaries_do_not_drift() -> None:
-    durations = [1.013] * 300
-    spans = timeline_frames(durations, 24)
-    assert sum(frames for _, _, frames in spans) == round(sum(durations) * 24)
-    assert spans[-1][1] == pytest.approx(sum(durations))
+    spans = timeline_frames([25] * 300, 24)
+    assert [start for start, _, _ in spans[1:]] == [end for _, end, _ in spans[:-1]]
+    assert spans[-1][1] == 300 * 25 / 24 and spans[-1][2] == 25
+
+
+@pytest.mark.parametrize(("rate", "fps"), [(48_000, 24), (44_100, 24), (48_000, 30), (16_000, 25)])
+def test_a_scenes_frames_come_from_its_own_narration_padded_to_whole_frames(
+    rate: int, fps: int
+) -> None:
+    for samples in (1, rate // fps - 1, rate // fps, rate // fps + 1, 3 * rate + 17):
+        frames = frames_for(samples, rate, fps)
+        padded = samples_for(frames, rate, fps)
+        assert padded >= samples and (frames - 1) * rate / fps < samples <= frames * rate / fps
+        assert frames_of_padded(padded, rate, fps) == frames
 
 
 def test_active_caption_follows_segments_and_lingers_briefly() -> None:
@@ -99,15 +117,15 @@ def test_assembled_video_is_h264_aac_as_long_as_the_narrations(tmp_path: Path) -
     output = tmp_path / "out" / "storyboard.mp4"
     timeline = assemble_storyboard(cuts, settings, output).timeline
 
-    expected = 1.5 + 6.2 + 2.0
+    expected = 1.5 + 6.25 + 2.0  # 6.2 s of narration padded to 75 whole frames at 12 fps
     info = probe(output)
     assert (info.video_codec, info.audio_codec) == ("h264", "aac")
     assert (info.width, info.height) == (1024, 576)
     assert info.duration_s == pytest.approx(expected, rel=0.03)
     assert [(e.scene_id, e.start_s, e.end_s) for e in timeline] == [
         ("a", 0.0, 1.5),
-        ("b", 1.5, 7.7),
-        ("broken", 7.7, 9.7),
+        ("b", 1.5, 7.75),
+        ("broken", 7.75, 9.75),
     ]
     assert not list(output.parent.glob(".assemble-*")), "work files must be cleaned up"
 

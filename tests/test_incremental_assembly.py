@@ -111,16 +111,47 @@ def test_a_replaced_recording_re_encodes_the_narration_and_only_its_captions(
     assert not np.array_equal(_audio(tmp_path / "before.mp4"), _audio(tmp_path / "after.mp4"))
 
 
-def test_a_longer_scene_re_encodes_only_scenes_whose_frames_moved(tmp_path: Path) -> None:
+@pytest.mark.parametrize("seconds", [0.7, 3.0])
+def test_a_retake_of_another_length_re_encodes_only_its_own_scene(
+    tmp_path: Path, seconds: float
+) -> None:
     cuts, store = _cuts(tmp_path), AssemblyStore(tmp_path / "store")
-    assemble_storyboard(cuts, SETTINGS, tmp_path / "before.mp4", store=store)
-    cuts[0] = dataclasses.replace(cuts[0], narration=write_wav(tmp_path / "long.wav", 3.0, 300))
+    before = assemble_storyboard(cuts, SETTINGS, tmp_path / "before.mp4", store=store)
+    cuts[1] = dataclasses.replace(cuts[1], narration=write_wav(tmp_path / "retake.wav", seconds))
     after = assemble_storyboard(cuts, SETTINGS, tmp_path / "after.mp4", store=store)
 
-    assert after.track_encoded
-    assert 1 <= after.segments_encoded < 4, "later scenes keep their frame counts"
-    assert after.timeline[1].start_s == pytest.approx(3.0)
-    assert len(_frames(tmp_path / "after.mp4")) == round((3.0 + 1.5 + 2.0 + 2.5) * 12)
+    assert (after.segments_encoded, after.segments_reused) == (1, 3)
+    spans = [entry.end_s - entry.start_s for entry in after.timeline]
+    assert spans[1] == pytest.approx(seconds, abs=1 / SETTINGS.fps), "the span is the retake's"
+    assert spans[2:] == [e.end_s - e.start_s for e in before.timeline[2:]]
+    old, new = _frames(tmp_path / "before.mp4"), _frames(tmp_path / "after.mp4")
+    assert len(new) == round(after.timeline[-1].end_s * SETTINGS.fps)
+    moved = round((after.timeline[2].start_s - before.timeline[2].start_s) * SETTINGS.fps)
+    untouched = range(round(before.timeline[2].start_s * SETTINGS.fps), len(old))
+    assert all(np.array_equal(old[k], new[k + moved]) for k in untouched), (
+        "later scenes as they were"
+    )
+
+
+def test_a_retake_re_encodes_no_narration_chunk_before_its_scene(tmp_path: Path) -> None:
+    """Four 20-s scenes are three chunks of about 30 s: a retake of the third scene (from 40 s)
+    keeps the first chunk and re-encodes the two from its start to the end."""
+    settings = SETTINGS.model_copy(update={"width": 64, "height": 36, "fps": 4})
+    cuts = [
+        dataclasses.replace(cut, narration=write_wav(tmp_path / f"long{i}.wav", 20.0, 200 + i))
+        for i, cut in enumerate(_cuts(tmp_path))
+    ]
+    store = AssemblyStore(tmp_path / "store")
+    assert (
+        assemble_storyboard(cuts, settings, tmp_path / "a.mp4", store=store).summary()[
+            "narration_chunks_encoded"
+        ]
+        == 3
+    )
+    cuts[2] = dataclasses.replace(cuts[2], narration=write_wav(tmp_path / "retake.wav", 12.0))
+    after = assemble_storyboard(cuts, settings, tmp_path / "b.mp4", store=store)
+    assert (after.segments_encoded, after.narration_pieces_encoded) == (1, 2)
+    assert after.timeline[3].start_s == 52.0
 
 
 @pytest.mark.parametrize(

@@ -104,9 +104,16 @@ def write_config(path: Path, models: Models, video: Path | None, **local: Any) -
 
 
 def storyboard_run(
-    source: Path, target: Path, config: Path, cache: Path, cli_env: dict[str, str]
+    source: Path,
+    target: Path,
+    config: Path,
+    cache: Path,
+    cli_env: dict[str, str],
+    shared_readings: bool = True,
 ) -> Run:
-    env = {**cli_env, "HF_HUB_OFFLINE": "1", "STORYBOARD_CACHE_DIR": str(share_readings(cache))}
+    if shared_readings:
+        share_readings(cache)
+    env = {**cli_env, "HF_HUB_OFFLINE": "1", "STORYBOARD_CACHE_DIR": str(cache)}
     args = ["run", str(source), "--out", str(target), "--backend", "local", "--config", str(config)]
     return Run(run_cli(args, env, source.parent), target, cache)
 
@@ -327,7 +334,8 @@ def test_a_missing_model_folder_is_exit_2_with_one_line_naming_it(
     source = make_source(tmp_path / "story", {"dawn": "dawn.ogg"}, {"title": "Missing"})
     missing = tmp_path / "models" / "no-such-pipeline"
     config = write_config(tmp_path / "local.yaml", models, missing)
-    run = storyboard_run(source, tmp_path / "out", config, tmp_path / "cache", cli_env)
+    cache = tmp_path / "cache"
+    run = storyboard_run(source, tmp_path / "out", config, cache, cli_env, shared_readings=False)
     assert run.result.returncode == 2, run.result.stdout + run.result.stderr
     assert_clean(run.result)
     lines = run.result.stderr.strip().splitlines()

@@ -86,7 +86,7 @@ def test_a_refused_key_exits_1_at_once_with_one_line(
         result = _run(
             storyboard_dir,
             tmp_path / "out",
-            nvidia_env(cli_env, fake, tmp_path / "c", "nvapi-revoked"),
+            nvidia_env(cli_env, fake, tmp_path / "c", "nvapi-revoked", shared_readings=False),
         )
         elapsed = time.monotonic() - started
     assert result.returncode == 1, result.stderr

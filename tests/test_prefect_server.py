@@ -37,7 +37,8 @@ def test_runs_task_names_and_artifacts_are_visible_in_the_server(
     for name in ("dawn.ogg", "night.ogg", "river.mp3"):
         shutil.copy(DEMO_DIR / name, source / name)
     with FakeNvidia() as fake:
-        env = {**nvidia_env(cli_env, fake, tmp_path / "cache"), "PREFECT_API_URL": prefect_server}
+        own_readings = nvidia_env(cli_env, fake, tmp_path / "cache", shared_readings=False)
+        env = {**own_readings, "PREFECT_API_URL": prefect_server}
         result = run_cli(["run", str(source), "--out", str(tmp_path / "out")], env, tmp_path)
     assert result.returncode == 0, result.stderr
     assert_clean(result)

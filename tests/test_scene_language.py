@@ -13,11 +13,12 @@ import pytest
 import yaml
 
 from clients.services import load_engine
+from clients.storage import CacheLocation
 from clients.transcription.types import RawSegment, RawTranscription, TranscriptionEngine
 from configs.settings import TranscriptionSettings
-from domain.scene import SceneFailure, Transcript
-from tasks.ingest import plan_storyboard
-from tasks.language import LanguageChoice
+from domain.scene import Recording, SceneFailure, Transcript
+from tasks.ingest import file_sha256, plan_storyboard
+from tasks.language import LanguageChoice, cached_storyboard_language
 from tasks.transcribe import transcribe_recordings
 from testkit.fakes.engines import RememberingEngine
 from tests.helpers import DEMO_DIR, recording, speak, write_wav
@@ -160,3 +161,34 @@ def test_a_reading_in_the_storyboards_language_is_kept_when_nothing_was_invented
     (result,) = transcribe_recordings(engine, recordings, one_by_one, LanguageChoice("en"))  # type: ignore[arg-type]
     assert isinstance(result, Transcript) and result.text.startswith("A lion")
     assert result.language_probability == 0.9, "the scene's own measure, not Whisper's 0.99"
+
+
+def test_the_storyboard_language_is_heard_again_only_when_its_first_speech_changed(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    """Dawn, river and elephants hold the ten seconds of speech the language is heard in: a
+    retake of a later scene reuses it, a retake of river or a new first scene does not."""
+
+    def scene(name: str, order: int) -> Recording:
+        path = DEMO_DIR / name
+        return Recording(path.stem, order, path, path.as_uri(), file_sha256(path))
+
+    cache = CacheLocation(tmp_path / "cache")
+    cache.local.mkdir()
+    (cache_dir / "models").mkdir(parents=True, exist_ok=True)
+    (cache.local / "models").symlink_to(cache_dir / "models", target_is_directory=True)
+    first_three = [scene("dawn.ogg", 1), scene("river.mp3", 2), scene("elephants.ogg", 3)]
+    board = [*first_three, scene("storm.m4a", 4)]
+    first, heard = cached_storyboard_language(board, SETTINGS, cache, None)
+    assert first.code == "en" and heard is not None
+    retake_of_a_later_scene = [*first_three, scene("night.ogg", 4)]
+    again, heard = cached_storyboard_language(retake_of_a_later_scene, SETTINGS, cache, None)
+    assert (again, heard) == (first, None), "heard again though its first speech is the same"
+    retake_of_river = [board[0], scene("night.ogg", 2), *board[2:]]
+    assert cached_storyboard_language(retake_of_river, SETTINGS, cache, None)[1] is not None
+    short = [scene("dawn.ogg", 1)]
+    assert cached_storyboard_language(short, SETTINGS, cache, None)[1] is not None
+    longer = [*short, scene("elephants.ogg", 2)]
+    assert cached_storyboard_language(longer, SETTINGS, cache, None)[1] is not None, (
+        "a second scene adds to a first speech shorter than a detection reads"
+    )

@@ -21,7 +21,7 @@ from configs.settings import AssemblySettings
 from domain.errors import AudioError
 from domain.media import FloatAudio
 from tasks.assembly.store import AssemblyStore, narration_key
-from tasks.assembly.timeline import SceneCut
+from tasks.assembly.timeline import SceneCut, frames_for, frames_of_padded, samples_for
 
 
 def normalise_loudness(
@@ -59,7 +59,7 @@ def narration_samples(cut: SceneCut, settings: AssemblySettings) -> FloatAudio:
 
 def levelled_pcm(cut: SceneCut, settings: AssemblySettings) -> bytes:
     """A scene's narration as 16-bit mono PCM: brought to one loudness and to the scene's
-    `duration` override when it has one."""
+    `duration` override when it has one, then padded with silence to whole frames."""
     rate = settings.sample_rate
     samples = narration_samples(cut, settings)
     if settings.loudness_dbfs is not None:
@@ -67,6 +67,8 @@ def levelled_pcm(cut: SceneCut, settings: AssemblySettings) -> bytes:
     if cut.duration_override_s is not None:
         wanted = round(cut.duration_override_s * rate)
         samples = np.pad(samples[:wanted], (0, max(0, wanted - len(samples))))
+    frames = frames_for(len(samples), rate, settings.fps)
+    samples = np.pad(samples, (0, samples_for(frames, rate, settings.fps) - len(samples)))
     return (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()
 
 
@@ -78,8 +80,9 @@ class SceneNarration:
     pcm: Path
     reused: bool
 
-    def seconds(self, rate: int) -> float:
-        return self.pcm.stat().st_size / 2 / rate
+    def frames(self, settings: AssemblySettings) -> int:
+        """How many frames the scene lasts (its narration is padded to whole frames)."""
+        return frames_of_padded(self.pcm.stat().st_size // 2, settings.sample_rate, settings.fps)
 
 
 def scene_narration(

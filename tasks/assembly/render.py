@@ -177,24 +177,24 @@ def narration_track(
     music: Path | None,
     store: AssemblyStore,
     work: Path,
-) -> tuple[Path, list[float], int]:
-    """The encoded narration track, each scene's seconds, and how many pieces of it were
+) -> tuple[Path, list[int], int]:
+    """The encoded narration track, each scene's frame count, and how many pieces of it were
     encoded now: chunks that splice without a seam (`tasks/assembly/aac.py`), or with music
     under the narration, the whole track."""
     narrations = [scene_narration(cut, settings, store) for cut in cuts]
-    durations = [narration.seconds(settings.sample_rate) for narration in narrations]
+    frame_counts = [narration.frames(settings) for narration in narrations]
     wav, encoded = work / "narration.wav", work / "narration.m4a"
     if music is not None:
         key = track_key([narration.key for narration in narrations], music, settings)
         if (found := store.find("tracks", key, ".m4a")) is not None:
-            return found, durations, 0
+            return found, frame_counts, 0
         write_narration_track(narrations, settings, wav)
         encode_track(wav, settings, encoded, music)
-        return store.keep("tracks", key, ".m4a", encoded), durations, 1
+        return store.keep("tracks", key, ".m4a", encoded), frame_counts, 1
     pcm = b"".join(narration.pcm.read_bytes() for narration in narrations)
     chunks, made = encoded_chunks(pcm, settings, store, work)
     splice_chunks(chunks, encoded)
-    return encoded, durations, made
+    return encoded, frame_counts, made
 
 
 def assemble_storyboard(
@@ -209,9 +209,8 @@ def assemble_storyboard(
     with tempfile.TemporaryDirectory(prefix=".assemble-", dir=output.parent) as folder:
         work = Path(folder)
         store = store or AssemblyStore(work / "store")
-        track, durations, pieces = narration_track(cuts, settings, music, store, work)
-        spans = timeline_frames(durations, settings.fps)
-        frame_counts = [frames for _, _, frames in spans]
+        track, frame_counts, pieces = narration_track(cuts, settings, music, store, work)
+        spans = timeline_frames(frame_counts, settings.fps)
         segments, encoded = scene_segments(cuts, frame_counts, settings, store, work)
         joined = work / "storyboard.mp4"
         join_segments(segments, track, joined)

@@ -21,11 +21,12 @@ from typing import Any
 from PIL import Image
 
 from clients.cache import atomic_path, content_key
+from clients.cache_pruning import touch
 from clients.media.ffmpeg import ffmpeg_version
 from configs.settings import AssemblySettings
 from tasks.assembly.timeline import SceneCut
 
-ASSEMBLY_FORMAT = 2
+ASSEMBLY_FORMAT = 3
 STILL_FORMAT = 1
 """Bumped whenever rendering changes what the same inputs look or sound like."""
 
@@ -104,6 +105,7 @@ def narration_key(cut: SceneCut, settings: AssemblySettings) -> str:
         recording if cut.narration is not None else None,
         audio,
         cut.duration_override_s,
+        settings.fps,
     )
 
 
@@ -130,8 +132,12 @@ class AssemblyStore:
         return self.root / kind / key[:2] / f"{key}{suffix}"
 
     def find(self, kind: str, key: str, suffix: str) -> Path | None:
+        """The stored file of `key`, its use recorded for pruning; None when there is none."""
         path = self.path(kind, key, suffix)
-        return path if path.is_file() else None
+        if not path.is_file():
+            return None
+        touch(path)
+        return path
 
     def keep(self, kind: str, key: str, suffix: str, made: Path) -> Path:
         """Move the finished file `made` into the store; where it now is."""

@@ -1,6 +1,8 @@
 """Where scenes sit: what the assembler knows of a scene, frame-exact spans, captions, fitting.
 
-Scene boundaries fall on frame boundaries rounded from the audio timeline, so they never drift.
+Every scene's narration is padded with silence to whole frames, so each scene's frame count
+follows from its own narration alone and scene boundaries sit on the frame grid: a retake of
+another length moves the later scenes in the join but never changes their segments.
 """
 
 from __future__ import annotations
@@ -76,15 +78,29 @@ def active_caption(segments: Sequence[Segment], t: float) -> int | None:
     return current
 
 
-def timeline_frames(durations: Sequence[float], fps: int) -> list[tuple[float, float, int]]:
-    """(start_s, end_s, frame count) per scene, boundaries rounded to frames without drift."""
+def frames_for(samples: int, sample_rate: int, fps: int) -> int:
+    """The whole frames a scene of `samples` narration samples fills (its last one partly)."""
+    return max(1, -(-samples * fps // sample_rate))
+
+
+def samples_for(frames: int, sample_rate: int, fps: int) -> int:
+    """Samples of narration that last `frames` frames (the first whole sample past the last)."""
+    return -(-frames * sample_rate // fps)
+
+
+def frames_of_padded(samples: int, sample_rate: int, fps: int) -> int:
+    """The frame count of narration already padded by `samples_for`: the inverse of it."""
+    return max(1, samples * fps // sample_rate)
+
+
+def timeline_frames(frame_counts: Sequence[int], fps: int) -> list[tuple[float, float, int]]:
+    """(start_s, end_s, frame count) per scene: each scene starts where the previous one's
+    frames end."""
     spans = []
-    start = 0.0
-    for duration in durations:
-        end = start + duration
-        frames = max(1, round(end * fps) - round(start * fps))
-        spans.append((start, end, frames))
-        start = end
+    start = 0
+    for frames in frame_counts:
+        spans.append((start / fps, (start + frames) / fps, frames))
+        start += frames
     return spans
 
 
