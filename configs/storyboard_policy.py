@@ -84,6 +84,7 @@ _TIGHTEN: tuple[str, ...] = (*_TIGHTER, "safety.blocklist")  # added to by with_
 _REFUSED: tuple[str, ...] = (
     "cache_dir",
     "shared_cache",
+    "cache.max_gb",
     "transcription.engine",
     "transcription.model",
     "transcription.device",

@@ -65,5 +65,21 @@ def test_rerun_re_encodes_only_what_changed_and_drops_deleted_scenes(
     assert probe(target / "storyboard.mp4").duration_s < length - 1.0
     assembly = _report(target)["assembly"]
     assert isinstance(assembly, dict) and assembly["narration_encoded"] is True
-    assert assembly["segments_reused"] >= 1, "scene 1 is where it was and looks the same"
-    assert assembly["segments_encoded"] + assembly["segments_reused"] == 2
+    assert (assembly["segments_encoded"], assembly["segments_reused"]) == (1, 1), (
+        "scene 1 is where it was; scene 3 is now labelled Scene 2"
+    )
+
+    river_at = read_manifest(target).set_index("scene_id").loc["3 river", "start_s"]
+    shutil.copy(DEMO_DIR / "elephants.ogg", source / "1 dawn.ogg")  # a retake, another length
+    retaken = run_cli(command, cli_env, tmp_path)
+    assert retaken.returncode == 0, retaken.stderr
+    assembly = _report(target)["assembly"]
+    assert isinstance(assembly, dict)
+    assert (assembly["segments_encoded"], assembly["segments_reused"]) == (1, 1), (
+        "a retake of another length costs its own segment only"
+    )
+    spans = read_manifest(target).set_index("scene_id")
+    assert spans.loc["3 river", "start_s"] != river_at
+    assert spans.loc["1 dawn", "end_s"] == pytest.approx(
+        spans.loc["1 dawn", "audio_duration_s"], abs=1 / 24
+    )
