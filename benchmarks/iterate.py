@@ -97,10 +97,11 @@ def frames_between(video: Path, start_s: float, end_s: float) -> np.ndarray[Any,
     """The frames of `video` shown from `start_s` to `end_s`, as one array."""
     with av.open(str(video)) as container:
         stream = container.streams.video[0]
+        half_frame = 0.5 / float(stream.average_rate or 24)  # spans are rounded to 1 ms
         frames = [
             frame.to_ndarray(format="rgb24")
             for frame in container.decode(stream)
-            if frame.time is not None and start_s - 1e-6 <= frame.time < end_s - 1e-6
+            if frame.time is not None and start_s - half_frame <= frame.time < end_s - half_frame
         ]
     return np.stack(frames).astype(np.int16)
 
@@ -176,6 +177,7 @@ def print_report(arguments: argparse.Namespace, runs: list[Run], checks: list[st
             f"{run.wall_s / first.wall_s:6.1%}  jobs {run.jobs - jobs_before:4d}  "
             f"assembly {run.report.get('assembly')}"
         )
+        print(f"{'':20} stages {run.report['stages']}")
         jobs_before = run.jobs
     for (label, _), check in zip(RETAKES, checks, strict=True):
         print(f"retake {label:12} {check}")

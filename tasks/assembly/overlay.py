@@ -7,6 +7,7 @@ gets a slow Ken Burns push-in instead.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -79,17 +80,24 @@ def _draw_caption(draw: ImageDraw.ImageDraw, caption: str, width: int, height: i
     )
 
 
-def overlay(base: Image.Image, label: str | None, caption: str | None) -> Frame:
-    """`base` as an RGB frame, with the label and the caption (either may be None) drawn on."""
-    width, height = base.size
-    if not label and not caption:
-        return np.asarray(base.convert("RGB"))
-    layer = Image.new("RGBA", base.size, (0, 0, 0, 0))
+@functools.lru_cache(maxsize=32)
+def _overlay_layer(size: tuple[int, int], label: str | None, caption: str | None) -> Image.Image:
+    """The label and caption drawn once on a transparent layer, for every frame they cover."""
+    width, height = size
+    layer = Image.new("RGBA", size, (0, 0, 0, 0))
     draw = ImageDraw.Draw(layer)
     if label:
         _draw_label(draw, label, width, height)
     if caption:
         _draw_caption(draw, caption, width, height)
+    return layer
+
+
+def overlay(base: Image.Image, label: str | None, caption: str | None) -> Frame:
+    """`base` as an RGB frame, with the label and the caption (either may be None) drawn on."""
+    if not label and not caption:
+        return np.asarray(base.convert("RGB"))
+    layer = _overlay_layer(base.size, label, caption)
     return np.asarray(Image.alpha_composite(base.convert("RGBA"), layer).convert("RGB"))
 
 
