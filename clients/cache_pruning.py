@@ -30,8 +30,8 @@ from clients.lease import process_running
 
 REBUILDABLE = ("assembly", "staging", "sources")
 """What the cache can always make again from the storyboard and its paid results."""
-GENERATED = ("images", "clips", "transcripts", "languages", "approvals")
-"""What was paid for or read: pruned only when asked (`--include-generated`)."""
+GENERATED = ("images", "clips", "transcripts", "languages", "approvals", "screened")
+"""What was paid for, read or scored: pruned only when asked (`--include-generated`)."""
 HOLDS = ".holds"
 GIGABYTE = 1024**3
 

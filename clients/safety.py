@@ -12,7 +12,6 @@ To add another classifier: a class with `name` and `scores(texts)`, and a loader
 
 from __future__ import annotations
 
-import contextlib
 import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -143,24 +142,29 @@ class Screened:
     """False for text the classifier cannot read (it knows English only)."""
 
 
+class ScoreMemory(Protocol):
+    """Scores the classifier gave before, by text: a run whose texts were all scored before
+    never loads the classifier."""
+
+    @property
+    def name(self) -> str:
+        """The classifier's, as a reason names it."""
+        ...
+
+    def recall(self, text: str) -> float | None: ...
+
+    def remember(self, text: str, score: float) -> None: ...
+
+
 @dataclass
 class SafetyScreen:
-    """Checks texts against the blocklist, then the classifier (loaded at its first use)."""
+    """Checks texts against the blocklist, then the classifier (loaded at its first use, and
+    only for a text `memory` has no score of)."""
 
     blocklist: Blocklist
     classifier: Callable[[], Classifier] | None
     threshold: float
-
-    def prepare(self) -> None:
-        """Load the classifier in the background, so the first scene does not wait for it
-        (a failure to load is raised at its first use instead)."""
-        if self.classifier is not None:
-            threading.Thread(target=self._load_quietly, daemon=True).start()
-
-    def _load_quietly(self) -> None:
-        assert self.classifier is not None
-        with contextlib.suppress(ConfigurationError):
-            self.classifier()
+    memory: ScoreMemory | None = None
 
     def reason_to_block(self, texts: Iterable[Screened]) -> str | None:
         """Why these texts must not be sent ("blocklist word 'x' in the narration",
@@ -175,12 +179,25 @@ class SafetyScreen:
         parts = [
             (item.where, part) for item in checked if item.classify for part in sentences(item.text)
         ]
-        classifier = self.classifier()
-        scores = classifier.scores([part for _, part in parts])
+        name, scores = self._scores([part for _, part in parts])
         worst = max(range(len(parts)), key=scores.__getitem__, default=None)
         if worst is None or scores[worst] < self.threshold:
             return None
-        return (
-            f"classifier: {classifier.name} {scores[worst]:.2f} ≥ {self.threshold:.2f} "
-            f"in {parts[worst][0]}"
-        )
+        return f"classifier: {name} {scores[worst]:.2f} ≥ {self.threshold:.2f} in {parts[worst][0]}"
+
+    def _scores(self, texts: list[str]) -> tuple[str, list[float]]:
+        """The classifier's name and its score of each text: remembered, or scored now (and
+        remembered)."""
+        assert self.classifier is not None
+        known = [self.memory.recall(text) if self.memory else None for text in texts]
+        unscored = [text for text, score in zip(texts, known, strict=True) if score is None]
+        if self.memory is not None and not unscored:
+            return self.memory.name, [score for score in known if score is not None]
+        classifier = self.classifier()
+        fresh = iter(classifier.scores(unscored))
+        scores = [score if score is not None else next(fresh) for score in known]
+        if self.memory is not None:
+            for text, score in zip(texts, scores, strict=True):
+                if text in unscored:
+                    self.memory.remember(text, score)
+        return classifier.name, scores

@@ -168,9 +168,7 @@ def transcribe_and_generate(phase: ScenePhase, images_only: bool = False) -> Sce
     `images_only`, the images alone: `SceneResults.images`, for approval). On Dask the
     tasks ask for `dask.transcription_resources` and `dask.generation_resources`."""
     plan, settings, setup = phase.plan, phase.settings, phase.setup
-    screen = safety_screen(settings.safety, setup.backend, plan.spec)
-    if screen is not None:
-        screen.prepare()
+    screen = safety_screen(settings.safety, setup.backend, plan.spec, setup.cache.open())
     stream = _Stream(phase, screen, images_only)
     began = time.perf_counter()
     with signals_outside_serializers():

@@ -2,17 +2,21 @@
 
 The screen (`clients/safety.py`) is built once per run from `safety:` in the settings and the
 storyboard's `blocklist:`. A scene it stops is `blocked`: a placeholder card, its reason in
-the manifest, and no request at all. Nothing about a verdict is cached, so an edited prompt
-(`--only SCENE`) is screened again.
+the manifest, and no request at all. No verdict is cached, so an edited prompt or a longer
+blocklist is screened again; only the classifier's score of each text is (`CachedScores`), so
+a run whose texts were all scored before never loads the classifier.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 
 from prefect import get_run_logger
 from prefect.exceptions import MissingContextError
 
+from clients.cache import ContentCache, content_key
 from clients.safety import Blocklist, SafetyScreen, Screened, profanity_classifier, read_blocklist
 from configs.settings import SafetySettings
 from domain.scene import Recording, SceneFailure, SceneStatus, Transcript
@@ -22,8 +26,41 @@ from tasks.prompt import ScenePrompt
 BLOCKED_BY = "blocked by the safety screen"
 
 
+def _version_of(package: str) -> str:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "missing"
+
+
+SCORES_NAMESPACE = "screened"
+
+
+@dataclass(frozen=True)
+class CachedScores:
+    """The classifier's scores in the content cache, by classifier version and text."""
+
+    cache: ContentCache
+    name: str = "profanity"
+    version: str = _version_of("alt-profanity-check")
+
+    def _key(self, text: str) -> str:
+        return content_key("safety score", self.name, self.version, text)
+
+    def recall(self, text: str) -> float | None:
+        found = self.cache.get_json(SCORES_NAMESPACE, self._key(text))
+        score = found.get("score") if found is not None else None
+        return float(score) if isinstance(score, int | float) else None
+
+    def remember(self, text: str, score: float) -> None:
+        self.cache.put_json(SCORES_NAMESPACE, self._key(text), {"score": score})
+
+
 def safety_screen(
-    settings: SafetySettings, backend: str, spec: StoryboardSpec
+    settings: SafetySettings,
+    backend: str,
+    spec: StoryboardSpec,
+    cache: ContentCache | None = None,
 ) -> SafetyScreen | None:
     """The run's screen, or None when it is off (`auto`: on for every backend but draft).
 
@@ -35,7 +72,8 @@ def safety_screen(
     if settings.blocklist_file is not None:
         entries.extend(read_blocklist(settings.blocklist_file))
     classifier = profanity_classifier if settings.classifier else None
-    return SafetyScreen(Blocklist(tuple(entries)), classifier, settings.threshold)
+    memory = CachedScores(cache) if cache is not None else None
+    return SafetyScreen(Blocklist(tuple(entries)), classifier, settings.threshold, memory)
 
 
 def screened_texts(recording: Recording, transcript: Transcript, prompt: str) -> list[Screened]:

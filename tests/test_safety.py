@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from clients.cache import ContentCache
 from clients.safety import Blocklist, SafetyScreen, Screened, profanity_classifier, read_blocklist
 from configs.settings import GenerationSettings, SafetySettings, load_storyboard_spec
 from domain.errors import ConfigurationError
@@ -19,7 +20,7 @@ from domain.scene import Recording, SceneOutcome, SceneStatus, Transcript
 from domain.storyboard import StoryboardSpec
 from tasks.assembly.timeline import scene_cut
 from tasks.prompt import ScenePrompt, image_request
-from tasks.safety import safety_screen, screen_scene, screened_texts
+from tasks.safety import CachedScores, safety_screen, screen_scene, screened_texts
 from testkit.fakes.nvidia_server import FakeNvidia
 from tests.helpers import DEMO_DIR, DEMO_WORDS, PROJECT_ROOT, nvidia_env, read_manifest, run_cli
 
@@ -108,6 +109,23 @@ def test_the_blocklist_answers_without_loading_the_classifier() -> None:
     )
     assert screen.reason_to_block([Screened("the prompt", "   ")]) is None
     assert classifier.loaded == 0
+
+
+def test_a_text_scored_before_is_not_scored_again_and_loads_no_classifier(
+    tmp_path: Path,
+) -> None:
+    scores = CachedScores(ContentCache(tmp_path), name="test")
+    first, again = _Scores(0.95), _Scores(0.0)
+    texts = [Screened("the prompt", "a lion at dawn"), Screened("the narration", "Go away. Now")]
+    reason = SafetyScreen(Blocklist(), first.load, 0.9, scores).reason_to_block(texts)
+    assert reason == "classifier: test 0.95 ≥ 0.90 in the prompt" and first.loaded == 1
+    assert SafetyScreen(Blocklist(), again.load, 0.9, scores).reason_to_block(texts) == reason
+    assert again.loaded == 0, "every text was scored before"
+    lowered = SafetyScreen(Blocklist(), again.load, 0.99, scores).reason_to_block(texts)
+    assert lowered is None and again.loaded == 0, "the verdict is the run's, not the cache's"
+    edited = [Screened("the prompt", "a lion at dusk")]
+    assert SafetyScreen(Blocklist(), again.load, 0.9, scores).reason_to_block(edited) is None
+    assert again.loaded == 1, "an edited prompt is scored"
 
 
 def test_the_screen_is_on_for_every_backend_but_draft_and_merges_its_lists(
