@@ -18,6 +18,7 @@ from clients.services import check_backend, check_backend_ready, choose_backend
 from clients.storage import CacheLocation, is_s3, open_storage
 from configs.settings import Settings, load_settings
 from domain.errors import ConfigurationError
+from domain.layout import MODELS
 from domain.scene import Recording, SceneFailure, Transcript
 
 EXIT_OK = 0
@@ -277,7 +278,7 @@ def command_transcribe(
     recordings = list(plan.recordings)
     named = opened.named_language
     language, _ = cached_storyboard_language(recordings, settings.transcription, cache, named)
-    models = cache.local / "models"
+    models = cache.local / MODELS
     results = cached_transcripts(cache.open(), recordings, settings.transcription, models, language)
     for recording, transcript in zip(recordings, results, strict=True):
         line = _transcript_line(recording.scene_id, transcript, plan.spec.style, recording)

@@ -27,12 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clients.lease import process_running
+from domain.layout import (
+    ASSEMBLY,
+    CACHE_HOLDS,
+    GENERATED_NAMESPACES,
+    REBUILDABLE_NAMESPACES,
+)
 
-REBUILDABLE = ("assembly", "staging", "sources")
-"""What the cache can always make again from the storyboard and its paid results."""
-GENERATED = ("images", "clips", "transcripts", "languages", "approvals", "screened")
-"""What was paid for, read or scored: pruned only when asked (`--include-generated`)."""
-HOLDS = ".holds"
 GIGABYTE = 1024**3
 
 
@@ -81,9 +82,9 @@ def _entry_paths(cache_dir: Path, namespace: str) -> Iterator[Path]:
     root = cache_dir / namespace
     if not root.is_dir() or root.is_symlink():
         return
-    if namespace == "assembly":
+    if namespace == ASSEMBLY:
         yield from (p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
-    elif namespace in REBUILDABLE:
+    elif namespace in REBUILDABLE_NAMESPACES:
         yield from (p for p in root.iterdir() if p.is_dir())
     else:  # <namespace>/<key[:2]>/<key>/
         yield from (p for shard in root.iterdir() if shard.is_dir() for p in shard.iterdir())
@@ -91,7 +92,7 @@ def _entry_paths(cache_dir: Path, namespace: str) -> Iterator[Path]:
 
 def cache_entries(cache_dir: Path, include_generated: bool = False) -> list[CacheEntry]:
     """Every prunable entry of the local cache, least recently used first."""
-    namespaces = REBUILDABLE + (GENERATED if include_generated else ())
+    namespaces = REBUILDABLE_NAMESPACES + (GENERATED_NAMESPACES if include_generated else ())
     entries = [
         entry
         for namespace in namespaces
@@ -104,7 +105,7 @@ def cache_entries(cache_dir: Path, include_generated: bool = False) -> list[Cach
 @contextmanager
 def holding(cache_dir: Path) -> Iterator[None]:
     """Hold the cache while a render runs: nothing it uses from now on is pruned."""
-    folder = cache_dir / HOLDS
+    folder = cache_dir / CACHE_HOLDS
     folder.mkdir(parents=True, exist_ok=True)
     hold = folder / f"{uuid.uuid4().hex}.json"
     body = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}
@@ -118,7 +119,7 @@ def holding(cache_dir: Path) -> Iterator[None]:
 def held_since(cache_dir: Path) -> float | None:
     """When the oldest render still holding the cache began (stale holds are removed)."""
     oldest = None
-    for hold in (cache_dir / HOLDS).glob("*.json"):
+    for hold in (cache_dir / CACHE_HOLDS).glob("*.json"):
         try:
             body = json.loads(hold.read_text(encoding="utf-8"))
             started, pid, host = float(body["started"]), int(body["pid"]), str(body["host"])

@@ -16,6 +16,14 @@ TARGET (the same relative folder under the output location):
     review.json                         reviewers' verdicts, written by the studio
     approval/pending.json, ...          what a paused run waits for (image approval)
     .storyboard/run.lease, claims/...   one run per target; one watcher per change
+
+STORYBOARD_CACHE_DIR (this machine's cache; the same names under a shared s3:// cache):
+    images/, clips/                     paid pictures and motion clips, by request
+    transcripts/, languages/            what Whisper read, by recording and settings
+    approvals/, screened/               reviewers' verdicts by image; the classifier's scores
+    assembly/, staging/, sources/       what can always be made again (pruned to cache.max_gb)
+    models/                             Whisper weights unpacked from the bundled packages
+    .holds/                             the renders running now (nothing they use is pruned)
 """
 
 from __future__ import annotations
@@ -107,3 +115,20 @@ class PendingApproval(ApprovalRequest):
     def files(self) -> set[str]:
         """The only names the studio serves from TARGET/approval/."""
         return {self.sheet, *(scene.image for scene in self.scenes)} - {""}
+
+
+IMAGES = "images"
+CLIPS = "clips"
+TRANSCRIPTS = "transcripts"
+LANGUAGES = "languages"
+APPROVALS = "approvals"
+SAFETY_SCORES = "screened"
+ASSEMBLY = "assembly"
+STAGING = "staging"
+SOURCES = "sources"
+MODELS = "models"
+CACHE_HOLDS = ".holds"
+GENERATED_NAMESPACES = (IMAGES, CLIPS, TRANSCRIPTS, LANGUAGES, APPROVALS, SAFETY_SCORES)
+"""What was paid for, read or scored: pruned only when asked (`--include-generated`)."""
+REBUILDABLE_NAMESPACES = (ASSEMBLY, STAGING, SOURCES)
+"""What the cache can always make again from the storyboard and its paid results."""

@@ -26,6 +26,7 @@ from clients.storage import CacheLocation, is_s3, open_storage
 from domain.approval import Decision, ImageVerdict, SceneImage
 from domain.layout import (
     APPROVAL_FOLDER,
+    APPROVALS,
     CONTACT_SHEET_FILE,
     PENDING_FILE,
     ApprovalRequest,
@@ -37,7 +38,6 @@ from tasks.generate import image_key
 from tasks.prompt import compose_prompt
 from tasks.review import SheetCell, draw_sheet
 
-APPROVALS = "approvals"
 IMAGE_NAME = re.compile(r"\d{4,}-[0-9a-f]{8}\.(?:png|jpe?g|webp)")
 """A scene's image in TARGET/approval/: its order, a digest of its id, the image's kind."""
 MAX_TAKES = 100

@@ -14,6 +14,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from configs.settings import AssemblySettings
+from domain.layout import ASSEMBLY
 from tasks.assembly.render import Assembly, assemble_storyboard
 from tasks.assembly.store import AssemblyStore
 from tasks.assembly.timeline import SceneCut, scene_cut
@@ -30,7 +31,7 @@ def assemble(
     music: Path | None = None,
 ) -> Assembly:
     """Render `cuts` into `output`; where each scene sits, and what was encoded for it."""
-    store = AssemblyStore(cache_dir / "assembly")
+    store = AssemblyStore(cache_dir / ASSEMBLY)
     assembly = assemble_storyboard(cuts, settings, output, music, store)
     logger = get_run_logger()
     if assembly.encoded_nothing:

@@ -26,6 +26,7 @@ from domain.errors import (
     StoryboardError,
     TransientServiceError,
 )
+from domain.layout import CLIPS, IMAGES
 from domain.media import ClipRequest, ImageRequest, image_extension
 from domain.scene import GeneratedMedia, SceneFailure, SceneStatus
 from tasks.prompt import motion_prompt
@@ -33,9 +34,6 @@ from tasks.prompt import motion_prompt
 _Result = TypeVar("_Result", GeneratedMedia, SceneImage)
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
-
-IMAGES = "images"
-CLIPS = "clips"
 
 
 SAID = ("prompt", "prompt_note", "motion_prompt")

@@ -16,7 +16,7 @@ from prefect.cache_policies import NO_CACHE
 
 from clients.cache import content_key
 from configs.settings import AssemblySettings
-from domain.layout import BOARD_FILE
+from domain.layout import ASSEMBLY, BOARD_FILE
 from domain.report import ScenePaths
 from domain.scene import SceneOutcome, TimelineEntry
 from tasks.assembly.store import AssemblyStore, file_digest
@@ -51,7 +51,7 @@ def hand_off(
     written = write_editorial_files(cut, target, settings.exports)
     panels = board_scenes(outcomes, timeline, published, target)
     key = board_key(title, panels, settings.fps, settings.board_page)
-    store = AssemblyStore(cache_dir / "assembly")
+    store = AssemblyStore(cache_dir / ASSEMBLY)
     panels = [replace(panel, image=_still(store, panel.image)) for panel in panels]
     store.reuse_or_make(
         "boards",

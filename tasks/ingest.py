@@ -20,7 +20,7 @@ from clients.media.audio import check_audio
 from clients.storage import S3Storage, StoredObject, is_s3, open_storage, safe_name
 from configs.settings import default_cache_dir, load_storyboard_spec
 from domain.errors import AudioError, ConfigurationError, StorageError
-from domain.layout import STORYBOARD_FILE
+from domain.layout import SOURCES, STORYBOARD_FILE
 from domain.scene import Recording, StoryboardPlan
 from domain.storyboard import StoryboardSpec
 
@@ -155,7 +155,7 @@ def mirror_s3_source(source: str, cache_dir: Path) -> SourceFolder:
         raise ConfigurationError(
             f"{storage.uri}: no recordings found (looked for {', '.join(sorted(AUDIO_EXTENSIONS))})"
         )
-    folder = cache_dir / "sources" / content_key(storage.uri)[:24]
+    folder = cache_dir / SOURCES / content_key(storage.uri)[:24]
     mirror(storage, objects, folder)
     touch(folder)
     spec_file = folder / STORYBOARD_FILE

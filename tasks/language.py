@@ -32,6 +32,7 @@ from clients.storage import CacheLocation
 from clients.transcription.types import TranscriptionEngine
 from configs.settings import TranscriptionSettings
 from domain.errors import AudioError, StorageError
+from domain.layout import LANGUAGES, MODELS
 from domain.scene import Recording
 from tasks.ingest import recording_here
 from tasks.packing import SAMPLE_RATE, Audio, SpeechClip, speech_clip
@@ -46,7 +47,7 @@ reading; a less likely one must read better than that."""
 OTHER_LANGUAGE_LOGPROB = -1.0
 """A reading in another language than the storyboard's is kept only when Whisper is at least
 this sure of its words (mean token log probability)."""
-CACHE_NAMESPACE = "languages"
+CACHE_NAMESPACE = LANGUAGES
 
 
 @dataclass(frozen=True)
@@ -193,7 +194,7 @@ def cached_storyboard_language(
     if known is not None:
         return LanguageChoice(known), None
     speech = first_speech(recordings, settings)
-    heard = heard_language(load_engine(settings, cache.local / "models"), speech)
+    heard = heard_language(load_engine(settings, cache.local / MODELS), speech)
     if heard is None:
         return LanguageChoice(None), None
     language, probability, seconds = heard

@@ -36,6 +36,7 @@ from domain.layout import (
     MANIFEST_FILE,
     OUTPUT_FILES,
     SCENES_FOLDER,
+    STAGING,
     VIDEO_FILE,
     WRITTEN_EVERY_RUN,
 )
@@ -55,7 +56,7 @@ class OutputLocations:
 
 def staging_folder(cache_dir: Path, target: str) -> Path:
     """An empty local folder in which the outputs for `target` are rendered first."""
-    folder = cache_dir / "staging" / content_key(target)[:24]
+    folder = cache_dir / STAGING / content_key(target)[:24]
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     return folder

@@ -21,7 +21,7 @@ from prefect.cache_policies import NO_CACHE
 from clients.cache import atomic_path, content_key, write_text_atomic
 from clients.media.drawing import cover, fit_text, font, line_height, placeholder_card, wrap
 from configs.settings import AssemblySettings
-from domain.layout import CONTACT_SHEET_FILE, REVIEW_PAGE, ReviewEntry
+from domain.layout import ASSEMBLY, CONTACT_SHEET_FILE, REVIEW_PAGE, ReviewEntry
 from domain.report import RunReport, ScenePaths
 from domain.scene import SceneOutcome, SceneStatus, TimelineEntry
 from tasks.assembly.store import AssemblyStore, file_digest
@@ -267,7 +267,7 @@ def review(
 ) -> None:
     """The contact sheet and the review page in the storyboard's frame shape."""
     aspect = settings.width / settings.height
-    store = AssemblyStore(cache_dir / "assembly") if cache_dir is not None else None
+    store = AssemblyStore(cache_dir / ASSEMBLY) if cache_dir is not None else None
     write_review(
         outcomes=outcomes,
         timeline=timeline,

@@ -19,6 +19,7 @@ from prefect.exceptions import MissingContextError
 from clients.cache import ContentCache, content_key
 from clients.safety import Blocklist, SafetyScreen, Screened, profanity_classifier, read_blocklist
 from configs.settings import SafetySettings
+from domain.layout import SAFETY_SCORES
 from domain.scene import Recording, SceneFailure, SceneStatus, Transcript
 from domain.storyboard import StoryboardSpec
 from tasks.prompt import ScenePrompt
@@ -33,7 +34,7 @@ def _version_of(package: str) -> str:
         return "missing"
 
 
-SCORES_NAMESPACE = "screened"
+SCORES_NAMESPACE = SAFETY_SCORES
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from clients.transcription.types import (
 )
 from configs.settings import TranscriptionSettings
 from domain.errors import AudioError, StorageError
+from domain.layout import MODELS, TRANSCRIPTS
 from domain.scene import Recording, SceneFailure, Segment, Transcript, Word
 from tasks.ingest import recording_here
 from tasks.invented import mean_logprob
@@ -51,7 +52,7 @@ from tasks.reading import (
     transcript_of,
 )
 
-CACHE_NAMESPACE = "transcripts"
+CACHE_NAMESPACE = TRANSCRIPTS
 LANGUAGE_RULE = "scene-evidence-1"
 """Part of every transcript's cache key: bumped when how a scene's language is chosen changes,
 so no scene keeps a reading the rule would no longer make."""
@@ -314,9 +315,7 @@ def transcribe(
     cache: CacheLocation,
     language: LanguageChoice,
 ) -> list[Transcript | SceneFailure]:
-    results = cached_transcripts(
-        cache.open(), recordings, settings, cache.local / "models", language
-    )
+    results = cached_transcripts(cache.open(), recordings, settings, cache.local / MODELS, language)
     logger = get_run_logger()
     for recording, result in zip(recordings, results, strict=True):
         if isinstance(result, SceneFailure):
