@@ -39,9 +39,14 @@ GIGABYTE = 1024**3
 
 @dataclass(frozen=True)
 class CacheEntry:
+    namespace: str
     path: Path
     size: int
     last_used: float
+
+    @property
+    def rebuildable(self) -> bool:
+        return self.namespace in REBUILDABLE_NAMESPACES
 
 
 @dataclass(frozen=True)
@@ -67,7 +72,7 @@ def touch(path: Path) -> None:
         os.utime(path)
 
 
-def _entry(path: Path) -> CacheEntry | None:
+def _entry(namespace: str, path: Path) -> CacheEntry | None:
     """An entry's size and last use: the newest time among its files and its folder."""
     files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
     try:
@@ -75,7 +80,7 @@ def _entry(path: Path) -> CacheEntry | None:
         used = max([path.stat().st_mtime, *(s.st_mtime for s in stats)])
     except OSError:
         return None
-    return CacheEntry(path, sum(s.st_size for s in stats), used)
+    return CacheEntry(namespace, path, sum(s.st_size for s in stats), used)
 
 
 def _entry_paths(cache_dir: Path, namespace: str) -> Iterator[Path]:
@@ -97,7 +102,7 @@ def cache_entries(cache_dir: Path, include_generated: bool = False) -> list[Cach
         entry
         for namespace in namespaces
         for path in _entry_paths(cache_dir, namespace)
-        if (entry := _entry(path)) is not None
+        if (entry := _entry(namespace, path)) is not None
     ]
     return sorted(entries, key=lambda entry: entry.last_used)
 
@@ -150,10 +155,13 @@ def prune(
     max_bytes: int | None = None,
     keep_days: float | None = None,
     include_generated: bool = False,
+    entries: list[CacheEntry] | None = None,
 ) -> PruneReport:
     """Remove entries unused for `keep_days`, then the least recently used until the cache
-    is at most `max_bytes`; entries a running render may read are kept."""
-    entries = cache_entries(cache_dir, include_generated)
+    is at most `max_bytes`; entries a running render may read are kept. `entries`: the
+    cache's entries when the caller has just listed them (least recently used first)."""
+    if entries is None:
+        entries = cache_entries(cache_dir, include_generated)
     total = sum(entry.size for entry in entries)
     since = held_since(cache_dir)
     too_old = time.time() - keep_days * 86_400 if keep_days is not None else None

@@ -194,10 +194,10 @@ class SafetyScreen:
         if self.memory is not None and not unscored:
             return self.memory.name, [score for score in known if score is not None]
         classifier = self.classifier()
-        fresh = iter(classifier.scores(unscored))
-        scores = [score if score is not None else next(fresh) for score in known]
+        fresh = dict(zip(unscored, classifier.scores(unscored), strict=True))
         if self.memory is not None:
-            for text, score in zip(texts, scores, strict=True):
-                if text in unscored:
-                    self.memory.remember(text, score)
-        return classifier.name, scores
+            for text, score in fresh.items():
+                self.memory.remember(text, score)
+        return classifier.name, [
+            fresh[t] if s is None else s for t, s in zip(texts, known, strict=True)
+        ]

@@ -30,11 +30,13 @@ def keep_cache_in_bounds(
     cache_dir: Path, settings: CacheSettings, bytes_before: int
 ) -> dict[str, float]:
     """What this run added (in MB), and what keeping the cache under its cap removed."""
-    added = cache_bytes(cache_dir) - bytes_before
+    entries = cache_entries(cache_dir, include_generated=True)
+    added = sum(entry.size for entry in entries) - bytes_before
     logger = get_run_logger()
     summary = {"added_mb": round(added / MEGABYTE, 1), "pruned_mb": 0.0, "pruned_entries": 0.0}
     if settings.max_gb is not None:
-        pruned = prune(cache_dir, max_bytes=round(settings.max_gb * GIGABYTE))
+        rebuildable = [entry for entry in entries if entry.rebuildable]
+        pruned = prune(cache_dir, max_bytes=round(settings.max_gb * GIGABYTE), entries=rebuildable)
         summary |= {
             "pruned_mb": round(pruned.freed_bytes / MEGABYTE, 1),
             "pruned_entries": float(pruned.removed),
