@@ -33,8 +33,8 @@ from flows.stages import asking_for
 from tasks.approval import ApprovalBook
 from tasks.generate import cached_image, cached_media, generate, generate_image
 from tasks.prompt import ScenePrompt, image_request
-from tasks.safety import safety_screen, screen_scene
-from tasks.transcribe import transcribe
+from tasks.safety import safety_screen, screen_scene, warm_classifier
+from tasks.transcribe import reads_any, transcribe
 
 FIRST_BATCHES = (1, 2, 4, 8, 16)
 WATCH_INTERVAL_S = 0.2
@@ -169,6 +169,12 @@ def transcribe_and_generate(phase: ScenePhase, images_only: bool = False) -> Sce
     tasks ask for `dask.transcription_resources` and `dask.generation_resources`."""
     plan, settings, setup = phase.plan, phase.settings, phase.setup
     screen = safety_screen(settings.safety, setup.backend, plan.spec, setup.cache.open())
+    warm_classifier(
+        screen,
+        lambda: reads_any(
+            setup.cache.open(), plan.recordings, settings.transcription, phase.language
+        ),
+    )
     stream = _Stream(phase, screen, images_only)
     began = time.perf_counter()
     with signals_outside_serializers():

@@ -10,6 +10,9 @@ a run whose texts were all scored before never loads the classifier.
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
@@ -75,6 +78,22 @@ def safety_screen(
     classifier = profanity_classifier if settings.classifier else None
     memory = CachedScores(cache) if cache is not None else None
     return SafetyScreen(Blocklist(tuple(entries)), classifier, settings.threshold, memory)
+
+
+def warm_classifier(screen: SafetyScreen | None, new_texts_coming: Callable[[], bool]) -> None:
+    """Load the screen's classifier in the background, beside the transcription, when
+    `new_texts_coming()` (asked in the background too) says scenes will be read afresh: their
+    texts have no score yet, and the first of them would otherwise wait for the load."""
+    if screen is None or screen.classifier is None:
+        return
+    load = screen.classifier
+
+    def warm() -> None:
+        if new_texts_coming():
+            with suppress(Exception):  # the screen loads it again and reports what failed
+                load()
+
+    threading.Thread(target=warm, name="safety classifier", daemon=False).start()
 
 
 def screened_texts(recording: Recording, transcript: Transcript, prompt: str) -> list[Screened]:

@@ -256,6 +256,20 @@ def _cache_key(
     return content_key(recording.sha256, reading, named, language.forced, LANGUAGE_RULE)
 
 
+def reads_any(
+    cache: ContentCache,
+    recordings: Sequence[Recording],
+    settings: TranscriptionSettings,
+    language: LanguageChoice,
+) -> bool:
+    """Whether transcribing `recordings` will read any of them (one is not in the cache)."""
+    return any(
+        not recording.problem
+        and cache.get_json(CACHE_NAMESPACE, _cache_key(recording, settings, language)) is None
+        for recording in recordings
+    )
+
+
 def cached_transcripts(
     cache: ContentCache,
     recordings: Sequence[Recording],

@@ -26,7 +26,7 @@ from configs.settings import AssemblySettings, FitMethod
 from domain.scene import TimelineEntry
 from tasks.assembly.aac import encoded_chunks, splice_chunks
 from tasks.assembly.mux import encode_track, join_segments
-from tasks.assembly.narration import scene_narration, write_narration_track
+from tasks.assembly.narration import SceneNarration, scene_narration, write_narration_track
 from tasks.assembly.overlay import first_frame, ken_burns, overlay, scene_label, scene_sources
 from tasks.assembly.store import AssemblyStore, segment_key, track_key
 from tasks.assembly.timeline import SceneCut, active_caption, source_frame_index, timeline_frames
@@ -171,30 +171,28 @@ def scene_segments(
     return [path for path in found if path is not None], len(missing)
 
 
-def narration_track(
-    cuts: Sequence[SceneCut],
+def encode_narration(
+    narrations: Sequence[SceneNarration],
     settings: AssemblySettings,
     music: Path | None,
     store: AssemblyStore,
     work: Path,
-) -> tuple[Path, list[int], int]:
-    """The encoded narration track, each scene's frame count, and how many pieces of it were
-    encoded now: chunks that splice without a seam (`tasks/assembly/aac.py`), or with music
-    under the narration, the whole track."""
-    narrations = [scene_narration(cut, settings, store) for cut in cuts]
-    frame_counts = [narration.frames(settings) for narration in narrations]
+) -> tuple[Path, int]:
+    """The encoded narration track, and how many pieces of it were encoded now: chunks that
+    splice without a seam (`tasks/assembly/aac.py`), or with music under the narration, the
+    whole track."""
     wav, encoded = work / "narration.wav", work / "narration.m4a"
     if music is not None:
         key = track_key([narration.key for narration in narrations], music, settings)
         if (found := store.find("tracks", key, ".m4a")) is not None:
-            return found, frame_counts, 0
+            return found, 0
         write_narration_track(narrations, settings, wav)
         encode_track(wav, settings, encoded, music)
-        return store.keep("tracks", key, ".m4a", encoded), frame_counts, 1
+        return store.keep("tracks", key, ".m4a", encoded), 1
     pcm = b"".join(narration.pcm.read_bytes() for narration in narrations)
     chunks, made = encoded_chunks(pcm, settings, store, work)
     splice_chunks(chunks, encoded)
-    return encoded, frame_counts, made
+    return encoded, made
 
 
 def assemble_storyboard(
@@ -209,9 +207,14 @@ def assemble_storyboard(
     with tempfile.TemporaryDirectory(prefix=".assemble-", dir=output.parent) as folder:
         work = Path(folder)
         store = store or AssemblyStore(work / "store")
-        track, frame_counts, pieces = narration_track(cuts, settings, music, store, work)
+        narrations = [scene_narration(cut, settings, store) for cut in cuts]
+        frame_counts = [narration.frames(settings) for narration in narrations]
         spans = timeline_frames(frame_counts, settings.fps)
-        segments, encoded = scene_segments(cuts, frame_counts, settings, store, work)
+        # The narration encodes beside the pictures: neither waits for the other's encoder.
+        with ThreadPoolExecutor(max_workers=1) as beside:
+            narrated = beside.submit(encode_narration, narrations, settings, music, store, work)
+            segments, encoded = scene_segments(cuts, frame_counts, settings, store, work)
+            track, pieces = narrated.result()
         joined = work / "storyboard.mp4"
         join_segments(segments, track, joined)
         joined.replace(output)
