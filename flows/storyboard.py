@@ -22,7 +22,7 @@ from flows.runners import current_task_runner, on_dask
 from flows.scene_work import ScenePhase, refreshed_scenes
 from flows.scenes import scenes_made
 from flows.stages import Generated, StageClock, raise_if_refused, scene_outcomes
-from tasks.assemble import Assembly, assemble, scene_cut
+from tasks.assemble import Assembly, assemble, narration_encoded_ahead, scene_cut
 from tasks.cache_bounds import keep_cache_in_bounds, measure_cache
 from tasks.generate import planned_image_model
 from tasks.handoff import hand_off
@@ -116,15 +116,19 @@ def render_storyboard(request: RenderRequest) -> StoryboardResult:
     setup = preflight(opened, request.target, request.backend, request.only, on_dask())
     progress = Progress(opened.plan.name, steps=2 * len(opened.plan.recordings) + 1)
     run = StoryboardRun(request, opened, setup, clock, progress, cache_before)
-    outcomes, generated = make_scenes(run)
+    assembly = run.settings.assembly
+    with narration_encoded_ahead(
+        opened.plan.recordings, assembly, run.settings.cache_dir, opened.plan.music
+    ) as narration_ahead:
+        outcomes, generated = make_scenes(run)
     with clock.stage("assemble"):
-        assembly = run.settings.assembly
         assembled = assemble(
             cuts=[scene_cut(outcome, assembly.captions_by_word) for outcome in outcomes],
             settings=assembly,
             output=setup.target_dir / VIDEO_FILE,
             cache_dir=run.settings.cache_dir,
             music=opened.plan.music,
+            narration_pieces_ahead=narration_ahead.pieces_encoded(),
         )
     return write_and_publish(run, outcomes, generated, assembled)
 

@@ -8,6 +8,10 @@ a re-run encodes only the scenes that changed, and nothing when none did.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from prefect import get_run_logger, task
@@ -15,11 +19,12 @@ from prefect.cache_policies import NO_CACHE
 
 from configs.settings import AssemblySettings
 from domain.layout import ASSEMBLY
-from tasks.assembly.render import Assembly, assemble_storyboard
+from domain.scene import Recording
+from tasks.assembly.render import Assembly, assemble_storyboard, encode_narration_ahead
 from tasks.assembly.store import AssemblyStore
-from tasks.assembly.timeline import SceneCut, scene_cut
+from tasks.assembly.timeline import SceneCut, narration_cut, scene_cut
 
-__all__ = ["Assembly", "SceneCut", "assemble", "scene_cut"]
+__all__ = ["Assembly", "SceneCut", "assemble", "narration_encoded_ahead", "scene_cut"]
 
 
 @task(name="assemble", cache_policy=NO_CACHE)
@@ -29,10 +34,15 @@ def assemble(
     output: Path,
     cache_dir: Path,
     music: Path | None = None,
+    narration_pieces_ahead: int = 0,
 ) -> Assembly:
-    """Render `cuts` into `output`; where each scene sits, and what was encoded for it."""
+    """Render `cuts` into `output`; where each scene sits, and what was encoded for it (the
+    narration's pieces encoded ahead of it, `narration_encoded_ahead`, included)."""
     store = AssemblyStore(cache_dir / ASSEMBLY)
     assembly = assemble_storyboard(cuts, settings, output, music, store)
+    if narration_pieces_ahead:
+        pieces = assembly.narration_pieces_encoded + narration_pieces_ahead
+        assembly = replace(assembly, narration_pieces_encoded=pieces)
     logger = get_run_logger()
     if assembly.encoded_nothing:
         logger.info(
@@ -50,3 +60,44 @@ def assemble(
             ", narration re-encoded" if assembly.track_encoded else "",
         )
     return assembly
+
+
+@dataclass
+class NarrationAhead:
+    """The narration being encoded ahead of the assembly (`narration_encoded_ahead`)."""
+
+    future: Future[int] | None = None
+
+    def pieces_encoded(self) -> int:
+        """How many pieces of the narration were encoded ahead (0 when it failed)."""
+        if self.future is None or not self.future.done() or self.future.exception():
+            return 0
+        return self.future.result()
+
+
+@contextmanager
+def narration_encoded_ahead(
+    recordings: Sequence[Recording],
+    settings: AssemblySettings,
+    cache_dir: Path,
+    music: Path | None = None,
+) -> Iterator[NarrationAhead]:
+    """While the body runs (the scenes are transcribed and generated), the narration of
+    `recordings` is encoded into the assembly store, where the assembly finds it ready: the
+    narration depends on the recordings alone, so after a retake the part of the track from
+    the new recording on is re-encoded beside the Whisper pass, not after the pictures.
+    Nothing is done ahead when a recording is not on this machine; a failure here is left to
+    the assembly, which meets it again and reports it."""
+    if not all(recording.problem or recording.path.is_file() for recording in recordings):
+        yield NarrationAhead()
+        return
+    cuts = [narration_cut(recording) for recording in recordings]
+    store = AssemblyStore(cache_dir / ASSEMBLY)
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="narration-ahead")
+    ahead = NarrationAhead(pool.submit(encode_narration_ahead, cuts, settings, music, store))
+    try:
+        yield ahead
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)

@@ -13,11 +13,14 @@ import pytest
 from clients.generation.draft import DraftBackend
 from clients.media.ffmpeg import probe
 from configs.settings import AssemblySettings
+from domain.layout import ASSEMBLY
 from domain.media import ClipRequest, ImageRequest
-from domain.scene import Segment
+from domain.scene import Recording, Segment
+from tasks.assemble import narration_encoded_ahead
 from tasks.assembly.render import assemble_storyboard
 from tasks.assembly.store import AssemblyStore
 from tasks.assembly.timeline import SceneCut
+from tasks.ingest import file_sha256
 from tests.helpers import write_wav
 
 SETTINGS = AssemblySettings(fps=12, width=320, height=180)
@@ -191,3 +194,37 @@ def test_a_store_path_with_a_quote_still_joins(tmp_path: Path) -> None:
     store = AssemblyStore(tmp_path / "it's a store")
     made = assemble_storyboard(cuts, SETTINGS, tmp_path / "v.mp4", store=store)
     assert len(_frames(tmp_path / "v.mp4")) == round(made.timeline[-1].end_s * 12)
+
+
+def test_the_narration_encoded_ahead_is_what_the_assembly_finds_ready(tmp_path: Path) -> None:
+    """The narration depends on the recordings alone: encoded while the scenes are still being
+    made, the assembly then finds every piece of it, a refused recording's silence included;
+    the pieces encoded ahead are counted."""
+    cuts = [
+        dataclasses.replace(cut, narration_sha256=file_sha256(cut.narration))
+        for cut in _cuts(tmp_path)
+        if cut.narration is not None
+    ]
+    recordings = [
+        Recording(cut.scene_id, index + 1, cut.narration, "", cut.narration_sha256)
+        for index, cut in enumerate(cuts)
+        if cut.narration is not None
+    ]
+    recordings[2] = dataclasses.replace(recordings[2], problem="a duplicate scene id")
+    cuts[2] = dataclasses.replace(cuts[2], narration=None, clip_path=None)
+    cache = tmp_path / "cache"
+    with narration_encoded_ahead(recordings, SETTINGS, cache) as ahead:
+        pass
+    assert ahead.pieces_encoded() == 1
+    store = AssemblyStore(cache / ASSEMBLY)
+    assembled = assemble_storyboard(cuts, SETTINGS, tmp_path / "v.mp4", store=store)
+    assert (assembled.narration_pieces_encoded, assembled.segments_encoded) == (0, 4)
+
+    retake = write_wav(tmp_path / "retake.wav", 2.3, 700)
+    recordings[1] = dataclasses.replace(recordings[1], path=retake, sha256=file_sha256(retake))
+    with narration_encoded_ahead(recordings, SETTINGS, cache) as again:
+        pass
+    assert again.pieces_encoded() == 1
+    cuts[1] = dataclasses.replace(cuts[1], narration=retake, narration_sha256=file_sha256(retake))
+    after = assemble_storyboard(cuts, SETTINGS, tmp_path / "w.mp4", store=store)
+    assert (after.narration_pieces_encoded, after.segments_encoded) == (0, 1)

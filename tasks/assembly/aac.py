@@ -25,6 +25,7 @@ import av
 from clients.cache import content_key
 from clients.media.ffmpeg import ffmpeg_version, run_ffmpeg
 from configs.settings import AssemblySettings
+from tasks.assembly.mux import AAC_ENCODER
 from tasks.assembly.store import ASSEMBLY_FORMAT, AssemblyStore
 
 BLOCK = 1024
@@ -92,8 +93,7 @@ def encode_chunk(pcm: bytes, settings: AssemblySettings, output: Path) -> None:
             "1",
             "-i",
             str(raw),
-            "-c:a",
-            "aac",
+            *AAC_ENCODER,
             "-b:a",
             settings.audio_bitrate,
             "-f",
@@ -109,6 +109,7 @@ def chunk_key(pcm: bytes, chunk: Chunk, settings: AssemblySettings) -> str:
         "aac chunk",
         ASSEMBLY_FORMAT,
         ffmpeg_version(),
+        AAC_ENCODER,
         pcm,
         chunk.first,
         chunk.last,

@@ -12,6 +12,11 @@ from pathlib import Path
 from clients.media.ffmpeg import run_ffmpeg
 from configs.settings import AssemblySettings
 
+AAC_ENCODER = ("-c:a", "aac", "-aac_coder", "fast")
+"""ffmpeg's AAC encoder with its `fast` coder, which its documentation calls "better and much
+faster at higher bitrates" than the default two-loop search (worse only under 64 kbps): half
+the time of a narration chunk, which a retake re-encodes from the changed scene on."""
+
 
 def _ducked_music(settings: AssemblySettings) -> str:
     """The filter graph that lays the looped music (input 1) under the narration (input 0),
@@ -35,7 +40,7 @@ def encode_track(
         inputs += ["-stream_loop", "-1", "-i", str(music)]
         audio = ["-filter_complex", _ducked_music(settings), "-map", "[mix]"]
     run_ffmpeg(
-        [*inputs, *audio, "-c:a", "aac", "-b:a", settings.audio_bitrate, "-f", "mp4", str(output)]
+        [*inputs, *audio, *AAC_ENCODER, "-b:a", settings.audio_bitrate, "-f", "mp4", str(output)]
     )
 
 

@@ -195,6 +195,18 @@ def encode_narration(
     return encoded, made
 
 
+def encode_narration_ahead(
+    cuts: Sequence[SceneCut], settings: AssemblySettings, music: Path | None, store: AssemblyStore
+) -> int:
+    """The narration of `cuts` levelled and encoded into `store` before the assembly asks for
+    it, which then finds it there when its cuts play the same recordings; how many pieces
+    were encoded."""
+    store.root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".narration-", dir=store.root) as folder:
+        narrations = [scene_narration(cut, settings, store) for cut in cuts]
+        return encode_narration(narrations, settings, music, store, Path(folder))[1]
+
+
 def assemble_storyboard(
     cuts: Sequence[SceneCut],
     settings: AssemblySettings,

@@ -24,6 +24,7 @@ from clients.cache import atomic_path, content_key
 from clients.cache_pruning import touch
 from clients.media.ffmpeg import ffmpeg_version
 from configs.settings import AssemblySettings
+from tasks.assembly.mux import AAC_ENCODER
 from tasks.assembly.timeline import SceneCut
 
 ASSEMBLY_FORMAT = 3
@@ -116,6 +117,7 @@ def track_key(narrations: list[str], music: Path | None, settings: AssemblySetti
         "track",
         ASSEMBLY_FORMAT,
         ffmpeg_version(),
+        AAC_ENCODER,
         narrations,
         audio,
         _optional_digest(music),

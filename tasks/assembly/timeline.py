@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from configs.settings import FitMethod
-from domain.scene import SceneOutcome, SceneStatus, Segment
+from domain.scene import Recording, SceneOutcome, SceneStatus, Segment
 from tasks.assembly.captions import caption_chunks
 
 CAPTION_LINGER_S = 1.0
@@ -116,6 +116,10 @@ _PLACEHOLDERS = {
 """The card's heading and detail for a scene without a picture, by its status."""
 
 
+def scene_label_of(recording: Recording) -> str:
+    return f"Scene {recording.order} · {recording.scene_id}"
+
+
 def scene_cut(outcome: SceneOutcome, by_word: bool = False) -> SceneCut:
     """How one scene appears in the video: its clip, or a card that says why it has none.
     `by_word` (`assembly.captions_by_word`): captions a few words at a time (`caption_chunks`)."""
@@ -123,7 +127,7 @@ def scene_cut(outcome: SceneOutcome, by_word: bool = False) -> SceneCut:
     segments = outcome.transcript.segments if outcome.transcript else ()
     if by_word:
         segments = caption_chunks(segments)
-    label = f"Scene {recording.order} · {recording.scene_id}"
+    label = scene_label_of(recording)
     if outcome.status is SceneStatus.OK and outcome.media is not None:
         return SceneCut(
             scene_id=recording.scene_id,
@@ -145,6 +149,18 @@ def scene_cut(outcome: SceneOutcome, by_word: bool = False) -> SceneCut:
         segments=segments,
         placeholder_heading=heading,
         placeholder_detail=outcome.error or detail,
+        duration_override_s=recording.duration_override_s,
+        narration_sha256=recording.sha256,
+    )
+
+
+def narration_cut(recording: Recording) -> SceneCut:
+    """A scene's cut as far as its narration goes, known before the scene is transcribed: its
+    recording plays unless ingest refused it (`scene_cut` has the last word)."""
+    return SceneCut(
+        scene_id=recording.scene_id,
+        label=scene_label_of(recording),
+        narration=None if recording.problem else recording.path,
         duration_override_s=recording.duration_override_s,
         narration_sha256=recording.sha256,
     )
