@@ -8,9 +8,12 @@ a re-run encodes only the scenes that changed, and nothing when none did.
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -62,6 +65,15 @@ def assemble(
     return assembly
 
 
+def _give_way() -> None:
+    """Lower this thread's priority, so that work done ahead gives way to the scenes' own
+    (Whisper, the safety screen): on Linux a thread has its own niceness and passes it on to
+    the threads and processes (ffmpeg) it starts."""
+    if sys.platform == "linux":
+        with suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+
+
 @dataclass
 class NarrationAhead:
     """The narration being encoded ahead of the assembly (`narration_encoded_ahead`)."""
@@ -93,7 +105,9 @@ def narration_encoded_ahead(
         return
     cuts = [narration_cut(recording) for recording in recordings]
     store = AssemblyStore(cache_dir / ASSEMBLY)
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="narration-ahead")
+    pool = ThreadPoolExecutor(
+        max_workers=1, thread_name_prefix="narration-ahead", initializer=_give_way
+    )
     ahead = NarrationAhead(pool.submit(encode_narration_ahead, cuts, settings, music, store))
     try:
         yield ahead
