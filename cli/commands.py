@@ -118,7 +118,7 @@ def with_approval(settings: Settings, approval: str | None) -> Settings:
     return settings.model_copy(update={"generation": generation})
 
 
-def _watched(
+def watched_settings(
     source: str, target: str, config: Path | None, backend_name: str | None
 ) -> tuple[Settings, str]:
     """The settings and backend of a watcher over `source`, once `source` can be listed, lies
@@ -151,7 +151,7 @@ def command_watch(
     from flows.watch import watch_pass
 
     runner = parse_task_runner(task_runner)
-    settings, backend = _watched(source, target, config, backend_name)
+    settings, backend = watched_settings(source, target, config, backend_name)
     source, target = location(source), location(target)
     quiet_prefect_console()
     settle_s = settings.watch.settle_s if settle is None else settle
@@ -200,7 +200,7 @@ def command_serve(
     from flows.deployments import runner_deployments, schedule_of
     from flows.runtime import quiet_prefect_console
 
-    settings, backend = _watched(source, target, config, backend_name)
+    settings, backend = watched_settings(source, target, config, backend_name)
     quiet_prefect_console()
     deployments = runner_deployments(
         settings=settings,

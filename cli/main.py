@@ -121,6 +121,26 @@ def _add_watch_and_serve(commands: Commands, shared: dict[str, _Parser]) -> None
     )
     serve.add_argument("--interval", type=float, help="seconds between watcher runs")
     serve.add_argument("--cron", help="cron schedule for the watcher instead of an interval")
+    listen = commands.add_parser(
+        "listen",
+        help="render a storyboard folder when its bucket's notifications say it changed",
+        parents=[shared[name] for name in ("config", "backend")],
+    )
+    listen.add_argument("queue_url", help="the SQS queue the buckets notify")
+    listen.add_argument(
+        "--source",
+        dest="sources",
+        action="append",
+        required=True,
+        help="s3://bucket/prefix/ holding storyboard folders (repeatable)",
+    )
+    listen.add_argument("--out", dest="target", required=True, help="folder or s3:// prefix")
+    listen.add_argument(
+        "--settle", type=float, help="seconds a folder's events must be quiet (default 30)"
+    )
+    listen.add_argument(
+        "--sweep-interval", type=float, help="seconds between safety sweeps (default 3600)"
+    )
 
 
 def _add_studio(commands: Commands, shared: dict[str, _Parser]) -> None:
@@ -176,6 +196,20 @@ def _add_transcribe(commands: Commands, shared: dict[str, _Parser]) -> None:
     transcribe.add_argument("--device", choices=devices)
 
 
+def _listen(a: argparse.Namespace) -> int:
+    from cli.listen import command_listen
+
+    return command_listen(
+        queue_url=a.queue_url,
+        sources=a.sources,
+        target=a.target,
+        config=a.config,
+        backend_name=a.backend,
+        settle=a.settle,
+        sweep_interval=a.sweep_interval,
+    )
+
+
 def dispatch(arguments: argparse.Namespace) -> int:
     from cli import commands
 
@@ -209,6 +243,8 @@ def dispatch(arguments: argparse.Namespace) -> int:
             max_gb=a.max_gb,
             include_generated=a.include_generated,
         )
+    if a.command == "listen":
+        return _listen(a)
     if a.command == "transcribe":
         return commands.command_transcribe(
             source=a.source, engine=a.engine, model=a.model, device=a.device, config=a.config
