@@ -90,7 +90,13 @@ def start_prefect_server(home: Path, database_url: str | None = None) -> Prefect
     internet), on SQLite in `home` or on the database at `database_url`."""
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        # proactive triggers (storyboard listen's) evaluated every second, not every 5 s
+        "PREFECT_SERVER_EVENTS_PROACTIVE_GRANULARITY": "PT1S",
+    }
     env.pop("PREFECT_API_URL", None)
     if database_url:
         env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
