@@ -10,9 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -22,8 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+
+from testkit.servers import ServerDidNotStart, free_port, launch_prefect_server
 
 PROBLEM_LINE = re.compile(r"Traceback|\bERROR\b")
 LOG_RECORD = re.compile(r"^\d\d:\d\d:\d\d\.\d+ \| ")
@@ -43,12 +42,6 @@ def _records(text: str) -> list[list[str]]:
         else:
             records[-1].append(line)
     return records
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -86,50 +79,16 @@ class PrefectServer:
 
 
 def start_prefect_server(home: Path, database_url: str | None = None) -> PrefectServer:
-    """`prefect server start` on a free loopback port, telemetry off (these machines have no
-    internet), on SQLite in `home` or on the database at `database_url`."""
-    home.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(home),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        # proactive triggers (storyboard listen's) evaluated every second, not every 5 s
-        "PREFECT_SERVER_EVENTS_PROACTIVE_GRANULARITY": "PT1S",
-    }
-    env.pop("PREFECT_API_URL", None)
-    if database_url:
-        env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
-    log = home / "server.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(  # noqa: S603 - fixed argument list
-            [
-                str(Path(sys.executable).with_name("prefect")),
-                "server",
-                "start",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--no-ui",
-                "--analytics-off",
-            ],
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
+    """`prefect server start` on a free loopback port (`testkit/servers.py`), on SQLite in
+    `home` or on the database at `database_url`, evaluating proactive triggers (`storyboard
+    listen`'s) every second instead of every 5 s."""
+    try:
+        process, api, log = launch_prefect_server(
+            home, database_url, {"PREFECT_SERVER_EVENTS_PROACTIVE_GRANULARITY": "PT1S"}
         )
-    server = PrefectServer(process, f"http://127.0.0.1:{port}/api", log)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            if httpx.get(f"{server.api}/health", timeout=2).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    process.kill()
-    process.wait(timeout=30)
-    pytest.fail(f"the Prefect server did not start:\n{log.read_text(errors='replace')[-4000:]}")
+    except ServerDidNotStart as exc:
+        pytest.fail(f"the Prefect server did not start:\n{exc}")
+    return PrefectServer(process, api, log)
 
 
 def postgres_bin() -> Path | None:

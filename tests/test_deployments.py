@@ -11,7 +11,15 @@ import pytest
 import yaml
 
 from configs.settings import Settings
-from flows.deployments import SERVED, runner_deployments, schedule_of
+from flows.deployments import (
+    LISTENED,
+    ON_UPLOAD,
+    SERVED,
+    listened_deployments,
+    runner_deployments,
+    schedule_of,
+    upload_trigger,
+)
 from tests.helpers import PROJECT_ROOT
 
 DEPLOYMENTS: list[dict[str, Any]] = yaml.safe_load((PROJECT_ROOT / "prefect.yaml").read_text())[
@@ -60,7 +68,8 @@ def test_serve_builds_the_defined_deployments() -> None:
 
 
 def test_every_other_declared_deployment_is_a_variant_of_a_defined_flow() -> None:
-    defined = {definition.entrypoint for definition in SERVED} | {"flows/on_dask.py:storyboard"}
+    defined = {definition.entrypoint for definition in (*SERVED, *LISTENED)}
+    defined |= {"flows/on_dask.py:storyboard"}
     assert {deployment["entrypoint"] for deployment in DEPLOYMENTS} <= defined
     assert _flow_at("flows/on_dask.py:storyboard").name == "storyboard"
 
@@ -73,3 +82,27 @@ def test_there_are_process_docker_gpu_and_dask_deployments() -> None:
         "on-demand-gpu",
         "on-demand-dask",
     } <= set(BY_NAME)
+
+
+def test_prefect_yaml_declares_on_upload_with_the_trigger_listen_serves() -> None:
+    declared = BY_NAME[ON_UPLOAD.name]
+    assert (declared["entrypoint"], declared["description"]) == (
+        ON_UPLOAD.entrypoint,
+        ON_UPLOAD.description,
+    )
+    (trigger,) = declared["triggers"]
+    expected = upload_trigger(float(trigger["within"])).model_dump(mode="json")
+    for field in ("posture", "after", "expect", "for_each", "threshold", "within", "parameters"):
+        assert trigger[field] == expected[field] or sorted(trigger[field]) == sorted(
+            expected[field]
+        ), field
+
+
+def test_listen_serves_on_upload_with_its_trigger_and_a_sweep_of_each_source() -> None:
+    sources = ["s3://a/in/", "s3://b/"]
+    served = listened_deployments(Settings(), "draft", sources, "s3://out/", 12.0, 3600.0)
+    assert [d.name for d in served] == ["on-upload", "drop-folder", "drop-folder-2"]
+    assert served[0].parameters["sources"] == sources
+    assert served[0].triggers[0].within.total_seconds() == 12.0
+    assert [d.parameters["source"] for d in served[1:]] == sources
+    assert all(d.schedules for d in served[1:])
