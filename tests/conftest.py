@@ -102,6 +102,7 @@ def demo_run(
 
 
 LONGEST_FIRST = (
+    "test_listen.py",
     "test_watch.py",
     "test_packing_truth.py",
     "test_cli.py",
