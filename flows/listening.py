@@ -147,3 +147,6 @@ class Listener:
             except (StorageError, TransientServiceError) as exc:
                 self.say(f"listen: {exc}; trying again in {RETRY_AFTER_S:g} s")
                 stop.wait(RETRY_AFTER_S)
+            except Exception as exc:  # the service outlives one bad message
+                self.say(f"listen: unexpected {type(exc).__name__}: {exc}; going on")
+                stop.wait(RETRY_AFTER_S)

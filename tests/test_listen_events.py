@@ -4,14 +4,16 @@ them (the whole loop, with moto and a Prefect server, is in tests/test_listen.py
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import quote_plus
 
 import pytest
 from prefect.events import Event
 
 from clients.notifications import ObjectChange, QueueMessage, read_notification
-from domain.errors import ConfigurationError, TransientServiceError
+from domain.errors import ConfigurationError, StorageError, TransientServiceError
 from flows.deployments import upload_trigger
 from flows.listening import ListenedSource, Listener, folder_event
 from flows.uploads import locate
@@ -134,3 +136,32 @@ def test_the_upload_flow_renders_only_folders_under_its_sources() -> None:
         locate("s3://elsewhere/a/", sources)
     with pytest.raises(ConfigurationError):
         locate("s3://inbox/projects/../secrets/", sources)
+
+
+def test_the_listener_outlives_a_failing_queue_and_stops_when_told(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("flows.listening.RETRY_AFTER_S", 0.0)
+    stop = threading.Event()
+    answers: list[Any] = [
+        StorageError("the queue is away"),
+        RuntimeError("a bug in a message"),
+        [QueueMessage("r1", (_change("projects/a/dawn.ogg"),))],
+    ]
+
+    @dataclass
+    class FlakyQueue(_Queue):
+        def receive(self, wait_s: int) -> list[QueueMessage]:
+            if not answers:
+                stop.set()
+                return []
+            answer = answers.pop(0)
+            if isinstance(answer, Exception):
+                raise answer
+            return list(answer)
+
+    queue, sink, lines = FlakyQueue([]), _Sink(), []
+    Listener(queue, sink, SOURCES, lines.append).listen(stop, wait_s=0)  # type: ignore[arg-type]
+    assert queue.deleted == ["r1"] and len(sink.sent) == 1
+    assert any("the queue is away" in line for line in lines)
+    assert any("RuntimeError: a bug in a message" in line for line in lines)

@@ -24,6 +24,7 @@ import av
 
 from clients.cache import content_key
 from clients.media.ffmpeg import ffmpeg_version, run_ffmpeg
+from clients.stopping import raise_if_stopping
 from configs.settings import AssemblySettings
 from tasks.assembly.mux import AAC_ENCODER
 from tasks.assembly.store import ASSEMBLY_FORMAT, AssemblyStore
@@ -134,6 +135,7 @@ def encoded_chunks(
         planned.append((chunk, key, piece, store.find("aac", key, ".m4a")))
 
     def encode(chunk: Chunk, key: str, piece: bytes) -> Path:
+        raise_if_stopping()  # a stopped run waits for the chunk in flight, not for the rest
         encoded = work / f"chunk_{chunk.start}.m4a"
         encode_chunk(piece, settings, encoded)
         return store.keep("aac", key, ".m4a", encoded)
