@@ -118,7 +118,11 @@ def render_storyboard(request: RenderRequest) -> StoryboardResult:
     run = StoryboardRun(request, opened, setup, clock, progress, cache_before)
     assembly = run.settings.assembly
     with narration_encoded_ahead(
-        opened.plan.recordings, assembly, run.settings.cache_dir, opened.plan.music
+        recordings=opened.plan.recordings,
+        settings=assembly,
+        cache_dir=run.settings.cache_dir,
+        max_recording_s=run.settings.transcription.max_recording_s,
+        music=opened.plan.music,
     ) as narration_ahead:
         outcomes, generated = make_scenes(run)
     with clock.stage("assemble"):

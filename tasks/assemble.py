@@ -17,9 +17,11 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import av
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from clients.media.ffmpeg import probe
 from configs.settings import AssemblySettings
 from domain.layout import ASSEMBLY
 from domain.scene import Recording
@@ -74,6 +76,18 @@ def _give_way() -> None:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
 
 
+def _plays(recording: Recording, max_recording_s: float) -> bool:
+    """Whether the recording will play in the video, as far as can be told before it is
+    transcribed: ingest did not refuse it, and its container declares a length the
+    transcription accepts."""
+    if recording.problem:
+        return False
+    try:
+        return probe(recording.path).duration_s <= max_recording_s
+    except (OSError, av.FFmpegError):
+        return False
+
+
 @dataclass
 class NarrationAhead:
     """The narration being encoded ahead of the assembly (`narration_encoded_ahead`)."""
@@ -92,23 +106,32 @@ def narration_encoded_ahead(
     recordings: Sequence[Recording],
     settings: AssemblySettings,
     cache_dir: Path,
+    max_recording_s: float,
     music: Path | None = None,
 ) -> Iterator[NarrationAhead]:
     """While the body runs (the scenes are transcribed and generated), the narration of
     `recordings` is encoded into the assembly store, where the assembly finds it ready: the
     narration depends on the recordings alone, so after a retake the part of the track from
     the new recording on is re-encoded beside the Whisper pass, not after the pictures.
-    Nothing is done ahead when a recording is not on this machine; a failure here is left to
-    the assembly, which meets it again and reports it."""
+    A recording the transcription will refuse for its length (`max_recording_s`) is its
+    placeholder's silence here too, never decoded. Nothing is done ahead when a recording is
+    not on this machine; a failure here is left to the assembly, which meets it again and
+    reports it."""
     if not all(recording.problem or recording.path.is_file() for recording in recordings):
         yield NarrationAhead()
         return
-    cuts = [narration_cut(recording) for recording in recordings]
     store = AssemblyStore(cache_dir / ASSEMBLY)
     pool = ThreadPoolExecutor(
         max_workers=1, thread_name_prefix="narration-ahead", initializer=_give_way
     )
-    ahead = NarrationAhead(pool.submit(encode_narration_ahead, cuts, settings, music, store))
+
+    def encode() -> int:
+        cuts = [
+            narration_cut(recording, _plays(recording, max_recording_s)) for recording in recordings
+        ]
+        return encode_narration_ahead(cuts, settings, music, store)
+
+    ahead = NarrationAhead(pool.submit(encode))
     try:
         yield ahead
     except BaseException:

@@ -198,8 +198,8 @@ def test_a_store_path_with_a_quote_still_joins(tmp_path: Path) -> None:
 
 def test_the_narration_encoded_ahead_is_what_the_assembly_finds_ready(tmp_path: Path) -> None:
     """The narration depends on the recordings alone: encoded while the scenes are still being
-    made, the assembly then finds every piece of it, a refused recording's silence included;
-    the pieces encoded ahead are counted."""
+    made, the assembly then finds every piece of it, the silence of a recording refused at
+    ingest or too long to transcribe included; the pieces encoded ahead are counted."""
     cuts = [
         dataclasses.replace(cut, narration_sha256=file_sha256(cut.narration))
         for cut in _cuts(tmp_path)
@@ -212,17 +212,19 @@ def test_the_narration_encoded_ahead_is_what_the_assembly_finds_ready(tmp_path: 
     ]
     recordings[2] = dataclasses.replace(recordings[2], problem="a duplicate scene id")
     cuts[2] = dataclasses.replace(cuts[2], narration=None, clip_path=None)
+    # the last recording (2.5 s) is longer than the transcription takes: refused, silent
+    cuts[3] = dataclasses.replace(cuts[3], narration=None, clip_path=None)
     cache = tmp_path / "cache"
-    with narration_encoded_ahead(recordings, SETTINGS, cache) as ahead:
+    with narration_encoded_ahead(recordings, SETTINGS, cache, max_recording_s=2.2) as ahead:
         pass
     assert ahead.pieces_encoded() == 1
     store = AssemblyStore(cache / ASSEMBLY)
     assembled = assemble_storyboard(cuts, SETTINGS, tmp_path / "v.mp4", store=store)
     assert (assembled.narration_pieces_encoded, assembled.segments_encoded) == (0, 4)
 
-    retake = write_wav(tmp_path / "retake.wav", 2.3, 700)
+    retake = write_wav(tmp_path / "retake.wav", 1.9, 700)
     recordings[1] = dataclasses.replace(recordings[1], path=retake, sha256=file_sha256(retake))
-    with narration_encoded_ahead(recordings, SETTINGS, cache) as again:
+    with narration_encoded_ahead(recordings, SETTINGS, cache, max_recording_s=2.2) as again:
         pass
     assert again.pieces_encoded() == 1
     cuts[1] = dataclasses.replace(cuts[1], narration=retake, narration_sha256=file_sha256(retake))

@@ -154,13 +154,14 @@ def scene_cut(outcome: SceneOutcome, by_word: bool = False) -> SceneCut:
     )
 
 
-def narration_cut(recording: Recording) -> SceneCut:
-    """A scene's cut as far as its narration goes, known before the scene is transcribed: its
-    recording plays unless ingest refused it (`scene_cut` has the last word)."""
+def narration_cut(recording: Recording, plays: bool) -> SceneCut:
+    """A scene's cut as far as its narration goes, known before the scene is transcribed:
+    its recording when it `plays`, else its placeholder's silence (`scene_cut` has the last
+    word)."""
     return SceneCut(
         scene_id=recording.scene_id,
         label=scene_label_of(recording),
-        narration=None if recording.problem else recording.path,
+        narration=recording.path if plays else None,
         duration_override_s=recording.duration_override_s,
         narration_sha256=recording.sha256,
     )
