@@ -32,11 +32,13 @@ def command_listen(
 
     from clients.notifications import NotificationQueue
     from clients.prefect_events import PrefectEvents
-    from flows.deployments import listened_deployments
+    from flows.deployments import check_settle, listened_deployments
     from flows.listening import ListenedSource, Listener
     from flows.runtime import quiet_prefect_console
 
     listened = [ListenedSource.parse(source) for source in sources]
+    if settle is not None:
+        check_settle(settle)
     if not PREFECT_API_URL.value():
         raise ConfigurationError(
             "storyboard listen needs a Prefect server for its events and trigger: "

@@ -66,16 +66,21 @@ MIN_SETTLE_S = 10.0
 """The shortest `within` Prefect accepts for a proactive trigger."""
 
 
-def upload_trigger(settle_s: float) -> DeploymentEventTrigger:
-    """Run `on-upload` for a storyboard folder once its events have been quiet for `settle_s`
-    seconds: after any of its events, expect another within `settle_s`; none (fewer than
-    one) fires it. Each event restarts the wait, so an upload late in a burst is not lost,
-    and the render goes to the folder of the last event (`for_each` the folder's URI)."""
+def check_settle(settle_s: float) -> None:
+    """ConfigurationError for a quiet time shorter than a proactive trigger can wait."""
     if settle_s < MIN_SETTLE_S:
         raise ConfigurationError(
             f"--settle {settle_s:g}: storyboard listen waits at least {MIN_SETTLE_S:g} s "
             "(the shortest quiet time Prefect's proactive triggers take)"
         )
+
+
+def upload_trigger(settle_s: float) -> DeploymentEventTrigger:
+    """Run `on-upload` for a storyboard folder once its events have been quiet for `settle_s`
+    seconds: after any of its events, expect another within `settle_s`; none (fewer than
+    one) fires it. Each event restarts the wait, so an upload late in a burst is not lost,
+    and the render goes to the folder of the last event (`for_each` the folder's URI)."""
+    check_settle(settle_s)
     events = {f"{EVENT_PREFIX}*"}
     return DeploymentEventTrigger(
         name="storyboard folder settled",

@@ -4,8 +4,10 @@ them (the whole loop, with moto and a Prefect server, is in tests/test_listen.py
 from __future__ import annotations
 
 import json
+import os
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
 
@@ -17,6 +19,7 @@ from domain.errors import ConfigurationError, StorageError, TransientServiceErro
 from flows.deployments import upload_trigger
 from flows.listening import ListenedSource, Listener, folder_event
 from flows.uploads import locate
+from tests.helpers import run_cli
 
 SOURCES = [ListenedSource.parse("s3://inbox/projects"), ListenedSource.parse("s3://other/")]
 
@@ -165,3 +168,25 @@ def test_the_listener_outlives_a_failing_queue_and_stops_when_told(
     assert queue.deleted == ["r1"] and len(sink.sent) == 1
     assert any("the queue is away" in line for line in lines)
     assert any("RuntimeError: a bug in a message" in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "said"),
+    [
+        (["--source", "s3://b/p/", "--settle", "3"], "at least 10 s"),
+        (["--source", "/a/local/folder"], "takes s3://bucket/prefix/ sources"),
+        (["--source", "s3://b/p/", "--no-server"], "needs a Prefect server"),
+    ],
+)
+def test_listen_refuses_bad_usage_in_one_line_before_any_work(
+    arguments: list[str], said: str, tmp_path: Path
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    if "--no-server" in arguments:
+        arguments = [a for a in arguments if a != "--no-server"]
+    else:
+        env["PREFECT_API_URL"] = "http://127.0.0.1:9/api"  # never reached
+    queue = "https://sqs.us-east-1.amazonaws.com/123456789012/drops"
+    result = run_cli(["listen", queue, *arguments, "--out", str(tmp_path / "out")], env, tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert said in result.stderr and len(result.stderr.strip().splitlines()) == 1
