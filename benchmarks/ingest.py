@@ -40,9 +40,8 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import httpx
 
-from testkit.servers import free_port, launch_prefect_server
+from testkit.servers import deployment_runs, free_port, launch_prefect_server
 from testkit.sources import DEMO_DIR
 
 STORYBOARD = str(Path(sys.executable).with_name("storyboard"))
@@ -148,11 +147,7 @@ def notify_queue(s3: Any, sqs: Any) -> str:
 
 
 def _upload_runs(api: str) -> list[dict[str, Any]]:
-    found = httpx.get(f"{api}/deployments/name/storyboard-upload/on-upload")
-    if found.status_code != 200:
-        return []
-    body = {"flow_runs": {"deployment_id": {"any_": [found.json()["id"]]}}}
-    return list(httpx.post(f"{api}/flow_runs/filter", json=body).json())
+    return deployment_runs(api, "storyboard-upload/on-upload")
 
 
 def _wait_for(condition: Any, seconds: float, what: str) -> None:

@@ -118,18 +118,23 @@ def with_approval(settings: Settings, approval: str | None) -> Settings:
     return settings.model_copy(update={"generation": generation})
 
 
+def check_watched_source(source: str, target: str) -> None:
+    """`source` can be listed and lies apart from `target`; ConfigurationError otherwise."""
+    from tasks.preflight import check_apart
+
+    check_apart(source, target, watching=True)
+    if not is_s3(source) and not Path(source).is_dir():
+        raise ConfigurationError(f"{source}: no such folder")
+    open_storage(source).list()
+
+
 def watched_settings(
     source: str, target: str, config: Path | None, backend_name: str | None
 ) -> tuple[Settings, str]:
     """The settings and backend of a watcher over `source`, once `source` can be listed, lies
     apart from `target`, and the backend can be used."""
-    from tasks.preflight import check_apart
-
-    check_apart(source, target, watching=True)
+    check_watched_source(source, target)
     settings = load_settings(config)
-    if not is_s3(source) and not Path(source).is_dir():
-        raise ConfigurationError(f"{source}: no such folder")
-    open_storage(source).list()
     backend = choose_backend(backend_name or settings.generation.backend)
     check_backend(backend, settings.generation)
     announce_backend(backend)

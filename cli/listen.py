@@ -12,7 +12,7 @@ import threading
 import warnings
 from pathlib import Path
 
-from cli.commands import EXIT_OK, location, say, watched_settings
+from cli.commands import EXIT_OK, check_watched_source, location, say, watched_settings
 from domain.errors import ConfigurationError
 
 SWEEP_INTERVAL_S = 3600.0
@@ -45,7 +45,7 @@ def command_listen(
             "set PREFECT_API_URL (e.g. to `prefect server start`'s)"
         )
     for source in listened[1:]:
-        watched_settings(source.uri, target, config, backend_name)
+        check_watched_source(source.uri, target)
     settings, backend = watched_settings(listened[0].uri, target, config, backend_name)
     queue = NotificationQueue(queue_url)
     queue.check()

@@ -116,8 +116,6 @@ class Listener:
     sink: EventSink
     sources: Sequence[ListenedSource]
     say: Callable[[str], None]
-    sent: int = 0
-    ignored: int = 0
 
     def take(self, message: QueueMessage) -> None:
         """One message: its events accepted by the server, then the message deleted."""
@@ -129,12 +127,10 @@ class Listener:
         for change in message.changes:
             made = folder_event(change, self.sources)
             if isinstance(made, str):
-                self.ignored += 1
                 self.say(made)
             else:
                 events.append(made)
         self.sink.send(events)
-        self.sent += len(events)
         self.queue.delete(message.receipt)
 
     def listen(self, stop: threading.Event, wait_s: int = 10) -> None:

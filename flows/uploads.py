@@ -10,6 +10,7 @@ renders nothing twice.
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 from prefect import flow, get_run_logger
@@ -17,7 +18,7 @@ from prefect import flow, get_run_logger
 from clients.storage import open_storage, safe_name
 from configs.settings import Settings
 from domain.errors import ConfigurationError, StorageError
-from flows.watch import WatchedRender, WatchReport, render_claimed, storyboard_folders
+from flows.watch import WatchedRender, WatchReport, not_due, render_claimed, storyboard_folders
 
 
 def locate(folder: str, sources: list[str]) -> tuple[str, str]:
@@ -54,15 +55,18 @@ def render_upload(
     if here is None:
         logger.info("%s: no recordings; nothing to render", label)
         return report
-    if here.arriving:
-        logger.info("%s: still arriving (%s); rendered once it is whole", label, here.arriving[0])
-        report.settling.append(label)
-        return report
     destination = open_storage(target)
     if relative:
         destination = destination.child(relative)
+    # the trigger waited for the folder to be quiet: no age counts as settling here
+    here = replace(here, path=relative)
+    waiting = not_due(here, destination, settled_before=math.inf)
+    if waiting is not None:
+        logger.info("%s: %s", label, waiting)
+        getattr(report, waiting).append(label)
+        return report
     watched = WatchedRender(source, target, settings, backend, task_runner)
-    render_claimed(watched, replace(here, path=relative), destination, report)
+    render_claimed(watched, here, destination, report)
     logger.info(
         "%s: %s", label, "rendered" if report.rendered else "unchanged or rendered elsewhere"
     )

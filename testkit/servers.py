@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -57,3 +58,15 @@ def launch_prefect_server(
     process.kill()
     process.wait(timeout=30)
     raise ServerDidNotStart(log.read_text(errors="replace")[-4000:])
+
+
+def deployment_runs(api: str, name: str) -> list[dict[str, Any]]:
+    """The flow runs of the deployment `name` ("flow/deployment") on the server at `api`,
+    oldest first; none while the deployment is not registered."""
+    found = httpx.get(f"{api}/deployments/name/{name}")
+    if found.status_code == 404:
+        return []
+    found.raise_for_status()
+    body = {"flow_runs": {"deployment_id": {"any_": [found.json()["id"]]}}}
+    runs = httpx.post(f"{api}/flow_runs/filter", json=body).json()
+    return sorted(runs, key=lambda run: str(run["created"]))

@@ -19,11 +19,11 @@ from typing import Any
 from urllib.parse import quote_plus
 
 import boto3
-import httpx
 import pandas as pd
 import pytest
 
 from testkit.fakes.nvidia_server import FakeNvidia
+from testkit.servers import deployment_runs
 from tests.helpers import DEMO_DIR, STORYBOARD, nvidia_env, s3_env
 
 SETTLE_S = 10.0
@@ -87,19 +87,7 @@ def _wait_for(condition: Any, seconds: float, log: Path) -> None:
 
 
 def _upload_runs(api: str) -> list[dict[str, Any]]:
-    """The on-upload deployment's flow runs, oldest first."""
-    found = httpx.get(f"{api}/deployments/name/storyboard-upload/on-upload")
-    if found.status_code == 404:
-        return []
-    deployment = found.json()
-    runs = httpx.post(
-        f"{api}/flow_runs/filter",
-        json={
-            "flow_runs": {"deployment_id": {"any_": [deployment["id"]]}},
-            "sort": "START_TIME_ASC",
-        },
-    ).json()
-    return sorted(runs, key=lambda run: run["created"])
+    return deployment_runs(api, "storyboard-upload/on-upload")
 
 
 def _finished(api: str, count: int) -> bool:
