@@ -87,7 +87,9 @@ class LocalGenerationSettings(_Strict):
     ip_adapter: str | None = None
     """An IP-Adapter folder (`ip-adapter.safetensors` and its CLIP image encoder in
     `image_encoder/`) for an SDXL or SD 1.x image model: characters drawn from their reference
-    pictures. None: characters are named, not drawn from references."""
+    pictures. None: characters are named, not drawn from references (unless the image model
+    is a reference-editing one, FLUX.1 Kontext, FLUX.2 klein or Qwen-Image-Edit, which takes
+    the references as its input pictures and needs no adapter)."""
     video_lora: str | None = None
     """A LoRA for the video model (a .safetensors file or a folder), such as a distilled
     few-step one (LightX2V-style 4-step Wan LoRAs); its steps and guidance below."""

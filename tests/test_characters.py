@@ -4,6 +4,7 @@ adapter built from configs: testkit/fakes/tiny_adapters.py), offline on the CPU.
 
 from __future__ import annotations
 
+import io
 import json
 import uuid
 from dataclasses import replace
@@ -16,14 +17,18 @@ import pytest
 import yaml
 from PIL import Image
 
-from configs.settings import GenerationSettings, load_storyboard_spec
+from clients.generation.local.backend import LocalDiffusersBackend, draws_references
+from clients.generation.local.reference_editing import reference_sheet
+from configs.settings import GenerationSettings, LocalGenerationSettings, load_storyboard_spec
 from domain.errors import ConfigurationError
+from domain.media import CharacterReference, ImageRequest
 from domain.scene import Transcript
 from domain.storyboard import StoryboardSpec
 from tasks.characters import check_references, scene_characters
 from tasks.ingest import resolve_source
 from tasks.prompt import image_request
 from testkit.fakes.tiny_adapters import save_ip_adapter
+from testkit.fakes.tiny_editing_pipelines import save_kontext
 from testkit.fakes.tiny_pipelines import Models, sd_pipeline
 from testkit.sources import make_source
 from tests.helpers import (
@@ -239,3 +244,69 @@ def test_references_and_loras_are_mirrored_from_an_s3_source(
         "style.safetensors",
     }
     check_references(source.folder, source.spec, source.described)
+
+
+# -- a reference-editing image model (FLUX.1 Kontext): the references are its input pictures --
+
+
+@pytest.fixture(scope="module")
+def kontext(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_kontext(tmp_path_factory.mktemp("kontext") / "kontext")
+
+
+def test_a_reference_editing_model_draws_each_scene_from_its_characters_references(
+    tmp_path: Path, kontext: Path
+) -> None:
+    settings = LocalGenerationSettings(image_model=str(kontext), device="cpu", steps=2)
+    assert draws_references(GenerationSettings(local=settings)), "no adapter needed"
+    backend = LocalDiffusersBackend(settings)
+    sheet = (
+        picture(tmp_path / "leo-1.png", (200, 150, 40)),
+        picture(tmp_path / "leo-2.png", (9, 9, 9)),
+    )
+    leo = CharacterReference("Leo", tuple(str(path) for path in sheet), strength=0.6)
+    mia = CharacterReference("Mia", (str(picture(tmp_path / "mia.png", (90, 90, 200))),))
+    other_leo = replace(leo, references=(str(picture(tmp_path / "leo-3.png", (20, 200, 60))),))
+
+    def request(*characters: CharacterReference) -> ImageRequest:
+        return ImageRequest(
+            prompt="the lion walks at dawn",
+            negative_prompt="",
+            model="kontext",
+            seed=7,
+            cfg_scale=3.5,
+            sampler="",
+            steps=2,
+            width=64,
+            height=64,
+            characters=characters,
+        )
+
+    def drawn(*characters: CharacterReference) -> bytes:
+        return backend.generate_image(request(*characters)).data
+
+    pictures = {
+        "nobody": drawn(),
+        "leo": drawn(leo),
+        "another leo": drawn(other_leo),
+        "mia": drawn(mia),
+        "leo and mia": drawn(leo, mia),
+    }
+    assert len(set(pictures.values())) == len(pictures), "each set of references its own picture"
+    assert pictures["nobody"] == drawn(), "a scene naming nobody is a plain text-to-image call"
+    with Image.open(io.BytesIO(pictures["leo"])) as image:
+        assert image.size == (64, 64), "the scene's size, not Kontext's megapixel"
+
+    def key(*characters: CharacterReference) -> str:
+        return json.dumps(backend.image_fingerprint(request(*characters)), sort_keys=True)
+
+    assert key(leo) != key(other_leo), "the references' bytes are in the key"
+    assert key(leo) == key(replace(leo, strength=0.9)), "strength is an adapter's, not here"
+    assert "characters" not in key(), "a scene naming nobody keeps the key it always had"
+
+
+def test_more_references_than_a_model_takes_are_laid_side_by_side_in_order() -> None:
+    red, blue = Image.new("RGB", (40, 20), (255, 0, 0)), Image.new("RGB", (10, 10), (0, 0, 255))
+    sheet = reference_sheet([red, blue])
+    assert sheet.size == (60, 20)
+    assert sheet.getpixel((5, 5)) == (255, 0, 0) and sheet.getpixel((55, 5)) == (0, 0, 255)

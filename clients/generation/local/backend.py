@@ -34,6 +34,11 @@ from clients.generation.local.clips import (
     svd_options,
     text_steered_options,
 )
+from clients.generation.local.ip_adapter import (
+    ADAPTER_PIPELINES,
+    AdapterSlot,
+    reference_adapter,
+)
 from clients.generation.local.models import (
     ModelLocation,
     choose_device,
@@ -46,12 +51,8 @@ from clients.generation.local.models import (
 )
 from clients.generation.local.placement import prepare_pipeline
 from clients.generation.local.prompts import PromptFitter
-from clients.generation.local.references import (
-    ADAPTER_PIPELINES,
-    AdapterSlot,
-    characters_fingerprint,
-    reference_adapter,
-)
+from clients.generation.local.reference_editing import editing_references
+from clients.generation.local.references import ReferenceDrawing
 from clients.generation.local.video_families import SVD, recognise
 from clients.generation.local.video_speed import (
     apply_video_levers,
@@ -102,9 +103,7 @@ class LocalDiffusersBackend:
         self._adapters: dict[str, str] = {}
         self._batcher = Batcher(self._run_images, settings.batch_size)
         self._clip_lock = threading.Lock()
-        adapter = reference_adapter(settings.ip_adapter)
-        fits = adapter is not None and pipeline_class(self.image_model.folder) in ADAPTER_PIPELINES
-        self._references = AdapterSlot(adapter) if adapter is not None and fits else None
+        self._references = reference_drawing(settings, self.image_model)
 
     # -- fingerprints: everything that determines a result ----------------------------------
 
@@ -123,14 +122,11 @@ class LocalDiffusersBackend:
         }
 
     def _references_fingerprint(self, request: ImageRequest) -> dict[str, Any]:
-        """A scene drawn from references is keyed by their bytes, strengths and the adapter;
-        one without (or a backend without an adapter) keeps the key it always had."""
-        if self._references is None or not request.characters:
+        """A scene drawn from references is keyed by what of them shapes it; one without (or a
+        model that draws none) keeps the key it always had."""
+        if self._references is None:
             return {}
-        return {
-            "characters": characters_fingerprint(request.characters),
-            "ip_adapter": self._references.adapter.identity,
-        }
+        return self._references.fingerprint(request.characters)
 
     def image_model_name(self, request: ImageRequest) -> str:
         return str(self.settings.image_model)
@@ -223,8 +219,11 @@ class LocalDiffusersBackend:
             "height": height,
             "generator": [torch.Generator(device="cpu").manual_seed(r.seed) for r in requests],
         }
-        if "negative_prompt" in inspect.signature(pipeline.__call__).parameters:
+        takes = inspect.signature(pipeline.__call__).parameters
+        if "negative_prompt" in takes:
             options["negative_prompt"] = [r.negative_prompt for r in requests]
+        if "max_area" in takes:  # Kontext scales to `max_area` whatever the size asked for
+            options["max_area"] = width * height
         if self._references is not None:
             characters = requests[0].characters
             options |= self._references.call_options(pipeline, characters, (width, height))
@@ -247,7 +246,7 @@ class LocalDiffusersBackend:
                     self.dtype,
                     self._memory_savers,
                 )
-                if kind == "image" and self._references is not None:
+                if kind == "image" and isinstance(self._references, AdapterSlot):
                     self._references.loaded = False
                 if kind == "video":
                     load_video_lora(pipeline, self.settings)
@@ -331,12 +330,27 @@ def follows_motion_text(settings: GenerationSettings) -> bool:
     ).takes_text
 
 
+def reference_drawing(
+    settings: LocalGenerationSettings, image_model: ModelLocation
+) -> ReferenceDrawing | None:
+    """How this image model draws characters from their references: as its input pictures (a
+    reference-editing model), through the IP-Adapter (SDXL, SD 1.x), or not at all."""
+    kind = pipeline_class(image_model.folder)
+    editing = editing_references(kind)
+    if editing is not None:
+        return editing
+    adapter = reference_adapter(settings.ip_adapter)
+    if adapter is not None and kind in ADAPTER_PIPELINES:
+        return AdapterSlot(adapter)
+    return None
+
+
 def draws_references(settings: GenerationSettings) -> bool:
     local = settings.local
-    if local.ip_adapter is None or local.image_model is None:
+    if local.image_model is None:
         return False
     location = locate_model(local.image_model, local.revision, "image_model")
-    return pipeline_class(location.folder) in ADAPTER_PIPELINES
+    return reference_drawing(local, location) is not None
 
 
 KIND = BackendKind(

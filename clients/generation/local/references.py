@@ -1,119 +1,52 @@
-"""Characters from reference pictures on `--backend local`: an IP-Adapter
-(`generation.local.ip_adapter`, a folder with `ip-adapter.safetensors` and its CLIP image
-encoder in `image_encoder/`, never downloaded) on an SDXL or SD 1.x pipeline.
+"""Characters from reference pictures on `--backend local`: one abstraction, two ways of
+drawing them, chosen by the kind of image model (`backend.py:reference_drawing`).
 
-A scene with one character gets all of its references as image prompts; a scene with several
-gets each character's first reference, masked to its own strip of the frame in order of first
-mention, left to right. A scene with none runs with the adapter unloaded, so its picture is
-the picture it would be without `characters:`.
+- `ip_adapter.py`: an SDXL or SD 1.x pipeline with an IP-Adapter (`generation.local.ip_adapter`)
+  takes the references as image prompts.
+- `reference_editing.py`: a reference-editing pipeline (FLUX.1 Kontext, FLUX.2 klein,
+  Qwen-Image-Edit) takes them as its input pictures.
+
+Either way a scene with one character is drawn from all of its references, and a scene with
+several from each one's first reference, in order of first mention (left to right). A scene
+with none is drawn exactly as it would be without `characters:`.
 """
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from PIL import Image
 
-from clients.generation.local.models import file_digest, folder_digest
-from domain.errors import ConfigurationError
+from clients.generation.local.models import file_digest
 from domain.media import CharacterReference
 
-ADAPTER_WEIGHTS = ("ip-adapter.safetensors", "ip-adapter.bin")
-ENCODER_FOLDER = "image_encoder"
-ADAPTER_PIPELINES = ("StableDiffusionXLPipeline", "StableDiffusionPipeline")
-"""The image pipelines an IP-Adapter of this layout fits."""
 
-
-@dataclass(frozen=True)
-class ReferenceAdapter:
-    folder: Path
-
-    @property
-    def weights(self) -> str:
-        found = [name for name in ADAPTER_WEIGHTS if (self.folder / name).is_file()]
-        if not found or not (self.folder / ENCODER_FOLDER).is_dir():
-            raise ConfigurationError(
-                f"generation.local.ip_adapter {self.folder}: needs {ADAPTER_WEIGHTS[0]} and "
-                f"its image encoder in {ENCODER_FOLDER}/"
-            )
-        return found[0]
-
-    @property
-    def identity(self) -> str:
-        return folder_digest(self.folder)
-
-
-def reference_adapter(setting: str | None) -> ReferenceAdapter | None:
-    if setting is None:
-        return None
-    adapter = ReferenceAdapter(Path(setting).expanduser().resolve())
-    _ = adapter.weights  # there and complete, or one line naming what is missing
-    return adapter
-
-
-def characters_fingerprint(characters: tuple[CharacterReference, ...]) -> list[Any]:
-    """What of a scene's characters shapes its picture: each one's reference bytes and
-    strength, in order of first mention."""
-    return [
-        (c.name, [file_digest(Path(ref)) for ref in c.references], c.strength) for c in characters
-    ]
-
-
-class AdapterSlot:
-    """The adapter on one pipeline: loaded for scenes with characters, unloaded for the others."""
-
-    def __init__(self, adapter: ReferenceAdapter) -> None:
-        self.adapter = adapter
-        self.loaded = False
-        self._lock = threading.Lock()
+class ReferenceDrawing(Protocol):
+    def fingerprint(self, characters: tuple[CharacterReference, ...]) -> dict[str, Any]:
+        """What of a scene's characters shapes its picture (empty: none do)."""
+        ...
 
     def call_options(
         self, pipeline: Any, characters: tuple[CharacterReference, ...], size: tuple[int, int]
     ) -> dict[str, Any]:
-        """The pipeline call's options for a scene with these characters (none: no adapter)."""
-        with self._lock:
-            if not characters:
-                if self.loaded:
-                    pipeline.unload_ip_adapter()
-                    self.loaded = False
-                return {}
-            if not self.loaded:
-                pipeline.load_ip_adapter(
-                    str(self.adapter.folder),
-                    subfolder="",
-                    weight_name=self.adapter.weights,
-                    image_encoder_folder=ENCODER_FOLDER,
-                )
-                self.loaded = True
-        if len(characters) == 1:
-            pipeline.set_ip_adapter_scale(characters[0].strength)
-            return {"ip_adapter_image": [[_picture(ref) for ref in characters[0].references]]}
-        pipeline.set_ip_adapter_scale([[c.strength for c in characters]])
-        pictures = [_picture(c.references[0]) for c in characters]
-        return {
-            "ip_adapter_image": [pictures],
-            "cross_attention_kwargs": {"ip_adapter_masks": [side_masks(len(characters), size)]},
-        }
+        """The pipeline call's options for a scene with these characters (none: no options)."""
+        ...
 
 
-def side_masks(count: int, size: tuple[int, int]) -> Any:
-    """`count` masks of equal vertical strips, left to right, as IP-Adapter's masks."""
-    from diffusers.image_processor import IPAdapterMaskProcessor
-
-    width, height = size
-    masks = []
-    for index in range(count):
-        mask = Image.new("L", size, 0)
-        mask.paste(255, (index * width // count, 0, (index + 1) * width // count, height))
-        masks.append(mask)
-    processed = IPAdapterMaskProcessor().preprocess(masks, height=height, width=width)
-    return processed.reshape(1, count, processed.shape[2], processed.shape[3])
+def references_drawn(characters: tuple[CharacterReference, ...]) -> list[str]:
+    """The reference pictures a scene is drawn from: all of a lone character's, else each
+    character's first, in order of first mention."""
+    if len(characters) == 1:
+        return list(characters[0].references)
+    return [character.references[0] for character in characters]
 
 
-def _picture(path: str) -> Image.Image:
+def reference_digests(character: CharacterReference) -> list[str]:
+    return [file_digest(Path(reference)) for reference in character.references]
+
+
+def open_picture(path: str) -> Image.Image:
     with Image.open(path) as picture:
         converted: Image.Image = picture.convert("RGB")
     return converted

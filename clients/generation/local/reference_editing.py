@@ -1,0 +1,76 @@
+"""Characters drawn by a reference-editing image model: FLUX.1 Kontext, FLUX.2 klein or
+Qwen-Image-Edit take the scene's reference pictures (`references.py` says which) as their input
+pictures, and the prompt says what to make of them. No adapter is needed.
+
+A model takes up to a number of input pictures; where a scene has more, they are laid side by
+side, in order, on one sheet (the way Kontext is given several references). A scene with no
+character is called without input pictures: a text-to-image call, the picture it would be
+without `characters:`. A character's strength is an adapter's scale and plays no part here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from PIL import Image
+
+from clients.generation.local.references import (
+    open_picture,
+    reference_digests,
+    references_drawn,
+)
+from domain.media import CharacterReference
+
+EDITING_PIPELINES = {
+    "FluxKontextPipeline": 1,
+    "QwenImageEditPipeline": 1,
+    "Flux2KleinPipeline": 4,
+    "QwenImageEditPlusPipeline": 3,
+}
+"""The reference-editing pipelines, with how many input pictures each takes at once."""
+SHEET_BACKGROUND = (255, 255, 255)
+SHEET_HEIGHT = 1024
+"""At most this tall: every model resizes its input pictures to about a megapixel anyway."""
+
+
+@dataclass(frozen=True)
+class EditingReferences:
+    pictures_taken: int
+
+    def fingerprint(self, characters: tuple[CharacterReference, ...]) -> dict[str, Any]:
+        """Each character's reference bytes, in order of first mention."""
+        if not characters:
+            return {}
+        return {"characters": [(c.name, reference_digests(c)) for c in characters]}
+
+    def call_options(
+        self, pipeline: Any, characters: tuple[CharacterReference, ...], size: tuple[int, int]
+    ) -> dict[str, Any]:
+        if not characters:
+            return {}
+        pictures = [open_picture(reference) for reference in references_drawn(characters)]
+        if len(pictures) > self.pictures_taken:
+            pictures = [reference_sheet(pictures)]
+        return {"image": pictures[0] if self.pictures_taken == 1 else pictures}
+
+
+def editing_references(pipeline_name: str) -> EditingReferences | None:
+    taken = EDITING_PIPELINES.get(pipeline_name)
+    return EditingReferences(taken) if taken is not None else None
+
+
+def reference_sheet(pictures: list[Image.Image]) -> Image.Image:
+    """`pictures` side by side, left to right, each scaled to the tallest one's height (at
+    most `SHEET_HEIGHT`)."""
+    height = min(SHEET_HEIGHT, max(picture.height for picture in pictures))
+    scaled = [
+        picture.resize((max(1, round(picture.width * height / picture.height)), height))
+        for picture in pictures
+    ]
+    sheet = Image.new("RGB", (sum(p.width for p in scaled), height), SHEET_BACKGROUND)
+    left = 0
+    for picture in scaled:
+        sheet.paste(picture, (left, 0))
+        left += picture.width
+    return sheet
