@@ -32,7 +32,7 @@ from studio.sources import (
     replace_recording,
     set_skip,
 )
-from studio.uploads import check_recording, read_form, receive_recording
+from studio.uploads import Received, check_recording, read_form, receive_upload
 
 router = APIRouter()
 SCENE = "/storyboard/scene/{scene_id}"
@@ -52,16 +52,19 @@ FormAction = Callable[[Studio, Board, str, dict[str, str]], Done]
 RecordingAction = Callable[[Studio, Board, str, bytes], Done]
 
 
-def _rendering(studio: Studio, job: RenderJob) -> dict[str, Any]:
+def rendering(studio: Studio, job: RenderJob) -> dict[str, Any]:
     return {"render": job.as_json(studio.config.prefect_ui)}
 
 
-async def _recording(studio: Studio, request: Request) -> bytes:
+async def checked_upload(
+    studio: Studio, request: Request, limit: int, what: str = "recording"
+) -> Received:
+    """An uploaded file (and its form's fields), once its CSRF token is this browser's."""
     if CSRF_HEADER in request.headers:  # refused before the body is read
         studio.guard.check_csrf(request, None)
-    received = await receive_recording(request, studio.config.max_upload_bytes)
+    received = await receive_upload(request, limit, what)
     studio.guard.check_csrf(request, received.fields.get(CSRF_FIELD))
-    return received.data
+    return received
 
 
 async def checked_form(studio: Studio, request: Request) -> dict[str, str]:
@@ -86,7 +89,7 @@ def replace(studio: Studio, board: Board, scene_id: str, data: bytes) -> Done:
             "scene_id": scene_id,
             "file": replaced.name,
             "kept": replaced.kept,
-            **_rendering(studio, job),
+            **rendering(studio, job),
         },
     )
 
@@ -100,7 +103,7 @@ def add_after(studio: Studio, board: Board, after: str, data: bytes) -> Done:
     job = studio.renders.submit(board, [scene_id], f"new scene {scene_id} after {after}")
     return Done(
         f"new scene {scene_id} added after {after}",
-        {"scene_id": scene_id, "after": after, **_rendering(studio, job)},
+        {"scene_id": scene_id, "after": after, **rendering(studio, job)},
     )
 
 
@@ -137,7 +140,7 @@ def take(studio: Studio, board: Board, scene_id: str, fields: dict[str, str]) ->
         said.append("a new prompt" if prompt else "the narration as prompt")
     return Done(
         f"{scene_id}: new take with {' and '.join(said)}",
-        {"scene_id": scene_id, "seed": seed, "prompt": prompt, **_rendering(studio, job)},
+        {"scene_id": scene_id, "seed": seed, "prompt": prompt, **rendering(studio, job)},
     )
 
 
@@ -150,7 +153,7 @@ def skip(studio: Studio, board: Board, scene_id: str, fields: dict[str, str]) ->
     job = studio.renders.submit(board, [], f"{scene_id} {'skipped' if skipped else 'brought back'}")
     return Done(
         f"{scene_id}: {'skipped' if skipped else 'back in the storyboard'}",
-        {"scene_id": scene_id, "skip": skipped, **_rendering(studio, job)},
+        {"scene_id": scene_id, "skip": skipped, **rendering(studio, job)},
     )
 
 
@@ -203,7 +206,7 @@ async def post_render(request: Request, board: str = "") -> Response:
     chosen = await run_in_threadpool(studio.board, board)
     await checked_form(studio, request)
     job = studio.renders.submit(chosen, [], "a render asked for in the studio")
-    return studio.answer(request, chosen, "render queued", **_rendering(studio, job))
+    return studio.answer(request, chosen, "render queued", **rendering(studio, job))
 
 
 async def _recording_action(
@@ -211,8 +214,8 @@ async def _recording_action(
 ) -> Response:
     studio = studio_of(request)
     chosen = await run_in_threadpool(studio.board, board)
-    data = await _recording(studio, request)
-    done: Done = await run_in_threadpool(action, studio, chosen, scene_id, data)
+    received = await checked_upload(studio, request, studio.config.max_upload_bytes)
+    done: Done = await run_in_threadpool(action, studio, chosen, scene_id, received.data)
     return studio.answer(request, chosen, done.message, **done.extra)
 
 

@@ -15,6 +15,9 @@ Routes (a storyboard is named by `?board=<its folder relative to SOURCE>`, "" fo
     POST /storyboard/scene/ID/take?board=B        another seed and/or prompt
     POST /storyboard/scene/ID/skip?board=B        skip=true|false
     POST /storyboard/scene/ID/review?board=B      verdict=approved|needs_changes, comment
+    GET  /storyboard/characters?board=B           the characters' panel alone
+    GET  /storyboard/reference?board=B&file=NAME  a character's reference picture
+    POST /storyboard/character/NAME/reference?board=B   a new or changed reference picture
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 
 from domain.errors import ConfigurationError, StorageError
-from studio import actions, approval, pages
+from studio import actions, approval, character_routes, pages
 from studio.config import StudioConfig
 from studio.context import Studio, studio_of
 from studio.errors import StudioError
@@ -54,6 +57,7 @@ def create_app(config: StudioConfig, renders: RenderService | None = None) -> Fa
     app.include_router(pages.router)
     app.include_router(actions.router)
     app.include_router(approval.router)
+    app.include_router(character_routes.router)
     app.add_exception_handler(StudioError, _refused)
     app.add_exception_handler(StorageError, _refused)
     app.add_exception_handler(ConfigurationError, _refused)

@@ -27,6 +27,7 @@ from studio.catalog import (
     run_summary,
     served_names,
 )
+from studio.characters import character_panels
 from studio.context import Studio, studio_of
 from studio.errors import not_found
 from studio.sources import read_source
@@ -71,6 +72,7 @@ def board_values(studio: Studio, board: Board) -> dict[str, Any]:
             studio.config.prefect_ui, summary.flow_run_id if summary else None
         ),
         "cards": scene_cards(state, rows, read_reviews(target)),
+        "characters": character_panels(state.spec, rows),
         "video_file": VIDEO_FILE if rows and summary is not None else None,
         "renderer_label": renderer.label,
         "max_upload_mb": studio.config.max_upload_bytes / 1024 / 1024,

@@ -2,11 +2,11 @@
 and the list's indentation stay as the person wrote them.
 
 Edits are per-scene overrides in its `scenes:` list (the schema is
-`domain/storyboard.py:SceneSpec`). The list also orders the scenes (`tasks/ingest.py`: the
-listed scenes first, then the others in natural order), so a scene is never listed alone: when
-it must be listed, every scene not yet listed is appended in its current place, and the order
-the pipeline renders stays what it was. Every edit is validated exactly as a run loads the file
-before it is written.
+`domain/storyboard.py:SceneSpec`) and the characters' references (`studio/characters.py`).
+The list also orders the scenes (`tasks/ingest.py`: the listed scenes first, then the others
+in natural order), so a scene is never listed alone: when it must be listed, every scene not
+yet listed is appended in its current place, and the order the pipeline renders stays what it
+was. Every edit is validated exactly as a run loads the file before it is written.
 """
 
 from __future__ import annotations
@@ -125,10 +125,8 @@ class SceneList:
         self.order.insert(self.order.index(scene_id) + 1, new_id)
 
 
-def edit_scenes(
-    storage: Storage, order: Sequence[str], edit: Callable[[SceneList], None]
-) -> StoryboardSpec:
-    """Apply `edit` to the storyboard's scene list and write the file back, once the result
+def edit_storyboard(storage: Storage, edit: Callable[[CommentedMap], None]) -> StoryboardSpec:
+    """Apply `edit` to the storyboard.yaml document and write the file back, once the result
     loads as a run would load it; StudioError 409 (nothing written) when it would not."""
     data = storage.read_bytes(STORYBOARD_FILE)
     try:
@@ -142,7 +140,7 @@ def edit_scenes(
         document = CommentedMap()
     if not isinstance(document, CommentedMap):
         raise StudioError(409, f"{STORYBOARD_FILE}: expected a mapping at the top level")
-    edit(SceneList(document, order))
+    edit(document)
     written = io.StringIO()
     yaml.dump(document, written)
     try:
@@ -151,3 +149,10 @@ def edit_scenes(
         raise StudioError(409, f"not saved: {exc}") from None
     storage.write_bytes(STORYBOARD_FILE, written.getvalue().encode("utf-8"))
     return spec
+
+
+def edit_scenes(
+    storage: Storage, order: Sequence[str], edit: Callable[[SceneList], None]
+) -> StoryboardSpec:
+    """Apply `edit` to the storyboard's scene list (as `edit_storyboard`)."""
+    return edit_storyboard(storage, lambda document: edit(SceneList(document, order)))

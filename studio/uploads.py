@@ -1,5 +1,5 @@
-"""Recordings sent to the studio: read within the size limit, decoded and checked before
-anything is written.
+"""Recordings (and pictures) sent to the studio: read within the size limit, decoded and
+checked before anything is written (pictures: `studio/characters.py`).
 
 A recording arrives either as the raw request body (the page's microphone, a Blob) or as the
 `file` field of a multipart form (a plain `<input type=file>`). Its name never comes from the
@@ -59,20 +59,20 @@ class Recording:
     seconds: float
 
 
-def too_large(limit: int) -> StudioError:
-    return StudioError(413, f"the recording is larger than {limit / 1024 / 1024:g} MB")
+def too_large(limit: int, what: str = "recording") -> StudioError:
+    return StudioError(413, f"the {what} is larger than {limit / 1024 / 1024:g} MB")
 
 
-async def read_limited(request: Request, limit: int) -> bytes:
+async def read_limited(request: Request, limit: int, what: str = "recording") -> bytes:
     """The request body, refused (413) as soon as it is larger than `limit`."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise too_large(limit)
+        raise too_large(limit, what)
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise too_large(limit)
+            raise too_large(limit, what)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -81,13 +81,14 @@ async def _once(data: bytes) -> AsyncGenerator[bytes, None]:
     yield data
 
 
-async def receive_recording(request: Request, limit: int) -> Received:
-    """The recording in `request`: its raw body, or the `file` field of a multipart form."""
+async def receive_upload(request: Request, limit: int, what: str = "recording") -> Received:
+    """The file in `request` (a recording, a picture): its raw body, or the `file` field of a
+    multipart form."""
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith("multipart/form-data"):
-        data = await read_limited(request, limit)
+        data = await read_limited(request, limit, what)
         return Received(data)
-    body = await read_limited(request, limit + FORM_SLACK)
+    body = await read_limited(request, limit + FORM_SLACK, what)
     parser = MultiPartParser(request.headers, _once(body), max_files=1, max_fields=8)
     try:
         form = await parser.parse()
@@ -100,7 +101,7 @@ async def receive_recording(request: Request, limit: int) -> Received:
     data = await upload.read()
     await form.close()
     if len(data) > limit:
-        raise too_large(limit)
+        raise too_large(limit, what)
     return Received(data, fields)
 
 

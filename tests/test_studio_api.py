@@ -740,3 +740,111 @@ def test_changes_during_a_render_are_queued_into_one_next_render(studio: Studio)
     release.set()
     studio.wait_for_renders()
     assert [scenes for scenes, _ in studio.fake.jobs] == [["dawn"], ["river", "dawn"]]
+
+
+# -- characters: their references shown, changed and added ------------------------------------
+
+WITH_LEO = (
+    STORYBOARD_YAML
+    + """\
+characters:            # who appears
+  - name: Leo
+    references: [leo.png]   # the first sheet
+    names: [lion]
+"""
+)
+
+
+def picture_bytes(
+    colour: tuple[int, int, int], size: tuple[int, int] = (24, 24), kind: str = "PNG"
+) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", size, colour).save(buffer, format=kind)
+    return buffer.getvalue()
+
+
+def with_leo(studio: Studio) -> bytes:
+    (studio.board / "storyboard.yaml").write_text(WITH_LEO, encoding="utf-8")
+    first = picture_bytes((200, 150, 40))
+    (studio.board / "leo.png").write_bytes(first)
+    return first
+
+
+def post_reference(studio: Studio, data: bytes, character: str = "Leo", **fields: str) -> Any:
+    return studio.client.post(
+        f"/storyboard/character/{character}/reference",
+        params={"board": BOARD},
+        headers={"X-CSRF-Token": studio.csrf()},
+        files={"file": ("../../evil.png", data, "image/png")},
+        data=fields,
+    )
+
+
+def references(studio: Studio) -> list[str]:
+    spec = yaml.safe_load((studio.board / "storyboard.yaml").read_text(encoding="utf-8"))
+    return list(spec["characters"][0]["references"])
+
+
+def test_a_reviewer_sees_a_characters_references_and_changes_or_adds_one(studio: Studio) -> None:
+    first = with_leo(studio)
+    page, _ = studio_page(studio.client, BOARD)
+    assert "<h3>Leo</h3>" in page and "named by lion" in page
+    served = studio.client.get("/storyboard/reference", params={"board": BOARD, "file": "leo.png"})
+    assert served.status_code == 200 and served.content == first
+    assert served.headers["content-type"] == "image/png"
+
+    added = post_reference(studio, picture_bytes((20, 200, 60)))
+    assert added.status_code == 200, added.text
+    name = added.json()["file"]
+    assert re.fullmatch(r"characters/leo-\d{8}T\d{6}\.\d{6}Z\.png", name), name
+    assert references(studio) == ["leo.png", name]
+    assert (studio.board / name).read_bytes() == picture_bytes((20, 200, 60))
+    text = (studio.board / "storyboard.yaml").read_text(encoding="utf-8")
+    assert "# who appears" in text and "# the first sheet" in text and "# first" in text
+
+    changed = post_reference(studio, picture_bytes((9, 9, 9), kind="JPEG"), replace="1")
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["message"].startswith("Leo: reference 1 changed")
+    assert references(studio) == [changed.json()["file"], name]
+    assert changed.json()["file"].endswith(".jpg")
+    assert (studio.board / "leo.png").read_bytes() == first, "the replaced picture is kept"
+    assert not list(studio.source.parent.rglob("evil*"))
+    panel = studio.client.get("/storyboard/characters", params={"board": BOARD}).text
+    assert changed.json()["file"] in panel and "leo.png" not in panel
+
+    studio.wait_for_renders()
+    assert studio.fake.jobs and all(scenes == [] for scenes, _ in studio.fake.jobs), (
+        "the whole storyboard: its cache re-renders only the scenes that show Leo"
+    )
+
+
+def test_a_bad_reference_is_refused_and_changes_nothing(studio: Studio) -> None:
+    with_leo(studio)
+    for extra in ("b.png", "c.png", "d.png"):
+        (studio.board / extra).write_bytes(picture_bytes((1, 2, 3)))
+    full = WITH_LEO.replace("[leo.png]", "[leo.png, b.png, c.png, d.png]")
+    cases = [
+        ("text", b"a note, not a picture", "Leo", {}, 400, "not a picture"),
+        ("gif", picture_bytes((1, 2, 3), kind="GIF"), "Leo", {}, 400, "GIF picture"),
+        ("wide", picture_bytes((1, 2, 3), (4097, 2)), "Leo", {}, 400, "over 4096 px"),
+        ("heavy", b"\0" * (20 * 1024 * 1024 + 1), "Leo", {}, 413, "larger than 20 MB"),
+        ("nobody", picture_bytes((1, 2, 3)), "Max", {}, 404, "character 'Max'"),
+        ("no such place", picture_bytes((1, 2, 3)), "Leo", {"replace": "3"}, 400, "reference 3"),
+        ("bad place", picture_bytes((1, 2, 3)), "Leo", {"replace": "x"}, 400, "1 to 4"),
+        ("a fifth", picture_bytes((1, 2, 3)), "Leo", {}, 409, "4 references"),
+    ]
+    for name, data, character, fields, status, says in cases:
+        if name == "a fifth":
+            (studio.board / "storyboard.yaml").write_text(full, encoding="utf-8")
+        before = snapshot(studio.source)
+        answer = post_reference(studio, data, character, **fields)
+        assert answer.status_code == status, (name, answer.text)
+        assert says in answer.json()["error"], (name, answer.text)
+        assert snapshot(studio.source) == before, name
+    for name in ("storyboard.yaml", "dawn.ogg", "../projects/alpha/leo.png", "nobody.png"):
+        answer = studio.client.get("/storyboard/reference", params={"board": BOARD, "file": name})
+        assert answer.status_code == 404, name
+    studio.wait_for_renders()
+    assert studio.fake.jobs == []

@@ -12,7 +12,7 @@
   var awaitingCut = false;
 
   function say(element, text, bad) {
-    var card = element && element.closest(".card, .approval");
+    var card = element && element.closest(".card, .approval, .character");
     var boxes = [document.getElementById("notice")];
     if (card) {
       boxes.push(card.querySelector("[data-message]"));
@@ -46,6 +46,9 @@
 
   function accepted(element, answer) {
     say(element, answer.message);
+    if (answer.character) {
+      refreshCharacters();
+    }
     if (answer.approval) {
       refreshApproval();
     } else if (answer.render) {
@@ -197,6 +200,14 @@
     fetch(root.dataset.cardsUrl, { credentials: "same-origin" })
       .then(function (response) { return response.text(); })
       .then(function (html) { document.getElementById("cards").innerHTML = html; });
+    refreshCharacters();
+  }
+
+  function refreshCharacters() {
+    var panel = document.getElementById("characters");
+    fetch(panel.dataset.charactersUrl, { credentials: "same-origin" })
+      .then(function (response) { return response.text(); })
+      .then(function (html) { panel.innerHTML = html; });
   }
 
   // The images a paused run waits on: the panel is put in place when another round (or
