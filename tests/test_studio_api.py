@@ -813,6 +813,8 @@ def test_a_reviewer_sees_a_characters_references_and_changes_or_adds_one(studio:
     assert not list(studio.source.parent.rglob("evil*"))
     panel = studio.client.get("/storyboard/characters", params={"board": BOARD}).text
     assert changed.json()["file"] in panel and "leo.png" not in panel
+    served = studio.client.get("/storyboard/reference", params={"board": BOARD, "file": name})
+    assert served.status_code == 200 and served.content == picture_bytes((20, 200, 60))
 
     studio.wait_for_renders()
     assert studio.fake.jobs and all(scenes == [] for scenes, _ in studio.fake.jobs), (

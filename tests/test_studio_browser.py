@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+import yaml
+from PIL import Image
 
 from clients.media.audio import decode_audio
 from studio.app import create_app
@@ -25,6 +27,7 @@ from tests.servers import free_port, serving
 
 pytestmark = pytest.mark.slow
 
+LEO = "characters:\n  - name: Leo\n    references: [leo.png]\n    names: [lion]\n"
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -48,6 +51,8 @@ def studio(tmp_path: Path, cli_env: dict[str, str]) -> Iterator[tuple[str, Path,
     board.mkdir(parents=True)
     for name in ("dawn.ogg", "river.mp3"):
         shutil.copy(DEMO_DIR / name, board / name)
+    Image.new("RGB", (40, 30), (200, 150, 40)).save(board / "leo.png")
+    (board / "storyboard.yaml").write_text(LEO, encoding="utf-8")
     first = run_cli(["run", str(board), "--out", str(target / "alpha")], cli_env, tmp_path)
     assert first.returncode == 0, first.stderr
     config = StudioConfig(source=str(tmp_path / "src"), target=str(target), render_env=cli_env)
@@ -97,6 +102,40 @@ def _wait(driver: Any, condition: Any, timeout_s: float, what: str) -> Any:
     return WebDriverWait(driver, timeout_s, poll_frequency=0.3).until(condition, what)
 
 
+def loaded(driver: Any, selector: str) -> str:
+    """The address of the picture `selector` shows, once it is loaded ("" until then)."""
+    return str(
+        driver.execute_script(
+            "var i = document.querySelector(arguments[0]);"
+            "return i && i.complete && i.naturalWidth ? i.src : ''",
+            selector,
+        )
+    )
+
+
+def change_a_reference(chromium: Any, board: Path) -> None:
+    """Leo's panel shows its reference and the scene that shows it; a new picture chosen in
+    its form replaces the reference, and the panel shows the new one."""
+    from selenium.webdriver.common.by import By
+
+    assert "shown in dawn" in _text(chromium, "#character-1")
+    _wait(chromium, lambda d: loaded(d, "#character-1 img"), 20, "the reference is shown")
+    new = board.parent / "leo-new.png"
+    Image.new("RGB", (30, 40), (20, 200, 60)).save(new)
+    form = "#character-1 figure form"
+    chromium.find_element(By.CSS_SELECTOR, f"{form} input[type=file]").send_keys(str(new))
+    chromium.find_element(By.CSS_SELECTOR, f"{form} button").click()
+    _wait(chromium, lambda d: "reference 1 changed" in _text(d, "#notice"), 30, "it is saved")
+    _wait(
+        chromium,
+        lambda d: "file=characters/leo-" in loaded(d, "#character-1 img"),
+        20,
+        "the panel shows the new reference",
+    )
+    saved = yaml.safe_load((board / "storyboard.yaml").read_text())["characters"][0]
+    assert (board / saved["references"][0]).read_bytes() == new.read_bytes()
+
+
 def test_a_narration_recorded_in_the_browser_re_renders_its_scene_alone(
     studio: tuple[str, Path, Path], chromium: Any
 ) -> None:
@@ -107,6 +146,7 @@ def test_a_narration_recorded_in_the_browser_re_renders_its_scene_alone(
     chromium.get(f"{base}/storyboard?board=alpha")
     _wait(chromium, lambda d: "the test" in _text(d, "#renderer"), 20, "the renderer is named")
 
+    change_a_reference(chromium, board)
     chromium.execute_script("document.querySelector('#scene-1 details').open = true")
     record = chromium.find_element(By.CSS_SELECTOR, "#scene-1 button[data-record]")
     record.click()

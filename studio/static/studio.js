@@ -8,6 +8,7 @@
   }
   var csrf = document.querySelector('meta[name="csrf-token"]').content;
   var recording = null;
+  var cardsStale = false;
   var polling = false;
   var awaitingCut = false;
 
@@ -96,6 +97,9 @@
         button.textContent = recording.label;
         button.classList.remove("recording");
         recording = null;
+        if (cardsStale) {
+          refreshCards();
+        }
         var blob = new Blob(chunks, { type: recorder.mimeType || "application/octet-stream" });
         say(button, "sending the recording…");
         post(button.dataset.record, blob, blob.type || "application/octet-stream").then(
@@ -197,6 +201,11 @@
   }
 
   function refreshCards() {
+    cardsStale = Boolean(recording);
+    if (cardsStale) {  // not under a recording's button: once it is sent
+      refreshCharacters();
+      return;
+    }
     fetch(root.dataset.cardsUrl, { credentials: "same-origin" })
       .then(function (response) { return response.text(); })
       .then(function (html) { document.getElementById("cards").innerHTML = html; });
