@@ -44,16 +44,18 @@ pytest.importorskip("diffusers", reason="--backend local needs the `local` extra
 
 SCENES = {
     "dawn": "dawn.ogg",
+    "night": "night.ogg",
     "river": "river.mp3",
     "elephants": "elephants.ogg",
+    "storm": "storm.m4a",
     "sunrise": "dawn.ogg",
 }
 CHARACTERS = [
     {"name": "Leo", "references": ["leo-1.png", "leo-2.png"], "names": ["lion"]},
     {"name": "Mia", "references": ["mia.png"], "names": ["elephant calf"], "strength": 0.9},
 ]
-USING = {"dawn": "Leo", "river": "Leo;Mia"}
-NOBODY = ("elephants", "sunrise")
+USING = {"dawn": "Leo", "night": "Leo", "river": "Leo;Mia"}
+NOBODY = ("elephants", "storm", "sunrise")
 
 
 def spec(with_characters: bool) -> dict[str, Any]:
