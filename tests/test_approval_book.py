@@ -18,7 +18,7 @@ from domain.approval import Decision, ImageVerdict, SceneImage
 from domain.media import ImageRequest
 from flows.approval_form import SceneAnswer, _verdicts, approval_form
 from tasks.approval import ApprovalBook, AwaitedScene, is_approval_file, retake
-from tests.helpers import DEMO_DIR, assert_clean, read_manifest, run_cli
+from tests.helpers import DEMO_DIR, assert_clean, read_manifest, run_cli, share_readings
 
 REQUEST = ImageRequest(
     prompt="a lion at dawn, watercolour",
@@ -119,7 +119,7 @@ def test_approve_all_approves_without_pausing_and_a_later_run_does_not_ask_again
     board = tmp_path / "lion"
     board.mkdir()
     shutil.copy(DEMO_DIR / "dawn.ogg", board / "dawn.ogg")
-    cache = tmp_path / "cache"
+    cache = share_readings(tmp_path / "cache")
     env = {**cli_env, "STORYBOARD_CACHE_DIR": str(cache)}
     first = run_cli(
         ["run", str(board), "--out", str(tmp_path / "out"), "--approve-all"], env, tmp_path

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from clients.media.ffmpeg import probe
-from tests.helpers import DEMO_DIR, assert_clean, read_manifest, run_cli
+from tests.helpers import DEMO_DIR, assert_clean, read_manifest, run_cli, share_readings
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +28,8 @@ def test_rerun_re_encodes_only_what_changed_and_drops_deleted_scenes(
     for name in ("1 dawn.ogg", "2 night.ogg", "3 river.mp3"):
         shutil.copy(DEMO_DIR / name.split(" ")[1], source / name)
     command = ["run", str(source), "--out", str(target)]
-    cli_env = {**cli_env, "STORYBOARD_CACHE_DIR": str(tmp_path / "cache")}  # nothing pre-made
+    cache = share_readings(tmp_path / "cache")  # no segment or chunk pre-made; readings shared
+    cli_env = {**cli_env, "STORYBOARD_CACHE_DIR": str(cache)}
 
     first = run_cli(command, cli_env, tmp_path)
     assert first.returncode == 0, first.stderr
