@@ -31,6 +31,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 STORYBOARD_FILE = "storyboard.yaml"
+NAMED_FILE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".safetensors", ".bin")
+"""Files a storyboard names beside it (characters' reference pictures, LoRA weights): inputs
+of its render like the recordings, so a changed one is seen by the watcher and the listener."""
 HISTORY_FOLDER = ".storyboard/history"
 
 VIDEO_FILE = "storyboard.mp4"

@@ -27,7 +27,7 @@ from clients.storage import is_s3, safe_name
 from domain.errors import ConfigurationError, StorageError, TransientServiceError
 from domain.layout import STORYBOARD_FILE
 from flows.watch import folder_of, join_location
-from tasks.ingest import is_recording
+from tasks.source_state import is_input
 
 EVENT_PREFIX = "storyboard.recording."
 EVENTS = {"created": f"{EVENT_PREFIX}created", "removed": f"{EVENT_PREFIX}removed"}
@@ -64,10 +64,6 @@ class ListenedSource:
         return folder_of(change.key[len(self.prefix) :])
 
 
-def _is_watched_file(name: str) -> bool:
-    return is_recording(name) or name == STORYBOARD_FILE
-
-
 def folder_event(change: ObjectChange, sources: Sequence[ListenedSource]) -> Event | str:
     """The event a change makes, or in one line why it makes none."""
     where = f"s3://{change.bucket}/{change.key}"
@@ -77,8 +73,8 @@ def folder_event(change: ObjectChange, sources: Sequence[ListenedSource]) -> Eve
     if placed is None:
         return f"ignored {where}: outside every listened source"
     source, (folder, name) = placed
-    if not _is_watched_file(name):
-        return f"ignored {where}: not a recording or {STORYBOARD_FILE}"
+    if not is_input(name):
+        return f"ignored {where}: not a recording, {STORYBOARD_FILE} or a file it names"
     try:
         if folder:
             safe_name(folder)

@@ -13,7 +13,7 @@ from prefect.cache_policies import NO_CACHE
 from clients.cache import content_key
 from clients.storage import StoredObject, open_storage
 from domain.errors import SourceChangedError
-from domain.layout import STORYBOARD_FILE
+from domain.layout import NAMED_FILE_SUFFIXES, STORYBOARD_FILE
 from tasks.ingest import AUDIO_EXTENSIONS, is_recording
 
 PARTIAL_UPLOAD_SUFFIXES = (
@@ -38,8 +38,12 @@ def is_partial_upload(name: str) -> bool:
 
 def is_input(name: str) -> bool:
     """Whether a file of a storyboard folder (its own name, no folder) is one of the inputs a
-    render reads: a recording or the storyboard file."""
-    return not is_partial_upload(name) and (is_recording(name) or name == STORYBOARD_FILE)
+    render reads: a recording, the storyboard file, or a file of the kinds it names (a
+    character's reference picture, LoRA weights)."""
+    if is_partial_upload(name):
+        return False
+    named = name.lower().endswith(NAMED_FILE_SUFFIXES)
+    return is_recording(name) or name == STORYBOARD_FILE or named
 
 
 def inputs_fingerprint(items: Iterable[StoredObject]) -> str:

@@ -19,11 +19,13 @@ from PIL import Image
 
 from clients.generation.local.backend import LocalDiffusersBackend, draws_references
 from clients.generation.local.reference_editing import reference_sheet
+from clients.storage import open_storage
 from configs.settings import GenerationSettings, LocalGenerationSettings, load_storyboard_spec
 from domain.errors import ConfigurationError
 from domain.media import CharacterReference, ImageRequest
 from domain.scene import Transcript
 from domain.storyboard import StoryboardSpec
+from flows.watch import storyboard_folders
 from tasks.characters import check_references, scene_characters
 from tasks.ingest import resolve_source
 from tasks.prompt import image_request
@@ -312,3 +314,17 @@ def test_more_references_than_a_model_takes_are_laid_side_by_side_in_order() -> 
     sheet = reference_sheet([red, blue])
     assert sheet.size == (60, 20)
     assert sheet.getpixel((5, 5)) == (255, 0, 0) and sheet.getpixel((55, 5)) == (0, 0, 255)
+
+
+def test_the_watcher_sees_a_reference_replaced_under_the_same_name(tmp_path: Path) -> None:
+    source = storyboard(tmp_path / "story", with_characters=True)
+
+    def fingerprint() -> str:
+        (folder,), _ = storyboard_folders(open_storage(str(source.parent)).list(recursive=True))
+        return folder.fingerprint
+
+    before = fingerprint()
+    (source / "notes.txt").write_text("not an input")
+    assert fingerprint() == before
+    picture(source / "mia.png", (20, 200, 60), size=(50, 50))
+    assert fingerprint() != before, "a new picture under the old name is a change to render"

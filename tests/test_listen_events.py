@@ -69,6 +69,8 @@ def test_a_recording_or_storyboard_file_becomes_an_event_on_its_folder() -> None
     assert isinstance(removed, Event) and removed.event == "storyboard.recording.removed"
     at_the_root = folder_event(_change("scene.wav", bucket="other"), SOURCES)
     assert isinstance(at_the_root, Event) and at_the_root.resource.id == "s3://other/"
+    reference = folder_event(_change("projects/x/leo.png"), SOURCES)
+    assert isinstance(reference, Event), "a character's new reference re-renders its scenes"
     again = folder_event(_change("projects/a lion+1 é/dawn.ogg"), SOURCES)
     assert isinstance(again, Event) and again.id == made.id, "a redelivery is the same event"
 
