@@ -13,10 +13,13 @@ IMAGE_EMBED_DIM = 16
 """Width of the tiny IP-Adapter's image encoder projection."""
 
 
-def save_ip_adapter(pipeline: Any, folder: Path, seed: int = 2) -> Path:
+def save_ip_adapter(
+    pipeline: Any, folder: Path, seed: int = 2, vision: dict[str, Any] | None = None
+) -> Path:
     """An IP-Adapter for `pipeline`'s UNet (random weights, diffusers' layout:
     `ip-adapter.safetensors` with its `image_proj` and `ip_adapter` weights) and its CLIP image
-    encoder from a config in `image_encoder/`, in `folder`."""
+    encoder from a config in `image_encoder/`, in `folder`. `vision`: the image encoder's
+    `CLIPVisionConfig` fields (default: a tiny one), its `projection_dim` the adapter's width."""
     import torch
     from diffusers.models.attention_processor import IPAdapterAttnProcessor
     from diffusers.models.embeddings import ImageProjection
@@ -37,8 +40,19 @@ def save_ip_adapter(pipeline: Any, folder: Path, seed: int = 2) -> Path:
         weights[f"ip_adapter.{key_id}.to_k_ip.weight"] = layers["to_k_ip.0.weight"]
         weights[f"ip_adapter.{key_id}.to_v_ip.weight"] = layers["to_v_ip.0.weight"]
         key_id += 2
+    encoder = vision or {
+        "hidden_size": TEXT_HIDDEN,
+        "projection_dim": IMAGE_EMBED_DIM,
+        "intermediate_size": 37,
+        "num_attention_heads": 4,
+        "num_hidden_layers": 2,
+        "image_size": 32,
+        "patch_size": 4,
+    }
     projection = ImageProjection(
-        cross_attention_dim=cross, image_embed_dim=IMAGE_EMBED_DIM, num_image_text_embeds=4
+        cross_attention_dim=cross,
+        image_embed_dim=encoder["projection_dim"],
+        num_image_text_embeds=4,
     ).state_dict()
     weights["image_proj.proj.weight"] = projection["image_embeds.weight"]
     weights["image_proj.proj.bias"] = projection["image_embeds.bias"]
@@ -50,16 +64,9 @@ def save_ip_adapter(pipeline: Any, folder: Path, seed: int = 2) -> Path:
         folder / "ip-adapter.safetensors",
     )
     torch.manual_seed(seed)
-    vision = CLIPVisionConfig(
-        hidden_size=TEXT_HIDDEN,
-        projection_dim=IMAGE_EMBED_DIM,
-        intermediate_size=37,
-        num_attention_heads=4,
-        num_hidden_layers=2,
-        image_size=32,
-        patch_size=4,
+    CLIPVisionModelWithProjection(CLIPVisionConfig(**encoder)).save_pretrained(
+        folder / "image_encoder"
     )
-    CLIPVisionModelWithProjection(vision).save_pretrained(folder / "image_encoder")
     return folder
 
 
