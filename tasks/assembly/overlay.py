@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
@@ -80,9 +81,18 @@ def _draw_caption(draw: ImageDraw.ImageDraw, caption: str, width: int, height: i
     )
 
 
+@dataclass(frozen=True)
+class OverlayLayer:
+    """The label and caption drawn once on a transparent layer, and the boxes of it that are
+    not transparent (a band of rows each): only those are composited on a frame."""
+
+    image: Image.Image
+    boxes: tuple[tuple[int, int, int, int], ...]
+
+
 @functools.lru_cache(maxsize=32)
-def _overlay_layer(size: tuple[int, int], label: str | None, caption: str | None) -> Image.Image:
-    """The label and caption drawn once on a transparent layer, for every frame they cover."""
+def _overlay_layer(size: tuple[int, int], label: str | None, caption: str | None) -> OverlayLayer:
+    """The label and caption drawn once, for every frame they cover."""
     width, height = size
     layer = Image.new("RGBA", size, (0, 0, 0, 0))
     draw = ImageDraw.Draw(layer)
@@ -90,15 +100,39 @@ def _overlay_layer(size: tuple[int, int], label: str | None, caption: str | None
         _draw_label(draw, label, width, height)
     if caption:
         _draw_caption(draw, caption, width, height)
-    return layer
+    return OverlayLayer(layer, _drawn_boxes(layer))
+
+
+def _drawn_boxes(layer: Image.Image) -> tuple[tuple[int, int, int, int], ...]:
+    """Each run of rows where `layer` is drawn on, with the columns drawn on in it."""
+    alpha = np.asarray(layer.getchannel("A")) > 0
+    rows = np.flatnonzero(alpha.any(axis=1))
+    if rows.size == 0:
+        return ()
+    breaks = np.flatnonzero(np.diff(rows) > 1)
+    boxes = []
+    for first, last in zip(
+        np.concatenate(([rows[0]], rows[breaks + 1])),
+        np.concatenate((rows[breaks], [rows[-1]])),
+        strict=True,
+    ):
+        columns = np.flatnonzero(alpha[first : last + 1].any(axis=0))
+        boxes.append((int(columns[0]), int(first), int(columns[-1]) + 1, int(last) + 1))
+    return tuple(boxes)
 
 
 def overlay(base: Image.Image, label: str | None, caption: str | None) -> Frame:
-    """`base` as an RGB frame, with the label and the caption (either may be None) drawn on."""
+    """`base` as an RGB frame, with the label and the caption (either may be None) drawn on.
+    Only the layer's drawn boxes are composited: the same pixels as compositing it whole."""
+    frame = base.convert("RGB") if base.mode != "RGB" else base
     if not label and not caption:
-        return np.asarray(base.convert("RGB"))
+        return np.asarray(frame)
     layer = _overlay_layer(base.size, label, caption)
-    return np.asarray(Image.alpha_composite(base.convert("RGBA"), layer).convert("RGB"))
+    composed = frame.copy()
+    for box in layer.boxes:
+        under = frame.crop(box).convert("RGBA")
+        composed.paste(Image.alpha_composite(under, layer.image.crop(box)).convert("RGB"), box)
+    return np.asarray(composed)
 
 
 def scene_label(cut: SceneCut, settings: AssemblySettings) -> str | None:
