@@ -89,7 +89,7 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
             "no references": [()] * args.pictures,
             "one character, two references": [(leo,)] * args.pictures,
             "two characters, masked": [(leo, mia)] * args.pictures,
-            "alternating character and nobody": [(leo,), ()] * (args.pictures // 2),
+            "alternating character and nobody": [(leo,), ()] * max(1, args.pictures // 2),
         }
         seconds = {}
         for name, scenes in cases.items():

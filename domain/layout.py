@@ -31,7 +31,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 STORYBOARD_FILE = "storyboard.yaml"
-NAMED_FILE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".safetensors", ".bin")
+PICTURE_FORMATS = {"PNG": ".png", "JPEG": ".jpg", "MPO": ".jpg", "WEBP": ".webp"}
+"""The picture formats a character's reference may be (a camera's multi-picture JPEG is MPO),
+and the suffix the studio writes each with."""
+PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+NAMED_FILE_SUFFIXES = (*PICTURE_SUFFIXES, ".safetensors", ".bin")
 """Files a storyboard names beside it (characters' reference pictures, LoRA weights): inputs
 of its render like the recordings, so a changed one is seen by the watcher and the listener."""
 HISTORY_FOLDER = ".storyboard/history"

@@ -28,13 +28,15 @@ class SubjectSpec(_Strict):
 
 
 CHARACTER_NAME = r"^[\w][\w .'-]{0,39}$"
+MAX_REFERENCES = 4
+"""Reference pictures a character may have."""
 
 
 class CharacterSpec(_Strict):
     """One character, drawn from its reference pictures in every scene that uses it."""
 
     name: str = Field(pattern=CHARACTER_NAME)
-    references: tuple[str, ...] = Field(min_length=1, max_length=4)
+    references: tuple[str, ...] = Field(min_length=1, max_length=MAX_REFERENCES)
     """1-4 picture files beside the storyboard (relative to its folder)."""
     names: tuple[str, ...] = ()
     """Words that name the character in narrations and prompts ("Leo", "the lion"); its

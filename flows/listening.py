@@ -1,7 +1,8 @@
 """`storyboard listen`: S3 notifications in, Prefect events out.
 
-Each notification on the queue (`clients/notifications.py`) that names a recording or a
-`storyboard.yaml` under one of the listened sources becomes one Prefect event,
+Each notification on the queue (`clients/notifications.py`) that names an input of a
+storyboard under one of the listened sources (a recording, its `storyboard.yaml` or a file of
+the kinds it names: `tasks/source_state.py:is_input`) becomes one Prefect event,
 `storyboard.recording.created` or `storyboard.recording.removed`, whose resource is the
 storyboard folder's URI; the `on-upload` deployment's trigger (`flows/deployments.py`) runs a
 render of that folder once its events have been quiet for the settle time. A message is

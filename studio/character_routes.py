@@ -9,21 +9,24 @@ re-renders exactly the scenes that show the character).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import FileResponse, Response
 
-from clients.storage import content_type
+from clients.storage import content_type, is_s3
+from domain.errors import ConfigurationError
+from domain.storyboard import MAX_REFERENCES
 from studio.actions import Done, checked_upload, rendering
 from studio.catalog import Board, manifest_rows
 from studio.characters import character_panels, check_picture, is_reference, set_reference
 from studio.context import Studio, studio_of
 from studio.errors import StudioError, not_found
 from studio.sources import read_source
-from tasks.characters import MAX_REFERENCE_BYTES
+from tasks.characters import MAX_REFERENCE_BYTES, inside
 
 router = APIRouter()
 NO_STORE = {"Cache-Control": "no-store"}
@@ -46,23 +49,32 @@ def characters_panel(request: Request, board: str = "") -> Response:
 @router.get("/storyboard/reference")
 def reference_picture(request: Request, file: str, board: str = "") -> Response:
     """One of the storyboard's reference pictures; 404 for any file storyboard.yaml does not
-    name as one."""
+    name as one, for one that leaves the source (a link) and for one over the size limit."""
     chosen = studio_of(request).board(board)
     storage = chosen.source_storage()
     if not is_reference(read_source(storage).spec, file):
         raise not_found(file)
+    headers = {**NO_STORE, "Content-Type": content_type(file)}
+    if not is_s3(chosen.source):
+        try:
+            path = inside(Path(chosen.source), file, "reference")
+        except ConfigurationError:
+            raise not_found(file) from None
+        if not path.is_file() or path.stat().st_size > MAX_REFERENCE_BYTES:
+            raise not_found(file)
+        return FileResponse(path, headers=headers)
     data = storage.read_bytes(file)
-    if data is None:
+    if data is None or len(data) > MAX_REFERENCE_BYTES:
         raise not_found(file)
-    return Response(data, headers={**NO_STORE, "Content-Type": content_type(file)})
+    return Response(data, headers=headers)
 
 
 def _replacing(field_value: str | None) -> int | None:
     value = (field_value or "").strip()
     if not value:
         return None
-    if not value.isdigit() or not 1 <= int(value) <= 4:
-        raise StudioError(400, "replace names a reference by its place, 1 to 4")
+    if not value.isdigit() or not 1 <= int(value) <= MAX_REFERENCES:
+        raise StudioError(400, f"replace names a reference by its place, 1 to {MAX_REFERENCES}")
     return int(value) - 1
 
 
@@ -87,7 +99,8 @@ async def post_reference(request: Request, character: str, board: str = "") -> R
     replaces, 1 to 4; absent: added after the others)."""
     studio = studio_of(request)
     chosen = await run_in_threadpool(studio.board, board)
-    received = await checked_upload(studio, request, MAX_REFERENCE_BYTES, "picture")
+    limit = min(MAX_REFERENCE_BYTES, studio.config.max_upload_bytes)
+    received = await checked_upload(studio, request, limit, "picture")
     replace = _replacing(received.fields.get("replace"))
     done: Done = await run_in_threadpool(
         new_reference, studio, chosen, character, received.data, replace

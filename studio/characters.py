@@ -2,10 +2,10 @@
 scenes of the last render that show it; a reviewer adds a reference or changes one.
 
 A reference picture is checked as a run checks it (`tasks/characters.py:check_reference`:
-a picture, at most 20 MB and 4096 px a side) and must be PNG, JPEG or WebP. Its name never
-comes from the client: it is written as `characters/<name>-<UTC time>.<ext>` beside the
-storyboard, and only then named in storyboard.yaml (round-trip, comments kept). The picture
-it replaces stays where it was: nothing is deleted.
+a PNG, JPEG or WebP picture, at most 20 MB and 4096 px a side). Its name never comes from the
+client: it is written as `<name>-reference-<UTC time>.<ext>` beside the recordings (where the
+watcher and the listener see it), and only then named in storyboard.yaml (round-trip,
+comments kept). The picture it replaces stays where it was: nothing is deleted.
 """
 
 from __future__ import annotations
@@ -21,16 +21,12 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from clients.storage import Storage
 from domain.errors import ConfigurationError
-from domain.storyboard import StoryboardSpec
+from domain.layout import PICTURE_FORMATS, PICTURE_SUFFIXES
+from domain.storyboard import MAX_REFERENCES, StoryboardSpec
 from studio.errors import StudioError, not_found
 from studio.sources import SourceState, utc_stamp
 from studio.storyboard_file import edit_storyboard
 from tasks.characters import MAX_REFERENCE_BYTES, check_reference
-
-MAX_REFERENCES = 4
-PICTURE_FORMATS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}
-"""The picture formats a reference may be, and the extension each is written with."""
-REFERENCE_FOLDER = "characters"
 
 
 @dataclass(frozen=True)
@@ -38,7 +34,8 @@ class CharacterPanel:
     """One character on the storyboard page."""
 
     name: str
-    words: tuple[str, ...]
+    names: tuple[str, ...]
+    """The other words that name it."""
     references: tuple[str, ...]
     scenes: tuple[str, ...]
     """The scenes of the last render that show it."""
@@ -59,7 +56,7 @@ def character_panels(
     return [
         CharacterPanel(
             name=character.name,
-            words=character.names,
+            names=character.names,
             references=character.references,
             scenes=tuple(scene_id for scene_id, names in shown.items() if character.name in names),
         )
@@ -73,13 +70,13 @@ def is_reference(spec: StoryboardSpec | None, name: str) -> bool:
     if spec is None:
         return False
     named = {reference for character in spec.characters for reference in character.references}
-    return name in named and Path(name).suffix.lower().lstrip(".") in {"png", "jpg", "jpeg", "webp"}
+    return name in named and Path(name).suffix.lower() in PICTURE_SUFFIXES
 
 
 @dataclass(frozen=True)
 class Picture:
     data: bytes
-    extension: str
+    suffix: str
 
 
 def check_picture(data: bytes, character: str) -> Picture:
@@ -87,7 +84,7 @@ def check_picture(data: bytes, character: str) -> Picture:
     if not data:
         raise StudioError(400, "the picture is empty (0 bytes)")
     if len(data) > MAX_REFERENCE_BYTES:
-        raise StudioError(413, "the picture is over 20 MB")
+        raise StudioError(413, f"the picture is over {MAX_REFERENCE_BYTES // 2**20} MB")
     with tempfile.TemporaryDirectory(prefix="storyboard-studio-") as folder:
         (Path(folder) / "upload").write_bytes(data)
         try:
@@ -95,11 +92,8 @@ def check_picture(data: bytes, character: str) -> Picture:
         except ConfigurationError as exc:
             raise StudioError(400, str(exc).replace(": upload ", ": the upload ")) from None
         with Image.open(path) as picture:
-            kind = str(picture.format)
-    if kind not in PICTURE_FORMATS:
-        readable = ", ".join(PICTURE_FORMATS)
-        raise StudioError(400, f"a {kind} picture is not a reference the models read ({readable})")
-    return Picture(data, PICTURE_FORMATS[kind])
+            suffix = PICTURE_FORMATS[str(picture.format)]
+    return Picture(data, suffix)
 
 
 def set_reference(
@@ -107,40 +101,41 @@ def set_reference(
 ) -> str:
     """`picture` as one of `character`'s references: in place of reference `replace` (from 0),
     or added after the others; its file's name in the source."""
-    spec = state.require_spec()
-    found = spec.character(character)
+    found = state.require_spec().character(character)
     if found is None:
         raise not_found(f"character '{character}'")
     if replace is not None and not 0 <= replace < len(found.references):
         raise StudioError(400, f"{character} has no reference {replace + 1}")
     if replace is None and len(found.references) >= MAX_REFERENCES:
         raise StudioError(409, f"{character} has {MAX_REFERENCES} references: change one instead")
-    name = f"{REFERENCE_FOLDER}/{_file_stem(character)}-{utc_stamp()}.{picture.extension}"
+    name = f"{_file_stem(character)}-reference-{utc_stamp()}{picture.suffix}"
     if not storage.put_if_absent(name, picture.data):
         raise StudioError(409, "another picture took that name meanwhile; try again")
-
-    def edit(document: CommentedMap) -> None:
-        references = _references_of(document, character)
-        if replace is None:
-            references.append(name)
-        else:
-            references[replace] = name
-
     try:
-        edit_storyboard(storage, edit)
-    except StudioError:
-        storage.delete(name)  # ours, written just now
+        edit_storyboard(
+            storage, lambda document: _name_reference(document, character, replace, name)
+        )
+    except BaseException:
+        storage.delete(name)  # ours, written just now, and named nowhere
         raise
     return name
 
 
-def _references_of(document: CommentedMap, character: str) -> CommentedSeq:
+def _name_reference(document: CommentedMap, character: str, replace: int | None, name: str) -> None:
     for entry in document.get("characters") or ():
         if isinstance(entry, CommentedMap) and entry.get("name") == character:
             references = entry.get("references")
-            if isinstance(references, CommentedSeq):
-                return references
-    raise StudioError(409, f"storyboard.yaml changed: {character}'s references are not a list")
+            break
+    else:
+        references = None
+    if not isinstance(references, CommentedSeq) or references.anchor.value is not None:
+        raise StudioError(409, f"{character}'s references are not a list of their own here")
+    if replace is None:
+        references.append(name)
+    elif replace < len(references):
+        references[replace] = name
+    else:
+        raise StudioError(409, "storyboard.yaml changed meanwhile: reload and try again")
 
 
 def _file_stem(character: str) -> str:

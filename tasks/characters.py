@@ -15,6 +15,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from domain.errors import ConfigurationError
+from domain.layout import PICTURE_FORMATS
 from domain.storyboard import CharacterSpec, StoryboardSpec
 
 MAX_REFERENCE_BYTES = 20 * 1024 * 1024
@@ -77,15 +78,20 @@ def inside(folder: Path, name: str, what: str) -> Path:
 def check_reference(folder: Path, name: str, what: str) -> Path:
     path = inside(folder, name, what)
     if path.stat().st_size > MAX_REFERENCE_BYTES:
-        raise ConfigurationError(f"{what}: {name} is over 20 MB")
+        raise ConfigurationError(f"{what}: {name} is over {MAX_REFERENCE_BYTES // 2**20} MB")
     try:
         with Image.open(path) as picture:
             width, height = picture.size
+            kind = str(picture.format)
             picture.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError):
         raise ConfigurationError(f"{what}: {name} is not a picture") from None
     if max(width, height) > MAX_REFERENCE_SIDE:
         raise ConfigurationError(f"{what}: {name} is over {MAX_REFERENCE_SIDE} px a side")
+    if kind not in PICTURE_FORMATS:
+        raise ConfigurationError(
+            f"{what}: {name} is a {kind} picture; references are PNG, JPEG or WebP"
+        )
     return path
 
 

@@ -139,8 +139,8 @@ def preflight(
     if opened.folder.spec.characters and not draws:
         get_run_logger().info(
             "the %s backend draws without reference pictures here (an IP-Adapter on an SDXL "
-            "or SD 1.x model does: generation.local.ip_adapter); characters are named in the "
-            "manifest only",
+            "or SD 1.x model does, generation.local.ip_adapter, and a reference-editing model "
+            "such as FLUX.1 Kontext); characters are named in the manifest only",
             backend,
         )
     target_dir = staging_folder(settings.cache_dir, target) if is_s3(target) else Path(target)

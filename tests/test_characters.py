@@ -18,7 +18,7 @@ import yaml
 from PIL import Image
 
 from clients.generation.local.backend import LocalDiffusersBackend, draws_references
-from clients.generation.local.reference_editing import reference_sheet
+from clients.generation.local.reference_editing import editing_references, reference_sheet
 from clients.storage import open_storage
 from configs.settings import GenerationSettings, LocalGenerationSettings, load_storyboard_spec
 from domain.errors import ConfigurationError
@@ -172,6 +172,7 @@ def test_characters_are_those_a_scene_lists_or_names_in_order_of_first_mention()
         ("notes.png", "text", "not a picture"),
         ("huge.png", "huge", "over 4096 px"),
         ("heavy.png", "heavy", "over 20 MB"),
+        ("moving.gif", "gif", "GIF picture; references are PNG, JPEG or WebP"),
     ],
 )
 def test_a_bad_reference_is_one_line_before_any_work(
@@ -185,6 +186,8 @@ def test_a_bad_reference_is_one_line_before_any_work(
         (folder / reference).write_text("a note, not a picture")
     elif make == "huge":
         picture(folder / reference, (1, 2, 3), size=(4097, 2))
+    elif make == "gif":
+        Image.new("RGB", (8, 8), (1, 2, 3)).save(folder / reference, format="GIF")
     elif make == "heavy":
         (folder / reference).write_bytes(b"\0" * (20 * 1024 * 1024 + 1))
     story = StoryboardSpec.model_validate(
@@ -307,6 +310,15 @@ def test_a_reference_editing_model_draws_each_scene_from_its_characters_referenc
     assert key(leo) != key(other_leo), "the references' bytes are in the key"
     assert key(leo) == key(replace(leo, strength=0.9)), "strength is an adapter's, not here"
     assert "characters" not in key(), "a scene naming nobody keeps the key it always had"
+
+
+def test_a_model_that_needs_an_input_picture_draws_a_scene_naming_nobody_on_a_blank_one() -> None:
+    qwen = editing_references("QwenImageEditPlusPipeline")
+    kontext = editing_references("FluxKontextPipeline")
+    assert qwen is not None and kontext is not None
+    assert kontext.call_options(None, (), (64, 32)) == {}, "Kontext: a text-to-image call"
+    blank = qwen.call_options(None, (), (64, 32))["image"]
+    assert blank.size == (64, 32) and blank.getextrema() == ((255, 255),) * 3
 
 
 def test_more_references_than_a_model_takes_are_laid_side_by_side_in_order() -> None:

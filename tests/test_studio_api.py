@@ -765,6 +765,29 @@ def picture_bytes(
     return buffer.getvalue()
 
 
+def camera_picture() -> bytes:
+    """A camera's multi-picture JPEG (Pillow: MPO), a JPEG to every viewer."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    first, second = Image.new("RGB", (24, 24), (9, 9, 9)), Image.new("RGB", (12, 12), (1, 1, 1))
+    first.save(buffer, format="MPO", save_all=True, append_images=[second])
+    return buffer.getvalue()
+
+
+def picture_bomb() -> bytes:
+    """A PNG header declaring 30000 x 30000 pixels (Pillow refuses it as a decompression
+    bomb) with no pixel data behind it."""
+    import struct
+    import zlib
+
+    header = struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + header
+    ihdr = struct.pack(">I", len(header)) + chunk + struct.pack(">I", zlib.crc32(chunk))
+    end = struct.pack(">I", 0) + b"IEND" + struct.pack(">I", zlib.crc32(b"IEND"))
+    return b"\x89PNG\r\n\x1a\n" + ihdr + end
+
+
 def with_leo(studio: Studio) -> bytes:
     (studio.board / "storyboard.yaml").write_text(WITH_LEO, encoding="utf-8")
     first = picture_bytes((200, 150, 40))
@@ -798,17 +821,17 @@ def test_a_reviewer_sees_a_characters_references_and_changes_or_adds_one(studio:
     added = post_reference(studio, picture_bytes((20, 200, 60)))
     assert added.status_code == 200, added.text
     name = added.json()["file"]
-    assert re.fullmatch(r"characters/leo-\d{8}T\d{6}\.\d{6}Z\.png", name), name
+    assert re.fullmatch(r"leo-reference-\d{8}T\d{6}\.\d{6}Z\.png", name), name
     assert references(studio) == ["leo.png", name]
     assert (studio.board / name).read_bytes() == picture_bytes((20, 200, 60))
     text = (studio.board / "storyboard.yaml").read_text(encoding="utf-8")
     assert "# who appears" in text and "# the first sheet" in text and "# first" in text
 
-    changed = post_reference(studio, picture_bytes((9, 9, 9), kind="JPEG"), replace="1")
+    changed = post_reference(studio, camera_picture(), replace="1")
     assert changed.status_code == 200, changed.text
     assert changed.json()["message"].startswith("Leo: reference 1 changed")
     assert references(studio) == [changed.json()["file"], name]
-    assert changed.json()["file"].endswith(".jpg")
+    assert changed.json()["file"].endswith(".jpg"), "a camera's MPO is a JPEG"
     assert (studio.board / "leo.png").read_bytes() == first, "the replaced picture is kept"
     assert not list(studio.source.parent.rglob("evil*"))
     panel = studio.client.get("/storyboard/characters", params={"board": BOARD}).text
@@ -831,7 +854,8 @@ def test_a_bad_reference_is_refused_and_changes_nothing(studio: Studio) -> None:
         ("text", b"a note, not a picture", "Leo", {}, 400, "not a picture"),
         ("gif", picture_bytes((1, 2, 3), kind="GIF"), "Leo", {}, 400, "GIF picture"),
         ("wide", picture_bytes((1, 2, 3), (4097, 2)), "Leo", {}, 400, "over 4096 px"),
-        ("heavy", b"\0" * (20 * 1024 * 1024 + 1), "Leo", {}, 413, "larger than 20 MB"),
+        ("heavy", b"\0" * (UPLOAD_LIMIT + 1), "Leo", {}, 413, "picture is larger than"),
+        ("a bomb", picture_bomb(), "Leo", {}, 400, "not a picture"),
         ("nobody", picture_bytes((1, 2, 3)), "Max", {}, 404, "character 'Max'"),
         ("no such place", picture_bytes((1, 2, 3)), "Leo", {"replace": "3"}, 400, "reference 3"),
         ("bad place", picture_bytes((1, 2, 3)), "Leo", {"replace": "x"}, 400, "1 to 4"),
@@ -845,7 +869,13 @@ def test_a_bad_reference_is_refused_and_changes_nothing(studio: Studio) -> None:
         assert answer.status_code == status, (name, answer.text)
         assert says in answer.json()["error"], (name, answer.text)
         assert snapshot(studio.source) == before, name
-    for name in ("storyboard.yaml", "dawn.ogg", "../projects/alpha/leo.png", "nobody.png"):
+    outside = studio.source.parent / "secret.png"
+    outside.write_bytes(picture_bytes((6, 6, 6)))
+    (studio.board / "linked.png").symlink_to(outside)
+    (studio.board / "storyboard.yaml").write_text(
+        WITH_LEO.replace("[leo.png]", "[leo.png, linked.png]"), encoding="utf-8"
+    )
+    for name in ("storyboard.yaml", "dawn.ogg", "../projects/alpha/leo.png", "linked.png"):
         answer = studio.client.get("/storyboard/reference", params={"board": BOARD, "file": name})
         assert answer.status_code == 404, name
     studio.wait_for_renders()

@@ -128,7 +128,7 @@ def change_a_reference(chromium: Any, board: Path) -> None:
     _wait(chromium, lambda d: "reference 1 changed" in _text(d, "#notice"), 30, "it is saved")
     _wait(
         chromium,
-        lambda d: "file=characters/leo-" in loaded(d, "#character-1 img"),
+        lambda d: "file=leo-reference-" in loaded(d, "#character-1 img"),
         20,
         "the panel shows the new reference",
     )

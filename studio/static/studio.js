@@ -8,6 +8,7 @@
   }
   var csrf = document.querySelector('meta[name="csrf-token"]').content;
   var recording = null;
+  var sending = false;
   var cardsStale = false;
   var polling = false;
   var awaitingCut = false;
@@ -48,7 +49,10 @@
   function accepted(element, answer) {
     say(element, answer.message);
     if (answer.character) {
-      refreshCharacters();
+      refreshCharacters(function (panel) {
+        var shown = panel.querySelector('[data-character="' + CSS.escape(answer.character) + '"]');
+        say(shown && shown.querySelector("[data-message]"), answer.message);
+      });
     }
     if (answer.approval) {
       refreshApproval();
@@ -97,14 +101,12 @@
         button.textContent = recording.label;
         button.classList.remove("recording");
         recording = null;
-        if (cardsStale) {
-          refreshCards();
-        }
+        sending = true;
         var blob = new Blob(chunks, { type: recorder.mimeType || "application/octet-stream" });
         say(button, "sending the recording…");
         post(button.dataset.record, blob, blob.type || "application/octet-stream").then(
-          function (answer) { accepted(button, answer); },
-          function (error) { say(button, error.message, true); }
+          function (answer) { accepted(button, answer); sent(); },
+          function (error) { say(button, error.message, true); sent(); }
         );
       };
       recorder.start();
@@ -200,8 +202,15 @@
     refreshCards();
   }
 
+  function sent() {
+    sending = false;
+    if (cardsStale) {
+      refreshCards();
+    }
+  }
+
   function refreshCards() {
-    cardsStale = Boolean(recording);
+    cardsStale = Boolean(recording || sending);
     if (cardsStale) {  // not under a recording's button: once it is sent
       refreshCharacters();
       return;
@@ -212,11 +221,17 @@
     refreshCharacters();
   }
 
-  function refreshCharacters() {
+  function refreshCharacters(then) {
     var panel = document.getElementById("characters");
     fetch(panel.dataset.charactersUrl, { credentials: "same-origin" })
-      .then(function (response) { return response.text(); })
-      .then(function (html) { panel.innerHTML = html; });
+      .then(function (response) { return response.ok ? response.text() : Promise.reject(); })
+      .then(function (html) {
+        panel.innerHTML = html;
+        if (then) {
+          then(panel);
+        }
+      })
+      .catch(function () {});
   }
 
   // The images a paused run waits on: the panel is put in place when another round (or

@@ -4,8 +4,10 @@ pictures, and the prompt says what to make of them. No adapter is needed.
 
 A model takes up to a number of input pictures; where a scene has more, they are laid side by
 side, in order, on one sheet (the way Kontext is given several references). A scene with no
-character is called without input pictures: a text-to-image call, the picture it would be
-without `characters:`. A character's strength is an adapter's scale and plays no part here.
+character is called without input pictures (a text-to-image call), or, for a model that
+cannot be called without one (Qwen-Image-Edit), on a blank white canvas of the scene's size:
+either way the picture it would be without `characters:`. A character's strength is an
+adapter's scale and plays no part here.
 """
 
 from __future__ import annotations
@@ -22,13 +24,22 @@ from clients.generation.local.references import (
 )
 from domain.media import CharacterReference
 
+
+@dataclass(frozen=True)
+class EditingModel:
+    pictures_taken: int
+    """How many input pictures it takes at once."""
+    needs_picture: bool = False
+    """Whether it fails when called without one."""
+
+
 EDITING_PIPELINES = {
-    "FluxKontextPipeline": 1,
-    "QwenImageEditPipeline": 1,
-    "Flux2KleinPipeline": 4,
-    "QwenImageEditPlusPipeline": 3,
+    "FluxKontextPipeline": EditingModel(1),
+    "QwenImageEditPipeline": EditingModel(1, needs_picture=True),
+    "Flux2KleinPipeline": EditingModel(4),
+    "QwenImageEditPlusPipeline": EditingModel(3, needs_picture=True),
 }
-"""The reference-editing pipelines, with how many input pictures each takes at once."""
+"""The reference-editing pipelines, by the class `model_index.json` names."""
 SHEET_BACKGROUND = (255, 255, 255)
 SHEET_HEIGHT = 1024
 """At most this tall: every model resizes its input pictures to about a megapixel anyway."""
@@ -36,28 +47,31 @@ SHEET_HEIGHT = 1024
 
 @dataclass(frozen=True)
 class EditingReferences:
-    pictures_taken: int
+    model: EditingModel
 
     def fingerprint(self, characters: tuple[CharacterReference, ...]) -> dict[str, Any]:
-        """Each character's reference bytes, in order of first mention."""
+        """Each character's reference bytes, in order of first mention; and, for every scene,
+        that the picture is drawn at the scene's size (Kontext drew a megapixel before)."""
+        drawn = {"drawn_at": "scene size"}
         if not characters:
-            return {}
-        return {"characters": [(c.name, reference_digests(c)) for c in characters]}
+            return drawn
+        return {**drawn, "characters": [(c.name, reference_digests(c)) for c in characters]}
 
     def call_options(
         self, pipeline: Any, characters: tuple[CharacterReference, ...], size: tuple[int, int]
     ) -> dict[str, Any]:
         if not characters:
-            return {}
+            blank = Image.new("RGB", size, SHEET_BACKGROUND)
+            return {"image": blank} if self.model.needs_picture else {}
         pictures = [open_picture(reference) for reference in references_drawn(characters)]
-        if len(pictures) > self.pictures_taken:
+        if len(pictures) > self.model.pictures_taken:
             pictures = [reference_sheet(pictures)]
-        return {"image": pictures[0] if self.pictures_taken == 1 else pictures}
+        return {"image": pictures[0] if self.model.pictures_taken == 1 else pictures}
 
 
 def editing_references(pipeline_name: str) -> EditingReferences | None:
-    taken = EDITING_PIPELINES.get(pipeline_name)
-    return EditingReferences(taken) if taken is not None else None
+    model = EDITING_PIPELINES.get(pipeline_name)
+    return EditingReferences(model) if model is not None else None
 
 
 def reference_sheet(pictures: list[Image.Image]) -> Image.Image:
