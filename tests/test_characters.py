@@ -30,7 +30,7 @@ from tasks.characters import check_references, scene_characters
 from tasks.ingest import resolve_source
 from tasks.prompt import image_request
 from testkit.fakes.tiny_adapters import save_ip_adapter
-from testkit.fakes.tiny_editing_pipelines import save_kontext
+from testkit.fakes.tiny_editing_pipelines import save_klein, save_kontext
 from testkit.fakes.tiny_pipelines import Models, sd_pipeline
 from testkit.sources import make_source
 from tests.helpers import (
@@ -256,15 +256,18 @@ def test_references_and_loras_are_mirrored_from_an_s3_source(
 # -- a reference-editing image model (FLUX.1 Kontext): the references are its input pictures --
 
 
-@pytest.fixture(scope="module")
-def kontext(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_kontext(tmp_path_factory.mktemp("kontext") / "kontext")
+@pytest.fixture(scope="module", params=["kontext", "klein"])
+def editing_model(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny FLUX.1 Kontext (one input picture: Leo's two references on one sheet) or FLUX.2
+    klein (several input pictures: each as it is)."""
+    save = save_kontext if request.param == "kontext" else save_klein
+    return save(tmp_path_factory.mktemp(request.param) / request.param)
 
 
 def test_a_reference_editing_model_draws_each_scene_from_its_characters_references(
-    tmp_path: Path, kontext: Path
+    tmp_path: Path, editing_model: Path
 ) -> None:
-    settings = LocalGenerationSettings(image_model=str(kontext), device="cpu", steps=2)
+    settings = LocalGenerationSettings(image_model=str(editing_model), device="cpu", steps=2)
     assert draws_references(GenerationSettings(local=settings)), "no adapter needed"
     backend = LocalDiffusersBackend(settings)
     sheet = (
@@ -272,7 +275,8 @@ def test_a_reference_editing_model_draws_each_scene_from_its_characters_referenc
         picture(tmp_path / "leo-2.png", (9, 9, 9)),
     )
     leo = CharacterReference("Leo", tuple(str(path) for path in sheet), strength=0.6)
-    mia = CharacterReference("Mia", (str(picture(tmp_path / "mia.png", (90, 90, 200))),))
+    small = picture(tmp_path / "mia.png", (90, 90, 200), size=(40, 30))  # FLUX.2 takes 64 px up
+    mia = CharacterReference("Mia", (str(small),))
     other_leo = replace(leo, references=(str(picture(tmp_path / "leo-3.png", (20, 200, 60))),))
 
     def request(*characters: CharacterReference) -> ImageRequest:
@@ -302,7 +306,7 @@ def test_a_reference_editing_model_draws_each_scene_from_its_characters_referenc
     assert len(set(pictures.values())) == len(pictures), "each set of references its own picture"
     assert pictures["nobody"] == drawn(), "a scene naming nobody is a plain text-to-image call"
     with Image.open(io.BytesIO(pictures["leo"])) as image:
-        assert image.size == (64, 64), "the scene's size, not Kontext's megapixel"
+        assert image.size == (64, 64), "the scene's size (Kontext's own is a megapixel)"
 
     def key(*characters: CharacterReference) -> str:
         return json.dumps(backend.image_fingerprint(request(*characters)), sort_keys=True)

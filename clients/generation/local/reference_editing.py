@@ -41,6 +41,9 @@ EDITING_PIPELINES = {
 }
 """The reference-editing pipelines, by the class `model_index.json` names."""
 SHEET_BACKGROUND = (255, 255, 255)
+MIN_SIDE = 64
+"""The smallest side an input picture may have (FLUX.2 refuses smaller ones): a smaller
+reference is scaled up to it."""
 SHEET_HEIGHT = 1024
 """At most this tall: every model resizes its input pictures to about a megapixel anyway."""
 
@@ -63,7 +66,10 @@ class EditingReferences:
         if not characters:
             blank = Image.new("RGB", size, SHEET_BACKGROUND)
             return {"image": blank} if self.model.needs_picture else {}
-        pictures = [open_picture(reference) for reference in references_drawn(characters)]
+        pictures = [
+            at_least(open_picture(reference), MIN_SIDE)
+            for reference in references_drawn(characters)
+        ]
         if len(pictures) > self.model.pictures_taken:
             pictures = [reference_sheet(pictures)]
         return {"image": pictures[0] if self.model.pictures_taken == 1 else pictures}
@@ -72,6 +78,15 @@ class EditingReferences:
 def editing_references(pipeline_name: str) -> EditingReferences | None:
     model = EDITING_PIPELINES.get(pipeline_name)
     return EditingReferences(model) if model is not None else None
+
+
+def at_least(picture: Image.Image, side: int) -> Image.Image:
+    """`picture`, scaled up (keeping its shape) where a side is shorter than `side`."""
+    scale = side / min(picture.size)
+    if scale <= 1:
+        return picture
+    size = (round(picture.width * scale), round(picture.height * scale))
+    return picture.resize(size, Image.Resampling.LANCZOS)
 
 
 def reference_sheet(pictures: list[Image.Image]) -> Image.Image:
