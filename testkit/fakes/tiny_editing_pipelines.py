@@ -19,6 +19,30 @@ from testkit.fakes.tiny_video_pipelines import WORDS, _t5_config, t5_tokenizer
 LATENT_CHANNELS = 4
 """Latents 8x smaller than the picture, as with the real model: Kontext resizes each input
 picture to about a megapixel, which a full-size latent would make slow even this small."""
+VAE_SHAPE: dict[str, Any] = {
+    "sample_size": 64,
+    "in_channels": 3,
+    "out_channels": 3,
+    "down_block_types": ["DownEncoderBlock2D"] * 4,
+    "up_block_types": ["UpDecoderBlock2D"] * 4,
+    "block_out_channels": [8, 16, 16, 16],
+    "layers_per_block": 1,
+    "latent_channels": LATENT_CHANNELS,
+    "norm_num_groups": 8,
+    "use_quant_conv": False,
+    "use_post_quant_conv": False,
+    "mid_block_add_attention": False,
+}
+"""Both pipelines' VAE: four levels, no attention."""
+TRANSFORMER_SHAPE: dict[str, Any] = {
+    "patch_size": 1,
+    "in_channels": 4 * LATENT_CHANNELS,
+    "num_layers": 1,
+    "num_single_layers": 1,
+    "attention_head_dim": 16,
+    "num_attention_heads": 2,
+}
+"""Both pipelines' transformer: one double and one single block."""
 T5_LENGTH = 48
 """Tokens per prompt for the tiny T5 (Kontext's `max_sequence_length`)."""
 
@@ -38,12 +62,7 @@ def kontext_pipeline(scratch: Path, seed: int = 0) -> Any:
     tokenizer_2 = t5_tokenizer(T5_LENGTH)
     torch.manual_seed(seed)
     transformer = FluxTransformer2DModel(
-        patch_size=1,
-        in_channels=4 * LATENT_CHANNELS,
-        num_layers=1,
-        num_single_layers=1,
-        attention_head_dim=16,
-        num_attention_heads=2,
+        **TRANSFORMER_SHAPE,
         joint_attention_dim=_t5_config(len(tokenizer_2))["d_model"],
         pooled_projection_dim=32,
         axes_dims_rope=[4, 4, 8],
@@ -53,22 +72,7 @@ def kontext_pipeline(scratch: Path, seed: int = 0) -> Any:
     torch.manual_seed(seed)
     text_encoder_2 = T5EncoderModel(T5Config(**_t5_config(len(tokenizer_2))))
     torch.manual_seed(seed)
-    vae = AutoencoderKL(
-        sample_size=64,
-        in_channels=3,
-        out_channels=3,
-        block_out_channels=[8, 16, 16, 16],
-        down_block_types=["DownEncoderBlock2D"] * 4,
-        up_block_types=["UpDecoderBlock2D"] * 4,
-        layers_per_block=1,
-        latent_channels=LATENT_CHANNELS,
-        norm_num_groups=8,
-        mid_block_add_attention=False,
-        use_quant_conv=False,
-        use_post_quant_conv=False,
-        shift_factor=0.0609,
-        scaling_factor=1.5035,
-    )
+    vae = AutoencoderKL(**VAE_SHAPE, shift_factor=0.0609, scaling_factor=1.5035)
     return FluxKontextPipeline(
         scheduler=FlowMatchEulerDiscreteScheduler(),
         text_encoder=text_encoder,
@@ -149,32 +153,14 @@ def klein_pipeline(seed: int = 0) -> Any:
     )
     torch.manual_seed(seed)
     transformer = Flux2Transformer2DModel(
-        patch_size=1,
-        in_channels=4 * LATENT_CHANNELS,
-        num_layers=1,
-        num_single_layers=1,
-        attention_head_dim=16,
-        num_attention_heads=2,
+        **TRANSFORMER_SHAPE,
         joint_attention_dim=3 * width,
         timestep_guidance_channels=256,
         axes_dims_rope=[4, 4, 4, 4],
         guidance_embeds=False,
     )
     torch.manual_seed(seed)
-    vae = AutoencoderKLFlux2(
-        sample_size=64,
-        in_channels=3,
-        out_channels=3,
-        down_block_types=["DownEncoderBlock2D"] * 4,
-        up_block_types=["UpDecoderBlock2D"] * 4,
-        block_out_channels=[8, 16, 16, 16],
-        layers_per_block=1,
-        latent_channels=LATENT_CHANNELS,
-        norm_num_groups=8,
-        use_quant_conv=False,
-        use_post_quant_conv=False,
-        mid_block_add_attention=False,
-    )
+    vae = AutoencoderKLFlux2(**VAE_SHAPE)
     return Flux2KleinPipeline(
         scheduler=FlowMatchEulerDiscreteScheduler(),
         vae=vae,
