@@ -12,7 +12,7 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clients.services import check_backend, check_backend_ready, choose_backend
 from clients.storage import CacheLocation, is_s3, open_storage
@@ -20,6 +20,9 @@ from configs.settings import Settings, load_settings
 from domain.errors import ConfigurationError
 from domain.layout import MODELS
 from domain.scene import Recording, SceneFailure, Transcript
+
+if TYPE_CHECKING:
+    from tasks.opening import OpenedStoryboard
 
 EXIT_OK = 0
 EXIT_PLACEHOLDERS = 3
@@ -69,20 +72,16 @@ def command_run(
     from flows.runtime import quiet_prefect_console
     from flows.storyboard import storyboard
     from tasks.opening import open_storyboard
-    from tasks.preflight import check_apart, check_run, check_target
+    from tasks.warm_up import warm_up
 
     if target is not None:
-        check_apart(source, target)
-        check_target(target)  # before an S3 source is downloaded
+        _check_target(source, target)  # before an S3 source is downloaded
     opened = open_storyboard(source, load_settings(config))
     opened = opened.under(with_approval(opened.settings, approval))
     settings = opened.settings
-    backend = check_run(opened.folder, backend_name or settings.generation.backend, only, settings)
-    target_uri = location(target or str(Path("output") / opened.folder.name))
-    check_apart(opened.folder.uri, target_uri)
-    if target is None:
-        check_target(target_uri)  # the default folder is made only for a run that can start
+    backend, target_uri = _checked_run(opened, target, backend_name, only)
     announce_backend(backend)
+    warm_up(opened, backend)  # while the Prefect server starts
     quiet_prefect_console()
     with prefect_api_for(runner, server):
         result = storyboard.with_options(task_runner=build_task_runner(runner, settings))(
@@ -107,6 +106,29 @@ def command_run(
     print(f"  video:    {shown(result.video)}")
     print(f"  manifest: {shown(result.manifest)}")
     return EXIT_OK if report.scenes.get("ok", 0) == total else EXIT_PLACEHOLDERS
+
+
+def _check_target(source: str, target: str) -> None:
+    from tasks.preflight import check_apart, check_target
+
+    check_apart(source, target)
+    check_target(target)
+
+
+def _checked_run(
+    opened: OpenedStoryboard, target: str | None, backend_name: str | None, only: Sequence[str]
+) -> tuple[str, str]:
+    """The preflight of a run of `opened` into `target` (the default folder when None): the
+    backend it renders with and the target's URI."""
+    from tasks.preflight import check_apart, check_run, check_target
+
+    settings = opened.settings
+    backend = check_run(opened.folder, backend_name or settings.generation.backend, only, settings)
+    target_uri = location(target or str(Path("output") / opened.folder.name))
+    check_apart(opened.folder.uri, target_uri)
+    if target is None:
+        check_target(target_uri)  # the default folder is made only for a run that can start
+    return backend, target_uri
 
 
 def with_approval(settings: Settings, approval: str | None) -> Settings:

@@ -177,6 +177,21 @@ def _known_language(known: dict[str, Any] | None, recordings: Sequence[Recording
     return str(known["language"])
 
 
+def known_storyboard_language(
+    recordings: Sequence[Recording],
+    settings: TranscriptionSettings,
+    cache: CacheLocation,
+    named: str | None,
+) -> LanguageChoice | None:
+    """The language the user named, else the one cached for the storyboard's first speech;
+    None while it is still to be heard."""
+    if named:
+        return LanguageChoice(named, forced=True)
+    key = _first_speech_key(recordings, settings)
+    known = _known_language(cache.open().get_json(CACHE_NAMESPACE, key), recordings)
+    return LanguageChoice(known) if known is not None else None
+
+
 def cached_storyboard_language(
     recordings: Sequence[Recording],
     settings: TranscriptionSettings,
@@ -186,13 +201,11 @@ def cached_storyboard_language(
     """The language the user named, else the one of the storyboard's first speech, cached by
     the recordings that speech comes from, so a re-run or a retake of a later scene decodes
     nothing here; and, when it was heard just now, what `heard_language` says of it."""
-    if named:
-        return LanguageChoice(named, forced=True), None
+    known = known_storyboard_language(recordings, settings, cache, named)
+    if known is not None:
+        return known, None
     store = cache.open()
     key = _first_speech_key(recordings, settings)
-    known = _known_language(store.get_json(CACHE_NAMESPACE, key), recordings)
-    if known is not None:
-        return LanguageChoice(known), None
     speech = first_speech(recordings, settings)
     heard = heard_language(load_engine(settings, cache.local / MODELS), speech)
     if heard is None:

@@ -1,0 +1,61 @@
+"""What a run will load, loaded while its Prefect server starts.
+
+`storyboard run` without a configured server waits seconds for its temporary one. Meanwhile
+the models the run is sure to need are loaded into the process-wide places its steps take
+them from: the Whisper engine (`clients/services.py:load_engine`) when the run will detect
+the storyboard's language or read a recording the cache does not hold, and the safety
+classifier (`clients/safety.py:profanity_classifier`) when those readings will be screened.
+A retake then reads its one recording as soon as the flow starts, instead of first waiting
+for the engine. A failure here is left to the step, which meets it again and reports it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from contextlib import suppress
+
+from clients.services import load_engine
+from clients.storage import CacheLocation
+from domain.layout import MODELS
+from tasks.language import known_storyboard_language
+from tasks.opening import OpenedStoryboard
+from tasks.safety import safety_screen
+from tasks.transcribe import reads_any
+
+
+def reads_recordings(opened: OpenedStoryboard) -> bool:
+    """Whether transcribing `opened` will load Whisper: its language is still to be heard, or
+    a recording is not in the transcript cache."""
+    settings = opened.settings
+    recordings = list(opened.plan.recordings)
+    cache = CacheLocation(settings.cache_dir, settings.shared_cache)
+    named = opened.named_language
+    language = known_storyboard_language(recordings, settings.transcription, cache, named)
+    return language is None or reads_any(cache.open(), recordings, settings.transcription, language)
+
+
+def warm_up(opened: OpenedStoryboard, backend: str) -> threading.Thread:
+    """Start loading, in the background, what the run of `opened` on `backend` will need;
+    the thread doing it (joined at exit)."""
+
+    def load() -> None:
+        with suppress(Exception):
+            if not reads_recordings(opened):
+                return
+            settings = opened.settings
+            load_engine(settings.transcription, settings.cache_dir / MODELS)
+            _classifier_of(opened, backend)()
+
+    thread = threading.Thread(target=load, name="warm up", daemon=False)
+    thread.start()
+    return thread
+
+
+def _classifier_of(opened: OpenedStoryboard, backend: str) -> Callable[[], object]:
+    """The run's safety classifier's loader (nothing to load when the screen or its
+    classifier is off)."""
+    screen = safety_screen(opened.settings.safety, backend, opened.plan.spec)
+    if screen is None or screen.classifier is None:
+        return lambda: None
+    return screen.classifier
