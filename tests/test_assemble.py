@@ -11,6 +11,7 @@ from PIL import Image, ImageDraw
 
 from clients.generation.draft import DraftBackend
 from clients.media.ffmpeg import probe
+from clients.media.yuv import rgb_to_yuv
 from configs.settings import AssemblySettings
 from domain.media import ClipRequest, ImageRequest
 from domain.scene import Segment
@@ -261,9 +262,11 @@ def test_the_push_in_keeps_a_panels_header_whole() -> None:
     its label, prompt and palette) stays in the frame to the end."""
     still = Image.new("RGB", (256, 256), (40, 90, 40))
     ImageDraw.Draw(still).rectangle((0, 0, 255, 11), fill=(230, 20, 20))
-    last = ken_burns(still, 1.0)
-    top = np.asarray(last)[2]
-    assert top[:, 0].mean() > 180 and top[:, 1].mean() < 80, "the header's red band is kept"
+    first, last = (ken_burns(rgb_to_yuv(np.asarray(still)), progress) for progress in (0.0, 1.0))
+    red = rgb_to_yuv(np.full((2, 2, 3), (230, 20, 20), np.uint8))
+    assert np.abs(last.v[1].astype(int) - red.v[0, 0]).max() <= 2, "the header's red band is kept"
+    assert np.abs(last.y[2].astype(int) - red.y[0, 0]).max() <= 2
+    assert not np.array_equal(first.y, last.y), "it pushes in"
 
 
 def test_no_label_is_drawn_over_a_picture_that_carries_its_own() -> None:

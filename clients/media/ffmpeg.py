@@ -39,12 +39,17 @@ def run_ffmpeg(arguments: Sequence[str]) -> None:
         [*command, *arguments], capture_output=True, text=True, check=False
     )
     if completed.returncode != 0:
-        if "No space left on device" in completed.stderr:
-            # the disk, not the media: raised as the operating system says it, like any write
-            raise OSError(errno.ENOSPC, "No space left on device (ffmpeg)")
-        lines = [line for line in completed.stderr.splitlines() if line.strip()]
-        reason = lines[-1] if lines else f"exit status {completed.returncode}"
-        raise FfmpegError(f"ffmpeg failed: {reason}")
+        raise ffmpeg_failure(completed.returncode, completed.stderr)
+
+
+def ffmpeg_failure(returncode: int, stderr: str) -> OSError | FfmpegError:
+    """What a failed ffmpeg run is raised as: its last line of error, or a full disk."""
+    if "No space left on device" in stderr:
+        # the disk, not the media: raised as the operating system says it, like any write
+        return OSError(errno.ENOSPC, "No space left on device (ffmpeg)")
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    reason = lines[-1] if lines else f"exit status {returncode}"
+    return FfmpegError(f"ffmpeg failed: {reason}")
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,21 @@
 """The one H.264 encoder every video writer uses: generated clips and assembled scenes.
 
-Frames are numbers in, an MP4 (H.264, yuv420p, no audio) out, written by moviepy through the
-ffmpeg shipped inside imageio-ffmpeg. `VideoEncoding.bit_exact` makes the bytes a function of
-the frames alone (one encoder thread, no version tags), which the offline backends need so that
-the same request always gives the same clip.
+Frames are numbers in, an MP4 (H.264, yuv420p, no audio) out, through the ffmpeg shipped
+inside imageio-ffmpeg, with one set of encoder options: RGB frames written by moviepy
+(`write_video`: clips), or frames already in the encoder's 4:2:0 planes piped straight in
+(`write_planes`: the assembly's scenes, `clients/media/yuv.py`), which spares ffmpeg a colour
+conversion per frame. `VideoEncoding.bit_exact` makes the bytes a function of the frames alone
+(one encoder thread, no version tags), which the offline backends need so that the same request
+always gives the same clip.
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
+import subprocess
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,9 +25,12 @@ from moviepy import VideoClip
 from PIL import Image
 
 from clients.media.drawing import cover
+from clients.media.ffmpeg import ffmpeg_executable, ffmpeg_failure
 
 Frame = np.ndarray[Any, np.dtype[np.uint8]]
 """One RGB24 frame, height x width x 3."""
+Plane = np.ndarray[Any, np.dtype[np.uint8]]
+"""One plane of a frame (Y, U or V), height x width."""
 
 
 @dataclass(frozen=True)
@@ -47,9 +55,6 @@ def write_video(
     # moviepy writes int(duration * fps) frames: half a frame more keeps float error from
     # dropping the last one.
     clip = VideoClip(frame_function=frame_at, duration=(frame_count + 0.5) / fps)
-    parameters = ["-crf", str(encoding.crf), "-movflags", "+faststart"]
-    if encoding.bit_exact:
-        parameters += ["-bitexact"]
     try:
         clip.write_videofile(
             str(output),
@@ -59,11 +64,58 @@ def write_video(
             preset=encoding.preset,
             pixel_format="yuv420p",
             threads=1 if encoding.bit_exact else None,
-            ffmpeg_params=parameters,
+            ffmpeg_params=_x264_parameters(encoding),
             logger=None,
         )
     finally:
         clip.close()
+
+
+def write_planes(
+    frames: Iterable[Sequence[Plane]],
+    size: tuple[int, int],
+    fps: float,
+    output: Path,
+    encoding: VideoEncoding,
+) -> None:
+    """Encode `frames`, each its Y, U and V planes (4:2:0, `size` = (width, height)), into
+    `output` with the same encoder and options as `write_video`, and no colour conversion."""
+    width, height = size
+    command = [ffmpeg_executable(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
+    command += ["-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{width}x{height}"]
+    command += ["-r", f"{fps:g}", "-i", "-", "-an", *_x264_options(encoding), str(output)]
+    with tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=errors)  # noqa: S603
+        stdin = process.stdin
+        assert stdin is not None
+        try:
+            for planes in frames:
+                for plane in planes:
+                    stdin.write(np.ascontiguousarray(plane).data)
+        except BrokenPipeError:
+            pass  # ffmpeg stopped reading: its own error says why, below
+        finally:
+            with contextlib.suppress(BrokenPipeError):
+                stdin.close()
+            returncode = process.wait()
+        if returncode != 0:
+            errors.seek(0)
+            raise ffmpeg_failure(returncode, errors.read().decode(errors="replace"))
+
+
+def _x264_options(encoding: VideoEncoding) -> list[str]:
+    """The H.264 encoder and every option of it (what moviepy adds itself, then the rest)."""
+    options = ["-c:v", "libx264", "-preset", encoding.preset, "-pix_fmt", "yuv420p"]
+    if encoding.bit_exact:
+        options += ["-threads", "1"]
+    return [*options, *_x264_parameters(encoding)]
+
+
+def _x264_parameters(encoding: VideoEncoding) -> list[str]:
+    parameters = ["-crf", str(encoding.crf), "-movflags", "+faststart"]
+    if encoding.bit_exact:
+        parameters += ["-bitexact"]
+    return parameters
 
 
 def encode_frames(frames: Sequence[Frame], fps: float, encoding: VideoEncoding) -> bytes:

@@ -1,15 +1,16 @@
 """What a scene shows: its source frames (clip, still or placeholder card) and the label and
 caption drawn over them.
 
-Overlays are drawn on the clip's few source frames rather than on every output frame; a still
-gets a slow Ken Burns push-in instead.
+Frames are the encoder's own 4:2:0 planes (`clients/media/yuv.py`): a clip's decoded frames go
+to the encoder as they are. Overlays are drawn once per scene and caption, and blended into the
+clip's few source frames rather than into every output frame, only where they are drawn; a
+still gets a slow Ken Burns push-in instead.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import av
@@ -25,22 +26,25 @@ from clients.media.drawing import (
     placeholder_card,
     text_width,
 )
-from clients.media.video import Frame
+from clients.media.yuv import YuvFrame, YuvPaint, decoded_yuv, rgb_to_yuv, yuv_paint
 from configs.settings import AssemblySettings
 from domain.errors import AudioError
 from domain.media import SVD_HEIGHT, SVD_WIDTH
 from tasks.assembly.timeline import SceneCut, active_caption
 
 
-def read_clip_frames(path: Path, width: int, height: int) -> tuple[list[Image.Image], float]:
+def read_clip_frames(path: Path, width: int, height: int) -> tuple[list[YuvFrame], float]:
     """Every frame of a short clip, at the output size, and the clip's frame rate."""
-    frames: list[Image.Image] = []
+    frames: list[YuvFrame] = []
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         fps = float(stream.average_rate or 6)
         for frame in container.decode(stream):
-            image = frame.to_image()  # type: ignore[no-untyped-call]
-            frames.append(cover(image, width, height))
+            if (frame.width, frame.height) == (width, height):
+                frames.append(decoded_yuv(frame))
+            else:
+                image = frame.to_image()  # type: ignore[no-untyped-call]
+                frames.append(rgb_to_yuv(np.asarray(cover(image, width, height))))
     if not frames:
         raise AudioError(f"{path.name}: the clip has no frames")
     return frames, fps
@@ -81,18 +85,13 @@ def _draw_caption(draw: ImageDraw.ImageDraw, caption: str, width: int, height: i
     )
 
 
-@dataclass(frozen=True)
-class OverlayLayer:
-    """The label and caption drawn once on a transparent layer, and the boxes of it that are
-    not transparent (a band of rows each): only those are composited on a frame."""
-
-    image: Image.Image
-    boxes: tuple[tuple[int, int, int, int], ...]
-
-
 @functools.lru_cache(maxsize=32)
-def _overlay_layer(size: tuple[int, int], label: str | None, caption: str | None) -> OverlayLayer:
-    """The label and caption drawn once, for every frame they cover."""
+def _overlay_layer(
+    size: tuple[int, int], label: str | None, caption: str | None
+) -> tuple[tuple[int, int, YuvPaint], ...]:
+    """The label and caption drawn once, for every frame they cover, as paint for each box
+    of the layer that is drawn on (a band of rows each, widened to even bounds), with the
+    box's top left corner."""
     width, height = size
     layer = Image.new("RGBA", size, (0, 0, 0, 0))
     draw = ImageDraw.Draw(layer)
@@ -100,7 +99,19 @@ def _overlay_layer(size: tuple[int, int], label: str | None, caption: str | None
         _draw_label(draw, label, width, height)
     if caption:
         _draw_caption(draw, caption, width, height)
-    return OverlayLayer(layer, _drawn_boxes(layer))
+    drawn = np.asarray(layer)
+    pieces = []
+    for box in _drawn_boxes(layer):
+        left, top, right, bottom = _even(box)
+        pieces.append((left, top, yuv_paint(drawn[top:bottom, left:right])))
+    return tuple(pieces)
+
+
+def _even(box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """`box` widened to even bounds (a frame's width and height are even), so that it covers
+    whole chroma samples."""
+    left, top, right, bottom = box
+    return left - left % 2, top - top % 2, right + right % 2, bottom + bottom % 2
 
 
 def _drawn_boxes(layer: Image.Image) -> tuple[tuple[int, int, int, int], ...]:
@@ -121,18 +132,15 @@ def _drawn_boxes(layer: Image.Image) -> tuple[tuple[int, int, int, int], ...]:
     return tuple(boxes)
 
 
-def overlay(base: Image.Image, label: str | None, caption: str | None) -> Frame:
-    """`base` as an RGB frame, with the label and the caption (either may be None) drawn on.
-    Only the layer's drawn boxes are composited: the same pixels as compositing it whole."""
-    frame = base.convert("RGB") if base.mode != "RGB" else base
+def overlay(base: YuvFrame, label: str | None, caption: str | None) -> YuvFrame:
+    """`base` with the label and the caption (either may be None) drawn on, blended into its
+    planes only where they are drawn."""
     if not label and not caption:
-        return np.asarray(frame)
-    layer = _overlay_layer(base.size, label, caption)
-    composed = frame.copy()
-    for box in layer.boxes:
-        under = frame.crop(box).convert("RGBA")
-        composed.paste(Image.alpha_composite(under, layer.image.crop(box)).convert("RGB"), box)
-    return np.asarray(composed)
+        return base
+    planes = [plane.copy() for plane in base.planes()]
+    for left, top, paint in _overlay_layer(base.size, label, caption):
+        paint.blend_into(planes, left, top)
+    return YuvFrame(*planes)
 
 
 def scene_label(cut: SceneCut, settings: AssemblySettings) -> str | None:
@@ -141,22 +149,27 @@ def scene_label(cut: SceneCut, settings: AssemblySettings) -> str | None:
     return cut.label if drawn else None
 
 
-def first_frame(cut: SceneCut, sources: Sequence[Image.Image], settings: AssemblySettings) -> Frame:
+def first_frame(cut: SceneCut, sources: Sequence[YuvFrame], settings: AssemblySettings) -> YuvFrame:
     """What a scene shows at its first instant, for the previous scene to dissolve into."""
     caption = active_caption(cut.segments, 0.0) if settings.captions else None
     text = cut.segments[caption].text if caption is not None else None
     return overlay(sources[0], scene_label(cut, settings), text)
 
 
-def ken_burns(still: Image.Image, progress: float) -> Image.Image:
-    """A slow push-in over a still, `progress` from 0 to 1."""
+def ken_burns(still: YuvFrame, progress: float) -> YuvFrame:
+    """A slow push-in over a still, `progress` from 0 to 1 (each plane scaled alike)."""
     width, height = still.size
     zoom = 1.0 + 0.12 * progress
     crop_w, crop_h = width / zoom, height / zoom
-    left, top = (width - crop_w) / 2, 0.0  # toward the top: a panel's header stays whole
-    return still.resize(
-        (width, height), Image.Resampling.BILINEAR, box=(left, top, left + crop_w, top + crop_h)
-    )
+    left = (width - crop_w) / 2  # toward the top: a panel's header stays whole
+    planes = []
+    for index, plane in enumerate(still.planes()):
+        step = 1 if index == 0 else 2
+        box = (left / step, 0.0, (left + crop_w) / step, crop_h / step)
+        size = (width // step, height // step)
+        scaled = Image.fromarray(plane).resize(size, Image.Resampling.BILINEAR, box=box)
+        planes.append(np.asarray(scaled))
+    return YuvFrame(*planes)
 
 
 def differs_from_clip(settings: AssemblySettings) -> bool:
@@ -164,7 +177,7 @@ def differs_from_clip(settings: AssemblySettings) -> bool:
     return abs(settings.width / settings.height - SVD_WIDTH / SVD_HEIGHT) > 0.15
 
 
-def scene_sources(cut: SceneCut, settings: AssemblySettings) -> tuple[list[Image.Image], float]:
+def scene_sources(cut: SceneCut, settings: AssemblySettings) -> tuple[list[YuvFrame], float]:
     """The frames a scene is made of (its clip's, or one placeholder card) and their rate.
 
     For a storyboard far from the clip's 16:9, the scene's own image (generated in the
@@ -173,10 +186,10 @@ def scene_sources(cut: SceneCut, settings: AssemblySettings) -> tuple[list[Image
     if cut.image_path is not None and differs_from_clip(settings):
         with Image.open(cut.image_path) as image:
             still: Image.Image = image.convert("RGB")
-        return [cover(still, settings.width, settings.height)], 0.0
+        return [rgb_to_yuv(np.asarray(cover(still, settings.width, settings.height)))], 0.0
     if cut.clip_path is not None:
         return read_clip_frames(cut.clip_path, settings.width, settings.height)
     card = placeholder_card(
         settings.width, settings.height, cut.placeholder_heading, cut.placeholder_detail, cut.label
     )
-    return [card], 1.0
+    return [rgb_to_yuv(np.asarray(card))], 1.0

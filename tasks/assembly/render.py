@@ -4,8 +4,9 @@ then the segments joined and the narration muxed in, both by stream copy.
 Segments and the encoded narration come from the assembly store (`tasks/assembly/store.py`)
 when their key is there, so a re-run encodes only the scenes that changed.
 
-Every segment is encoded by the one H.264 encoder (`clients.media.video.write_video`) with
-exactly the frames its span on the audio timeline rounds to. Memory stays flat whatever the
+Every segment is encoded by the one H.264 encoder (`clients.media.video.write_planes`, its
+frames already in the encoder's 4:2:0 planes) with exactly the frames its span on the audio
+timeline rounds to. Memory stays flat whatever the
 number of scenes: it is bounded by the workers, not by the scenes.
 """
 
@@ -13,15 +14,13 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
-from clients.media.video import Frame, VideoEncoding, write_video
+from clients.media.video import Plane, VideoEncoding, write_planes
+from clients.media.yuv import YuvFrame
 from configs.settings import AssemblySettings, FitMethod
 from domain.scene import TimelineEntry
 from tasks.assembly.aac import encoded_chunks, splice_chunks
@@ -34,11 +33,11 @@ from tasks.assembly.timeline import SceneCut, active_caption, source_frame_index
 
 def scene_frames(
     cut: SceneCut,
-    sources: Sequence[Image.Image],
+    sources: Sequence[YuvFrame],
     source_fps: float,
     frame_count: int,
     settings: AssemblySettings,
-) -> Callable[[int, int | None], Frame]:
+) -> Callable[[int, int | None], YuvFrame]:
     """picture(output index, caption index): a scene's frame before any dissolve.
 
     A clip's frames are fitted to the span and each (source frame, caption) pair is drawn
@@ -49,9 +48,9 @@ def scene_frames(
     push_in = cut.clip_path is not None and (settings.fit == "kenburns" or source_fps == 0.0)
     still = sources[len(sources) // 2]
     method: FitMethod = "pingpong" if settings.fit == "kenburns" else settings.fit
-    baked: dict[tuple[int, int | None], Frame] = {}
+    baked: dict[tuple[int, int | None], YuvFrame] = {}
 
-    def picture(index: int, caption: int | None) -> Frame:
+    def picture(index: int, caption: int | None) -> YuvFrame:
         text = cut.segments[caption].text if caption is not None else None
         if push_in:
             return overlay(ken_burns(still, index / max(1, frame_count - 1)), label, text)
@@ -72,12 +71,12 @@ def scene_frames(
 
 def render_scene(
     cut: SceneCut,
-    sources: Sequence[Image.Image],
+    sources: Sequence[YuvFrame],
     source_fps: float,
     frame_count: int,
     settings: AssemblySettings,
     output: Path,
-    next_frame: Frame | None = None,
+    next_frame: YuvFrame | None = None,
 ) -> None:
     """One scene as a video-only H.264 segment of exactly `frame_count` frames.
 
@@ -89,17 +88,16 @@ def render_scene(
     fade = min(round(settings.crossfade_s * fps), frame_count // 2) if next_frame is not None else 0
     picture = scene_frames(cut, sources, source_fps, frame_count, settings)
 
-    def frame_at(t: float) -> Frame:
-        index = min(frame_count - 1, round(t * fps))
-        caption = active_caption(cut.segments, t) if settings.captions else None
-        frame = picture(index, caption)
-        if fade and next_frame is not None and index >= frame_count - fade:
-            alpha = (index - (frame_count - fade) + 1) / (fade + 1)
-            frame = (frame * (1.0 - alpha) + next_frame * alpha).astype(np.uint8)
-        return frame
+    def frames() -> Iterator[tuple[Plane, Plane, Plane]]:
+        for index in range(frame_count):
+            caption = active_caption(cut.segments, index / fps) if settings.captions else None
+            frame = picture(index, caption)
+            if fade and next_frame is not None and index >= frame_count - fade:
+                frame = frame.blend(next_frame, (index - (frame_count - fade) + 1) / (fade + 1))
+            yield frame.planes()
 
     encoding = VideoEncoding(preset=settings.video_preset, crf=settings.video_crf)
-    write_video(frame_at, frame_count, fps, output, encoding)
+    write_planes(frames(), (settings.width, settings.height), fps, output, encoding)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from configs.settings import AssemblySettings
 from tasks.assembly.mux import AAC_ENCODER
 from tasks.assembly.timeline import SceneCut
 
-ASSEMBLY_FORMAT = 3
+ASSEMBLY_FORMAT = 4
 STILL_FORMAT = 1
 """Bumped whenever rendering changes what the same inputs look or sound like."""
 
