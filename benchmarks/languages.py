@@ -206,6 +206,7 @@ def main() -> None:
         folder.mkdir(parents=True, exist_ok=True)
         spoken = build_storyboard(folder, arguments.real)
         models = default_cache_dir() / "models"
+        models.mkdir(parents=True, exist_ok=True)
         timings = {}
         for engine in arguments.engines:
             seconds, scenes = transcribe(engine, folder, models)

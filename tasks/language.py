@@ -17,7 +17,7 @@ espeak-ng recordings in six languages and three lengths and on real speech (READ
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,15 +77,22 @@ class SceneLanguage:
 
 
 def scene_language(
-    engine: TranscriptionEngine, clip: SpeechClip, storyboard: LanguageChoice, named: str | None
+    engine: TranscriptionEngine,
+    clip: SpeechClip,
+    storyboard: LanguageChoice,
+    named: str | None,
+    *,
+    heard: Callable[[], Audio],
 ) -> SceneLanguage:
     """One scene's language evidence: `named` (its own `language:`) or a forced storyboard
-    language settle it; else its speech is detected alone."""
+    language settle it; else its speech is detected alone, in `heard()`: what its reading
+    will hear (`tasks/packing.py:reading_view`), so that the reading reuses the detection's
+    encoder pass."""
     if named or storyboard.forced:
         return SceneLanguage(named or storyboard.code)
     if clip.duration_s == 0.0:
         return SceneLanguage(storyboard.code)
-    ranked = engine.language_odds(clip.audio)
+    ranked = engine.language_odds(heard())
     odds = dict(ranked)
     if storyboard.code is None:
         return SceneLanguage(ranked[0][0], odds)

@@ -97,6 +97,17 @@ def speech_clip(key: int, audio: Audio) -> SpeechClip:
     return clip
 
 
+def reading_view(audio: Audio, vad_filter: bool) -> Audio:
+    """What a reading of `audio` alone hears: with the VAD filter, the speech faster-whisper's
+    own VAD (its default options) keeps, back to back; else all of it."""
+    if not vad_filter:
+        return audio
+    from faster_whisper.vad import VadOptions, collect_chunks, get_speech_timestamps
+
+    pieces, _ = collect_chunks(audio, get_speech_timestamps(audio, VadOptions()))
+    return np.concatenate(pieces).astype(np.float32, copy=False)
+
+
 def plan_packs(
     clips: Sequence[SpeechClip], limit_s: float = PACK_LIMIT_S
 ) -> list[list[SpeechClip]]:

@@ -40,6 +40,7 @@ from tasks.packing import (
     Audio,
     SpeechClip,
     plan_packs,
+    reading_view,
     speech_clip,
     transcribe_pack,
 )
@@ -188,7 +189,13 @@ def _scene(
     except (AudioError, StorageError) as exc:
         return SceneFailure(reason=str(exc))
     clip = speech_clip(0, audio)
-    own = scene_language(engine, clip, language, recording.language)
+    own = scene_language(
+        engine,
+        clip,
+        language,
+        recording.language,
+        heard=lambda: reading_view(audio, settings.vad_filter),
+    )
     return _Scene(audio, clip, clip.duration_s if settings.vad_filter else None, own)
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +57,7 @@ class FasterWhisperEngine:
             local_files_only=True,
         )
         self._lock = threading.Lock()
+        self._model.encode = _RememberedEncoder(self._model.encode)  # type: ignore[method-assign]
 
     def transcribe(
         self,
@@ -91,9 +94,42 @@ class FasterWhisperEngine:
         return self.language_odds(audio)[0]
 
     def language_odds(self, audio: np.ndarray[Any, np.dtype[np.float32]]) -> LanguageOdds:
+        """Detected on the first window exactly as `transcribe` encodes it (its last feature
+        frame left out, as Whisper's decoding loop leaves it), so that a reading of the same
+        audio that follows reuses the encoder's pass."""
+        from faster_whisper.audio import pad_or_trim
+
         with self._lock:
-            _, _, odds = self._model.detect_language(audio)
-        return tuple((str(language), float(probability)) for language, probability in odds)
+            features = self._model.feature_extractor(audio)
+            window = pad_or_trim(features[:, : max(1, features.shape[-1] - 1)])
+            encoded = self._model.encode(window)
+            odds = self._model.model.detect_language(encoded)[0]
+        return tuple((str(token[2:-2]), float(probability)) for token, probability in odds)
+
+
+class _RememberedEncoder:
+    """Whisper's encoder, remembering its last few windows: a scene's language detection and
+    its reading encode the same first window, and the second gets the first's pass."""
+
+    KEPT = 4
+
+    def __init__(self, encode: Callable[[Any], Any]) -> None:
+        self._encode = encode
+        self._kept: OrderedDict[bytes, Any] = OrderedDict()
+
+    def __call__(self, features: np.ndarray[Any, Any]) -> Any:
+        array = np.ascontiguousarray(features)
+        key = hashlib.blake2b(array.data, digest_size=16)
+        key.update(repr((array.shape, array.dtype.str)).encode())
+        digest = key.digest()
+        if digest in self._kept:
+            self._kept.move_to_end(digest)
+            return self._kept[digest]
+        encoded = self._encode(features)
+        self._kept[digest] = encoded
+        if len(self._kept) > self.KEPT:
+            self._kept.popitem(last=False)
+        return encoded
 
 
 def _until_stopped(segments: Iterable[Any]) -> Iterator[Any]:
