@@ -20,7 +20,7 @@ from domain.scene import Recording, SceneFailure, Transcript
 from tasks import transcribe as transcribe_module
 from tasks.ingest import plan_storyboard
 from tasks.language import LanguageChoice
-from tasks.packing import SpeechClip, plan_packs
+from tasks.packing import SpeechClip, plan_packs, reading_view
 from tasks.transcribe import (
     WHISPER_SAMPLE_RATE,
     cached_transcripts,
@@ -239,3 +239,32 @@ def test_openai_engine_uses_cuda_in_float16_when_torch_sees_a_gpu(
     assert engine_device(settings) == ("cuda", "float16")
     monkeypatch.setattr(openai_whisper, "torch_cuda_available", lambda: False)
     assert engine_device(settings) == ("cpu", "float32")
+
+
+def test_a_scenes_reading_reuses_its_language_detection_encoder_pass(
+    engine: TranscriptionEngine,
+) -> None:
+    """A scene's language is detected on what its reading hears, in the window the reading
+    encodes: the reading then costs no encoder pass of its own, and reads the same words as
+    a reading alone."""
+    encoder = engine._model.encode  # type: ignore[attr-defined]
+    passes: list[int] = []
+    encode = encoder._encode
+
+    def counted(features: Any) -> Any:
+        passes.append(1)
+        return encode(features)
+
+    audio = decode_audio(DEMO_DIR / "river.mp3", WHISPER_SAMPLE_RATE)
+    encoder._kept.clear()
+    alone = transcribe_audio(engine, audio, SETTINGS, "en")
+    encoder._kept.clear()
+    encoder._encode = counted
+    try:
+        odds = engine.language_odds(reading_view(audio, vad_filter=True))
+        read = transcribe_audio(engine, audio, SETTINGS, odds[0][0])
+    finally:
+        encoder._encode = encode
+    assert odds[0][0] == "en"
+    assert len(passes) == 1, "the reading encoded its window again"
+    assert read.text == alone.text and read.segments == alone.segments
