@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from prefect import get_run_logger
 from prefect.futures import PrefectFuture
 
+from clients.cache import ContentCache
 from clients.safety import SafetyScreen
 from clients.services import backend_for
 from domain.approval import SceneImage
@@ -34,7 +35,7 @@ from tasks.approval import ApprovalBook
 from tasks.generate import cached_image, cached_media, generate, generate_image
 from tasks.prompt import ScenePrompt, image_request
 from tasks.safety import safety_screen, screen_scene, warm_classifier
-from tasks.transcribe import reads_any, transcribe
+from tasks.transcribe import known_transcript, reads_any, transcribe
 
 FIRST_BATCHES = (1, 2, 4, 8, 16)
 WATCH_INTERVAL_S = 0.2
@@ -178,27 +179,48 @@ def transcribe_and_generate(phase: ScenePhase, images_only: bool = False) -> Sce
     stream = _Stream(phase, screen, images_only)
     began = time.perf_counter()
     with signals_outside_serializers():
-        batches = _Batches(phase)
-        while (batch := batches.next()) is not None:
-            recordings, future = batch
-            heard = stream.await_batch(future)
-            batches.taken()
-            for recording, transcript in zip(recordings, heard, strict=True):
-                stream.take(recording, transcript)
+        for recording, transcript in _heard_in_order(phase, stream):
+            stream.take(recording, transcript)
         phase.clock.add("transcribe", time.perf_counter() - began)
         stream.gather()
     phase.clock.add("generate", time.perf_counter() - began)
     return stream.results
 
 
-class _Batches:
-    """Transcribe futures in plan order: all submitted at once on Dask; on the thread runner
-    the next one is submitted when the one before has finished, so one runs at a time."""
+def _heard_in_order(phase: ScenePhase, stream: _Stream) -> Iterator[tuple[Recording, Heard]]:
+    """Every recording with its transcript, in plan order: one this machine's cache holds at
+    once, with no task; the others from their batches, each as its batch finishes."""
+    recordings = phase.plan.recordings
+    local = ContentCache(phase.setup.cache.local)  # a shared cache is the tasks' to ask
+    settings, language = phase.settings.transcription, phase.language
+    known = {
+        index: transcript
+        for index, recording in enumerate(recordings)
+        if (transcript := known_transcript(local, recording, settings, language)) is not None
+    }
+    batches = _Batches(phase, [r for i, r in enumerate(recordings) if i not in known])
+    finished: deque[tuple[Recording, Heard]] = deque()
+    for index, recording in enumerate(recordings):
+        if index in known:
+            yield recording, known[index]
+            continue
+        if not finished and (batch := batches.next()) is not None:
+            batch_recordings, future = batch
+            heard = stream.await_batch(future)
+            batches.taken()
+            finished.extend(zip(batch_recordings, heard, strict=True))
+        yield finished.popleft()
 
-    def __init__(self, phase: ScenePhase) -> None:
+
+class _Batches:
+    """Transcribe futures of `recordings` in plan order: all submitted at once on Dask; on the
+    thread runner the next one is submitted when the one before has finished, so one runs at
+    a time."""
+
+    def __init__(self, phase: ScenePhase, recordings: Sequence[Recording]) -> None:
         size = phase.settings.transcription.scenes_per_task
         ramp = phase.setup.paid
-        self.pending = deque(transcription_batches(phase.plan.recordings, size, ramp=ramp))
+        self.pending = deque(transcription_batches(recordings, size, ramp=ramp))
         self.resources = phase.transcription_resources
         self.settings, self.setup, self.language = (
             phase.settings.transcription,

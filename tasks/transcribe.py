@@ -277,6 +277,24 @@ def reads_any(
     )
 
 
+def known_transcript(
+    cache: ContentCache,
+    recording: Recording,
+    settings: TranscriptionSettings,
+    language: LanguageChoice,
+) -> Transcript | None:
+    """The recording's transcript when `cache` holds one read with these settings."""
+    if recording.problem:
+        return None
+    document = cache.get_json(CACHE_NAMESPACE, _cache_key(recording, settings, language))
+    if document is None or _silent_by_an_older_rule(document):
+        return None
+    try:
+        return replace(_transcript_from_json(document), from_cache=True)
+    except (TypeError, ValueError):
+        return None
+
+
 def cached_transcripts(
     cache: ContentCache,
     recordings: Sequence[Recording],
@@ -289,15 +307,8 @@ def cached_transcripts(
     are transcribed once."""
     results: dict[int, Transcript | SceneFailure] = {}
     for index, recording in enumerate(recordings):
-        if recording.problem:
-            continue
-        document = cache.get_json(CACHE_NAMESPACE, _cache_key(recording, settings, language))
-        if document is None or _silent_by_an_older_rule(document):
-            continue
-        try:
-            results[index] = replace(_transcript_from_json(document), from_cache=True)
-        except (TypeError, ValueError):
-            continue
+        if (known := known_transcript(cache, recording, settings, language)) is not None:
+            results[index] = known
     first_of: dict[tuple[str, str | None], int] = {}
     copies: dict[int, int] = {}
     missing = []

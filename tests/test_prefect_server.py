@@ -40,12 +40,22 @@ def test_runs_task_names_and_artifacts_are_visible_in_the_server(
         own_readings = nvidia_env(cli_env, fake, tmp_path / "cache", shared_readings=False)
         env = {**own_readings, "PREFECT_API_URL": prefect_server}
         result = run_cli(["run", str(source), "--out", str(tmp_path / "out")], env, tmp_path)
-    assert result.returncode == 0, result.stderr
+        assert result.returncode == 0, result.stderr
+        shutil.copy(DEMO_DIR / "elephants.ogg", source / "night.ogg")  # a retake
+        retaken = run_cli(["run", str(source), "--out", str(tmp_path / "out")], env, tmp_path)
+    assert retaken.returncode == 0, retaken.stderr
     assert_clean(result)
     assert "Starting temporary server" not in result.stderr
 
     flow_runs = httpx.post(f"{prefect_server}/flow_runs/filter", json={}).json()
-    (run,) = [r for r in flow_runs if r["state_type"] == "COMPLETED"]
+    first, again = sorted(
+        (r for r in flow_runs if r["state_type"] == "COMPLETED"), key=lambda r: r["start_time"]
+    )
+    retake_filter = {"task_runs": {"flow_run_id": {"any_": [again["id"]]}}}
+    retake_tasks = httpx.post(f"{prefect_server}/task_runs/filter", json=retake_filter).json()
+    reads = {task["name"] for task in retake_tasks if task["name"].startswith("transcribe")}
+    assert reads == {"transcribe night (1 scene)"}, "a cached transcript costs no task"
+    run = first
     flows = {
         f["id"]: f["name"] for f in httpx.post(f"{prefect_server}/flows/filter", json={}).json()
     }
