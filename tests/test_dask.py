@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from domain.layout import MODELS
 from testkit.fakes.nvidia_server import FakeNvidia, Faults
 from tests.helpers import DEMO_DIR, assert_clean, nvidia_env, read_manifest, run_cli
 from tests.servers import free_port
@@ -99,21 +100,17 @@ def test_an_existing_cluster_renders_the_same_storyboard_as_threads(
     cli_env: dict[str, str],
 ) -> None:
     """Two worker processes of a cluster started apart from the run; the threaded run to
-    compare with is `storyboard demo` (the same storyboard, the same draft backend)."""
+    compare with is `storyboard demo` (the same storyboard, the same draft backend). A cache
+    of its own (the session's Whisper model linked in): every scene is read and drawn on the
+    workers, none taken from the cache."""
     threaded_run = demo_run[1]
-    result = run_cli(  # --refresh: generated again, on the workers, not taken from the cache
-        [
-            "run",
-            str(DEMO_DIR),
-            "--out",
-            "out",
-            "--task-runner",
-            f"dask={dask_cluster}",
-            "--refresh",
-        ],
-        cli_env,
-        tmp_path,
-    )
+    session_models = Path(cli_env["STORYBOARD_CACHE_DIR"]) / MODELS
+    session_models.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / MODELS).symlink_to(session_models, target_is_directory=True)
+    env = {**cli_env, "STORYBOARD_CACHE_DIR": str(tmp_path / "cache")}
+    command = ["run", str(DEMO_DIR), "--out", "out", "--task-runner", f"dask={dask_cluster}"]
+    result = run_cli(command, env, tmp_path)
     assert result.returncode == 0, result.stderr
     assert_clean(result)
     assert_same_storyboard(tmp_path / "out", threaded_run)
