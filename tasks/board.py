@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from fpdf import FPDF
 from PIL import Image
 
 from clients.cache import write_bytes_atomic
@@ -127,6 +126,8 @@ class Sheet:
     """The PDF being drawn, its geometry, its font and where the next row goes."""
 
     def __init__(self, page: PageSize, font: BoardFont | None) -> None:
+        from fpdf import FPDF  # a third of a second to import: only when a board is drawn
+
         self.pdf = FPDF(orientation="portrait", unit="mm", format=PAGE_FORMATS[page])
         self.pdf.set_auto_page_break(False)
         self.pdf.set_margins(MARGIN, MARGIN)
