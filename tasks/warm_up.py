@@ -1,12 +1,13 @@
 """What a run will load, loaded while its Prefect server starts.
 
 `storyboard run` without a configured server waits seconds for its temporary one. Meanwhile
-the models the run is sure to need are loaded into the process-wide places its steps take
-them from: the Whisper engine (`clients/services.py:load_engine`) when the run will detect
-the storyboard's language or read a recording the cache does not hold, and the safety
-classifier (`clients/safety.py:profanity_classifier`) when those readings will be screened.
-A retake then reads its one recording as soon as the flow starts, instead of first waiting
-for the engine. A failure here is left to the step, which meets it again and reports it.
+what the run will need is loaded: the board's PDF library (a run that changes anything draws
+its board), and, into the process-wide places its steps take them from, the Whisper engine
+(`clients/services.py:load_engine`) when the run will detect the storyboard's language or read
+a recording the cache does not hold, and the safety classifier
+(`clients/safety.py:profanity_classifier`) when those readings will be screened. A retake then
+reads its one recording as soon as the flow starts, instead of first waiting for the engine.
+A failure here is left to the step, which meets it again and reports it.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ def warm_up(opened: OpenedStoryboard, backend: str) -> threading.Thread:
 
     def load() -> None:
         with suppress(Exception):
+            import fpdf  # noqa: F401 - the board's library, imported ahead of the hand-off
+
             if not reads_recordings(opened):
                 return
             settings = opened.settings
