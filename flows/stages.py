@@ -1,4 +1,5 @@
-"""The storyboard flow's stage clock and Dask resources, and its scenes put back together.
+"""The storyboard flow's stage clock, work beside its own, Dask resources, and its scenes put
+back together.
 
 (The fan-out of scene work is `flows/scene_stream.py`.) Nothing here does I/O.
 """
@@ -6,7 +7,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
 
@@ -46,6 +48,15 @@ class StageClock:
 
     def with_total(self) -> dict[str, float]:
         return {**self.seconds, "total": round(time.perf_counter() - self.started, 3)}
+
+
+@contextmanager
+def running_beside(work: Callable[[], object]) -> Iterator[None]:
+    """`work()` on a thread of its own while the body runs, waited for on the way out. What
+    it raises is left to the step that does the same work after it (and meets it again)."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="beside") as pool:
+        pool.submit(work)
+        yield
 
 
 @contextmanager

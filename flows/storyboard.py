@@ -9,6 +9,7 @@ one the run was started with (`flows/runners.py`). The storyboard is opened once
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 from prefect import flow
 
@@ -21,11 +22,17 @@ from flows.artifacts import Progress, publish_run_artifacts
 from flows.runners import current_task_runner, on_dask
 from flows.scene_work import ScenePhase, refreshed_scenes
 from flows.scenes import scenes_made
-from flows.stages import Generated, StageClock, raise_if_refused, scene_outcomes
+from flows.stages import (
+    Generated,
+    StageClock,
+    raise_if_refused,
+    running_beside,
+    scene_outcomes,
+)
 from tasks.assemble import Assembly, assemble, narration_encoded_ahead, scene_cut
 from tasks.cache_bounds import keep_cache_in_bounds, measure_cache
 from tasks.generate import planned_image_model
-from tasks.handoff import hand_off
+from tasks.handoff import board_ahead, hand_off
 from tasks.language import detect_storyboard_language
 from tasks.manifest import write_manifest, write_run_report
 from tasks.opening import OpenedStoryboard, ingest
@@ -125,12 +132,23 @@ def render_storyboard(request: RenderRequest) -> StoryboardResult:
         music=opened.plan.music,
     ) as narration_ahead:
         outcomes, generated = make_scenes(run)
-    with clock.stage("assemble"):
+    cuts = [scene_cut(outcome, assembly.captions_by_word) for outcome in outcomes]
+    cache_dir = run.settings.cache_dir
+    # The board needs the scenes and where they sit, not the video: drawn while it encodes.
+    board = partial(
+        board_ahead,
+        title=opened.plan.title,
+        outcomes=outcomes,
+        cuts=cuts,
+        settings=assembly,
+        cache_dir=cache_dir,
+    )
+    with running_beside(board), clock.stage("assemble"):
         assembled = assemble(
-            cuts=[scene_cut(outcome, assembly.captions_by_word) for outcome in outcomes],
+            cuts=cuts,
             settings=assembly,
             output=setup.target_dir / VIDEO_FILE,
-            cache_dir=run.settings.cache_dir,
+            cache_dir=cache_dir,
             music=opened.plan.music,
             narration_pieces_ahead=narration_ahead.pieces_encoded(),
         )

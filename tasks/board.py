@@ -13,7 +13,7 @@ it falls back to Helvetica, whose Latin-1 shows other characters as '?'.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -21,7 +21,6 @@ from typing import Literal
 from PIL import Image
 
 from clients.cache import write_bytes_atomic
-from domain.report import ScenePaths
 from domain.scene import SceneOutcome, TimelineEntry
 
 PageSize = Literal["a4", "letter"]
@@ -370,17 +369,14 @@ def write_board(
 
 
 def board_scenes(
-    outcomes: Sequence[SceneOutcome],
-    timeline: Sequence[TimelineEntry],
-    published: Mapping[str, ScenePaths],
-    target: Path,
+    outcomes: Sequence[SceneOutcome], timeline: Sequence[TimelineEntry]
 ) -> list[BoardScene]:
-    """The board's panels for a run's scenes, in order, with their published images."""
+    """The board's panels for a run's scenes, in order, with their images (the ones the run
+    publishes, read where they were generated)."""
     spans = {entry.scene_id: entry for entry in timeline}
     panels: list[BoardScene] = []
     for outcome in outcomes:
         span = spans.get(outcome.scene_id)
-        image = published.get(outcome.scene_id, ScenePaths()).image
         panels.append(
             BoardScene(
                 scene_id=outcome.scene_id,
@@ -390,7 +386,7 @@ def board_scenes(
                 status=outcome.status.value,
                 transcript=outcome.transcript.text if outcome.transcript else "",
                 prompt=outcome.prompt,
-                image=target / image if image else None,
+                image=outcome.media.image_path if outcome.media else None,
                 note=outcome.error or outcome.note,
             )
         )

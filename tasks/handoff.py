@@ -1,11 +1,15 @@
 """Hand-off: what goes to editors and to the review meeting, beside the video.
 
 Editor timelines (`tasks/editorial.py`: `storyboard.otio`, and FCP XML and EDL as
-`assembly.exports` asks) and the printable board (`tasks/board.py`: `storyboard.pdf`).
+`assembly.exports` asks) and the printable board (`tasks/board.py`: `storyboard.pdf`), which
+needs only the scenes and the timeline: the flow draws it into the assembly store while the
+video encodes (`drawn_board`), and the hand-off copies it into the target once the video is
+there.
 """
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -14,12 +18,14 @@ from PIL import Image
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from clients.cache import content_key
+from clients.cache import atomic_path, content_key
 from configs.settings import AssemblySettings
 from domain.layout import ASSEMBLY, BOARD_FILE
 from domain.report import ScenePaths
 from domain.scene import SceneOutcome, TimelineEntry
+from tasks.assembly.render import planned_timeline
 from tasks.assembly.store import AssemblyStore, file_digest
+from tasks.assembly.timeline import SceneCut
 from tasks.board import STILL_MAX_PX, BoardScene, board_scenes, write_board
 from tasks.editorial import editorial_timeline, write_editorial_files
 
@@ -49,17 +55,45 @@ def hand_off(
         video_duration_s=duration,
     )
     written = write_editorial_files(cut, target, settings.exports)
-    panels = board_scenes(outcomes, timeline, published, target)
+    board = drawn_board(title, outcomes, timeline, settings, cache_dir)
+    with atomic_path(target / BOARD_FILE) as temporary:
+        shutil.copyfile(board, temporary)
+    return [*written, target / BOARD_FILE]
+
+
+def drawn_board(
+    title: str,
+    outcomes: Sequence[SceneOutcome],
+    timeline: Sequence[TimelineEntry],
+    settings: AssemblySettings,
+    cache_dir: Path,
+) -> Path:
+    """The board of these scenes where they sit, in the assembly store: drawn now unless the
+    same board was drawn before (the flow draws it while the video encodes, and the hand-off
+    then finds it)."""
+    panels = board_scenes(outcomes, timeline)
     key = board_key(title, panels, settings.fps, settings.board_page)
     store = AssemblyStore(cache_dir / ASSEMBLY)
-    panels = [replace(panel, image=_still(store, panel.image)) for panel in panels]
-    store.reuse_or_make(
-        "boards",
-        key,
-        target / BOARD_FILE,
-        lambda made: write_board(made, title, panels, settings.fps, settings.board_page),
-    )
-    return [*written, target / BOARD_FILE]
+
+    def draw(made: Path) -> None:
+        stills = [replace(panel, image=_still(store, panel.image)) for panel in panels]
+        write_board(made, title, stills, settings.fps, settings.board_page)
+
+    return store.find_or_make("boards", key, ".pdf", draw)
+
+
+def board_ahead(
+    title: str,
+    outcomes: Sequence[SceneOutcome],
+    cuts: Sequence[SceneCut],
+    settings: AssemblySettings,
+    cache_dir: Path,
+) -> Path:
+    """The board drawn before the video is encoded: where each scene will sit comes from its
+    narration (`planned_timeline`), as the assembly's own timeline does."""
+    store = AssemblyStore(cache_dir / ASSEMBLY)
+    timeline = planned_timeline(cuts, settings, store)
+    return drawn_board(title, outcomes, timeline, settings, cache_dir)
 
 
 def _still(store: AssemblyStore, image: Path | None) -> Path | None:

@@ -41,14 +41,12 @@ def warm_up(opened: OpenedStoryboard, backend: str) -> threading.Thread:
     the thread doing it (joined at exit)."""
 
     def load() -> None:
-        with suppress(Exception):
-            import fpdf  # noqa: F401 - the board's library, imported ahead of the hand-off
-
-            if not reads_recordings(opened):
-                return
-            settings = opened.settings
-            load_engine(settings.transcription, settings.cache_dir / MODELS)
-            _classifier_of(opened, backend)()
+        with suppress(Exception):  # in the order the run needs them
+            if reads_recordings(opened):
+                settings = opened.settings
+                load_engine(settings.transcription, settings.cache_dir / MODELS)
+                _classifier_of(opened, backend)()
+            import fpdf  # noqa: F401 - the board's library, for the hand-off
 
     thread = threading.Thread(target=load, name="warm up", daemon=False)
     thread.start()

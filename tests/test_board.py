@@ -7,14 +7,21 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from PIL import Image, ImageDraw, ImageStat
 
 import tasks.board as board
-from domain.report import ScenePaths
-from domain.scene import Recording, SceneOutcome, SceneStatus, TimelineEntry, Transcript
+from domain.scene import (
+    GeneratedMedia,
+    Recording,
+    SceneOutcome,
+    SceneStatus,
+    TimelineEntry,
+    Transcript,
+)
 from tasks.board import BoardScene, PageSize, board_scenes, timecode, write_board
 
 POPPLER = ("pdfinfo", "pdftotext", "pdftoppm")
@@ -229,8 +236,10 @@ def test_board_scenes_map_a_runs_outcomes(tmp_path: Path) -> None:
         transcript = Transcript("en", 1.0, text, text, (), 2.0, False, 0.1)
         return SceneOutcome(recording, status, transcript, prompt=f"prompt {scene_id}")
 
+    image = tmp_path / "cache" / "a.png"
+    made = GeneratedMedia(image, tmp_path / "cache" / "a.mp4", 1, "draft-model", "draft")
     outcomes = [
-        outcome("a", 1, SceneStatus.OK, "Hello."),
+        replace(outcome("a", 1, SceneStatus.OK, "Hello."), media=made),
         SceneOutcome(
             Recording("b", 2, tmp_path / "b.wav", "src", "0" * 64),
             SceneStatus.FAILED,
@@ -238,11 +247,8 @@ def test_board_scenes_map_a_runs_outcomes(tmp_path: Path) -> None:
         ),
     ]
     timeline = [TimelineEntry("a", 0.0, 2.0)]
-    published = {"a": ScenePaths(image="scenes/a.png"), "b": ScenePaths()}
-    first, second = board_scenes(outcomes, timeline, published, tmp_path)
-    assert first == BoardScene(
-        "a", 1, 0.0, 2.0, "ok", "Hello.", "prompt a", tmp_path / "scenes" / "a.png"
-    )
+    first, second = board_scenes(outcomes, timeline)
+    assert first == BoardScene("a", 1, 0.0, 2.0, "ok", "Hello.", "prompt a", image)
     assert (second.image, second.start_s, second.status, second.note) == (
         None,
         None,

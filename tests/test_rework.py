@@ -40,6 +40,9 @@ def test_rerun_re_encodes_only_what_changed_and_drops_deleted_scenes(
         "narration_chunks_encoded": 1,
     }
     length = probe(target / "storyboard.mp4").duration_s
+    boards = cache / "assembly" / "boards"
+    (board,) = boards.rglob("*.pdf")  # the board drawn while the video encoded, handed off
+    assert board.read_bytes() == (target / "storyboard.pdf").read_bytes()
 
     unchanged = run_cli(command, cli_env, tmp_path)
     assert unchanged.returncode == 0, unchanged.stderr
@@ -80,6 +83,7 @@ def test_rerun_re_encodes_only_what_changed_and_drops_deleted_scenes(
         "a retake of another length costs its own segment only"
     )
     spans = read_manifest(target).set_index("scene_id")
+    assert len(list(boards.rglob("*.pdf"))) == 3, "one board for each storyboard, no other"
     assert spans.loc["3 river", "start_s"] != river_at
     assert spans.loc["1 dawn", "end_s"] == pytest.approx(
         spans.loc["1 dawn", "audio_duration_s"], abs=1 / 24

@@ -205,6 +205,27 @@ def encode_narration_ahead(
         return encode_narration(narrations, settings, music, store, Path(folder))[1]
 
 
+def scene_timeline(
+    cuts: Sequence[SceneCut], frame_counts: Sequence[int], fps: int
+) -> list[TimelineEntry]:
+    """Where each scene sits in the video: its span on the frame grid."""
+    spans = timeline_frames(frame_counts, fps)
+    return [
+        TimelineEntry(scene_id=cut.scene_id, start_s=round(start, 3), end_s=round(end, 3))
+        for cut, (start, end, _) in zip(cuts, spans, strict=True)
+    ]
+
+
+def planned_timeline(
+    cuts: Sequence[SceneCut], settings: AssemblySettings, store: AssemblyStore
+) -> list[TimelineEntry]:
+    """The timeline `assemble_storyboard` gives `cuts`, known before a frame is encoded (each
+    scene's narration levelled into `store`, where the assembly finds it)."""
+    narrations = [scene_narration(cut, settings, store) for cut in cuts]
+    frame_counts = [narration.frames(settings) for narration in narrations]
+    return scene_timeline(cuts, frame_counts, settings.fps)
+
+
 def assemble_storyboard(
     cuts: Sequence[SceneCut],
     settings: AssemblySettings,
@@ -219,7 +240,6 @@ def assemble_storyboard(
         store = store or AssemblyStore(work / "store")
         narrations = [scene_narration(cut, settings, store) for cut in cuts]
         frame_counts = [narration.frames(settings) for narration in narrations]
-        spans = timeline_frames(frame_counts, settings.fps)
         # The narration encodes beside the pictures: neither waits for the other's encoder.
         with ThreadPoolExecutor(max_workers=1) as beside:
             narrated = beside.submit(encode_narration, narrations, settings, music, store, work)
@@ -228,8 +248,5 @@ def assemble_storyboard(
         joined = work / "storyboard.mp4"
         join_segments(segments, track, joined)
         joined.replace(output)
-    timeline = [
-        TimelineEntry(scene_id=cut.scene_id, start_s=round(start, 3), end_s=round(end, 3))
-        for cut, (start, end, _) in zip(cuts, spans, strict=True)
-    ]
+    timeline = scene_timeline(cuts, frame_counts, settings.fps)
     return Assembly(timeline, encoded, len(cuts) - encoded, pieces)

@@ -148,19 +148,26 @@ class AssemblyStore:
             shutil.move(made, temporary)
         return destination
 
+    def find_or_make(
+        self, kind: str, key: str, suffix: str, make: Callable[[Path], object]
+    ) -> Path:
+        """The stored file of `key`, made by `make(path)` and kept when there is none."""
+        found = self.find(kind, key, suffix)
+        if found is not None:
+            return found
+        self.root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".make-", dir=self.root) as work:
+            made = Path(work) / f"made{suffix}"
+            make(made)
+            return self.keep(kind, key, suffix, made)
+
     def reuse_or_make(
         self, kind: str, key: str, destination: Path, make: Callable[[Path], object]
     ) -> bool:
         """`destination` copied from the store when `key` is there, else made by
         `make(path)`, kept and copied; whether it was reused."""
-        suffix = destination.suffix
-        found = self.find(kind, key, suffix)
-        reused = found is not None
-        if found is None:
-            with tempfile.TemporaryDirectory(prefix=".make-", dir=destination.parent) as work:
-                made = Path(work) / destination.name
-                make(made)
-                found = self.keep(kind, key, suffix, made)
+        reused = self.find(kind, key, destination.suffix) is not None
+        found = self.find_or_make(kind, key, destination.suffix, make)
         with atomic_path(destination) as temporary:
             shutil.copyfile(found, temporary)
         return reused
