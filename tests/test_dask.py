@@ -94,16 +94,12 @@ def assert_same_storyboard(dask_out: Path, threaded_out: Path) -> None:
 
 
 def test_an_existing_cluster_renders_the_same_storyboard_as_threads(
-    dask_cluster: str,
-    demo_run: tuple[subprocess.CompletedProcess[str], Path],
-    tmp_path: Path,
-    cli_env: dict[str, str],
+    dask_cluster: str, tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
-    """Two worker processes of a cluster started apart from the run; the threaded run to
-    compare with is `storyboard demo` (the same storyboard, the same draft backend). A cache
-    of its own (the session's Whisper model linked in): every scene is read and drawn on the
-    workers, none taken from the cache."""
-    threaded_run = demo_run[1]
+    """Two worker processes of a cluster started apart from the run, on a cache of its own
+    (the session's Whisper model linked in): every scene is read and drawn on the workers.
+    Then the same storyboard on threads, its pictures drawn again (`--refresh`) from the
+    transcripts the workers read: the same manifest and the same pictures."""
     session_models = Path(cli_env["STORYBOARD_CACHE_DIR"]) / MODELS
     session_models.mkdir(parents=True, exist_ok=True)
     (tmp_path / "cache").mkdir()
@@ -113,11 +109,14 @@ def test_an_existing_cluster_renders_the_same_storyboard_as_threads(
     result = run_cli(command, env, tmp_path)
     assert result.returncode == 0, result.stderr
     assert_clean(result)
-    assert_same_storyboard(tmp_path / "out", threaded_run)
     report = pd.read_json(tmp_path / "out" / "run.json", typ="series")
     assert report["task_runner"] == f"dask={dask_cluster}"
     ran = task_prefixes(dask_cluster)
     assert {"transcribe", "generate"} <= ran, ran
+
+    threaded = run_cli(["run", str(DEMO_DIR), "--out", "threaded", "--refresh"], env, tmp_path)
+    assert threaded.returncode == 0, threaded.stderr
+    assert_same_storyboard(tmp_path / "out", tmp_path / "threaded")
 
 
 def test_every_worker_draws_from_one_request_budget(
