@@ -78,8 +78,9 @@ class YuvPaint:
 
 def yuv_paint(rgba: np.ndarray[Any, np.dtype[np.uint8]]) -> YuvPaint:
     """A drawn RGBA picture (even width and height) as paint: each chroma sample takes the
-    colour its four pixels are painted with, weighted by how much each is covered, so the
-    result is the 4:2:0 of compositing in RGB."""
+    colour its four pixels are painted with, weighted by how much each is covered. Luma is
+    what compositing in RGB gives; chroma too where a block is covered evenly, and within a
+    few levels where an antialiased edge crosses a colour edge of the frame in one block."""
     colour, alpha = rgba[..., :3].astype(np.float32), rgba[..., 3].astype(np.float32) / 255.0
     y, u, v = _yuv_of(colour)
     alpha_c = _block_mean(alpha)
