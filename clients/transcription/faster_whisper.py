@@ -36,6 +36,11 @@ threads once, when it first samples, from the seed set last: set before every mo
 made, a process that reads the same recordings in the same order reads the same words."""
 
 
+SHARED_WINDOW_S = 60.0
+"""Speech up to this long has its language detected in the window its reading encodes."""
+WHISPER_RATE = 16_000
+
+
 class FasterWhisperEngine:
     """faster-whisper behind a lock: one CTranslate2 model, any number of calling threads."""
 
@@ -96,9 +101,16 @@ class FasterWhisperEngine:
     def language_odds(self, audio: np.ndarray[Any, np.dtype[np.float32]]) -> LanguageOdds:
         """Detected on the first window exactly as `transcribe` encodes it (its last feature
         frame left out, as Whisper's decoding loop leaves it), so that a reading of the same
-        audio that follows reuses the encoder's pass."""
+        audio that follows reuses the encoder's pass. That window's features depend on the
+        whole audio (Whisper scales them by their loudest): audio longer than
+        `SHARED_WINDOW_S` is detected on its first 30 s alone, as faster-whisper does, rather
+        than paying its whole length's features twice to share one window."""
         from faster_whisper.audio import pad_or_trim
 
+        if len(audio) > SHARED_WINDOW_S * WHISPER_RATE:
+            with self._lock:
+                _, _, odds = self._model.detect_language(audio)
+            return tuple((str(language), float(probability)) for language, probability in odds)
         with self._lock:
             features = self._model.feature_extractor(audio)
             window = pad_or_trim(features[:, : max(1, features.shape[-1] - 1)])
