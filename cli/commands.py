@@ -301,7 +301,7 @@ def command_transcribe(
     overrides = {"transcription": {key: value for key, value in chosen.items() if value}}
     opened = open_storyboard(source, load_settings(config, overrides))
     plan, settings = opened.plan, opened.settings
-    cache = CacheLocation(settings.cache_dir, settings.shared_cache)
+    cache = CacheLocation.of(settings)
     recordings = list(plan.recordings)
     named = opened.named_language
     language, _ = cached_storyboard_language(recordings, settings.transcription, cache, named)

@@ -16,6 +16,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -70,6 +71,12 @@ def atomic_path(destination: Path) -> Iterator[Path]:
         temp_path.replace(destination)
     finally:
         temp_path.unlink(missing_ok=True)
+
+
+def copy_atomic(source: Path, destination: Path) -> None:
+    """`source` copied to `destination`, which never holds half of it."""
+    with atomic_path(destination) as temporary:
+        shutil.copyfile(source, temporary)
 
 
 def write_bytes_atomic(destination: Path, data: bytes) -> None:

@@ -14,16 +14,24 @@ from __future__ import annotations
 
 import mimetypes
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
-from clients.cache import ContentCache, atomic_path, current_umask, write_bytes_atomic
+from clients.cache import (
+    ContentCache,
+    atomic_path,
+    copy_atomic,
+    current_umask,
+    write_bytes_atomic,
+)
 from domain.errors import ConfigurationError, StorageError, is_disk_full
 from domain.layout import WRITE_CHECK
+
+if TYPE_CHECKING:
+    from configs.settings import Settings
 
 CONTENT_TYPES = {
     ".mp4": "video/mp4",
@@ -136,16 +144,14 @@ class LocalStorage:
         return ()  # a file being copied here is already listed, under its own or a temporary name
 
     def download(self, name: str, destination: Path) -> None:
-        with atomic_path(destination) as temporary:
-            shutil.copyfile(self._path(name), temporary)
+        copy_atomic(self._path(name), destination)
 
     def read_bytes(self, name: str) -> bytes | None:
         path = self._path(name)
         return path.read_bytes() if path.is_file() else None
 
     def upload(self, source: Path, name: str) -> None:
-        with atomic_path(self._path(name)) as temporary:
-            shutil.copyfile(source, temporary)
+        copy_atomic(source, self._path(name))
 
     def write_bytes(self, name: str, data: bytes) -> None:
         write_bytes_atomic(self._path(name), data)
@@ -375,6 +381,11 @@ class CacheLocation:
 
     local: Path
     shared: str | None = None
+
+    @classmethod
+    def of(cls, settings: Settings) -> CacheLocation:
+        """The cache a run under `settings` uses."""
+        return cls(settings.cache_dir, settings.shared_cache)
 
     def open(self) -> ContentCache:
         return ContentCache(self.local, open_storage(self.shared) if self.shared else None)

@@ -9,7 +9,6 @@ there.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -18,7 +17,7 @@ from PIL import Image
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from clients.cache import atomic_path, content_key
+from clients.cache import content_key, copy_atomic
 from configs.settings import AssemblySettings
 from domain.layout import ASSEMBLY, BOARD_FILE
 from domain.report import ScenePaths
@@ -56,8 +55,7 @@ def hand_off(
     )
     written = write_editorial_files(cut, target, settings.exports)
     board = drawn_board(title, outcomes, timeline, settings, cache_dir)
-    with atomic_path(target / BOARD_FILE) as temporary:
-        shutil.copyfile(board, temporary)
+    copy_atomic(board, target / BOARD_FILE)
     return [*written, target / BOARD_FILE]
 
 

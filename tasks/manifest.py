@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -13,7 +12,7 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from clients.cache import atomic_path, write_text_atomic
+from clients.cache import atomic_path, copy_atomic, write_text_atomic
 from clients.media.video import clip_shape
 from clients.storage import safe_name
 from domain.layout import MANIFEST_FILE, RUN_FILE, SRT_FILE, VTT_FILE, ReviewEntry
@@ -79,11 +78,6 @@ def real_folder(root: Path, relative: str) -> Path:
     return folder
 
 
-def _copy_atomic(source: Path, destination: Path) -> None:
-    with atomic_path(destination) as temporary:
-        shutil.copyfile(source, temporary)
-
-
 def publish_scene_files(outcomes: Sequence[SceneOutcome], target: Path) -> dict[str, ScenePaths]:
     """Copy each generated image and clip to `scenes/<scene_id>/` under `target`."""
     published: dict[str, ScenePaths] = {}
@@ -97,8 +91,8 @@ def publish_scene_files(outcomes: Sequence[SceneOutcome], target: Path) -> dict[
         real_folder(target, folder.as_posix())
         image = folder / f"image{media.image_path.suffix}"
         clip = folder / "clip.mp4"
-        _copy_atomic(media.image_path, target / image)
-        _copy_atomic(media.clip_path, target / clip)
+        copy_atomic(media.image_path, target / image)
+        copy_atomic(media.clip_path, target / clip)
         published[outcome.scene_id] = ScenePaths(image=image.as_posix(), clip=clip.as_posix())
     return published
 

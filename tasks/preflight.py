@@ -153,7 +153,7 @@ def preflight(
         backend=backend,
         target=target,
         target_dir=target_dir,
-        cache=CacheLocation(settings.cache_dir, settings.shared_cache),
+        cache=CacheLocation.of(settings),
         shared_limit=shared_limit,
         paid=paid,
         previous_outputs=previous_outputs(target),

@@ -271,8 +271,7 @@ def reads_any(
 ) -> bool:
     """Whether transcribing `recordings` will read any of them (one is not in the cache)."""
     return any(
-        not recording.problem
-        and cache.get_json(CACHE_NAMESPACE, _cache_key(recording, settings, language)) is None
+        not recording.problem and known_transcript(cache, recording, settings, language) is None
         for recording in recordings
     )
 

@@ -30,7 +30,7 @@ def reads_recordings(opened: OpenedStoryboard) -> bool:
     a recording is not in the transcript cache."""
     settings = opened.settings
     recordings = list(opened.plan.recordings)
-    cache = CacheLocation(settings.cache_dir, settings.shared_cache)
+    cache = CacheLocation.of(settings)
     named = opened.named_language
     language = known_storyboard_language(recordings, settings.transcription, cache, named)
     return language is None or reads_any(cache.open(), recordings, settings.transcription, language)

@@ -38,7 +38,6 @@ made, a process that reads the same recordings in the same order reads the same 
 
 SHARED_WINDOW_S = 60.0
 """Speech up to this long has its language detected in the window its reading encodes."""
-WHISPER_RATE = 16_000
 
 
 class FasterWhisperEngine:
@@ -107,7 +106,7 @@ class FasterWhisperEngine:
         than paying its whole length's features twice to share one window."""
         from faster_whisper.audio import pad_or_trim
 
-        if len(audio) > SHARED_WINDOW_S * WHISPER_RATE:
+        if len(audio) > SHARED_WINDOW_S * self._model.feature_extractor.sampling_rate:
             with self._lock:
                 _, _, odds = self._model.detect_language(audio)
             return tuple((str(language), float(probability)) for language, probability in odds)

