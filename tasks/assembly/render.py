@@ -96,7 +96,9 @@ def render_scene(
                 frame = frame.blend(next_frame, (index - (frame_count - fade) + 1) / (fade + 1))
             yield frame.planes()
 
-    encoding = VideoEncoding(preset=settings.video_preset, crf=settings.video_crf)
+    # One encoder thread a segment (several segments encode at once): its bytes are then a
+    # function of its frames, so a segment kept from an earlier run equals one encoded now.
+    encoding = VideoEncoding(preset=settings.video_preset, crf=settings.video_crf, bit_exact=True)
     write_planes(frames(), (settings.width, settings.height), fps, output, encoding)
 
 
