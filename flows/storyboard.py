@@ -29,12 +29,13 @@ from flows.stages import (
     running_beside,
     scene_outcomes,
 )
-from tasks.assemble import Assembly, assemble, narration_encoded_ahead, scene_cut
+from tasks.assemble import Assembly, assemble, scene_cut
 from tasks.cache_bounds import keep_cache_in_bounds, measure_cache
 from tasks.generate import planned_image_model
 from tasks.handoff import board_ahead, hand_off
 from tasks.language import detect_storyboard_language
 from tasks.manifest import write_manifest, write_run_report
+from tasks.narration_ahead import narration_encoded_ahead, narration_of
 from tasks.opening import OpenedStoryboard, ingest
 from tasks.preflight import RunSetup, preflight
 from tasks.publish import publish, run_outputs
@@ -124,13 +125,7 @@ def render_storyboard(request: RenderRequest) -> StoryboardResult:
     progress = Progress(opened.plan.name, steps=2 * len(opened.plan.recordings) + 1)
     run = StoryboardRun(request, opened, setup, clock, progress, cache_before)
     assembly = run.settings.assembly
-    with narration_encoded_ahead(
-        recordings=opened.plan.recordings,
-        settings=assembly,
-        cache_dir=run.settings.cache_dir,
-        max_recording_s=run.settings.transcription.max_recording_s,
-        music=opened.plan.music,
-    ) as narration_ahead:
+    with narration_encoded_ahead(narration_of(opened)) as narration_ahead:
         outcomes, generated = make_scenes(run)
     cuts = [scene_cut(outcome, assembly.captions_by_word) for outcome in outcomes]
     cache_dir = run.settings.cache_dir

@@ -7,6 +7,8 @@ its board), and, into the process-wide places its steps take them from, the Whis
 a recording the cache does not hold, and the safety classifier
 (`clients/safety.py:profanity_classifier`) when those readings will be screened. A retake then
 reads its one recording as soon as the flow starts, instead of first waiting for the engine.
+The narration starts encoding into the assembly store too (`tasks/narration_ahead.py`), at a
+lower priority, for the flow to take over.
 A failure here is left to the step, which meets it again and reports it.
 """
 
@@ -20,6 +22,7 @@ from clients.services import load_engine
 from clients.storage import CacheLocation
 from domain.layout import MODELS
 from tasks.language import known_storyboard_language
+from tasks.narration_ahead import begin_narration, narration_of
 from tasks.opening import OpenedStoryboard
 from tasks.safety import safety_screen
 from tasks.transcribe import reads_any
@@ -39,6 +42,7 @@ def reads_recordings(opened: OpenedStoryboard) -> bool:
 def warm_up(opened: OpenedStoryboard, backend: str) -> threading.Thread:
     """Start loading, in the background, what the run of `opened` on `backend` will need;
     the thread doing it (joined at exit)."""
+    begin_narration(narration_of(opened))
 
     def load() -> None:
         with suppress(Exception):  # in the order the run needs them

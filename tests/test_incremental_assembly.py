@@ -16,11 +16,11 @@ from configs.settings import AssemblySettings
 from domain.layout import ASSEMBLY
 from domain.media import ClipRequest, ImageRequest
 from domain.scene import Recording, Segment
-from tasks.assemble import narration_encoded_ahead
 from tasks.assembly.render import assemble_storyboard
 from tasks.assembly.store import AssemblyStore
 from tasks.assembly.timeline import SceneCut
 from tasks.ingest import file_sha256
+from tasks.narration_ahead import NarrationSource, begin_narration, narration_encoded_ahead
 from tests.helpers import write_wav
 
 SETTINGS = AssemblySettings(fps=12, width=320, height=180)
@@ -215,7 +215,7 @@ def test_the_narration_encoded_ahead_is_what_the_assembly_finds_ready(tmp_path: 
     # the last recording (2.5 s) is longer than the transcription takes: refused, silent
     cuts[3] = dataclasses.replace(cuts[3], narration=None, clip_path=None)
     cache = tmp_path / "cache"
-    with narration_encoded_ahead(recordings, SETTINGS, cache, max_recording_s=2.2) as ahead:
+    with narration_encoded_ahead(NarrationSource(tuple(recordings), SETTINGS, cache, 2.2)) as ahead:
         pass
     assert ahead.pieces_encoded() == 1
     store = AssemblyStore(cache / ASSEMBLY)
@@ -224,9 +224,13 @@ def test_the_narration_encoded_ahead_is_what_the_assembly_finds_ready(tmp_path: 
 
     retake = write_wav(tmp_path / "retake.wav", 1.9, 700)
     recordings[1] = dataclasses.replace(recordings[1], path=retake, sha256=file_sha256(retake))
-    with narration_encoded_ahead(recordings, SETTINGS, cache, max_recording_s=2.2) as again:
+    # begun before the flow (while the Prefect server starts), then taken over by it
+    begun = begin_narration(NarrationSource(tuple(recordings), SETTINGS, cache, 2.2))
+    assert begun.future is not None
+    begun.future.result()
+    with narration_encoded_ahead(NarrationSource(tuple(recordings), SETTINGS, cache, 2.2)) as again:
         pass
-    assert again.pieces_encoded() == 1
+    assert again.pieces_encoded() == 1, "the piece encoded before the flow is counted in it"
     cuts[1] = dataclasses.replace(cuts[1], narration=retake, narration_sha256=file_sha256(retake))
     after = assemble_storyboard(cuts, SETTINGS, tmp_path / "w.mp4", store=store)
     assert (after.narration_pieces_encoded, after.segments_encoded) == (0, 1)

@@ -23,7 +23,7 @@ from clients.media.video import Plane, VideoEncoding, write_planes
 from clients.media.yuv import YuvFrame
 from configs.settings import AssemblySettings, FitMethod
 from domain.scene import TimelineEntry
-from tasks.assembly.aac import encoded_chunks, splice_chunks
+from tasks.assembly.aac import Chunk, encoded_chunks, splice_chunks
 from tasks.assembly.mux import encode_track, join_segments
 from tasks.assembly.narration import SceneNarration, scene_narration, write_narration_track
 from tasks.assembly.overlay import first_frame, ken_burns, overlay, scene_label, scene_sources
@@ -171,6 +171,33 @@ def scene_segments(
     return [path for path in found if path is not None], len(missing)
 
 
+def _music_track(
+    narrations: Sequence[SceneNarration],
+    settings: AssemblySettings,
+    music: Path,
+    store: AssemblyStore,
+    work: Path,
+) -> tuple[Path, int]:
+    """The narration over the music, encoded whole (1 piece) unless the store holds it."""
+    key = track_key([narration.key for narration in narrations], music, settings)
+    if (found := store.find("tracks", key, ".m4a")) is not None:
+        return found, 0
+    wav, encoded = work / "narration.wav", work / "narration.m4a"
+    write_narration_track(narrations, settings, wav)
+    encode_track(wav, settings, encoded, music)
+    return store.keep("tracks", key, ".m4a", encoded), 1
+
+
+def _narration_chunks(
+    narrations: Sequence[SceneNarration],
+    settings: AssemblySettings,
+    store: AssemblyStore,
+    work: Path,
+) -> tuple[list[tuple[Chunk, Path]], int]:
+    pcm = b"".join(narration.pcm.read_bytes() for narration in narrations)
+    return encoded_chunks(pcm, settings, store, work)
+
+
 def encode_narration(
     narrations: Sequence[SceneNarration],
     settings: AssemblySettings,
@@ -181,16 +208,10 @@ def encode_narration(
     """The encoded narration track, and how many pieces of it were encoded now: chunks that
     splice without a seam (`tasks/assembly/aac.py`), or with music under the narration, the
     whole track."""
-    wav, encoded = work / "narration.wav", work / "narration.m4a"
     if music is not None:
-        key = track_key([narration.key for narration in narrations], music, settings)
-        if (found := store.find("tracks", key, ".m4a")) is not None:
-            return found, 0
-        write_narration_track(narrations, settings, wav)
-        encode_track(wav, settings, encoded, music)
-        return store.keep("tracks", key, ".m4a", encoded), 1
-    pcm = b"".join(narration.pcm.read_bytes() for narration in narrations)
-    chunks, made = encoded_chunks(pcm, settings, store, work)
+        return _music_track(narrations, settings, music, store, work)
+    chunks, made = _narration_chunks(narrations, settings, store, work)
+    encoded = work / "narration.m4a"
     splice_chunks(chunks, encoded)
     return encoded, made
 
@@ -198,13 +219,16 @@ def encode_narration(
 def encode_narration_ahead(
     cuts: Sequence[SceneCut], settings: AssemblySettings, music: Path | None, store: AssemblyStore
 ) -> int:
-    """The narration of `cuts` levelled and encoded into `store` before the assembly asks for
-    it, which then finds it there when its cuts play the same recordings; how many pieces
-    were encoded."""
+    """The pieces of the narration of `cuts` levelled and encoded into `store` before the
+    assembly asks for them, which then finds them there when its cuts play the same
+    recordings; how many pieces were encoded."""
     store.root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".narration-", dir=store.root) as folder:
+        work = Path(folder)
         narrations = [scene_narration(cut, settings, store) for cut in cuts]
-        return encode_narration(narrations, settings, music, store, Path(folder))[1]
+        if music is not None:
+            return _music_track(narrations, settings, music, store, work)[1]
+        return _narration_chunks(narrations, settings, store, work)[1]
 
 
 def scene_timeline(
