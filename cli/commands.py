@@ -81,7 +81,7 @@ def command_run(
     settings = opened.settings
     backend, target_uri = _checked_run(opened, target, backend_name, only)
     announce_backend(backend)
-    warm_up(opened, backend)  # while the Prefect server starts
+    warming = warm_up(opened, backend)  # while the Prefect server starts
     quiet_prefect_console()
     with prefect_api_for(runner, server):
         result = storyboard.with_options(task_runner=build_task_runner(runner, settings))(
@@ -94,6 +94,7 @@ def command_run(
             source_fingerprint=source_fingerprint,
             approve_all=approval == "all",
             opened=opened,
+            cache_bytes_before=warming.cache_bytes_before,
         )
     report = result.report
     total = sum(report.scenes.values())

@@ -74,8 +74,8 @@ def touch(path: Path) -> None:
 
 def _entry(namespace: str, path: Path) -> CacheEntry | None:
     """An entry's size and last use: the newest time among its files and its folder."""
-    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
     try:
+        files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
         stats = [file.stat() for file in files]
         used = max([path.stat().st_mtime, *(s.st_mtime for s in stats)])
     except OSError:
@@ -83,16 +83,32 @@ def _entry(namespace: str, path: Path) -> CacheEntry | None:
     return CacheEntry(namespace, path, sum(s.st_size for s in stats), used)
 
 
+def _listing(folder: Path) -> list[Path]:
+    """What `folder` holds now; nothing when it went meanwhile (another run's work folder)."""
+    try:
+        return list(folder.iterdir())
+    except OSError:
+        return []
+
+
+def _stored_files(root: Path) -> Iterator[Path]:
+    """The assembly store's files, not those of a work folder or file being written beside
+    them (their names start with a dot), nor any that go while they are listed."""
+    for folder, subfolders, files in os.walk(root):  # what goes meanwhile is skipped
+        subfolders[:] = [name for name in subfolders if not name.startswith(".")]
+        yield from (Path(folder) / name for name in files if not name.startswith("."))
+
+
 def _entry_paths(cache_dir: Path, namespace: str) -> Iterator[Path]:
     root = cache_dir / namespace
     if not root.is_dir() or root.is_symlink():
         return
     if namespace == ASSEMBLY:
-        yield from (p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+        yield from _stored_files(root)
     elif namespace in REBUILDABLE_NAMESPACES:
-        yield from (p for p in root.iterdir() if p.is_dir())
+        yield from (p for p in _listing(root) if p.is_dir())
     else:  # <namespace>/<key[:2]>/<key>/
-        yield from (p for shard in root.iterdir() if shard.is_dir() for p in shard.iterdir())
+        yield from (p for shard in _listing(root) if shard.is_dir() for p in _listing(shard))
 
 
 def cache_entries(cache_dir: Path, include_generated: bool = False) -> list[CacheEntry]:

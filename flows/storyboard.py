@@ -67,6 +67,7 @@ class RenderRequest:
     source_fingerprint: str | None = None
     approve_all: bool = False
     opened: OpenedStoryboard | None = None
+    cache_bytes_before: int | None = None
 
 
 @dataclass(frozen=True)
@@ -96,10 +97,12 @@ def storyboard(
     source_fingerprint: str | None = None,
     approve_all: bool = False,
     opened: OpenedStoryboard | None = None,
+    cache_bytes_before: int | None = None,
 ) -> StoryboardResult:
     """Render the storyboard at `source` into `target` (a folder or an S3 prefix), the only
     run writing `target` meanwhile. `opened`: the storyboard, when the command that starts
-    the run has opened it already (a deployment passes only `source`)."""
+    the run has opened it already (a deployment passes only `source`); `cache_bytes_before`:
+    the local cache's size when that command began, before its warm-up wrote to it."""
     request = RenderRequest(
         source=source,
         target=target,
@@ -110,6 +113,7 @@ def storyboard(
         source_fingerprint=source_fingerprint,
         approve_all=approve_all,
         opened=opened,
+        cache_bytes_before=cache_bytes_before,
     )
     with target_held(target), holding(settings.cache_dir):
         return render_storyboard(request)
@@ -118,7 +122,9 @@ def storyboard(
 def render_storyboard(request: RenderRequest) -> StoryboardResult:
     """The flow's steps, in order."""
     clock = StageClock()
-    cache_before = measure_cache(request.settings.cache_dir)
+    cache_before = request.cache_bytes_before
+    if cache_before is None:
+        cache_before = measure_cache(request.settings.cache_dir)
     with clock.stage("ingest"):
         opened = ingest(request.source, request.settings, request.opened)
     setup = preflight(opened, request.target, request.backend, request.only, on_dask())

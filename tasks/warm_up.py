@@ -17,10 +17,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from contextlib import suppress
+from dataclasses import dataclass
 
 from clients.services import load_engine
 from clients.storage import CacheLocation
 from domain.layout import MODELS
+from tasks.cache_bounds import cache_bytes
 from tasks.language import known_storyboard_language
 from tasks.narration_ahead import begin_narration, narration_of
 from tasks.opening import OpenedStoryboard
@@ -39,9 +41,18 @@ def reads_recordings(opened: OpenedStoryboard) -> bool:
     return language is None or reads_any(cache.open(), recordings, settings.transcription, language)
 
 
-def warm_up(opened: OpenedStoryboard, backend: str) -> threading.Thread:
-    """Start loading, in the background, what the run of `opened` on `backend` will need;
-    the thread doing it (joined at exit)."""
+@dataclass(frozen=True)
+class WarmUp:
+    loading: threading.Thread
+    """The thread loading (joined at exit)."""
+    cache_bytes_before: int
+    """What the local cache held before the warm-up wrote the narration into it: where what
+    the run added is counted from (`run.json`'s `cache.added_mb`)."""
+
+
+def warm_up(opened: OpenedStoryboard, backend: str) -> WarmUp:
+    """Start loading, in the background, what the run of `opened` on `backend` will need."""
+    cache_before = cache_bytes(opened.settings.cache_dir)
     begin_narration(narration_of(opened))
 
     def load() -> None:
@@ -54,7 +65,7 @@ def warm_up(opened: OpenedStoryboard, backend: str) -> threading.Thread:
 
     thread = threading.Thread(target=load, name="warm up", daemon=False)
     thread.start()
-    return thread
+    return WarmUp(thread, cache_before)
 
 
 def _classifier_of(opened: OpenedStoryboard, backend: str) -> Callable[[], object]:

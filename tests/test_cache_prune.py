@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -118,3 +119,37 @@ def test_a_negative_cap_or_age_is_refused(tmp_path: Path) -> None:
     for cap, days in ((-1.0, None), (None, -2.0)):
         with pytest.raises(ConfigurationError, match="must not be negative"):
             command_cache_prune(None, keep_days=days, max_gb=cap, include_generated=False)
+
+
+def test_work_folders_are_not_entries_and_may_go_while_the_cache_is_measured(
+    tmp_path: Path,
+) -> None:
+    """A run's work folder in the store (`.narration-…`, `.make-…`) is neither measured nor
+    pruned, and one that another thread removes while the cache is listed is skipped."""
+    cache = tmp_path / "cache"
+    store = AssemblyStore(cache / "assembly")
+    kept = stored(store, "a" * 64, 1000, age_s=0)
+    work = store.root / ".narration-held"
+    work.mkdir()
+    (work / "chunk_0.m4a").write_bytes(b"x" * 5000)
+    assert [entry.path for entry in cache_entries(cache, include_generated=True)] == [kept]
+
+    done = threading.Event()
+
+    def come_and_go() -> None:
+        count = 0
+        while not done.is_set():
+            folder = store.root / f".narration-{count % 3}" / "deep"
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "chunk.m4a").write_bytes(b"y")
+            shutil.rmtree(folder.parent)
+            count += 1
+
+    churn = threading.Thread(target=come_and_go)
+    churn.start()
+    try:
+        for _ in range(300):
+            assert [entry.path for entry in cache_entries(cache)] == [kept]
+    finally:
+        done.set()
+        churn.join()

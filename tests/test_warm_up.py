@@ -39,7 +39,7 @@ def test_whisper_is_warmed_only_for_a_run_that_will_read(tmp_path: Path, cache_d
 
     opened = open_storyboard(str(source), settings)
     assert reads_recordings(opened), "nothing cached: the language is still to be heard"
-    warm_up(opened, "draft").join(timeout=120)
+    warm_up(opened, "draft").loading.join(timeout=120)
     _transcribe(opened)
     assert not reads_recordings(open_storyboard(str(source), settings)), "all cached"
 
