@@ -14,7 +14,7 @@ $(BIN)/python:
 # machine, bytecode compiled as pip does). It reads no pip.conf, so pip's find-links (where the
 # CPU build of torch lies) is passed on; pip installs instead wherever uv cannot.
 FIND_LINKS ?= $(or $(PIP_FIND_LINKS),$(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null))
-UV_INSTALL := $(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode $(PIN) \
+UV_INSTALL  = $(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode $(PIN) \
 	$(foreach links,$(FIND_LINKS),--find-links $(links))
 
 $(BIN)/uv: | $(BIN)/python
