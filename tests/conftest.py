@@ -21,9 +21,13 @@ os.environ.pop("PREFECT_API_URL", None)
 from flows.runtime import configure_environment  # noqa: E402
 from testkit.fakes.tiny_pipelines import Models, build_models  # noqa: E402
 from tests.helpers import run_cli  # noqa: E402
-from tests.servers import free_port, start_prefect_server  # noqa: E402
+from tests.servers import free_port, seed_database, start_prefect_server  # noqa: E402
 
 configure_environment()
+
+RUNNER_POLL_S = "1"
+"""How often a `storyboard serve` under test asks its server for runs to execute (Prefect's
+default is every 10 s, which a test would spend waiting)."""
 
 
 @pytest.fixture(scope="session")
@@ -41,8 +45,10 @@ def cache_dir(session_home: Path) -> Path:
 def prefect_api(session_home: Path) -> Iterator[str]:
     """One Prefect server for the command-line tests, as a team runs one: each `storyboard`
     process then reports to it instead of starting a temporary server of its own (about 6 s
-    each). The bundled demo (`demo_run`) still runs on the embedded API."""
+    each). The bundled demo (`demo_run`) and the tests of the temporary server still start
+    one, in the session's PREFECT_HOME, on a database the session server has migrated."""
     server = start_prefect_server(session_home / "prefect-server")
+    seed_database(session_home / "prefect")
     yield server.api
     server.stop()
 
@@ -58,6 +64,7 @@ def cli_env(session_home: Path, prefect_api: str) -> dict[str, str]:
     env["PREFECT_HOME"] = str(session_home / "prefect")
     env["PREFECT_API_URL"] = prefect_api
     env["STORYBOARD_CACHE_DIR"] = str(session_home / "cache")
+    env["PREFECT_RUNNER_POLL_FREQUENCY"] = RUNNER_POLL_S
     return env
 
 
@@ -91,7 +98,7 @@ S3_ENV = {
 
 @pytest.fixture(scope="session")
 def demo_run(
-    tmp_path_factory: pytest.TempPathFactory, session_home: Path
+    tmp_path_factory: pytest.TempPathFactory, session_home: Path, prefect_api: str
 ) -> tuple[subprocess.CompletedProcess[str], Path]:
     """`storyboard demo`, run once for every test that looks at its outputs."""
     env = dict(os.environ)

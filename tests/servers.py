@@ -85,9 +85,10 @@ _migrated: list[Path] = []
 """A copy of a database that a server of this process migrated, once there is one."""
 
 
-def _seed_database(home: Path) -> None:
-    """Start `home`'s server from an empty database this process has migrated already: a new
-    SQLite database costs a server about 7 s of migrations (11 s to start instead of 4)."""
+def seed_database(home: Path) -> None:
+    """Start `home`'s servers (a test's own, or the temporary ones `storyboard run` starts in
+    its PREFECT_HOME) from an empty database this process has migrated already: a new SQLite
+    database costs a server about 7 s of migrations (11 s to start instead of 4)."""
     if _migrated and _migrated[0].is_file() and not (home / PREFECT_DATABASE).exists():
         home.mkdir(parents=True, exist_ok=True)
         shutil.copy(_migrated[0], home / PREFECT_DATABASE)
@@ -108,10 +109,10 @@ def _keep_migrated(home: Path) -> None:
 
 def start_prefect_server(home: Path, database_url: str | None = None) -> PrefectServer:
     """`prefect server start` on a free loopback port (`testkit/servers.py`), on SQLite in
-    `home` (seeded, `_seed_database`) or on the database at `database_url`, evaluating
+    `home` (seeded, `seed_database`) or on the database at `database_url`, evaluating
     proactive triggers (`storyboard listen`'s) every second instead of every 5 s."""
     if database_url is None:
-        _seed_database(home)
+        seed_database(home)
     try:
         process, api, log = launch_prefect_server(
             home, database_url, {"PREFECT_SERVER_EVENTS_PROACTIVE_GRANULARITY": "PT1S"}

@@ -59,8 +59,6 @@ settings:
 """Its own settings, which the watcher's render and the on-demand re-take both follow."""
 INTERVAL_S = 10
 """`storyboard serve --interval`: how often the watcher looks at SOURCE."""
-POLL_S = 2
-"""PREFECT_RUNNER_POLL_FREQUENCY of the serving process (Prefect's default is 10 s)."""
 PREFECT_UI = "http://prefect.example:4200"
 
 
@@ -81,7 +79,7 @@ def serve_env(api: str) -> dict[str, str]:
         for key, value in os.environ.items()
         if key not in {"NVIDIA_API_KEY", "PREFECT_API_URL"} and not key.startswith("PYTEST")
     }
-    env.update(PREFECT_API_URL=api, PREFECT_RUNNER_POLL_FREQUENCY=str(POLL_S))
+    env.update(PREFECT_API_URL=api)
     return env
 
 
