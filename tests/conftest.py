@@ -20,14 +20,10 @@ os.environ.pop("PREFECT_API_URL", None)
 
 from flows.runtime import configure_environment  # noqa: E402
 from testkit.fakes.tiny_pipelines import Models, build_models  # noqa: E402
-from tests.helpers import run_cli  # noqa: E402
+from tests.helpers import RUNNER_POLL_S, run_cli  # noqa: E402
 from tests.servers import free_port, seed_database, start_prefect_server  # noqa: E402
 
 configure_environment()
-
-RUNNER_POLL_S = "1"
-"""How often a `storyboard serve` under test asks its server for runs to execute (Prefect's
-default is every 10 s, which a test would spend waiting)."""
 
 
 @pytest.fixture(scope="session")

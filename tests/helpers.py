@@ -93,6 +93,11 @@ def read_manifest(target: Path) -> pd.DataFrame:
     return pd.read_csv(target / "manifest.csv", keep_default_na=False)
 
 
+RUNNER_POLL_S = "1"
+"""PREFECT_RUNNER_POLL_FREQUENCY of a `storyboard serve` under test: how often it asks its server
+for runs to execute (Prefect's default is every 10 s, which a test would spend waiting)."""
+
+
 def embedded_prefect(env: dict[str, str]) -> dict[str, str]:
     """`env` without PREFECT_API_URL: the command starts Prefect's embedded API itself."""
     return {key: value for key, value in env.items() if key != "PREFECT_API_URL"}

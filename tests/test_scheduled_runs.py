@@ -1,6 +1,7 @@
 """What a user does first: `prefect server start`, `storyboard serve SOURCE --out TARGET
 --interval 20`, and a storyboard dropped into SOURCE, rendered by a flow run that the server's
-scheduler created on its own; on SQLite (the default) and on PostgreSQL (production).
+scheduler created on its own; here on PostgreSQL (production). On SQLite (the default), the
+scheduler's watcher runs render a dropped storyboard in tests/test_studio_served.py.
 
 The servers' logs must stay free of tracebacks and ERROR lines (`PrefectServer.stop`)."""
 
@@ -24,14 +25,9 @@ STORYBOARD = str(Path(sys.executable).with_name("storyboard"))
 RENDER_DEADLINE_S = 180
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def scheduling_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[PrefectServer]:
-    """A Prefect server of this test's own, with its scheduler, on the parametrised database."""
-    if request.param == "sqlite":
-        server = start_prefect_server(tmp_path / "prefect-server")
-        yield server
-        server.stop()
-        return
+@pytest.fixture
+def scheduling_server(tmp_path: Path) -> Iterator[PrefectServer]:
+    """A Prefect server of this test's own, with its scheduler, on a PostgreSQL cluster."""
     cluster = start_postgres()
     try:
         server = start_prefect_server(tmp_path / "prefect-server", database_url=cluster.url)

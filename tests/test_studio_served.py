@@ -2,8 +2,9 @@
 own, `storyboard serve SOURCE --out TARGET` serving against it, and the studio over the same
 SOURCE and TARGET. A re-take in the studio is a flow run of `storyboard/on-demand` with `only`
 set, executed by the serving process; the watcher renders the storyboard once when it is
-dropped in and never renders the re-take a second time (the studio holds the watcher's claim
-on the change while the on-demand run renders it).
+dropped in, in a run the server's scheduler created (on SQLite; tests/test_scheduled_runs.py
+does the same on PostgreSQL), and never renders the re-take a second time (the studio holds the
+watcher's claim on the change while the on-demand run renders it).
 
 The studio is driven through Starlette's TestClient, as in tests/test_studio_api.py (whose
 helpers are repeated here in short: test modules do not import one another).
@@ -35,6 +36,7 @@ from studio.config import StudioConfig
 from studio.renders import RenderService, choose_backend, source_fingerprint
 from tests.helpers import (
     DEMO_DIR,
+    RUNNER_POLL_S,
     STUDIO_URL,
     prefect_api,
     read_manifest,
@@ -79,7 +81,7 @@ def serve_env(api: str) -> dict[str, str]:
         for key, value in os.environ.items()
         if key not in {"NVIDIA_API_KEY", "PREFECT_API_URL"} and not key.startswith("PYTEST")
     }
-    env.update(PREFECT_API_URL=api)
+    env.update(PREFECT_API_URL=api, PREFECT_RUNNER_POLL_FREQUENCY=RUNNER_POLL_S)
     return env
 
 
@@ -236,6 +238,8 @@ def test_a_retake_is_a_flow_run_of_on_demand_executed_by_storyboard_serve(
             4 * INTERVAL_S + 60,
         ), f"no watcher pass after the re-take:\n{log.read_text()[-4000:]}"
     output = log.read_text()
+    watches = runs_of(api, "storyboard-watch")
+    assert all(watch["auto_scheduled"] for watch in watches), "the scheduler made each watcher run"
 
     # One render per change: the watcher's of the dropped storyboard, on-demand's of the take.
     renders_done = runs_of(api, "storyboard")
