@@ -5,8 +5,10 @@ what the run will need is loaded: the board's PDF library (a run that changes an
 its board), and, into the process-wide places its steps take them from, the Whisper engine
 (`clients/services.py:load_engine`) when the run will detect the storyboard's language or read
 a recording the cache does not hold, and the safety classifier
-(`clients/safety.py:profanity_classifier`) when those readings will be screened. A retake then
-reads its one recording as soon as the flow starts, instead of first waiting for the engine.
+(`clients/safety.py:profanity_classifier`) when those readings will be screened, and then a
+blank board with its fonts read (`tasks/board_sheet.py`), since a new transcript redraws the
+board. A retake then reads its one recording as soon as the flow starts, instead of first
+waiting for the engine.
 The narration starts encoding into the assembly store too (`tasks/narration_ahead.py`), at a
 lower priority, for the flow to take over.
 A failure here is left to the step, which meets it again and reports it.
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 from clients.services import load_engine
 from clients.storage import CacheLocation
 from domain.layout import MODELS
+from tasks.board_sheet import find_font, prepare_sheet
 from tasks.cache_bounds import cache_bytes
 from tasks.language import known_storyboard_language
 from tasks.narration_ahead import begin_narration, narration_of
@@ -61,6 +64,7 @@ def warm_up(opened: OpenedStoryboard, backend: str) -> WarmUp:
                 settings = opened.settings
                 load_engine(settings.transcription, settings.cache_dir / MODELS)
                 _classifier_of(opened, backend)()
+                prepare_sheet(settings.assembly.board_page, find_font())  # a new transcript
             import fpdf  # noqa: F401 - the board's library, for the hand-off
 
     thread = threading.Thread(target=load, name="warm up", daemon=False)

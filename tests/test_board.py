@@ -14,6 +14,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageStat
 
 import tasks.board as board
+import tasks.board_sheet as sheets
 from domain.scene import (
     GeneratedMedia,
     Recording,
@@ -94,9 +95,9 @@ def seven_scenes(folder: Path) -> list[BoardScene]:
 
 def panel_text(pdf: Path, page: PageSize, column: int, row: int) -> str:
     """The text inside one panel's rectangle on the first page."""
-    sheet = board.Sheet(page, None)
-    left = board.MARGIN + column * (sheet.panel_w + board.GAP)
-    top = board.MARGIN + board.HEADER_H + row * (sheet.panel_h + board.GAP)
+    sheet = sheets.Sheet(page, None)
+    left = sheets.MARGIN + column * (sheet.panel_w + sheets.GAP)
+    top = sheets.MARGIN + sheets.HEADER_H + row * (sheet.panel_h + sheets.GAP)
     crop = [round(value * MM) for value in (left, top, sheet.panel_w, sheet.panel_h)]
     return run_tool(
         "pdftotext",
@@ -255,3 +256,30 @@ def test_board_scenes_map_a_runs_outcomes(tmp_path: Path) -> None:
         "failed",
         "timed out",
     )
+
+
+def test_a_sheet_prepared_ahead_draws_the_next_board_of_its_page_and_font(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The warm-up's blank sheet (its fonts read while the run's server starts) is the next
+    board's of the same page and font, once; that board reads as one drawn from scratch."""
+    scenes = seven_scenes(tmp_path)
+    font = board.find_font()
+    sheets.prepare_sheet("letter", font)
+    made: list[PageSize] = []
+    new_sheet = sheets.Sheet
+
+    def counted(page: PageSize, font: sheets.BoardFont | None) -> sheets.Sheet:
+        made.append(page)
+        return new_sheet(page, font)
+
+    monkeypatch.setattr(sheets, "Sheet", counted)
+    write_board(tmp_path / "a4.pdf", "Seven", scenes, 24, "a4")
+    assert made == ["a4"], "a board of another page makes its own sheet"
+    write_board(tmp_path / "prepared.pdf", "Seven", scenes, 24, "letter")
+    assert made == ["a4"], "the prepared sheet draws the next letter board"
+    write_board(tmp_path / "fresh.pdf", "Seven", scenes, 24, "letter")
+    assert made == ["a4", "letter"], "and only that one"
+    prepared, fresh = tmp_path / "prepared.pdf", tmp_path / "fresh.pdf"
+    assert page_info(prepared) == page_info(fresh)
+    assert run_tool("pdftotext", prepared, "-") == run_tool("pdftotext", fresh, "-")

@@ -16,6 +16,7 @@ from configs.settings import AssemblySettings
 from domain.layout import ASSEMBLY
 from domain.media import ClipRequest, ImageRequest
 from domain.scene import Recording, Segment
+from tasks.assembly import aac
 from tasks.assembly.render import assemble_storyboard
 from tasks.assembly.store import AssemblyStore
 from tasks.assembly.timeline import SceneCut
@@ -196,10 +197,17 @@ def test_a_store_path_with_a_quote_still_joins(tmp_path: Path) -> None:
     assert len(_frames(tmp_path / "v.mp4")) == round(made.timeline[-1].end_s * 12)
 
 
-def test_the_narration_encoded_ahead_is_what_the_assembly_finds_ready(tmp_path: Path) -> None:
-    """The narration depends on the recordings alone: encoded while the scenes are still being
-    made, the assembly then finds every piece of it, the silence of a recording refused at
-    ingest or too long to transcribe included; the pieces encoded ahead are counted."""
+def _spliced_tracks(cache: Path) -> list[Path]:
+    return sorted((cache / ASSEMBLY / "tracks").rglob("*.m4a"))
+
+
+def test_the_narration_encoded_ahead_is_what_the_assembly_finds_ready(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The narration depends on the recordings alone: encoded and spliced while the scenes are
+    still being made, the assembly then finds every piece of it and the track, the silence of a
+    recording refused at ingest or too long to transcribe included; the pieces encoded ahead
+    are counted."""
     cuts = [
         dataclasses.replace(cut, narration_sha256=file_sha256(cut.narration))
         for cut in _cuts(tmp_path)
@@ -218,9 +226,13 @@ def test_the_narration_encoded_ahead_is_what_the_assembly_finds_ready(tmp_path: 
     with narration_encoded_ahead(NarrationSource(tuple(recordings), SETTINGS, cache, 2.2)) as ahead:
         pass
     assert ahead.pieces_encoded() == 1
+    assert len(_spliced_tracks(cache)) == 1, "the track is spliced ahead too"
+    splice = aac.splice_chunks
+    monkeypatch.setattr(aac, "splice_chunks", _refused)
     store = AssemblyStore(cache / ASSEMBLY)
     assembled = assemble_storyboard(cuts, SETTINGS, tmp_path / "v.mp4", store=store)
     assert (assembled.narration_pieces_encoded, assembled.segments_encoded) == (0, 4)
+    monkeypatch.setattr(aac, "splice_chunks", splice)
 
     retake = write_wav(tmp_path / "retake.wav", 1.9, 700)
     recordings[1] = dataclasses.replace(recordings[1], path=retake, sha256=file_sha256(retake))
@@ -231,6 +243,12 @@ def test_the_narration_encoded_ahead_is_what_the_assembly_finds_ready(tmp_path: 
     with narration_encoded_ahead(NarrationSource(tuple(recordings), SETTINGS, cache, 2.2)) as again:
         pass
     assert again.pieces_encoded() == 1, "the piece encoded before the flow is counted in it"
+    assert len(_spliced_tracks(cache)) == 2
+    monkeypatch.setattr(aac, "splice_chunks", _refused)
     cuts[1] = dataclasses.replace(cuts[1], narration=retake, narration_sha256=file_sha256(retake))
     after = assemble_storyboard(cuts, SETTINGS, tmp_path / "w.mp4", store=store)
     assert (after.narration_pieces_encoded, after.segments_encoded) == (0, 1)
+
+
+def _refused(*_: object) -> None:
+    raise AssertionError("the assembly spliced a track the pass ahead had spliced")

@@ -149,6 +149,14 @@ def encoded_chunks(
     return chunks, len(missing)
 
 
+def spliced_track(chunks: Sequence[tuple[Chunk, Path]], store: AssemblyStore) -> Path:
+    """The chunks (each stored under its key) spliced into one track, itself kept in `store`:
+    spliced once, by whichever comes first of the pass ahead and the assembly, and found by
+    every later run of the same narration."""
+    key = content_key("spliced narration", ASSEMBLY_FORMAT, [path.stem for _, path in chunks])
+    return store.find_or_make("tracks", key, ".m4a", lambda made: splice_chunks(chunks, made))
+
+
 def splice_chunks(chunks: Sequence[tuple[Chunk, Path]], output: Path) -> None:
     """One AAC track in an M4A from the chunks' kept packets, timed end to end."""
     with av.open(str(chunks[0][1])) as template, av.open(str(output), "w", format="mp4") as out:

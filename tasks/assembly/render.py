@@ -23,7 +23,7 @@ from clients.media.video import Plane, VideoEncoding, write_planes
 from clients.media.yuv import YuvFrame
 from configs.settings import AssemblySettings, FitMethod
 from domain.scene import TimelineEntry
-from tasks.assembly.aac import Chunk, encoded_chunks, splice_chunks
+from tasks.assembly.aac import Chunk, encoded_chunks, spliced_track
 from tasks.assembly.mux import encode_track, join_segments
 from tasks.assembly.narration import SceneNarration, scene_narration, write_narration_track
 from tasks.assembly.overlay import first_frame, ken_burns, overlay, scene_label, scene_sources
@@ -211,16 +211,14 @@ def encode_narration(
     if music is not None:
         return _music_track(narrations, settings, music, store, work)
     chunks, made = _narration_chunks(narrations, settings, store, work)
-    encoded = work / "narration.m4a"
-    splice_chunks(chunks, encoded)
-    return encoded, made
+    return spliced_track(chunks, store), made
 
 
 def encode_narration_ahead(
     cuts: Sequence[SceneCut], settings: AssemblySettings, music: Path | None, store: AssemblyStore
 ) -> int:
-    """The pieces of the narration of `cuts` levelled and encoded into `store` before the
-    assembly asks for them, which then finds them there when its cuts play the same
+    """The pieces of the narration of `cuts` levelled, encoded and spliced into `store` before
+    the assembly asks for them, which then finds them there when its cuts play the same
     recordings; how many pieces were encoded."""
     store.root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".narration-", dir=store.root) as folder:
@@ -228,7 +226,9 @@ def encode_narration_ahead(
         narrations = [scene_narration(cut, settings, store) for cut in cuts]
         if music is not None:
             return _music_track(narrations, settings, music, store, work)[1]
-        return _narration_chunks(narrations, settings, store, work)[1]
+        chunks, made = _narration_chunks(narrations, settings, store, work)
+        spliced_track(chunks, store)
+        return made
 
 
 def scene_timeline(
