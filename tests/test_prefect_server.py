@@ -111,7 +111,7 @@ def test_serve_registers_deployments_and_runs_one_on_demand(
         deployments: dict[str, dict[str, object]] = {}
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and len(deployments) < 2:
-            time.sleep(2)
+            time.sleep(0.5)
             found = httpx.post(f"{prefect_server}/deployments/filter", json={}).json()
             deployments = {d["name"]: d for d in found}
         assert {"drop-folder", "on-demand"} <= set(deployments)
@@ -125,7 +125,7 @@ def test_serve_registers_deployments_and_runs_one_on_demand(
         state = ""
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and state not in {"COMPLETED", "FAILED", "CRASHED"}:
-            time.sleep(3)
+            time.sleep(0.5)
             state = httpx.get(f"{prefect_server}/flow_runs/{created['id']}").json()["state_type"]
         assert state == "COMPLETED"
         assert (out / "adhoc" / "storyboard.mp4").is_file()

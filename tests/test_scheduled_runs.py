@@ -1,5 +1,5 @@
 """What a user does first: `prefect server start`, `storyboard serve SOURCE --out TARGET
---interval 20`, and a storyboard dropped into SOURCE, rendered by a flow run that the server's
+--interval 5`, and a storyboard dropped into SOURCE, rendered by a flow run that the server's
 scheduler created on its own; here on PostgreSQL (production). On SQLite (the default), the
 scheduler's watcher runs render a dropped storyboard in tests/test_studio_served.py.
 
@@ -23,6 +23,8 @@ from tests.servers import PrefectServer, start_postgres, start_prefect_server
 pytestmark = pytest.mark.slow
 STORYBOARD = str(Path(sys.executable).with_name("storyboard"))
 RENDER_DEADLINE_S = 180
+INTERVAL_S = 5
+"""`storyboard serve --interval`: the scheduler's next watcher run comes within seconds."""
 
 
 @pytest.fixture
@@ -58,7 +60,8 @@ def test_serve_renders_a_dropped_storyboard_in_a_run_the_scheduler_created(
 ) -> None:
     api = scheduling_server.api
     source, target = tmp_path / "inbox", tmp_path / "renders"
-    source.mkdir()
+    (source / "lion").mkdir(parents=True)
+    shutil.copy(DEMO_DIR / "dawn.ogg", source / "lion" / "dawn.ogg")  # waiting for the first run
     env = {**cli_env, "PREFECT_API_URL": api}
     serving = subprocess.Popen(  # noqa: S603 - fixed argument list
         [
@@ -68,7 +71,7 @@ def test_serve_renders_a_dropped_storyboard_in_a_run_the_scheduler_created(
             "--out",
             str(target),
             "--interval",
-            "20",
+            str(INTERVAL_S),
             "--settle",
             "1",
         ],
@@ -86,8 +89,6 @@ def test_serve_renders_a_dropped_storyboard_in_a_run_the_scheduler_created(
             ),
             120,
         ), "storyboard serve did not register its deployments"
-        (source / "lion").mkdir()
-        shutil.copy(DEMO_DIR / "dawn.ogg", source / "lion" / "dawn.ogg")
         assert wait_for(lambda: finished_render(api) is not None, RENDER_DEADLINE_S), (
             f"nothing rendered within {RENDER_DEADLINE_S} s; flow runs: "
             f"{[(r['name'], r['state_type']) for r in post(api, '/flow_runs/filter', {})]}"
