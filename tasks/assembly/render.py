@@ -23,7 +23,7 @@ from clients.media.video import Plane, VideoEncoding, write_planes
 from clients.media.yuv import YuvFrame
 from configs.settings import AssemblySettings, FitMethod
 from domain.scene import TimelineEntry
-from tasks.assembly.aac import Chunk, encoded_chunks, spliced_track
+from tasks.assembly.aac import encoded_chunks, spliced_track
 from tasks.assembly.mux import encode_track, join_segments
 from tasks.assembly.narration import SceneNarration, scene_narration, write_narration_track
 from tasks.assembly.overlay import first_frame, ken_burns, overlay, scene_label, scene_sources
@@ -188,16 +188,6 @@ def _music_track(
     return store.keep("tracks", key, ".m4a", encoded), 1
 
 
-def _narration_chunks(
-    narrations: Sequence[SceneNarration],
-    settings: AssemblySettings,
-    store: AssemblyStore,
-    work: Path,
-) -> tuple[list[tuple[Chunk, Path]], int]:
-    pcm = b"".join(narration.pcm.read_bytes() for narration in narrations)
-    return encoded_chunks(pcm, settings, store, work)
-
-
 def encode_narration(
     narrations: Sequence[SceneNarration],
     settings: AssemblySettings,
@@ -210,7 +200,8 @@ def encode_narration(
     whole track."""
     if music is not None:
         return _music_track(narrations, settings, music, store, work)
-    chunks, made = _narration_chunks(narrations, settings, store, work)
+    pcm = b"".join(narration.pcm.read_bytes() for narration in narrations)
+    chunks, made = encoded_chunks(pcm, settings, store, work)
     return spliced_track(chunks, store), made
 
 
@@ -222,13 +213,8 @@ def encode_narration_ahead(
     recordings; how many pieces were encoded."""
     store.root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".narration-", dir=store.root) as folder:
-        work = Path(folder)
         narrations = [scene_narration(cut, settings, store) for cut in cuts]
-        if music is not None:
-            return _music_track(narrations, settings, music, store, work)[1]
-        chunks, made = _narration_chunks(narrations, settings, store, work)
-        spliced_track(chunks, store)
-        return made
+        return encode_narration(narrations, settings, music, store, Path(folder))[1]
 
 
 def scene_timeline(
