@@ -83,19 +83,22 @@ def command_run(
     announce_backend(backend)
     warming = warm_up(opened, backend)  # while the Prefect server starts
     quiet_prefect_console()
-    with prefect_api_for(runner, server):
-        result = storyboard.with_options(task_runner=build_task_runner(runner, settings))(
-            source=source,
-            target=target_uri,
-            settings=settings,
-            backend=backend,
-            only=list(only),
-            refresh=refresh,
-            source_fingerprint=source_fingerprint,
-            approve_all=approval == "all",
-            opened=opened,
-            cache_bytes_before=warming.cache_bytes_before,
-        )
+    try:
+        with prefect_api_for(runner, server):
+            result = storyboard.with_options(task_runner=build_task_runner(runner, settings))(
+                source=source,
+                target=target_uri,
+                settings=settings,
+                backend=backend,
+                only=list(only),
+                refresh=refresh,
+                source_fingerprint=source_fingerprint,
+                approve_all=approval == "all",
+                opened=opened,
+                cache_bytes_before=warming.cache_bytes_before,
+            )
+    finally:
+        warming.stop()  # what no flow took over: a run that ended before its scenes
     report = result.report
     total = sum(report.scenes.values())
     summary = ", ".join(f"{count} {status}" for status, count in report.scenes.items() if count)

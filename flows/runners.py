@@ -12,9 +12,11 @@ server it is still reporting to (flows/temporary_server.py).
 
 from __future__ import annotations
 
+import contextvars
 import os
 import re
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -120,13 +122,29 @@ def prefect_api_for(
 
     server = launched or launch_temporary_api()
     if server is None:
+        connect_events_beside_the_run()
         yield
         return
     server.wait_until_ready()
     os.environ["PREFECT_API_URL"] = server.api_url
     os.environ[TEMPORARY_API_VARIABLE] = server.api_url  # it has no UI to send people to
     with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+        connect_events_beside_the_run()
         yield
+
+
+def connect_events_beside_the_run() -> None:
+    """Connect Prefect's events client (a websocket to the API) in the background now.
+    Prefect connects it on the run's first event, and the run's first task waits the
+    connection's tenth of a second for it; connected here, it opens while the flow run is
+    created."""
+    from prefect.events.worker import EventsWorker
+
+    context = contextvars.copy_context()  # this run's API, not the settings at import
+    opening = threading.Thread(
+        target=context.run, args=(EventsWorker.instance,), name="prefect events", daemon=True
+    )
+    opening.start()
 
 
 def _is_dask(runner: object) -> bool:

@@ -27,7 +27,7 @@ from clients.safety import SafetyScreen
 from clients.services import backend_for
 from domain.approval import SceneImage
 from domain.errors import FatalServiceError
-from domain.scene import GeneratedMedia, Recording, SceneFailure
+from domain.scene import GeneratedMedia, Recording, SceneFailure, Transcript
 from flows.scene_work import Heard, Made, ScenePhase, SceneResults, generated
 from flows.signals import signals_outside_serializers
 from flows.stages import asking_for
@@ -36,6 +36,7 @@ from tasks.generate import cached_image, cached_media, generate, generate_image
 from tasks.prompt import ScenePrompt, image_request
 from tasks.safety import safety_screen, screen_scene, warm_classifier
 from tasks.transcribe import known_transcript, reads_any, transcribe
+from tasks.transcription_ahead import ReadAhead, TranscriptionSource, take_over_transcription
 
 FIRST_BATCHES = (1, 2, 4, 8, 16)
 WATCH_INTERVAL_S = 0.2
@@ -169,6 +170,7 @@ def transcribe_and_generate(phase: ScenePhase, images_only: bool = False) -> Sce
     `images_only`, the images alone: `SceneResults.images`, for approval). On Dask the
     tasks ask for `dask.transcription_resources` and `dask.generation_resources`."""
     plan, settings, setup = phase.plan, phase.settings, phase.setup
+    ahead = _read_ahead(phase)
     screen = safety_screen(settings.safety, setup.backend, plan.spec, setup.cache.open())
     warm_classifier(
         screen,
@@ -179,7 +181,7 @@ def transcribe_and_generate(phase: ScenePhase, images_only: bool = False) -> Sce
     stream = _Stream(phase, screen, images_only)
     began = time.perf_counter()
     with signals_outside_serializers():
-        for recording, transcript in _heard_in_order(phase, stream):
+        for recording, transcript in _heard_in_order(phase, stream, ahead):
             stream.take(recording, transcript)
         phase.clock.add("transcribe", time.perf_counter() - began)
         stream.gather()
@@ -187,16 +189,45 @@ def transcribe_and_generate(phase: ScenePhase, images_only: bool = False) -> Sce
     return stream.results
 
 
-def _heard_in_order(phase: ScenePhase, stream: _Stream) -> Iterator[tuple[Recording, Heard]]:
-    """Every recording with its transcript, in plan order: one this machine's cache holds at
-    once, with no task; the others from their batches, each as its batch finishes."""
+def _read_ahead(phase: ScenePhase) -> ReadAhead:
+    """What `storyboard run` read ahead of the flow, while it started (its Prefect server,
+    mostly: `tasks/transcription_ahead.py`), taken over: its seconds are this run's
+    `transcribe_ahead` stage, outside its total."""
+    source = TranscriptionSource(
+        recordings=tuple(phase.plan.recordings),
+        settings=phase.settings.transcription,
+        cache=phase.setup.cache,
+        language=phase.language,
+    )
+    ahead = take_over_transcription(source)
+    if ahead.read:
+        phase.clock.add("transcribe_ahead", ahead.seconds)
+        shown = ", ".join(ahead.read[:3]) + (", …" if len(ahead.read) > 3 else "")
+        get_run_logger().info(
+            "transcribed ahead of the flow, while the command started (%.1f s): %s",
+            ahead.seconds,
+            shown,
+        )
+    return ahead
+
+
+def _heard_in_order(
+    phase: ScenePhase, stream: _Stream, ahead: ReadAhead
+) -> Iterator[tuple[Recording, Heard]]:
+    """Every recording with its transcript, in plan order: one read `ahead` or that this
+    machine's cache holds at once, with no task; the others from their batches, each as its
+    batch finishes."""
     recordings = phase.plan.recordings
     local = ContentCache(phase.setup.cache.local)  # a shared cache is the tasks' to ask
     settings, language = phase.settings.transcription, phase.language
+
+    def transcript(recording: Recording) -> Transcript | None:
+        return ahead.transcript(recording) or known_transcript(local, recording, settings, language)
+
     known = {
-        index: transcript
+        index: read
         for index, recording in enumerate(recordings)
-        if (transcript := known_transcript(local, recording, settings, language)) is not None
+        if (read := transcript(recording)) is not None
     }
     batches = _Batches(phase, [r for i, r in enumerate(recordings) if i not in known])
     finished: deque[tuple[Recording, Heard]] = deque()

@@ -250,7 +250,7 @@ def _transcript_from_json(document: dict[str, Any]) -> Transcript:
     return Transcript(**fields, segments=segments)
 
 
-def _cache_key(
+def transcript_key(
     recording: Recording, settings: TranscriptionSettings, language: LanguageChoice
 ) -> str:
     """What the audio was read with. `word_timestamps` counts only when on, so transcripts
@@ -285,7 +285,7 @@ def known_transcript(
     """The recording's transcript when `cache` holds one read with these settings."""
     if recording.problem:
         return None
-    document = cache.get_json(CACHE_NAMESPACE, _cache_key(recording, settings, language))
+    document = cache.get_json(CACHE_NAMESPACE, transcript_key(recording, settings, language))
     if document is None or _silent_by_an_older_rule(document):
         return None
     try:
@@ -330,7 +330,7 @@ def cached_transcripts(
         for index, result in zip(missing, fresh, strict=True):
             results[index] = result
             if isinstance(result, Transcript):
-                key = _cache_key(recordings[index], settings, language)
+                key = transcript_key(recordings[index], settings, language)
                 written = {**asdict(result), "from_cache": False, "speech_rule": SPEECH_RULE}
                 cache.put_json(CACHE_NAMESPACE, key, written)
     for index, original in copies.items():

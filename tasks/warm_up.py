@@ -7,8 +7,9 @@ its board), and, into the process-wide places its steps take them from, the Whis
 a recording the cache does not hold, and the safety classifier
 (`clients/safety.py:profanity_classifier`) when those readings will be screened, and then a
 blank board with its fonts read (`tasks/board_sheet.py`), since a new transcript redraws the
-board. A retake then reads its one recording as soon as the flow starts, instead of first
-waiting for the engine.
+board. With the engine, the recordings the cache lacks are read, when the storyboard's
+language is known (`tasks/transcription_ahead.py`): a retake's new recording is transcribed
+before its flow starts.
 The narration starts encoding into the assembly store too (`tasks/narration_ahead.py`), at a
 lower priority, for the flow to take over.
 A failure here is left to the step, which meets it again and reports it.
@@ -22,26 +23,27 @@ from contextlib import suppress
 from dataclasses import dataclass
 
 from clients.services import load_engine
-from clients.storage import CacheLocation
 from domain.layout import MODELS
 from tasks.board_sheet import find_font, prepare_sheet
 from tasks.cache_bounds import cache_bytes
-from tasks.language import known_storyboard_language
 from tasks.narration_ahead import begin_narration, narration_of
 from tasks.opening import OpenedStoryboard
 from tasks.safety import safety_screen
 from tasks.transcribe import reads_any
+from tasks.transcription_ahead import (
+    TranscriptionSource,
+    begin_transcription,
+    stop_reading_ahead,
+    transcription_of,
+)
 
 
-def reads_recordings(opened: OpenedStoryboard) -> bool:
-    """Whether transcribing `opened` will load Whisper: its language is still to be heard, or
-    a recording is not in the transcript cache."""
-    settings = opened.settings
-    recordings = list(opened.plan.recordings)
-    cache = CacheLocation.of(settings)
-    named = opened.named_language
-    language = known_storyboard_language(recordings, settings.transcription, cache, named)
-    return language is None or reads_any(cache.open(), recordings, settings.transcription, language)
+def reads_recordings(source: TranscriptionSource | None) -> bool:
+    """Whether transcribing `source` (`transcription_of`) will load Whisper: its language is
+    still to be heard (None), or a recording is not in the transcript cache."""
+    if source is None:
+        return True
+    return reads_any(source.cache.open(), source.recordings, source.settings, source.language)
 
 
 @dataclass(frozen=True)
@@ -52,15 +54,23 @@ class WarmUp:
     """What the local cache held before the warm-up wrote the narration into it: where what
     the run added is counted from (`run.json`'s `cache.added_mb`)."""
 
+    def stop(self) -> None:
+        """Stop the reading begun ahead when no flow took it over."""
+        stop_reading_ahead()
+
 
 def warm_up(opened: OpenedStoryboard, backend: str) -> WarmUp:
     """Start loading, in the background, what the run of `opened` on `backend` will need."""
     cache_before = cache_bytes(opened.settings.cache_dir)
     begin_narration(narration_of(opened))
+    transcription = transcription_of(opened)
+    reads = reads_recordings(transcription)
+    if reads and transcription is not None:
+        begin_transcription(transcription)  # its reading waits for the engine loaded below
 
     def load() -> None:
         with suppress(Exception):  # in the order the run needs them
-            if reads_recordings(opened):
+            if reads:
                 settings = opened.settings
                 load_engine(settings.transcription, settings.cache_dir / MODELS)
                 _classifier_of(opened, backend)()

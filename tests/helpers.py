@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import wave
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +25,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from clients.media.audio import decode_audio
 from domain.scene import Recording
 from testkit.fakes.nvidia_server import VALID_KEY, FakeNvidia
 from testkit.sources import DEMO_DIR
@@ -74,6 +76,21 @@ def write_wav(path: Path, seconds: float, frequency: float = 0.0, rate: int = 16
         out.setframerate(rate)
         out.writeframes((samples * 32767).astype("<i2").tobytes())
     return path
+
+
+def recorded_anew(demo: str, output: Path) -> Path:
+    """The demo recording `demo`'s narration recorded again into the WAV `output`: the same
+    words in audio no other test reads (no transcript of it is cached yet), its silence at
+    the end as long as `output`'s path makes it."""
+    samples = decode_audio(DEMO_DIR / demo, 22_050) * 0.9
+    silence = np.zeros(1 + zlib.crc32(str(output).encode()) % 2_000, np.float32)
+    samples = np.concatenate([samples, silence])
+    with wave.open(str(output), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(22_050)
+        out.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+    return output
 
 
 def run_cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from clients.media.ffmpeg import probe
-from tests.helpers import DEMO_DIR, assert_clean, read_manifest, run_cli, share_readings
+from tests.helpers import (
+    DEMO_DIR,
+    assert_clean,
+    read_manifest,
+    recorded_anew,
+    run_cli,
+    share_readings,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -88,3 +95,33 @@ def test_rerun_re_encodes_only_what_changed_and_drops_deleted_scenes(
     assert spans.loc["1 dawn", "end_s"] == pytest.approx(
         spans.loc["1 dawn", "audio_duration_s"], abs=1 / 24
     )
+
+
+def test_a_retake_after_the_first_speech_is_transcribed_ahead_of_the_flow(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    """The storyboard's language is known from its unchanged first speech, so the command reads
+    the new recording while it starts, and the flow takes that transcript as this run's."""
+    source, target = tmp_path / "story", tmp_path / "out"
+    source.mkdir()
+    for name in ("1 dawn.ogg", "2 elephants.ogg", "3 river.mp3", "4 storm.m4a", "5 night.ogg"):
+        shutil.copy(DEMO_DIR / name.split(" ")[1], source / name)
+    command = ["run", str(source), "--out", str(target)]
+    cli_env = {**cli_env, "STORYBOARD_CACHE_DIR": str(share_readings(tmp_path / "cache"))}
+    first = run_cli(command, cli_env, tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "transcribe_ahead" not in _report(target)["stages"]  # type: ignore[operator]
+
+    (source / "4 storm.m4a").unlink()
+    recorded_anew("night.ogg", source / "4 storm.wav")
+    retaken = run_cli(command, cli_env, tmp_path)
+    assert retaken.returncode == 0, retaken.stderr
+    assert_clean(retaken)
+    assert "transcribed ahead of the flow, while the command started" in retaken.stderr
+    stages = _report(target)["stages"]
+    assert isinstance(stages, dict) and stages["transcribe_ahead"] > 0
+    manifest = read_manifest(target).set_index("scene_id")
+    assert "stars" in manifest.loc["4 storm", "transcript"].lower()
+    assert manifest["status"].tolist() == ["ok"] * 5
+    assembly = _report(target)["assembly"]
+    assert isinstance(assembly, dict) and assembly["segments_encoded"] == 1
