@@ -11,6 +11,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
+from typing import TypeVar, cast
+
+from prefect.utilities.annotations import quote
 
 from domain.errors import FatalServiceError
 from domain.scene import (
@@ -25,6 +28,17 @@ from domain.scene import (
 from tasks.prompt import ScenePrompt
 
 Generated = dict[int, GeneratedMedia | SceneFailure]
+
+
+Passed = TypeVar("Passed")
+
+
+def as_is(value: Passed) -> Passed:
+    """`value` handed to a task as it is: Prefect walks a task's arguments for futures and
+    states and rebuilds them, which for a long storyboard's scenes (each transcript's words
+    included) costs every task a tenth of a second or more. Only for arguments that hold no
+    futures."""
+    return cast(Passed, quote(value))
 
 
 class StageClock:

@@ -25,6 +25,7 @@ from flows.scenes import scenes_made
 from flows.stages import (
     Generated,
     StageClock,
+    as_is,
     raise_if_refused,
     running_beside,
     scene_outcomes,
@@ -35,7 +36,7 @@ from tasks.generate import planned_image_model
 from tasks.handoff import board_ahead, hand_off
 from tasks.language import detect_storyboard_language
 from tasks.manifest import write_manifest, write_run_report
-from tasks.narration_ahead import narration_encoded_ahead, narration_of
+from tasks.narration_ahead import NarrationAhead, narration_encoded_ahead, narration_of
 from tasks.opening import OpenedStoryboard, ingest
 from tasks.preflight import RunSetup, preflight
 from tasks.publish import publish, run_outputs
@@ -130,30 +131,37 @@ def render_storyboard(request: RenderRequest) -> StoryboardResult:
     setup = preflight(opened, request.target, request.backend, request.only, on_dask())
     progress = Progress(opened.plan.name, steps=2 * len(opened.plan.recordings) + 1)
     run = StoryboardRun(request, opened, setup, clock, progress, cache_before)
-    assembly = run.settings.assembly
     with narration_encoded_ahead(narration_of(opened)) as narration_ahead:
         outcomes, generated = make_scenes(run)
-    cuts = [scene_cut(outcome, assembly.captions_by_word) for outcome in outcomes]
-    cache_dir = run.settings.cache_dir
+        assembled = assemble_scenes(run, outcomes, narration_ahead)
+    return write_and_publish(run, outcomes, generated, assembled)
+
+
+def assemble_scenes(
+    run: StoryboardRun, outcomes: list[SceneOutcome], narration_ahead: NarrationAhead
+) -> Assembly:
+    """The video of `outcomes`: its pictures start while the narration encoded ahead may still
+    be ending, and its board is drawn beside it."""
+    settings, cache_dir = run.settings.assembly, run.settings.cache_dir
+    cuts = [scene_cut(outcome, settings.captions_by_word) for outcome in outcomes]
     # The board needs the scenes and where they sit, not the video: drawn while it encodes.
     board = partial(
         board_ahead,
-        title=opened.plan.title,
+        title=run.opened.plan.title,
         outcomes=outcomes,
         cuts=cuts,
-        settings=assembly,
+        settings=settings,
         cache_dir=cache_dir,
     )
-    with running_beside(board), clock.stage("assemble"):
-        assembled = assemble(
-            cuts=cuts,
-            settings=assembly,
-            output=setup.target_dir / VIDEO_FILE,
+    with running_beside(board), run.clock.stage("assemble"):
+        return assemble(
+            cuts=as_is(cuts),
+            settings=settings,
+            output=run.setup.target_dir / VIDEO_FILE,
             cache_dir=cache_dir,
-            music=opened.plan.music,
-            narration_pieces_ahead=narration_ahead.pieces_encoded(),
+            music=run.opened.plan.music,
+            narration_ahead=as_is(narration_ahead.pieces_when_done),
         )
-    return write_and_publish(run, outcomes, generated, assembled)
 
 
 def make_scenes(run: StoryboardRun) -> tuple[list[SceneOutcome], Generated]:
@@ -199,8 +207,8 @@ def write_exports(
     with run.clock.stage("manifest"):
         reviews = read_reviews(run.request.target)
         published = write_manifest(
-            outcomes=outcomes,
-            timeline=assembled.timeline,
+            outcomes=as_is(outcomes),
+            timeline=as_is(assembled.timeline),
             target=setup.target_dir,
             backend=setup.backend,
             image_model=planned_image_model(
@@ -211,9 +219,9 @@ def write_exports(
         )
         handed = hand_off(
             title=plan.title,
-            outcomes=outcomes,
-            timeline=assembled.timeline,
-            published=published,
+            outcomes=as_is(outcomes),
+            timeline=as_is(assembled.timeline),
+            published=as_is(published),
             settings=settings.assembly,
             target=setup.target_dir,
             cache_dir=settings.cache_dir,
@@ -240,9 +248,9 @@ def write_and_publish(
         assembly=assembled.summary(),
     )
     review(
-        outcomes=outcomes,
-        timeline=assembled.timeline,
-        published=published,
+        outcomes=as_is(outcomes),
+        timeline=as_is(assembled.timeline),
+        published=as_is(published),
         report=report,
         target=setup.target_dir,
         settings=settings.assembly,

@@ -8,6 +8,7 @@ a re-run encodes only the scenes that changed, and nothing when none did.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,12 +31,15 @@ def assemble(
     output: Path,
     cache_dir: Path,
     music: Path | None = None,
-    narration_pieces_ahead: int = 0,
+    narration_ahead: Callable[[], int] | None = None,
 ) -> Assembly:
-    """Render `cuts` into `output`; where each scene sits, and what was encoded for it (the
-    narration's pieces encoded ahead of it, `narration_encoded_ahead`, included)."""
+    """Render `cuts` into `output`; where each scene sits, and what was encoded for it.
+    `narration_ahead` waits for the narration encoded ahead of the assembly
+    (`narration_encoded_ahead`) and says how many pieces it encoded, counted here: the
+    pictures start meanwhile."""
     store = AssemblyStore(cache_dir / ASSEMBLY)
-    assembly = assemble_storyboard(cuts, settings, output, music, store)
+    assembly = assemble_storyboard(cuts, settings, output, music, store, narration_ahead)
+    narration_pieces_ahead = narration_ahead() if narration_ahead is not None else 0
     if narration_pieces_ahead:
         pieces = assembly.narration_pieces_encoded + narration_pieces_ahead
         assembly = replace(assembly, narration_pieces_encoded=pieces)

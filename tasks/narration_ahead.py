@@ -72,6 +72,12 @@ class NarrationAhead:
             return 0
         return self.future.result()
 
+    def pieces_when_done(self) -> int:
+        """`pieces_encoded`, once the encoding ahead has ended."""
+        if self.future is not None:
+            wait([self.future])
+        return self.pieces_encoded()
+
 
 _begun: dict[NarrationSource, Future[int]] = {}
 """Narrations begun before their flow (`begin_narration`), until it takes them over."""

@@ -4,6 +4,7 @@ full render of the same inputs."""
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 
 import av
@@ -252,3 +253,23 @@ def test_the_narration_encoded_ahead_is_what_the_assembly_finds_ready(
 
 def _refused(*_: object) -> None:
     raise AssertionError("the assembly spliced a track the pass ahead had spliced")
+
+
+def test_the_pictures_start_while_the_narration_begun_ahead_is_still_ending(
+    tmp_path: Path,
+) -> None:
+    """The assembly waits for the narration encoded ahead of it only where it needs the
+    narration: its scenes' segments are encoded meanwhile."""
+    cuts, store = _cuts(tmp_path), AssemblyStore(tmp_path / "store")
+
+    def narration_ready() -> None:  # ends only once a segment is in the store
+        deadline = time.monotonic() + 120
+        while not list((store.root / "segments").rglob("*.mp4")):
+            assert time.monotonic() < deadline, "the pictures waited for the narration"
+            time.sleep(0.05)
+
+    made = assemble_storyboard(
+        cuts, SETTINGS, tmp_path / "v.mp4", store=store, narration_ready=narration_ready
+    )
+    assert (made.segments_encoded, made.narration_pieces_encoded) == (4, 1)
+    assert probe(tmp_path / "v.mp4").duration_s == pytest.approx(made.timeline[-1].end_s, abs=0.1)

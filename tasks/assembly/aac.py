@@ -149,11 +149,10 @@ def encoded_chunks(
     return chunks, len(missing)
 
 
-def spliced_track(chunks: Sequence[tuple[Chunk, Path]], store: AssemblyStore) -> Path:
-    """The chunks (each stored under its key) spliced into one track, itself kept in `store`:
-    spliced once, by whichever comes first of the pass ahead and the assembly, and found by
-    every later run of the same narration."""
-    key = content_key("spliced narration", ASSEMBLY_FORMAT, [path.stem for _, path in chunks])
+def spliced_track(chunks: Sequence[tuple[Chunk, Path]], store: AssemblyStore, key: str) -> Path:
+    """The chunks (each stored under its key) spliced into one track, kept in `store` under
+    `key` (`track_key` of the scenes' narrations): spliced once, by whichever comes first of
+    the pass ahead and the assembly, and found by every later run of the same narration."""
     return store.find_or_make("tracks", key, ".m4a", lambda made: splice_chunks(chunks, made))
 
 

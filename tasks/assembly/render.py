@@ -200,9 +200,12 @@ def encode_narration(
     whole track."""
     if music is not None:
         return _music_track(narrations, settings, music, store, work)
+    key = track_key([narration.key for narration in narrations], None, settings)
+    if (found := store.find("tracks", key, ".m4a")) is not None:
+        return found, 0  # no sample read: each scene's narration key says what it holds
     pcm = b"".join(narration.pcm.read_bytes() for narration in narrations)
     chunks, made = encoded_chunks(pcm, settings, store, work)
-    return spliced_track(chunks, store), made
+    return spliced_track(chunks, store, key), made
 
 
 def encode_narration_ahead(
@@ -215,6 +218,19 @@ def encode_narration_ahead(
     with tempfile.TemporaryDirectory(prefix=".narration-", dir=store.root) as folder:
         narrations = [scene_narration(cut, settings, store) for cut in cuts]
         return encode_narration(narrations, settings, music, store, Path(folder))[1]
+
+
+def _narration_when_ready(
+    ready: Callable[[], object] | None,
+    narrations: Sequence[SceneNarration],
+    settings: AssemblySettings,
+    music: Path | None,
+    store: AssemblyStore,
+    work: Path,
+) -> tuple[Path, int]:
+    if ready is not None:
+        ready()  # what was begun ahead of the assembly, for it to find in the store
+    return encode_narration(narrations, settings, music, store, work)
 
 
 def scene_timeline(
@@ -244,8 +260,10 @@ def assemble_storyboard(
     output: Path,
     music: Path | None = None,
     store: AssemblyStore | None = None,
+    narration_ready: Callable[[], object] | None = None,
 ) -> Assembly:
-    """Render `cuts` into `output` (written atomically), encoding only what `store` lacks."""
+    """Render `cuts` into `output` (written atomically), encoding only what `store` lacks;
+    the narration once `narration_ready()` returns (the pictures start meanwhile)."""
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".assemble-", dir=output.parent) as folder:
         work = Path(folder)
@@ -254,7 +272,9 @@ def assemble_storyboard(
         frame_counts = [narration.frames(settings) for narration in narrations]
         # The narration encodes beside the pictures: neither waits for the other's encoder.
         with ThreadPoolExecutor(max_workers=1) as beside:
-            narrated = beside.submit(encode_narration, narrations, settings, music, store, work)
+            narrated = beside.submit(
+                _narration_when_ready, narration_ready, narrations, settings, music, store, work
+            )
             segments, encoded = scene_segments(cuts, frame_counts, settings, store, work)
             track, pieces = narrated.result()
         joined = work / "storyboard.mp4"
