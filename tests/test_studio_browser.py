@@ -97,9 +97,18 @@ def _text(driver: Any, selector: str) -> str:
 
 
 def _wait(driver: Any, condition: Any, timeout_s: float, what: str) -> Any:
+    """`condition`, polled until it holds: an element the page replaced while it was being
+    read (the scene cards are redrawn as a render reports) is read again at the next poll."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout_s, poll_frequency=0.3).until(condition, what)
+    waiting = WebDriverWait(
+        driver,
+        timeout_s,
+        poll_frequency=0.3,
+        ignored_exceptions=(StaleElementReferenceException,),
+    )
+    return waiting.until(condition, what)
 
 
 def loaded(driver: Any, selector: str) -> str:
