@@ -30,13 +30,18 @@ from domain.errors import FatalServiceError
 from domain.scene import GeneratedMedia, Recording, SceneFailure, Transcript
 from flows.scene_work import Heard, Made, ScenePhase, SceneResults, generated
 from flows.signals import signals_outside_serializers
-from flows.stages import asking_for
+from flows.stages import as_is, asking_for
 from tasks.approval import ApprovalBook
 from tasks.generate import cached_image, cached_media, generate, generate_image
 from tasks.prompt import ScenePrompt, image_request
 from tasks.safety import safety_screen, screen_scene, warm_classifier
 from tasks.transcribe import known_transcript, reads_any, transcribe
-from tasks.transcription_ahead import ReadAhead, TranscriptionSource, take_over_transcription
+from tasks.transcription_ahead import (
+    ReadAhead,
+    TranscriptionSource,
+    begun_ahead,
+    transcribed_ahead,
+)
 
 FIRST_BATCHES = (1, 2, 4, 8, 16)
 WATCH_INTERVAL_S = 0.2
@@ -193,21 +198,17 @@ def _read_ahead(phase: ScenePhase) -> ReadAhead:
     """What `storyboard run` read ahead of the flow, while it started (its Prefect server,
     mostly: `tasks/transcription_ahead.py`), taken over: its seconds are this run's
     `transcribe_ahead` stage, outside its total."""
+    if not begun_ahead():
+        return ReadAhead()
     source = TranscriptionSource(
         recordings=tuple(phase.plan.recordings),
         settings=phase.settings.transcription,
         cache=phase.setup.cache,
         language=phase.language,
     )
-    ahead = take_over_transcription(source)
+    ahead = transcribed_ahead(as_is(source))
     if ahead.read:
         phase.clock.add("transcribe_ahead", ahead.seconds)
-        shown = ", ".join(ahead.read[:3]) + (", …" if len(ahead.read) > 3 else "")
-        get_run_logger().info(
-            "transcribed ahead of the flow, while the command started (%.1f s): %s",
-            ahead.seconds,
-            shown,
-        )
     return ahead
 
 

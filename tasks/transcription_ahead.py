@@ -22,6 +22,9 @@ import time
 from contextlib import suppress
 from dataclasses import dataclass, field
 
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
 from clients.services import load_engine
 from clients.storage import CacheLocation
 from configs.settings import TranscriptionSettings
@@ -126,6 +129,12 @@ def begin_transcription(source: TranscriptionSource) -> ReadAhead:
     return ahead
 
 
+def begun_ahead() -> bool:
+    """Whether a reading was begun in this process that no flow has taken over yet."""
+    with _begun_lock:
+        return bool(_begun)
+
+
 def take_over_transcription(source: TranscriptionSource) -> ReadAhead:
     """What was read ahead of `source` (nothing when no reading was begun for it). Every
     reading begun in this process stops after its recording in hand and is waited for: none
@@ -145,3 +154,18 @@ def stop_reading_ahead() -> None:
         _begun.clear()
     for ahead in begun:
         ahead.finish()
+
+
+@task(name="transcribed ahead", cache_policy=NO_CACHE)
+def transcribed_ahead(source: TranscriptionSource) -> ReadAhead:
+    """The reading begun ahead of the flow, taken over (`take_over_transcription`) in a step of
+    the run's own, which names the scenes it read."""
+    ahead = take_over_transcription(source)
+    if ahead.read:
+        shown = ", ".join(ahead.read[:3]) + (", …" if len(ahead.read) > 3 else "")
+        get_run_logger().info(
+            "transcribed ahead of the flow, while the command started (%.1f s): %s",
+            ahead.seconds,
+            shown,
+        )
+    return ahead

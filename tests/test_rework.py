@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from clients.media.ffmpeg import probe
@@ -125,3 +127,17 @@ def test_a_retake_after_the_first_speech_is_transcribed_ahead_of_the_flow(
     assert manifest["status"].tolist() == ["ok"] * 5
     assembly = _report(target)["assembly"]
     assert isinstance(assembly, dict) and assembly["segments_encoded"] == 1
+    names = _task_run_names(cli_env["PREFECT_API_URL"], str(_report(target)["flow_run_id"]))
+    assert any(name.startswith("transcribed ahead") for name in names), names
+    assert not any(name.startswith("transcribe ") for name in names), "nothing read twice"
+
+
+def _task_run_names(api: str, flow_run_id: str) -> set[str]:
+    """The names of the flow run's task runs, as the Prefect UI lists them, once it has them."""
+    query = {"task_runs": {"flow_run_id": {"any_": [flow_run_id]}}}
+    deadline = time.monotonic() + 60
+    while True:
+        names = {run["name"] for run in httpx.post(f"{api}/task_runs/filter", json=query).json()}
+        if any(name.startswith("publish") for name in names) or time.monotonic() > deadline:
+            return names
+        time.sleep(0.5)
