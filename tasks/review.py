@@ -63,6 +63,7 @@ class SheetCell:
 def _thumbnail(cell: SheetCell, width: int, height: int, still_of: Callable[[Path], Path]) -> Any:
     if cell.image is not None:
         with Image.open(still_of(cell.image)) as image:
+            image.draft("RGB", (width, height))  # a JPEG decoded at the least scale that covers
             source: Image.Image = image.convert("RGB")
         return cover(source, width, height)
     card: Image.Image = placeholder_card(width * 2, height * 2, *cell.card, "")
