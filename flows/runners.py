@@ -18,7 +18,7 @@ import re
 import sys
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -140,9 +140,13 @@ def connect_events_beside_the_run() -> None:
     created."""
     from prefect.events.worker import EventsWorker
 
+    def connect() -> None:
+        with suppress(Exception):  # the run's first event meets it again, and reports it
+            EventsWorker.instance()
+
     context = contextvars.copy_context()  # this run's API, not the settings at import
     opening = threading.Thread(
-        target=context.run, args=(EventsWorker.instance,), name="prefect events", daemon=True
+        target=context.run, args=(connect,), name="prefect events", daemon=True
     )
     opening.start()
 
