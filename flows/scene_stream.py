@@ -35,7 +35,7 @@ from tasks.approval import ApprovalBook
 from tasks.generate import cached_image, cached_media, generate, generate_image
 from tasks.prompt import ScenePrompt, image_request
 from tasks.safety import safety_screen, screen_scene, warm_classifier
-from tasks.transcribe import known_transcript, reads_any, transcribe
+from tasks.transcribe import known_transcript, named_scenes, reads_any, transcribe
 from tasks.transcription_ahead import (
     ReadAhead,
     TranscriptionSource,
@@ -269,7 +269,7 @@ class _Batches:
             return
         batch = self.pending.popleft()
         ids = [recording.scene_id for recording in batch]
-        shown = ", ".join(ids[:3]) + (", …" if len(ids) > 3 else "")
+        shown = named_scenes(ids)
         with asking_for(self.resources):
             future = transcribe.with_options(
                 task_run_name=f"transcribe {shown} ({len(ids)} scene{'s' * (len(ids) > 1)})"

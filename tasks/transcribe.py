@@ -250,6 +250,11 @@ def _transcript_from_json(document: dict[str, Any]) -> Transcript:
     return Transcript(**fields, segments=segments)
 
 
+def named_scenes(scene_ids: Sequence[str]) -> str:
+    """Scenes as a task's name or a log line names them: the first three, then an ellipsis."""
+    return ", ".join(scene_ids[:3]) + (", …" if len(scene_ids) > 3 else "")
+
+
 def transcript_key(
     recording: Recording, settings: TranscriptionSettings, language: LanguageChoice
 ) -> str:

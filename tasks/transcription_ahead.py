@@ -32,7 +32,7 @@ from domain.layout import MODELS
 from domain.scene import Recording, Transcript
 from tasks.language import LanguageChoice, known_storyboard_language
 from tasks.opening import OpenedStoryboard
-from tasks.transcribe import cached_transcripts, reads_any, transcript_key
+from tasks.transcribe import cached_transcripts, known_transcript, named_scenes, transcript_key
 
 
 @dataclass(frozen=True)
@@ -96,15 +96,14 @@ def _read(source: TranscriptionSource, ahead: ReadAhead) -> None:
     """The recordings the cache lacks, in plan order, until `ahead.stop`: the first of them
     is read whenever the reading stops (the flow would read it first itself)."""
     cache, models = source.cache.open(), source.cache.local / MODELS
-    if reads_any(cache, source.recordings, source.settings, source.language):
-        load_engine(source.settings, models)  # its load is not the reading's time
     for recording in source.recordings:
         if recording.problem or not recording.path.is_file():
             continue
+        if known_transcript(cache, recording, source.settings, source.language) is not None:
+            continue
+        load_engine(source.settings, models)  # loaded once: its load is not the reading's time
         started = time.perf_counter()
         [heard] = cached_transcripts(cache, [recording], source.settings, models, source.language)
-        if isinstance(heard, Transcript) and heard.from_cache:
-            continue
         if isinstance(heard, Transcript):
             ahead.transcripts[source.key(recording)] = heard
             ahead.read.append(recording.scene_id)
@@ -139,21 +138,21 @@ def take_over_transcription(source: TranscriptionSource) -> ReadAhead:
     """What was read ahead of `source` (nothing when no reading was begun for it). Every
     reading begun in this process stops after its recording in hand and is waited for: none
     goes on beside the flow's own."""
+    return _finish_every_reading().get(source, ReadAhead())
+
+
+def stop_reading_ahead() -> None:
+    """Stop every reading no flow took over (the run ended before its scenes)."""
+    _finish_every_reading()
+
+
+def _finish_every_reading() -> dict[TranscriptionSource, ReadAhead]:
     with _begun_lock:
         begun = dict(_begun)
         _begun.clear()
     for ahead in begun.values():
         ahead.finish()
-    return begun.get(source, ReadAhead())
-
-
-def stop_reading_ahead() -> None:
-    """Stop every reading no flow took over (the run ended before its scenes)."""
-    with _begun_lock:
-        begun = list(_begun.values())
-        _begun.clear()
-    for ahead in begun:
-        ahead.finish()
+    return begun
 
 
 @task(name="transcribed ahead", cache_policy=NO_CACHE)
@@ -162,10 +161,9 @@ def transcribed_ahead(source: TranscriptionSource) -> ReadAhead:
     the run's own, which names the scenes it read."""
     ahead = take_over_transcription(source)
     if ahead.read:
-        shown = ", ".join(ahead.read[:3]) + (", …" if len(ahead.read) > 3 else "")
         get_run_logger().info(
             "transcribed ahead of the flow, while the command started (%.1f s): %s",
             ahead.seconds,
-            shown,
+            named_scenes(ahead.read),
         )
     return ahead

@@ -220,19 +220,6 @@ def encode_narration_ahead(
         return encode_narration(narrations, settings, music, store, Path(folder))[1]
 
 
-def _narration_when_ready(
-    ready: Callable[[], object] | None,
-    narrations: Sequence[SceneNarration],
-    settings: AssemblySettings,
-    music: Path | None,
-    store: AssemblyStore,
-    work: Path,
-) -> tuple[Path, int]:
-    if ready is not None:
-        ready()  # what was begun ahead of the assembly, for it to find in the store
-    return encode_narration(narrations, settings, music, store, work)
-
-
 def scene_timeline(
     cuts: Sequence[SceneCut], frame_counts: Sequence[int], fps: int
 ) -> list[TimelineEntry]:
@@ -270,11 +257,15 @@ def assemble_storyboard(
         store = store or AssemblyStore(work / "store")
         narrations = [scene_narration(cut, settings, store) for cut in cuts]
         frame_counts = [narration.frames(settings) for narration in narrations]
+
+        def narrate() -> tuple[Path, int]:
+            if narration_ready is not None:
+                narration_ready()  # what was begun ahead, for the encoding to find in the store
+            return encode_narration(narrations, settings, music, store, work)
+
         # The narration encodes beside the pictures: neither waits for the other's encoder.
         with ThreadPoolExecutor(max_workers=1) as beside:
-            narrated = beside.submit(
-                _narration_when_ready, narration_ready, narrations, settings, music, store, work
-            )
+            narrated = beside.submit(narrate)
             segments, encoded = scene_segments(cuts, frame_counts, settings, store, work)
             track, pieces = narrated.result()
         joined = work / "storyboard.mp4"
